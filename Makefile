@@ -1,0 +1,49 @@
+# The two set-up commands of the README:
+#   make demo   a real chat request through turnout to servers it starts on 127.0.0.1
+#   make test   install what the tests need, start the real vLLM test server, run every check
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint typecheck pytest docs examples vllm-start vllm-stop bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,huggingface]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python examples/demo.py
+
+test: $(STAMP)
+	@status=0; \
+	$(MAKE) --no-print-directory lint typecheck || status=$$?; \
+	if [ $$status -eq 0 ]; then scripts/vllm-test-server start || status=$$?; fi; \
+	if [ $$status -eq 0 ]; then TURNOUT_REQUIRE_VLLM=1 $(MAKE) --no-print-directory pytest || status=$$?; fi; \
+	scripts/vllm-test-server stop >/dev/null 2>&1 || true; \
+	if [ $$status -eq 0 ]; then $(MAKE) --no-print-directory docs || status=$$?; fi; \
+	exit $$status
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests examples scripts benchmarks
+	$(BIN)/ruff format --check src tests examples scripts benchmarks
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+pytest: $(STAMP)
+	$(BIN)/python -m pytest
+
+docs: $(STAMP)
+	$(BIN)/python scripts/gen_config_schema.py --check
+	$(BIN)/mkdocs build --strict --quiet --site-dir .cache/site
+
+vllm-start:
+	scripts/vllm-test-server start
+
+vllm-stop:
+	scripts/vllm-test-server stop
+
+clean:
+	rm -rf $(VENV) .cache .mypy_cache .ruff_cache .pytest_cache

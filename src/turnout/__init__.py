@@ -1,0 +1,134 @@
+"""turnout: one typed client for OpenAI, hosted Llama 2 and local vLLM.
+
+Names are imported on first use, so ``import turnout`` stays fast.
+
+Example:
+    ```python
+    import turnout
+
+    client = turnout.Client.from_config("turnout.toml")
+    reply = client.chat(model="fast", messages="Hello")
+    print(reply.text, reply.provider, reply.cost)
+    ```
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from ._version import __version__
+
+if TYPE_CHECKING:
+    from .client import AsyncClient, Client
+    from .config import Config, ModelRoute, Price, ProviderConfig, load_config
+    from .errors import (
+        AllTargetsFailedError,
+        APIConnectionError,
+        APIStatusError,
+        APITimeoutError,
+        AuthenticationError,
+        BadRequestError,
+        ConfigError,
+        ContextWindowExceededError,
+        InvalidArgumentError,
+        NotFoundError,
+        ProviderError,
+        QuotaExceededError,
+        RateLimitError,
+        ResponseValidationError,
+        ServerError,
+        StreamInterruptedError,
+        TurnoutError,
+    )
+    from .pricing import CostUnknownWarning
+    from .provider import Provider
+    from .streaming import AsyncChatStream, ChatStream
+    from .types import (
+        Attempt,
+        ChatChunk,
+        ChatRequest,
+        ChatResponse,
+        Choice,
+        Cost,
+        FunctionCall,
+        Message,
+        ToolCall,
+        ToolCallDelta,
+        Usage,
+    )
+
+__all__ = [
+    "APIConnectionError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AllTargetsFailedError",
+    "AsyncChatStream",
+    "AsyncClient",
+    "Attempt",
+    "AuthenticationError",
+    "BadRequestError",
+    "ChatChunk",
+    "ChatRequest",
+    "ChatResponse",
+    "ChatStream",
+    "Choice",
+    "Client",
+    "Config",
+    "ConfigError",
+    "ContextWindowExceededError",
+    "Cost",
+    "CostUnknownWarning",
+    "FunctionCall",
+    "InvalidArgumentError",
+    "Message",
+    "ModelRoute",
+    "NotFoundError",
+    "Price",
+    "Provider",
+    "ProviderConfig",
+    "ProviderError",
+    "QuotaExceededError",
+    "RateLimitError",
+    "ResponseValidationError",
+    "ServerError",
+    "StreamInterruptedError",
+    "ToolCall",
+    "ToolCallDelta",
+    "TurnoutError",
+    "Usage",
+    "__version__",
+    "load_config",
+]
+
+_HOMES = {
+    "client": ("AsyncClient", "Client"),
+    "config": ("Config", "ModelRoute", "Price", "ProviderConfig", "load_config"),
+    "errors": (
+        "APIConnectionError", "APIStatusError", "APITimeoutError", "AllTargetsFailedError", "AuthenticationError",
+        "BadRequestError", "ConfigError", "ContextWindowExceededError", "InvalidArgumentError", "NotFoundError",
+        "ProviderError", "QuotaExceededError", "RateLimitError", "ResponseValidationError", "ServerError",
+        "StreamInterruptedError", "TurnoutError",
+    ),
+    "pricing": ("CostUnknownWarning",),
+    "provider": ("Provider",),
+    "streaming": ("AsyncChatStream", "ChatStream"),
+    "types": (
+        "Attempt", "ChatChunk", "ChatRequest", "ChatResponse", "Choice", "Cost", "FunctionCall", "Message",
+        "ToolCall", "ToolCallDelta", "Usage",
+    ),
+}
+_LOCATION = {name: module for module, names in _HOMES.items() for name in names}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LOCATION.get(name)
+    if module is None:
+        raise AttributeError(f"module 'turnout' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"turnout.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,329 @@
+"""`Client` and `AsyncClient`: the same methods, with the same names and behaviour.
+
+Everything that does no I/O (config, routing, argument checks, fallback decisions, pricing)
+lives in `_BaseClient` and `CallLog`; the two clients only run the loop.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping, Sequence
+from types import TracebackType
+from typing import Any, Literal, Self
+
+from pydantic import ValidationError
+
+from ._routing import CallLog
+from .config import Config, find_config_file, load_config, split_target
+from .errors import ConfigError, InvalidArgumentError, ProviderError
+from .pricing import Pricing
+from .provider import Provider
+from .streaming import AsyncChatStream, ChatStream
+from .types import ChatRequest, ChatResponse, JSONObject, MessageInput, normalize_messages
+
+__all__ = ["AsyncClient", "Client"]
+
+ConfigInput = Config | Mapping[str, Any] | str | os.PathLike[str] | None
+Messages = str | Sequence[MessageInput]
+ToolChoice = Literal["none", "auto", "required"] | JSONObject
+
+
+class _BaseClient:
+    """Configuration, routing and argument checking shared by both clients."""
+
+    def __init__(self, config: ConfigInput = None) -> None:
+        self.config = _resolve_config(config)
+        self._pricing = Pricing(self.config.prices)
+        self._providers: dict[str, Provider] = {}
+
+    @classmethod
+    def from_config(cls, path: str | os.PathLike[str]) -> Self:
+        """Create a client from a turnout.toml file.
+
+        Raises:
+            ConfigError: the file is missing or invalid (the message names the key and the fix).
+        """
+        return cls(config=load_config(path))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(providers={sorted(self.config.providers)}, models={sorted(self.config.models)})"
+
+    def provider(self, name: str) -> Provider:
+        """The configured provider called ``name`` (created on first use).
+
+        Raises:
+            ConfigError: no provider has that name, or its settings cannot be used.
+        """
+        found = self._providers.get(name)
+        if found is None:
+            config = self.config.providers.get(name)
+            if config is None:
+                known = ", ".join(sorted(self.config.providers)) or "none"
+                raise ConfigError(f"no provider named {name!r} is configured (configured: {known}).")
+            from .providers import provider_class
+
+            found = provider_class(config.type)(name, config)
+            self._providers[name] = found
+        return found
+
+    def targets(self, model: str) -> list[tuple[str, str]]:
+        """The ``(provider, model id)`` pairs a ``model`` argument routes to, in order.
+
+        Raises:
+            ConfigError: ``model`` is neither an alias in ``[models]`` nor ``"<provider>:<model-id>"``
+                with a configured provider.
+        """
+        route = self.config.models.get(model)
+        if route is not None:
+            return [split_target(t) for t in route.targets]
+        provider, sep, model_id = model.partition(":")
+        if sep and model_id and provider in self.config.providers:
+            return [(provider, model_id)]
+        aliases = ", ".join(sorted(self.config.models)) or "none"
+        providers = ", ".join(sorted(self.config.providers)) or "none"
+        raise ConfigError(
+            f"model {model!r} is neither an alias in [models] (aliases: {aliases}) nor "
+            f"'<provider>:<model-id>' with a configured provider (providers: {providers})."
+        )
+
+    def _plan(self, model: str, messages: Messages, options: dict[str, Any]) -> tuple[
+            list[tuple[Provider, str]], ChatRequest, CallLog]:
+        try:
+            request = ChatRequest(
+                messages=normalize_messages(messages if isinstance(messages, str) else list(messages)),
+                **options,
+            )
+        except (ValidationError, ValueError) as exc:
+            raise InvalidArgumentError(_describe_arguments(exc)) from None
+        targets = [(self.provider(p), m) for p, m in self.targets(model)]
+        return targets, request, CallLog(model, self._pricing)
+
+
+class Client(_BaseClient):
+    """The synchronous client.
+
+    Example:
+        ```python
+        client = turnout.Client.from_config("turnout.toml")
+        reply = client.chat(model="fast", messages="Hi", max_tokens=64)
+        print(reply.text, reply.cost)
+        ```
+    """
+
+    def chat(
+        self,
+        model: str,
+        messages: Messages,
+        *,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        max_tokens: int | None = None,
+        stop: str | list[str] | None = None,
+        seed: int | None = None,
+        n: int | None = None,
+        response_format: JSONObject | None = None,
+        tools: list[JSONObject] | None = None,
+        tool_choice: ToolChoice | None = None,
+        user: str | None = None,
+        extra_body: JSONObject | None = None,
+        extra_headers: dict[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> ChatResponse:
+        """Send a chat request along ``model``'s route and return the first successful reply.
+
+        Args:
+            model: an alias from ``[models]``, or ``"<provider>:<model-id>"``.
+            messages: a string (one user message), or a list of dicts / `Message` objects.
+            temperature: sampling temperature.
+            top_p: nucleus sampling probability mass.
+            max_tokens: the most tokens to generate.
+            stop: stop sequence(s).
+            seed: best-effort determinism.
+            n: number of choices.
+            response_format: OpenAI-style ``response_format``.
+            tools: OpenAI-style tool definitions.
+            tool_choice: ``"none"``, ``"auto"``, ``"required"`` or a named function.
+            user: an end-user id.
+            extra_body: provider-specific JSON keys merged into the request body.
+            extra_headers: extra HTTP headers for this call.
+            timeout: seconds this call may take per attempt (default: the provider's).
+
+        Returns:
+            The reply, with ``usage``, ``cost`` and the ``attempts`` made.
+
+        Raises:
+            InvalidArgumentError: an argument is invalid; nothing was sent.
+            ConfigError: ``model`` cannot be routed.
+            ProviderError: the route failed (a subclass says how).
+            AllTargetsFailedError: several targets were tried and all failed.
+        """
+        targets, request, log = self._plan(model, messages, _options(locals()))
+        for position, (provider, model_id) in enumerate(targets):
+            started = time.perf_counter()
+            try:
+                response = provider.chat(model_id, request)
+            except ProviderError as exc:
+                error = log.failed(exc, provider.name, model_id, started, more=position + 1 < len(targets))
+                if error is None:
+                    continue
+                if error is exc:
+                    raise
+                raise error from None
+            return log.succeeded(provider, model_id, started, response)
+        raise AssertionError("unreachable: a route has at least one target")
+
+    def stream(
+        self,
+        model: str,
+        messages: Messages,
+        *,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        max_tokens: int | None = None,
+        stop: str | list[str] | None = None,
+        seed: int | None = None,
+        n: int | None = None,
+        response_format: JSONObject | None = None,
+        tools: list[JSONObject] | None = None,
+        tool_choice: ToolChoice | None = None,
+        user: str | None = None,
+        extra_body: JSONObject | None = None,
+        extra_headers: dict[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> ChatStream:
+        """Stream a chat reply; arguments as for `chat`. Nothing is sent until you iterate.
+
+        Returns:
+            A `ChatStream`: iterate it for chunks; ``.response`` holds the final reply.
+        """
+        return ChatStream(*self._plan(model, messages, _options(locals())))
+
+    def close(self) -> None:
+        """Close every provider's connections."""
+        for provider in self._providers.values():
+            provider.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+
+class AsyncClient(_BaseClient):
+    """The asynchronous client: `Client`'s methods, awaited.
+
+    Example:
+        ```python
+        async with turnout.AsyncClient.from_config("turnout.toml") as client:
+            reply = await client.chat(model="fast", messages="Hi")
+            async with client.stream(model="fast", messages="Hi") as stream:
+                async for chunk in stream:
+                    print(chunk.text or "", end="")
+        ```
+    """
+
+    async def chat(
+        self,
+        model: str,
+        messages: Messages,
+        *,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        max_tokens: int | None = None,
+        stop: str | list[str] | None = None,
+        seed: int | None = None,
+        n: int | None = None,
+        response_format: JSONObject | None = None,
+        tools: list[JSONObject] | None = None,
+        tool_choice: ToolChoice | None = None,
+        user: str | None = None,
+        extra_body: JSONObject | None = None,
+        extra_headers: dict[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> ChatResponse:
+        """Async twin of `Client.chat`, with the same arguments, reply and errors."""
+        targets, request, log = self._plan(model, messages, _options(locals()))
+        for position, (provider, model_id) in enumerate(targets):
+            started = time.perf_counter()
+            try:
+                response = await provider.achat(model_id, request)
+            except ProviderError as exc:
+                error = log.failed(exc, provider.name, model_id, started, more=position + 1 < len(targets))
+                if error is None:
+                    continue
+                if error is exc:
+                    raise
+                raise error from None
+            return log.succeeded(provider, model_id, started, response)
+        raise AssertionError("unreachable: a route has at least one target")
+
+    def stream(
+        self,
+        model: str,
+        messages: Messages,
+        *,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        max_tokens: int | None = None,
+        stop: str | list[str] | None = None,
+        seed: int | None = None,
+        n: int | None = None,
+        response_format: JSONObject | None = None,
+        tools: list[JSONObject] | None = None,
+        tool_choice: ToolChoice | None = None,
+        user: str | None = None,
+        extra_body: JSONObject | None = None,
+        extra_headers: dict[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> AsyncChatStream:
+        """Async twin of `Client.stream`: use ``async with`` and ``async for``."""
+        return AsyncChatStream(*self._plan(model, messages, _options(locals())))
+
+    async def aclose(self) -> None:
+        """Close every provider's connections."""
+        for provider in self._providers.values():
+            await provider.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.aclose()
+
+
+_NOT_OPTIONS = frozenset({"self", "model", "messages"})
+
+
+def _options(arguments: dict[str, Any]) -> dict[str, Any]:
+    """The request options among a method's arguments (those the caller set)."""
+    return {k: v for k, v in arguments.items() if k not in _NOT_OPTIONS and v is not None}
+
+
+def _resolve_config(config: ConfigInput) -> Config:
+    if isinstance(config, Config):
+        return config
+    if isinstance(config, Mapping):
+        return Config.from_dict(config)
+    if config is not None:
+        return load_config(config)
+    found = find_config_file()
+    if found is None:
+        raise ConfigError(
+            "no configuration: pass config=... (a path, a dict or a Config), create ./turnout.toml, "
+            "or set TURNOUT_CONFIG to a config file's path."
+        )
+    return load_config(found)
+
+
+def _describe_arguments(exc: ValidationError | ValueError) -> str:
+    if not isinstance(exc, ValidationError):
+        return f"invalid argument: {exc}"
+    parts = []
+    for error in exc.errors(include_input=False, include_url=False):
+        loc = ".".join(str(p) for p in error["loc"])
+        parts.append(f"{loc}: {error['msg']}")
+    return "invalid arguments: " + "; ".join(parts)

@@ -1,0 +1,259 @@
+"""turnout.toml: load, interpolate ``${VAR}``, validate, and explain what is wrong.
+
+```toml
+[providers.openai]
+type = "openai"
+api_key = "${OPENAI_API_KEY}"
+
+[providers.local]
+type = "vllm"
+base_url = "http://127.0.0.1:8000/v1"
+
+[models.fast]
+targets = ["openai:gpt-4o-mini", "local:meta-llama/Llama-2-7b-chat-hf"]
+
+[prices."local:meta-llama/Llama-2-7b-chat-hf"]
+input_per_million = 0.10
+output_per_million = 0.20
+```
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+
+from . import _defaults
+from .errors import ConfigError
+
+__all__ = [
+    "Config",
+    "ModelRoute",
+    "Price",
+    "ProviderConfig",
+    "config_json_schema",
+    "find_config_file",
+    "load_config",
+    "split_target",
+]
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class ProviderConfig(BaseModel):
+    """Settings every provider type accepts. Provider types extend it with their own keys."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: str = Field(description="provider type: openai | vllm | openai-compatible | a plugin's name")
+    base_url: str | None = Field(default=None, description="API root, e.g. http://127.0.0.1:8000/v1")
+    api_key: SecretStr | None = Field(default=None, description='key sent as a Bearer token; use "${VAR}"')
+    timeout: float = Field(default=_defaults.TIMEOUT, gt=0, description="seconds a request may take")
+    connect_timeout: float = Field(default=_defaults.CONNECT_TIMEOUT, gt=0)
+    headers: dict[str, str] = Field(default_factory=dict, description="extra HTTP headers on every request")
+
+    @field_validator("base_url")
+    @classmethod
+    def _check_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/") if value else value
+
+
+class ModelRoute(BaseModel):
+    """A model alias: the targets to try, in order."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    targets: list[str] = Field(min_length=1, description='"<provider>:<model-id>" strings, tried in order')
+
+    @field_validator("targets")
+    @classmethod
+    def _check_targets(cls, targets: list[str]) -> list[str]:
+        for target in targets:
+            split_target(target)
+        return targets
+
+
+class Price(BaseModel):
+    """A price in USD per one million tokens; overrides the catalogue."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    input_per_million: Decimal = Field(ge=0)
+    output_per_million: Decimal = Field(ge=0)
+    cached_input_per_million: Decimal | None = Field(default=None, ge=0)
+    source: str | None = Field(default=None, description="where the price comes from (a URL, a contract)")
+    as_of: date | None = None
+
+
+class Config(BaseModel):
+    """A whole turnout configuration.
+
+    Build it from a file with `load_config`, or from a dict with ``Config.from_dict``.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    providers: dict[str, ProviderConfig] = Field(default_factory=dict)
+    models: dict[str, ModelRoute] = Field(default_factory=dict)
+    prices: dict[str, Price] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check_references(self) -> Config:
+        for alias, route in self.models.items():
+            for target in route.targets:
+                provider = split_target(target)[0]
+                if provider not in self.providers:
+                    known = ", ".join(sorted(self.providers)) or "none"
+                    raise ValueError(
+                        f"models.{alias}.targets: {target!r} names provider {provider!r}, which is not "
+                        f"configured (configured: {known}). Add a [providers.{provider}] table or fix the name."
+                    )
+        return self
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, source: str = "<dict>") -> Config:
+        """Validate a config given as a mapping (the same shape as turnout.toml).
+
+        Raises:
+            ConfigError: naming the source, each bad key and the fix.
+        """
+        return _build(data, source)
+
+
+def split_target(target: str) -> tuple[str, str]:
+    """Split ``"provider:model-id"`` at the first colon.
+
+    Raises:
+        ValueError: the string has no colon, or an empty side.
+    """
+    provider, sep, model = target.partition(":")
+    if not sep or not provider or not model:
+        raise ValueError(f"{target!r} is not '<provider>:<model-id>' (e.g. 'openai:gpt-4o-mini')")
+    return provider, model
+
+
+def find_config_file() -> Path | None:
+    """Return ``$TURNOUT_CONFIG`` if set, else ``./turnout.toml`` if it exists, else None."""
+    env = os.environ.get(_defaults.CONFIG_ENV_VAR)
+    if env:
+        return Path(env)
+    candidate = Path.cwd() / _defaults.CONFIG_FILENAME
+    return candidate if candidate.is_file() else None
+
+
+def load_config(path: str | os.PathLike[str]) -> Config:
+    """Read, interpolate and validate a TOML config file.
+
+    Raises:
+        ConfigError: the file is missing, is not valid TOML, names a missing environment
+            variable, or fails validation; the message names the file, the key and the fix.
+    """
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{file}: cannot read the config file ({exc.strerror}).") from exc
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{file}: invalid TOML: {exc}. Fix the syntax at that line.") from exc
+    return _build(data, str(file))
+
+
+def _build(data: Mapping[str, Any], source: str) -> Config:
+    data = _interpolate(dict(data), source, ())
+    providers: dict[str, ProviderConfig] = {}
+    raw_providers = data.get("providers", {})
+    if not isinstance(raw_providers, Mapping):
+        raise ConfigError(f"{source}: providers: must be a table of [providers.<name>] tables.")
+    for name, raw in raw_providers.items():
+        providers[name] = _provider_config(name, raw, source)
+    try:
+        return Config.model_validate({**data, "providers": providers})
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, source, ())) from None
+
+
+def _provider_config(name: str, raw: object, source: str) -> ProviderConfig:
+    from .providers import known_types, provider_class
+
+    if isinstance(raw, ProviderConfig):
+        return raw
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{source}: providers.{name}: must be a table with at least `type = ...`.")
+    kind = raw.get("type")
+    if not isinstance(kind, str):
+        raise ConfigError(
+            f"{source}: providers.{name}.type: missing. Add `type = \"...\"`, one of: {', '.join(known_types())}."
+        )
+    cls = provider_class(kind, where=f"{source}: providers.{name}.type")
+    try:
+        return cls.config_model.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, source, ("providers", name))) from None
+
+
+def _interpolate(value: Any, source: str, path: tuple[str, ...]) -> Any:
+    if isinstance(value, str):
+        return _VAR.sub(lambda m: _lookup(m, source, path), value)
+    if isinstance(value, Mapping):
+        return {k: _interpolate(v, source, (*path, str(k))) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_interpolate(v, source, (*path, str(i))) for i, v in enumerate(value)]
+    return value
+
+
+def _lookup(match: re.Match[str], source: str, path: tuple[str, ...]) -> str:
+    name, default = match.group(1), match.group(2)
+    found = os.environ.get(name)
+    if found is not None:
+        return found
+    if default is not None:
+        return default
+    raise ConfigError(
+        f"{source}: {'.'.join(path)}: environment variable {name} is not set. "
+        f"Set it (export {name}=...), or give a default with ${{{name}:-value}}."
+    )
+
+
+def _describe(exc: ValidationError, source: str, prefix: tuple[str, ...]) -> str:
+    lines = [f"{source}: invalid configuration:"]
+    for error in exc.errors(include_input=False, include_url=False):
+        loc = ".".join(str(p) for p in (*prefix, *error["loc"])) or "(top level)"
+        msg = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            msg = "unknown key. Remove it or check its spelling (see the config reference)."
+        elif error["type"] == "missing":
+            msg = "required key is missing. Add it."
+        lines.append(f"  - {loc}: {msg}")
+    return "\n".join(lines)
+
+
+def config_json_schema() -> dict[str, Any]:
+    """The JSON schema of turnout.toml, with each built-in provider type's keys."""
+    from typing import Annotated, Union
+
+    from pydantic import create_model
+
+    from .providers import builtin_types, provider_class
+
+    configs = tuple(provider_class(name).config_model for name in builtin_types())
+    provider_union = Annotated[Union[configs], Field(discriminator="type")]  # type: ignore[valid-type]  # noqa: UP007
+    schema_model = create_model(
+        "TurnoutConfig",
+        __base__=Config,
+        providers=(dict[str, provider_union], Field(default_factory=dict)),  # type: ignore[valid-type]
+    )
+    schema = schema_model.model_json_schema()
+    schema["title"] = "turnout.toml"
+    return schema

@@ -1,0 +1,374 @@
+"""turnout's exceptions: one tree, built from HTTP status and the provider's error body.
+
+```
+TurnoutError
+├── ConfigError                  bad turnout.toml, unknown provider or model alias, missing extra
+├── InvalidArgumentError         a call argument is invalid (also a ValueError); nothing was sent
+├── ProviderError                .provider .model .status_code .request_id .retryable
+│   ├── APIConnectionError       could not reach the server, or it hung up (retryable)
+│   │   └── APITimeoutError      connect/read timeout (retryable)
+│   ├── APIStatusError           any HTTP error status; .body .error_type .error_code
+│   │   ├── BadRequestError      400, 422
+│   │   │   └── ContextWindowExceededError   prompt + max_tokens do not fit the model
+│   │   ├── AuthenticationError  401, 403
+│   │   ├── NotFoundError        404, unknown model
+│   │   ├── RateLimitError       429 (retryable) .retry_after
+│   │   ├── QuotaExceededError   429 insufficient_quota / billing: not retryable
+│   │   └── ServerError          >= 500 (retryable)
+│   ├── ResponseValidationError  2xx reply that is not what the protocol promises
+│   └── StreamInterruptedError   a stream that broke or ended without its terminator
+└── AllTargetsFailedError        every target of a route failed; also an ExceptionGroup
+```
+
+Whether an error is worth retrying is decided here, once (`ProviderError.retryable`);
+retry and fallback logic only read the flag.
+
+Example:
+    ```python
+    try:
+        reply = client.chat(model="fast", messages="Hi")
+    except turnout.RateLimitError as exc:
+        print("slow down for", exc.retry_after, "s")
+    except turnout.TurnoutError as exc:
+        print("failed:", exc)
+    ```
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping, Sequence
+from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .types import Attempt, Usage
+
+__all__ = [
+    "APIConnectionError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AllTargetsFailedError",
+    "AuthenticationError",
+    "BadRequestError",
+    "ConfigError",
+    "ContextWindowExceededError",
+    "InvalidArgumentError",
+    "NotFoundError",
+    "ProviderError",
+    "QuotaExceededError",
+    "RateLimitError",
+    "ResponseValidationError",
+    "ServerError",
+    "StreamInterruptedError",
+    "TurnoutError",
+    "error_from_response",
+    "parse_retry_after",
+]
+
+# 429 codes that mean "out of money", not "too fast" (PROTOCOLS.md §1.5, checked 2026-08-21).
+_QUOTA_CODES = frozenset(
+    {
+        "insufficient_quota",
+        "credit_balance_exhausted",
+        "organization_spend_limit_exceeded",
+        "project_spend_limit_exceeded",
+        "organization_usage_limit_exceeded",
+    }
+)
+# Substrings of context-overflow messages from servers whose error codes do not say so
+# (vLLM 0.4-0.32: PROTOCOLS.md §2.4 and VLLM_CPU.md; TGI: §3.2).
+_CONTEXT_MARKERS = (
+    "maximum context length",
+    "context length is only",
+    "cannot be greater than max_model_len",
+    "`inputs` tokens + `max_new_tokens`",
+    "`inputs` must have less than",
+)
+_MAX_MESSAGE = 500
+
+
+class TurnoutError(Exception):
+    """Base of every error turnout raises."""
+
+
+class ConfigError(TurnoutError):
+    """The configuration is invalid, or names something that cannot be used.
+
+    The message names the file, the key and the fix.
+    """
+
+
+class InvalidArgumentError(TurnoutError, ValueError):
+    """A call argument is invalid (e.g. ``temperature=-1``, empty ``messages``). Nothing was sent."""
+
+
+class ProviderError(TurnoutError):
+    """A provider could not give an answer.
+
+    Attributes:
+        provider: the configured provider name (e.g. ``"openai"``).
+        model: the model id sent to that provider.
+        status_code: the HTTP status, or None when no response came.
+        request_id: the server's request id (``x-request-id``), when it sent one.
+        retryable: whether trying again (here or elsewhere) may succeed.
+        attempts: every attempt of the call that ended in this error, when known.
+    """
+
+    retryable: bool = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str | None = None,
+        model: str | None = None,
+        status_code: int | None = None,
+        request_id: str | None = None,
+        retryable: bool | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.provider = provider
+        self.model = model
+        self.status_code = status_code
+        self.request_id = request_id
+        if retryable is not None:
+            self.retryable = retryable
+        self.attempts: list[Attempt] = []
+
+    def __str__(self) -> str:
+        where = ":".join(p for p in (self.provider, self.model) if p)
+        parts = [f"[{where}]" if where else "", self.message]
+        if self.status_code is not None:
+            parts.append(f"(HTTP {self.status_code})")
+        if self.request_id:
+            parts.append(f"request_id={self.request_id}")
+        return " ".join(p for p in parts if p)
+
+
+class APIConnectionError(ProviderError):
+    """The server could not be reached, or closed the connection before replying."""
+
+    retryable = True
+
+
+class APITimeoutError(APIConnectionError):
+    """Connecting to, or reading from, the server took longer than the timeout."""
+
+
+class APIStatusError(ProviderError):
+    """The server answered with an HTTP error status.
+
+    Attributes:
+        body: the parsed error body (or the raw text when it was not JSON).
+        error_type: the body's error type (OpenAI ``type``, TGI ``error_type``), if any.
+        error_code: the body's error code (OpenAI ``code``; an int status on vLLM), if any.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        body: object = None,
+        error_type: str | None = None,
+        error_code: str | int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(message, **kwargs)
+        self.body = body
+        self.error_type = error_type
+        self.error_code = error_code
+
+
+class BadRequestError(APIStatusError):
+    """The request was rejected as invalid (400, 422). Fix the request; do not retry."""
+
+
+class ContextWindowExceededError(BadRequestError):
+    """The prompt plus ``max_tokens`` do not fit the model's context window.
+
+    A model with a larger window may succeed, so routes fall back on it.
+    """
+
+
+class AuthenticationError(APIStatusError):
+    """The API key is missing, wrong, or lacks access (401, 403)."""
+
+
+class NotFoundError(APIStatusError):
+    """The model (or route) does not exist on this provider (404)."""
+
+
+class RateLimitError(APIStatusError):
+    """Too many requests (429). Retryable after ``retry_after`` seconds, when the server said."""
+
+    retryable = True
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+
+class QuotaExceededError(APIStatusError):
+    """The account is out of quota or credit (429 ``insufficient_quota``). Retrying will not help."""
+
+
+class ServerError(APIStatusError):
+    """The server failed (>= 500). Usually retryable."""
+
+    retryable = True
+
+
+class ResponseValidationError(ProviderError):
+    """A successful HTTP reply whose body is not what the protocol promises."""
+
+
+class StreamInterruptedError(ProviderError):
+    """A stream failed after it started: dropped, errored, or ended without its terminator.
+
+    Attributes:
+        partial_text: the text received before the failure (never presented as an answer).
+        usage: the usage known at the failure, if any.
+    """
+
+    retryable = True
+
+    def __init__(self, message: str, *, partial_text: str = "", usage: Usage | None = None, **kwargs: Any):
+        super().__init__(message, **kwargs)
+        self.partial_text = partial_text
+        self.usage = usage
+
+
+class AllTargetsFailedError(TurnoutError, ExceptionGroup[ProviderError]):
+    """Every target of a route failed; ``.exceptions`` holds each cause in order.
+
+    Attributes:
+        attempts: every attempt made, in order.
+    """
+
+    attempts: list[Attempt]
+
+    def __new__(cls, message: str, exceptions: Sequence[ProviderError]) -> AllTargetsFailedError:
+        """Group ``exceptions`` (one per failed target) under ``message``."""
+        self = super().__new__(cls, message, exceptions)
+        self.attempts = [a for exc in exceptions for a in exc.attempts[-1:]]
+        return self
+
+    def derive(self, excs: Sequence[ProviderError]) -> AllTargetsFailedError:  # type: ignore[override]
+        """Rebuild the group around a subset of its errors (used by ``except*``)."""
+        return AllTargetsFailedError(self.message, excs)
+
+
+def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
+    """Seconds the server asks us to wait: ``retry-after-ms``, then ``retry-after`` (seconds or date).
+
+    Args:
+        headers: response headers (case-insensitive mapping or lower-cased dict).
+        now: the current Unix time, for HTTP-date values (defaults to ``time.time()``).
+
+    Returns:
+        A non-negative number of seconds, or None when absent or unparseable.
+    """
+    value = headers.get("retry-after-ms")
+    if value is not None:
+        try:
+            return max(float(value) / 1000.0, 0.0)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError, IndexError):
+        return None
+    return max(when - (time.time() if now is None else now), 0.0)
+
+
+def _unpack_body(raw: bytes | str) -> tuple[object, str, str | None, str | int | None]:
+    """Return (body, message, type, code) from the error body shapes of OpenAI, vLLM and TGI."""
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+    try:
+        body: object = json.loads(text) if text else None
+    except ValueError:
+        return text, text[:_MAX_MESSAGE] or "no error body", None, None
+    if not isinstance(body, dict):
+        return body, str(body)[:_MAX_MESSAGE], None, None
+    err = body.get("error", body)  # vLLM < 0.10.1 is flat
+    if isinstance(err, str):  # TGI {"error", "error_type"}; vLLM 401 {"error": "Unauthorized"}
+        return body, err, _as_str(body.get("error_type")), None
+    if isinstance(err, dict):
+        message = err.get("message") or err.get("detail") or json.dumps(err)[:_MAX_MESSAGE]
+        code = err.get("code")
+        return body, str(message), _as_str(err.get("type")), code if isinstance(code, str | int) else None
+    return body, str(body.get("detail", body))[:_MAX_MESSAGE], None, None
+
+
+def _as_str(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _status_class(status: int, message: str, error_type: str | None, code: object) -> type[APIStatusError]:
+    """Choose the error class from the status first, then the body's code and type."""
+    if status == 429:
+        quota = code in _QUOTA_CODES or error_type in _QUOTA_CODES
+        return QuotaExceededError if quota else RateLimitError
+    if status in (400, 413, 422):
+        lowered = message.lower()
+        if code == "context_length_exceeded" or any(m.lower() in lowered for m in _CONTEXT_MARKERS):
+            return ContextWindowExceededError
+        return BadRequestError
+    if status in (401, 403):
+        return AuthenticationError
+    if status == 404:
+        return NotFoundError
+    if status >= 500:
+        return ServerError
+    return APIStatusError
+
+
+def error_from_response(
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes | str,
+    *,
+    provider: str | None = None,
+    model: str | None = None,
+) -> APIStatusError:
+    """Build the typed error for an HTTP error reply.
+
+    Args:
+        status: the HTTP status code.
+        headers: the response headers (lower-case keys or a case-insensitive mapping).
+        body: the raw response body.
+        provider: the configured provider name.
+        model: the model id that was requested.
+
+    Returns:
+        An instance of the most specific `APIStatusError` subclass.
+    """
+    parsed, message, error_type, code = _unpack_body(body)
+    cls = _status_class(status, message, error_type, code)
+    retryable = cls.retryable or status in (408, 409)
+    should_retry = headers.get("x-should-retry")
+    if should_retry in ("true", "false") and cls is not QuotaExceededError:
+        retryable = should_retry == "true"
+    kwargs: dict[str, Any] = {
+        "body": parsed,
+        "error_type": error_type,
+        "error_code": code,
+        "provider": provider,
+        "model": model,
+        "status_code": status,
+        "request_id": headers.get("x-request-id"),
+        "retryable": retryable,
+    }
+    if cls is RateLimitError:
+        kwargs["retry_after"] = parse_retry_after(headers)
+    return cls(message[:_MAX_MESSAGE], **kwargs)

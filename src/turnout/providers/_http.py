@@ -1,0 +1,183 @@
+"""HTTP plumbing shared by providers that speak to a server directly over httpx2.
+
+Connection pools are created lazily (sync and async separately), transport failures become
+`APIConnectionError`/`APITimeoutError`, error statuses become typed errors via
+`error_from_response`, and SSE bodies are split into ``data:`` payloads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import TYPE_CHECKING, ClassVar
+
+import httpx2
+
+from .. import _defaults
+from .._version import __version__
+from ..errors import APIConnectionError, APITimeoutError, ProviderError, error_from_response
+from ..provider import Provider
+
+if TYPE_CHECKING:
+    from ..config import ProviderConfig
+    from ..types import ChatRequest
+
+__all__ = ["HTTPProvider", "aiter_sse_data", "iter_sse_data"]
+
+_USER_AGENT = f"turnout/{__version__}"
+
+
+class HTTPProvider(Provider):
+    """A provider that talks to ``base_url`` with httpx2."""
+
+    default_base_url: ClassVar[str | None] = None
+
+    def __init__(self, name: str, config: ProviderConfig) -> None:
+        super().__init__(name, config)
+        base_url = config.base_url or self.default_base_url
+        if base_url is None:
+            from ..errors import ConfigError
+
+            raise ConfigError(f"providers.{name}.base_url: required for type {config.type!r}. Add base_url = ...")
+        self.base_url = base_url.rstrip("/")
+        self._headers = {"user-agent": _USER_AGENT, "content-type": "application/json", **config.headers}
+        if config.api_key is not None:
+            self._headers["authorization"] = f"Bearer {config.api_key.get_secret_value()}"
+        self._timeout = httpx2.Timeout(config.timeout, connect=config.connect_timeout)
+        self._sync: httpx2.Client | None = None
+        self._async: httpx2.AsyncClient | None = None
+
+    def _limits(self) -> httpx2.Limits:
+        return httpx2.Limits(
+            max_connections=_defaults.MAX_CONNECTIONS,
+            max_keepalive_connections=_defaults.MAX_KEEPALIVE_CONNECTIONS,
+        )
+
+    @property
+    def http(self) -> httpx2.Client:
+        """The sync connection pool (created on first use)."""
+        if self._sync is None:
+            self._sync = httpx2.Client(headers=self._headers, timeout=self._timeout, limits=self._limits())
+        return self._sync
+
+    @property
+    def ahttp(self) -> httpx2.AsyncClient:
+        """The async connection pool (created on first use)."""
+        if self._async is None:
+            self._async = httpx2.AsyncClient(headers=self._headers, timeout=self._timeout, limits=self._limits())
+        return self._async
+
+    def close(self) -> None:
+        """Close the sync connection pool."""
+        if self._sync is not None:
+            self._sync.close()
+            self._sync = None
+
+    async def aclose(self) -> None:
+        """Close the async connection pool."""
+        if self._async is not None:
+            await self._async.aclose()
+            self._async = None
+
+    def _build(self, client: httpx2.Client | httpx2.AsyncClient, path: str, body: bytes, request: ChatRequest
+               ) -> httpx2.Request:
+        timeout = httpx2.Timeout(request.timeout, connect=self.config.connect_timeout) if request.timeout else None
+        return client.build_request(
+            "POST",
+            self.base_url + path,
+            content=body,
+            headers=request.extra_headers,
+            timeout=timeout if timeout is not None else httpx2.USE_CLIENT_DEFAULT,
+        )
+
+    def post(self, path: str, body: bytes, request: ChatRequest, model: str) -> httpx2.Response:
+        """POST and read the whole reply; raise a typed error for failures and error statuses."""
+        client = self.http
+        try:
+            response = client.send(self._build(client, path, body, request))
+        except httpx2.TransportError as exc:
+            raise self._transport_error(exc, model) from exc
+        self._check(response, model)
+        return response
+
+    async def apost(self, path: str, body: bytes, request: ChatRequest, model: str) -> httpx2.Response:
+        """Async twin of `post`."""
+        client = self.ahttp
+        try:
+            response = await client.send(self._build(client, path, body, request))
+        except httpx2.TransportError as exc:
+            raise self._transport_error(exc, model) from exc
+        self._check(response, model)
+        return response
+
+    @contextmanager
+    def post_stream(self, path: str, body: bytes, request: ChatRequest, model: str) -> Iterator[httpx2.Response]:
+        """POST and yield the response with its body unread; the connection is released on exit."""
+        client = self.http
+        try:
+            response = client.send(self._build(client, path, body, request), stream=True)
+        except httpx2.TransportError as exc:
+            raise self._transport_error(exc, model) from exc
+        try:
+            if response.status_code >= 400:
+                response.read()
+                self._check(response, model)
+            yield response
+        finally:
+            response.close()
+
+    @asynccontextmanager
+    async def apost_stream(self, path: str, body: bytes, request: ChatRequest, model: str
+                           ) -> AsyncIterator[httpx2.Response]:
+        """Async twin of `post_stream`."""
+        client = self.ahttp
+        try:
+            response = await client.send(self._build(client, path, body, request), stream=True)
+        except httpx2.TransportError as exc:
+            raise self._transport_error(exc, model) from exc
+        try:
+            if response.status_code >= 400:
+                await response.aread()
+                self._check(response, model)
+            yield response
+        finally:
+            await response.aclose()
+
+    def _check(self, response: httpx2.Response, model: str) -> None:
+        if response.status_code >= 400:
+            raise error_from_response(
+                response.status_code, response.headers, response.content, provider=self.name, model=model
+            )
+
+    def _transport_error(self, exc: httpx2.TransportError, model: str) -> ProviderError:
+        cls = APITimeoutError if isinstance(exc, httpx2.TimeoutException) else APIConnectionError
+        reason = str(exc) or type(exc).__name__
+        return cls(f"{type(exc).__name__} talking to {self.base_url}: {reason}", provider=self.name, model=model)
+
+
+def iter_sse_data(lines: Iterator[str]) -> Iterator[str]:
+    """Yield the ``data`` of each server-sent event (multi-line data joined with newlines)."""
+    data: list[str] = []
+    for line in lines:
+        if not line:
+            if data:
+                yield "\n".join(data)
+                data = []
+        elif line.startswith("data:"):
+            data.append(line[6:] if line.startswith("data: ") else line[5:])
+    if data:
+        yield "\n".join(data)
+
+
+async def aiter_sse_data(lines: AsyncIterator[str]) -> AsyncIterator[str]:
+    """Async twin of `iter_sse_data`."""
+    data: list[str] = []
+    async for line in lines:
+        if not line:
+            if data:
+                yield "\n".join(data)
+                data = []
+        elif line.startswith("data:"):
+            data.append(line[6:] if line.startswith("data: ") else line[5:])
+    if data:
+        yield "\n".join(data)

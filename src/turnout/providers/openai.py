@@ -1,0 +1,103 @@
+"""OpenAI's Chat Completions API, spoken directly over httpx2.
+
+turnout speaks the documented wire format itself rather than through the openai SDK's
+client: one HTTP stack (httpx2), no SDK retries to stack under turnout's own, and a stream
+that must end with ``data: [DONE]`` (the SDK's iterator ends silently when the connection
+drops first). Wire shapes: PROTOCOLS.md §1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import ClassVar, Literal
+
+import httpx2
+from pydantic import SecretStr
+
+from .. import _defaults
+from ..config import ProviderConfig
+from ..errors import StreamInterruptedError
+from ..types import ChatChunk, ChatRequest, ChatResponse
+from ._http import HTTPProvider, aiter_sse_data, iter_sse_data
+from ._openai_wire import DONE, build_body, parse_chunk, parse_completion
+
+__all__ = ["OpenAIConfig", "OpenAIProvider"]
+
+_CHAT_PATH = "/chat/completions"
+
+
+class OpenAIConfig(ProviderConfig):
+    """``type = "openai"``: api.openai.com (or a proxy of it). ``api_key`` is required."""
+
+    type: Literal["openai"] = "openai"
+    api_key: SecretStr | None = None
+    organization: str | None = None
+    project: str | None = None
+
+
+class OpenAIProvider(HTTPProvider):
+    """Chat completions on OpenAI's API, and the base of every OpenAI-wire provider."""
+
+    config_model: ClassVar[type[ProviderConfig]] = OpenAIConfig
+    catalogue_provider: ClassVar[str | None] = "openai"
+    default_base_url: ClassVar[str | None] = _defaults.OPENAI_BASE_URL
+    requires_api_key: ClassVar[bool] = True
+
+    def __init__(self, name: str, config: ProviderConfig) -> None:
+        if self.requires_api_key and config.api_key is None:
+            from ..errors import ConfigError
+
+            raise ConfigError(
+                f"providers.{name}.api_key: required for type {config.type!r}. "
+                f'Add api_key = "${{OPENAI_API_KEY}}" and set that environment variable.'
+            )
+        super().__init__(name, config)
+        if isinstance(config, OpenAIConfig):
+            if config.organization:
+                self._headers["openai-organization"] = config.organization
+            if config.project:
+                self._headers["openai-project"] = config.project
+
+    def chat(self, model: str, request: ChatRequest) -> ChatResponse:
+        """Send a chat completion request and decode the reply."""
+        response = self.post(_CHAT_PATH, build_body(model, request, stream=False), request, model)
+        return parse_completion(
+            response.content, provider=self.name, model=model, request_id=response.headers.get("x-request-id")
+        )
+
+    async def achat(self, model: str, request: ChatRequest) -> ChatResponse:
+        """Async twin of `chat`."""
+        response = await self.apost(_CHAT_PATH, build_body(model, request, stream=False), request, model)
+        return parse_completion(
+            response.content, provider=self.name, model=model, request_id=response.headers.get("x-request-id")
+        )
+
+    def stream(self, model: str, request: ChatRequest) -> Iterator[ChatChunk]:
+        """Stream a chat completion; raise `StreamInterruptedError` if it ends before ``[DONE]``."""
+        with self.post_stream(_CHAT_PATH, build_body(model, request, stream=True), request, model) as response:
+            try:
+                for data in iter_sse_data(response.iter_lines()):
+                    if data == DONE:
+                        return
+                    yield from parse_chunk(data, provider=self.name, model=model)
+            except httpx2.TransportError as exc:
+                raise self._interrupted(model, exc) from exc
+            raise self._interrupted(model, None)
+
+    async def astream(self, model: str, request: ChatRequest) -> AsyncIterator[ChatChunk]:
+        """Async twin of `stream`."""
+        body = build_body(model, request, stream=True)
+        async with self.apost_stream(_CHAT_PATH, body, request, model) as response:
+            try:
+                async for data in aiter_sse_data(response.aiter_lines()):
+                    if data == DONE:
+                        return
+                    for chunk in parse_chunk(data, provider=self.name, model=model):
+                        yield chunk
+            except httpx2.TransportError as exc:
+                raise self._interrupted(model, exc) from exc
+            raise self._interrupted(model, None)
+
+    def _interrupted(self, model: str, exc: httpx2.TransportError | None) -> StreamInterruptedError:
+        reason = f"{type(exc).__name__}: {exc}" if exc else "the server closed the stream without data: [DONE]"
+        return StreamInterruptedError(f"stream interrupted ({reason})", provider=self.name, model=model)

@@ -1,0 +1,34 @@
+"""Any server that speaks OpenAI's Chat Completions wire format (Together, a proxy, llama.cpp, ...)."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from ..config import ProviderConfig
+from .openai import OpenAIProvider
+
+__all__ = ["OpenAICompatibleConfig", "OpenAICompatibleProvider"]
+
+
+class OpenAICompatibleConfig(ProviderConfig):
+    """``type = "openai-compatible"``: ``base_url`` is required; ``api_key`` if the host needs one.
+
+    ``price_catalogue`` names the host in the genai-prices catalogue (e.g. ``"together"``) so
+    its list prices apply; leave it unset and give prices in ``[prices]`` otherwise.
+    """
+
+    type: Literal["openai-compatible"] = "openai-compatible"
+    price_catalogue: str | None = None
+
+
+class OpenAICompatibleProvider(OpenAIProvider):
+    """An OpenAI-compatible server at a configured ``base_url``."""
+
+    config_model: ClassVar[type[ProviderConfig]] = OpenAICompatibleConfig
+    catalogue_provider: ClassVar[str | None] = None
+    default_base_url: ClassVar[str | None] = None
+    requires_api_key: ClassVar[bool] = False
+
+    def price_catalogue(self) -> str | None:
+        """The configured ``price_catalogue`` host id, if any."""
+        return getattr(self.config, "price_catalogue", None)

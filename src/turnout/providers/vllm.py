@@ -1,0 +1,92 @@
+"""A vLLM OpenAI-compatible server (``vllm serve``). Reuses the OpenAI wire code.
+
+Differences from OpenAI handled here or in the shared error mapping (PROTOCOLS.md §2,
+VLLM_CPU.md, vLLM 0.32): the key is optional; error ``code`` is the integer status; context
+overflow is a 400 whose message says "maximum context length"; 401 bodies are the bare
+``{"error": "Unauthorized"}``; ``/v1/models`` reports ``max_model_len``; ``/tokenize`` counts
+a chat's prompt tokens exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from .. import _defaults
+from ..config import ProviderConfig
+from ..errors import NotFoundError, ResponseValidationError
+from ..types import MessageInput, normalize_messages
+from .openai import OpenAIProvider
+
+__all__ = ["VLLMConfig", "VLLMProvider"]
+
+_T = TypeVar("_T", bound=BaseModel)
+
+
+class VLLMConfig(ProviderConfig):
+    """``type = "vllm"``: base_url defaults to http://127.0.0.1:8000/v1; api_key only if started with --api-key."""
+
+    type: Literal["vllm"] = "vllm"
+
+
+class _ModelCard(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    id: str
+    max_model_len: int | None = None
+
+
+class _ModelList(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    data: list[_ModelCard]
+
+
+class _TokenizeReply(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    count: int
+
+
+class VLLMProvider(OpenAIProvider):
+    """vLLM's OpenAI-compatible server."""
+
+    config_model: ClassVar[type[ProviderConfig]] = VLLMConfig
+    catalogue_provider: ClassVar[str | None] = None  # self-hosted: price it in [prices]
+    default_base_url: ClassVar[str | None] = _defaults.VLLM_BASE_URL
+    requires_api_key: ClassVar[bool] = False
+
+    @property
+    def root_url(self) -> str:
+        """The server root (``base_url`` without ``/v1``), where ``/tokenize`` and ``/health`` live."""
+        return self.base_url.removesuffix("/v1")
+
+    def max_model_len(self, model: str) -> int | None:
+        """The served model's context window from ``GET /v1/models``.
+
+        Raises:
+            NotFoundError: the server does not serve ``model``.
+        """
+        response = self.http.get(self.base_url + "/models")
+        self._check(response, model)
+        cards = self._validate(_ModelList, response.content, model).data
+        for card in cards:
+            if card.id == model:
+                return card.max_model_len
+        served = ", ".join(c.id for c in cards)
+        raise NotFoundError(f"model {model!r} is not served here (served: {served})", provider=self.name,
+                            model=model, status_code=404)
+
+    def count_prompt_tokens(self, model: str, messages: str | Sequence[MessageInput]) -> int:
+        """Exact prompt tokens of a chat, counted by the server's own tokenizer (``POST /tokenize``)."""
+        msgs = normalize_messages(messages if isinstance(messages, str) else list(messages))
+        body: dict[str, Any] = {"model": model, "messages": [m.model_dump(exclude_none=True) for m in msgs]}
+        response = self.http.post(self.root_url + "/tokenize", json=body)
+        self._check(response, model)
+        return self._validate(_TokenizeReply, response.content, model).count
+
+    def _validate(self, cls: type[_T], raw: bytes, model: str) -> _T:
+        try:
+            return cls.model_validate_json(raw)
+        except ValidationError as exc:
+            raise ResponseValidationError(f"unexpected reply: {exc.errors()[0]['msg']}", provider=self.name,
+                                          model=model) from exc
