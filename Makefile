@@ -2,6 +2,7 @@
 #   make demo   a real chat request through turnout to servers it starts on 127.0.0.1
 #   make test   install what the tests need, start the real vLLM test server, run every check
 PYTHON ?= python3
+export NO_MKDOCS_2_WARNING := 1
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed

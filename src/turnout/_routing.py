@@ -70,7 +70,11 @@ class CallLog:
         fall_back = more and should_fall_back(exc)
         logger.debug(
             "route %s: %s:%s failed with %s (status %s); %s",
-            self.route, provider, model, type(exc).__name__, exc.status_code,
+            self.route,
+            provider,
+            model,
+            type(exc).__name__,
+            exc.status_code,
             "falling back to the next target" if fall_back else "giving up",
         )
         if fall_back:

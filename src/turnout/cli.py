@@ -41,9 +41,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def route_line(reply: ChatResponse) -> str:
     """One line saying which targets were tried, what answered, the tokens and the cost."""
-    tried = " -> ".join(
-        f"{a.provider}:{a.model} {'ok' if a.outcome == 'ok' else a.outcome}" for a in reply.attempts
-    )
+    tried = " -> ".join(f"{a.provider}:{a.model} {'ok' if a.outcome == 'ok' else a.outcome}" for a in reply.attempts)
     usage = reply.usage
     tokens = f"{usage.prompt_tokens if usage.prompt_tokens is not None else '?'} in / " + (
         f"{usage.completion_tokens if usage.completion_tokens is not None else '?'} out"

@@ -87,8 +87,9 @@ class _BaseClient:
             f"'<provider>:<model-id>' with a configured provider (providers: {providers})."
         )
 
-    def _plan(self, model: str, messages: Messages, options: dict[str, Any]) -> tuple[
-            list[tuple[Provider, str]], ChatRequest, CallLog]:
+    def _plan(
+        self, model: str, messages: Messages, options: dict[str, Any]
+    ) -> tuple[list[tuple[Provider, str]], ChatRequest, CallLog]:
         try:
             request = ChatRequest(
                 messages=normalize_messages(messages if isinstance(messages, str) else list(messages)),
@@ -147,7 +148,7 @@ class Client(_BaseClient):
             user: an end-user id.
             extra_body: provider-specific JSON keys merged into the request body.
             extra_headers: extra HTTP headers for this call.
-            timeout: seconds this call may take per attempt (default: the provider's).
+            timeout: seconds to wait on each network read or write of this call (default: the provider's).
 
         Returns:
             The reply, with ``usage``, ``cost`` and the ``attempts`` made.
@@ -207,8 +208,9 @@ class Client(_BaseClient):
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
 
@@ -290,8 +292,9 @@ class AsyncClient(_BaseClient):
     async def __aenter__(self) -> Self:
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         await self.aclose()
 
 

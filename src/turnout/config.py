@@ -56,7 +56,9 @@ class ProviderConfig(BaseModel):
     type: str = Field(description="provider type: openai | vllm | openai-compatible | a plugin's name")
     base_url: str | None = Field(default=None, description="API root, e.g. http://127.0.0.1:8000/v1")
     api_key: SecretStr | None = Field(default=None, description='key sent as a Bearer token; use "${VAR}"')
-    timeout: float = Field(default=_defaults.TIMEOUT, gt=0, description="seconds a request may take")
+    timeout: float = Field(
+        default=_defaults.TIMEOUT, gt=0, description="seconds to wait on each network read, write or pool checkout"
+    )
     connect_timeout: float = Field(default=_defaults.CONNECT_TIMEOUT, gt=0)
     headers: dict[str, str] = Field(default_factory=dict, description="extra HTTP headers on every request")
 
@@ -194,7 +196,7 @@ def _provider_config(name: str, raw: object, source: str) -> ProviderConfig:
     kind = raw.get("type")
     if not isinstance(kind, str):
         raise ConfigError(
-            f"{source}: providers.{name}.type: missing. Add `type = \"...\"`, one of: {', '.join(known_types())}."
+            f'{source}: providers.{name}.type: missing. Add `type = "..."`, one of: {", ".join(known_types())}.'
         )
     cls = provider_class(kind, where=f"{source}: providers.{name}.type")
     try:
@@ -216,10 +218,10 @@ def _interpolate(value: Any, source: str, path: tuple[str, ...]) -> Any:
 def _lookup(match: re.Match[str], source: str, path: tuple[str, ...]) -> str:
     name, default = match.group(1), match.group(2)
     found = os.environ.get(name)
+    if default is not None:
+        return found or default  # like the shell's ${VAR:-default}: unset or empty
     if found is not None:
         return found
-    if default is not None:
-        return default
     raise ConfigError(
         f"{source}: {'.'.join(path)}: environment variable {name} is not set. "
         f"Set it (export {name}=...), or give a default with ${{{name}:-value}}."
@@ -252,7 +254,7 @@ def config_json_schema() -> dict[str, Any]:
     schema_model = create_model(
         "TurnoutConfig",
         __base__=Config,
-        providers=(dict[str, provider_union], Field(default_factory=dict)),  # type: ignore[valid-type]
+        providers=(dict[str, provider_union], Field(default_factory=dict)),
     )
     schema = schema_model.model_json_schema()
     schema["title"] = "turnout.toml"

@@ -8,7 +8,7 @@ TurnoutError
 │   ├── APIConnectionError       could not reach the server, or it hung up (retryable)
 │   │   └── APITimeoutError      connect/read timeout (retryable)
 │   ├── APIStatusError           any HTTP error status; .body .error_type .error_code
-│   │   ├── BadRequestError      400, 422
+│   │   ├── BadRequestError      400, 413, 422
 │   │   │   └── ContextWindowExceededError   prompt + max_tokens do not fit the model
 │   │   ├── AuthenticationError  401, 403
 │   │   ├── NotFoundError        404, unknown model
@@ -183,7 +183,7 @@ class APIStatusError(ProviderError):
 
 
 class BadRequestError(APIStatusError):
-    """The request was rejected as invalid (400, 422). Fix the request; do not retry."""
+    """The request was rejected as invalid (400, 413, 422). Fix the request; do not retry."""
 
 
 class ContextWindowExceededError(BadRequestError):
@@ -255,6 +255,12 @@ class AllTargetsFailedError(TurnoutError, ExceptionGroup[ProviderError]):
         self = super().__new__(cls, message, exceptions)
         self.attempts = [a for exc in exceptions for a in exc.attempts[-1:]]
         return self
+
+    if TYPE_CHECKING:
+
+        @property
+        def exceptions(self) -> tuple[ProviderError, ...]:
+            """The error of each failed target, in the order they were tried."""
 
     def derive(self, excs: Sequence[ProviderError]) -> AllTargetsFailedError:  # type: ignore[override]
         """Rebuild the group around a subset of its errors (used by ``except*``)."""

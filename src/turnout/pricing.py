@@ -8,6 +8,8 @@ and one `CostUnknownWarning` per model, never a made-up ``0``.
 
 from __future__ import annotations
 
+import os
+import sys
 import warnings
 from collections.abc import Mapping
 from decimal import Decimal
@@ -83,11 +85,20 @@ class Pricing:
         if key not in self._warned:
             self._warned.add(key)
             warnings.warn(
-                f"no price known for {key}: its cost is None. Add [prices.\"{key}\"] with "
+                f'no price known for {key}: its cost is None. Add [prices."{key}"] with '
                 "input_per_million and output_per_million to turnout.toml.",
                 CostUnknownWarning,
-                stacklevel=4,
+                stacklevel=_caller_level(),
             )
+
+
+def _caller_level() -> int:
+    """The ``stacklevel`` that points a warning at the first frame outside turnout."""
+    package = os.path.dirname(__file__)
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_code.co_filename.startswith(package):
+        frame, level = frame.f_back, level + 1  # type: ignore[assignment]
+    return level
 
 
 def _from_price(price: Price, usage: Usage) -> Cost:

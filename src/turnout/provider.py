@@ -2,7 +2,8 @@
 
 A provider is one configured backend (``[providers.<name>]``). It turns a `ChatRequest` into
 its wire format, sends it, and turns the reply into turnout's types, raising errors from
-`turnout.errors`. It does not retry, fall back or price: the client does that.
+`turnout.errors`. It does not fall back or price: the client does that. Nothing retries yet: each target
+gets one attempt.
 
 Members: ``name``, ``config``, ``chat``/``achat``, ``stream``/``astream``, ``close``/``aclose``.
 Streams are generators: closing one early releases its connection.
@@ -31,8 +32,8 @@ class Provider(ABC):
     """
 
     config_model: ClassVar[type[ProviderConfig]] = ProviderConfig
-    #: Provider id in the price catalogue (genai-prices), or None when it has no list prices.
     catalogue_provider: ClassVar[str | None] = None
+    """Provider id in the price catalogue (genai-prices), or None when it has no list prices."""
 
     def __init__(self, name: str, config: ProviderConfig) -> None:
         self.name = name

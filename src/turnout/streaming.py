@@ -103,8 +103,9 @@ class _StreamBase:
             raise TurnoutError("the stream has not finished: iterate it to the end, or call get_response()")
         return self._response
 
-    def _failed(self, exc: ProviderError, acc: _Accumulator, provider: Provider, model: str, started: float,
-                more: bool) -> BaseException | None:
+    def _failed(
+        self, exc: ProviderError, acc: _Accumulator, provider: Provider, model: str, started: float, more: bool
+    ) -> BaseException | None:
         """Return the error to raise, or None to go on with the next target."""
         if acc.has_content:
             self._log.failed(exc, provider.name, model, started, more=False)
@@ -122,8 +123,9 @@ class ChatStream(_StreamBase):
     def __enter__(self) -> ChatStream:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
     def __iter__(self) -> Iterator[ChatChunk]:
@@ -175,8 +177,9 @@ class AsyncChatStream(_StreamBase):
     async def __aenter__(self) -> AsyncChatStream:
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         await self.close()
 
     def __aiter__(self) -> AsyncIterator[ChatChunk]:

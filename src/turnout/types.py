@@ -32,8 +32,8 @@ __all__ = [
 
 JSONObject: TypeAlias = dict[str, Any]
 Role = Literal["system", "developer", "user", "assistant", "tool"]
-#: Why generation stopped, the same word whichever provider answered.
 FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "error", "other"]
+"""Why generation stopped, the same word whichever provider answered."""
 
 _FINISH_REASONS: dict[str, FinishReason] = {
     "stop": "stop",
@@ -96,8 +96,8 @@ class Message(BaseModel):
     tool_call_id: str | None = None
 
 
-#: What ``messages=`` accepts: one user message as a string, or a list of dicts / `Message`.
 MessageInput: TypeAlias = str | Message | Mapping[str, Any]
+"""One item of ``messages=``: a dict in OpenAI's shape or a `Message` (or a whole string as the only message)."""
 _MESSAGES = TypeAdapter(list[Message])
 
 

@@ -7,6 +7,7 @@ Connection pools are created lazily (sync and async separately), transport failu
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import TYPE_CHECKING, ClassVar
@@ -46,6 +47,7 @@ class HTTPProvider(Provider):
         self._timeout = httpx2.Timeout(config.timeout, connect=config.connect_timeout)
         self._sync: httpx2.Client | None = None
         self._async: httpx2.AsyncClient | None = None
+        self._lock = threading.Lock()  # threads sharing a Client must not each build a pool
 
     def _limits(self) -> httpx2.Limits:
         return httpx2.Limits(
@@ -57,14 +59,20 @@ class HTTPProvider(Provider):
     def http(self) -> httpx2.Client:
         """The sync connection pool (created on first use)."""
         if self._sync is None:
-            self._sync = httpx2.Client(headers=self._headers, timeout=self._timeout, limits=self._limits())
+            with self._lock:
+                if self._sync is None:
+                    self._sync = httpx2.Client(headers=self._headers, timeout=self._timeout, limits=self._limits())
         return self._sync
 
     @property
     def ahttp(self) -> httpx2.AsyncClient:
         """The async connection pool (created on first use)."""
         if self._async is None:
-            self._async = httpx2.AsyncClient(headers=self._headers, timeout=self._timeout, limits=self._limits())
+            with self._lock:
+                if self._async is None:
+                    self._async = httpx2.AsyncClient(
+                        headers=self._headers, timeout=self._timeout, limits=self._limits()
+                    )
         return self._async
 
     def close(self) -> None:
@@ -79,8 +87,9 @@ class HTTPProvider(Provider):
             await self._async.aclose()
             self._async = None
 
-    def _build(self, client: httpx2.Client | httpx2.AsyncClient, path: str, body: bytes, request: ChatRequest
-               ) -> httpx2.Request:
+    def _build(
+        self, client: httpx2.Client | httpx2.AsyncClient, path: str, body: bytes, request: ChatRequest
+    ) -> httpx2.Request:
         timeout = httpx2.Timeout(request.timeout, connect=self.config.connect_timeout) if request.timeout else None
         return client.build_request(
             "POST",
@@ -127,8 +136,9 @@ class HTTPProvider(Provider):
             response.close()
 
     @asynccontextmanager
-    async def apost_stream(self, path: str, body: bytes, request: ChatRequest, model: str
-                           ) -> AsyncIterator[httpx2.Response]:
+    async def apost_stream(
+        self, path: str, body: bytes, request: ChatRequest, model: str
+    ) -> AsyncIterator[httpx2.Response]:
         """Async twin of `post_stream`."""
         client = self.ahttp
         try:
@@ -142,6 +152,15 @@ class HTTPProvider(Provider):
             yield response
         finally:
             await response.aclose()
+
+    def request(self, method: str, url: str, model: str, json: object = None) -> httpx2.Response:
+        """A plain sync request (e.g. ``GET /models``) with the same error mapping as `post`."""
+        try:
+            response = self.http.request(method, url, json=json)
+        except httpx2.TransportError as exc:
+            raise self._transport_error(exc, model) from exc
+        self._check(response, model)
+        return response
 
     def _check(self, response: httpx2.Response, model: str) -> None:
         if response.status_code >= 400:

@@ -29,8 +29,18 @@ __all__ = ["DONE", "build_body", "parse_chunk", "parse_completion"]
 
 #: The data payload that ends an OpenAI-style stream.
 DONE = "[DONE]"
-_REQUEST_FIELDS = ("temperature", "top_p", "max_tokens", "stop", "seed", "n", "response_format", "tools",
-                   "tool_choice", "user")
+_REQUEST_FIELDS = (
+    "temperature",
+    "top_p",
+    "max_tokens",
+    "stop",
+    "seed",
+    "n",
+    "response_format",
+    "tools",
+    "tool_choice",
+    "user",
+)
 
 
 class _Wire(BaseModel):
@@ -130,9 +140,7 @@ def _usage(wire: _Usage | None) -> Usage:
         completion_tokens=wire.completion_tokens,
         total_tokens=wire.total_tokens,
         cached_tokens=wire.prompt_tokens_details.cached_tokens if wire.prompt_tokens_details else None,
-        reasoning_tokens=(
-            wire.completion_tokens_details.reasoning_tokens if wire.completion_tokens_details else None
-        ),
+        reasoning_tokens=(wire.completion_tokens_details.reasoning_tokens if wire.completion_tokens_details else None),
     )
 
 
@@ -243,9 +251,7 @@ def _stream_error(error: object, *, provider: str, model: str) -> APIStatusError
             if isinstance(code, int) and 400 <= code < 600:
                 status = code
                 break
-    return error_from_response(
-        status, {}, pydantic_core.to_json({"error": error}), provider=provider, model=model
-    )
+    return error_from_response(status, {}, pydantic_core.to_json({"error": error}), provider=provider, model=model)
 
 
 def _first_error(exc: ValidationError) -> str:

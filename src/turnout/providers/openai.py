@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import ClassVar, Literal
 
 import httpx2
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 
 from .. import _defaults
 from ..config import ProviderConfig
@@ -30,7 +30,7 @@ class OpenAIConfig(ProviderConfig):
     """``type = "openai"``: api.openai.com (or a proxy of it). ``api_key`` is required."""
 
     type: Literal["openai"] = "openai"
-    api_key: SecretStr | None = None
+    api_key: SecretStr = Field(description='your OpenAI key; write "${OPENAI_API_KEY}" to read it from the environment')
     organization: str | None = None
     project: str | None = None
 
@@ -49,7 +49,7 @@ class OpenAIProvider(HTTPProvider):
 
             raise ConfigError(
                 f"providers.{name}.api_key: required for type {config.type!r}. "
-                f'Add api_key = "${{OPENAI_API_KEY}}" and set that environment variable.'
+                f'Add api_key = "${{YOUR_KEY_VARIABLE}}" and set that environment variable.'
             )
         super().__init__(name, config)
         if isinstance(config, OpenAIConfig):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
+from pydantic import Field
+
 from ..config import ProviderConfig
 from .openai import OpenAIProvider
 
@@ -18,6 +20,7 @@ class OpenAICompatibleConfig(ProviderConfig):
     """
 
     type: Literal["openai-compatible"] = "openai-compatible"
+    base_url: str = Field(description="the host's API root, e.g. https://api.together.xyz/v1")
     price_catalogue: str | None = None
 
 

@@ -66,27 +66,27 @@ class VLLMProvider(OpenAIProvider):
         Raises:
             NotFoundError: the server does not serve ``model``.
         """
-        response = self.http.get(self.base_url + "/models")
-        self._check(response, model)
+        response = self.request("GET", self.base_url + "/models", model)
         cards = self._validate(_ModelList, response.content, model).data
         for card in cards:
             if card.id == model:
                 return card.max_model_len
         served = ", ".join(c.id for c in cards)
-        raise NotFoundError(f"model {model!r} is not served here (served: {served})", provider=self.name,
-                            model=model, status_code=404)
+        raise NotFoundError(
+            f"model {model!r} is not served here (served: {served})", provider=self.name, model=model, status_code=404
+        )
 
     def count_prompt_tokens(self, model: str, messages: str | Sequence[MessageInput]) -> int:
         """Exact prompt tokens of a chat, counted by the server's own tokenizer (``POST /tokenize``)."""
         msgs = normalize_messages(messages if isinstance(messages, str) else list(messages))
         body: dict[str, Any] = {"model": model, "messages": [m.model_dump(exclude_none=True) for m in msgs]}
-        response = self.http.post(self.root_url + "/tokenize", json=body)
-        self._check(response, model)
+        response = self.request("POST", self.root_url + "/tokenize", model, json=body)
         return self._validate(_TokenizeReply, response.content, model).count
 
     def _validate(self, cls: type[_T], raw: bytes, model: str) -> _T:
         try:
             return cls.model_validate_json(raw)
         except ValidationError as exc:
-            raise ResponseValidationError(f"unexpected reply: {exc.errors()[0]['msg']}", provider=self.name,
-                                          model=model) from exc
+            raise ResponseValidationError(
+                f"unexpected reply: {exc.errors()[0]['msg']}", provider=self.name, model=model
+            ) from exc

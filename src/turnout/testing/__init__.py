@@ -1,0 +1,32 @@
+"""An in-process fake OpenAI / vLLM server for testing code that calls chat completions.
+
+`FakeServer` listens on 127.0.0.1 and speaks the real wire format (JSON bodies, SSE streams,
+error envelopes, rate-limit headers) of the chosen flavor. Script it with `Reply` and `Fault`,
+then inspect `server.requests`. It needs only the standard library. See docs/testing.md.
+
+Example:
+    ```python
+    from turnout.testing import FakeServer, Fault, Reply
+
+    with FakeServer(flavor="openai") as server:
+        server.enqueue(Fault.rate_limit(retry_after=1), Reply("Hello!"))
+        ...  # point a client at server.base_url
+    ```
+"""
+
+from turnout.testing._script import Fault, FaultKind, RecordedRequest, Reply, Scripted, ToolCallSpec
+from turnout.testing._server import FakeServer
+from turnout.testing._wire import Flavor, count_chat_tokens, count_tokens
+
+__all__ = [
+    "FakeServer",
+    "Fault",
+    "FaultKind",
+    "Flavor",
+    "RecordedRequest",
+    "Reply",
+    "Scripted",
+    "ToolCallSpec",
+    "count_chat_tokens",
+    "count_tokens",
+]

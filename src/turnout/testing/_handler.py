@@ -1,0 +1,308 @@
+"""The HTTP side of `FakeServer`: routing, and writing replies, errors and faults onto the socket."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Mapping
+from http.server import BaseHTTPRequestHandler
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from turnout.testing import _errors
+from turnout.testing._chat import NO_MESSAGES, ChatRequest, error_context, parse_chat, resolve
+from turnout.testing._errors import ErrorContext, WireError
+from turnout.testing._script import Fault, RecordedRequest, Reply, Scripted
+from turnout.testing._wire import (
+    DONE,
+    VLLM_VERSION,
+    StreamPlan,
+    chat_token_ids,
+    completion_body,
+    dumps,
+    model_card,
+    models_body,
+    new_completion_id,
+    new_request_id,
+    sse,
+    stream_plan,
+    token_ids,
+)
+
+if TYPE_CHECKING:
+    from turnout.testing._server import FakeServer
+
+__all__ = ["Handler", "handler_class"]
+
+logger = logging.getLogger("turnout.testing")
+
+_JSON = "application/json"
+_SSE = "text/event-stream; charset=utf-8"
+
+
+class _Closing(Exception):
+    """The server is closing: stop answering this connection."""
+
+
+class Handler(BaseHTTPRequestHandler):
+    """Answers one connection (HTTP/1.1 keep-alive) on behalf of a `FakeServer`."""
+
+    protocol_version = "HTTP/1.1"
+    fake: FakeServer  # set on the subclass the server builds
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    def version_string(self) -> str:
+        """The `Server` header the real servers send."""
+        return "uvicorn" if self.fake.flavor == "vllm" else "cloudflare"
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the base class's name)
+        """Log to the `turnout.testing` logger at debug level instead of stderr."""
+        logger.debug("%s - " + format, self.address_string(), *args)
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        """Answer a GET."""
+        self._dispatch()
+
+    def do_POST(self) -> None:  # noqa: N802
+        """Answer a POST."""
+        self._dispatch()
+
+    do_PUT = do_PATCH = do_DELETE = do_POST
+
+    def _wait(self, seconds: float) -> None:
+        if seconds > 0 and self.fake._stop.wait(seconds):
+            raise _Closing
+
+    def _read_body(self) -> bytes:
+        if "chunked" in self.headers.get("transfer-encoding", "").lower():
+            body = b""
+            while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
+                body += self.rfile.read(size)
+                self.rfile.readline()
+            while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                pass
+            return body
+        return self.rfile.read(int(self.headers.get("content-length") or 0))
+
+    def _record(self) -> RecordedRequest:
+        body = self._read_body()
+        try:
+            parsed = json.loads(body) if body else None
+        except ValueError:
+            parsed = None
+        headers: dict[str, str] = {}
+        for name, value in self.headers.items():
+            key = name.lower()
+            headers[key] = f"{headers[key]}, {value}" if key in headers else value
+        url = urlsplit(self.path)
+        record = RecordedRequest(self.command, url.path, url.query, headers, body, parsed)
+        self.fake._record(record)
+        return record
+
+    def _dispatch(self) -> None:
+        self._started = time.monotonic()
+        self._request_id = new_request_id()
+        try:
+            record = self._record()
+            self._route(record)
+        except (_Closing, ConnectionError, TimeoutError):
+            self.close_connection = True
+        except Exception:
+            logger.exception("turnout.testing.FakeServer failed answering %s %s", self.command, self.path)
+            self.close_connection = True
+
+    def _base_headers(self) -> dict[str, str]:
+        if self.fake.flavor == "vllm":
+            return {}
+        elapsed = int((time.monotonic() - self._started) * 1000)
+        return {"x-request-id": self._request_id, "openai-processing-ms": str(elapsed), "openai-version": "2020-10-01"}
+
+    def _send(self, status: int, body: bytes, headers: Mapping[str, str] = {}, content_type: str = _JSON) -> None:
+        self._send_head(status, {"content-type": content_type, "content-length": str(len(body)), **headers})
+        self.wfile.write(body)
+
+    def _send_head(self, status: int, headers: Mapping[str, str]) -> None:
+        self.send_response(status)
+        for name, value in {**self._base_headers(), **headers}.items():
+            self.send_header(name, value)
+        self.end_headers()
+
+    def _send_error(self, error: WireError) -> None:
+        self._send(error.status, error.body, error.headers)
+
+    def _send_json(self, obj: Any) -> None:
+        self._send(200, dumps(obj, self.fake.flavor))
+
+    # -- routes -------------------------------------------------------------------------------
+
+    def _context(self, model: str = "", **values: Any) -> ErrorContext:
+        return error_context(self.fake, model, **values)
+
+    def _authorized(self, path: str) -> bool:
+        key = self.fake._api_key
+        if key is None or not path.startswith("/v1"):
+            return True
+        auth = self.headers.get("authorization")
+        if auth == f"Bearer {key}":
+            return True
+        self._send_error(_errors.missing_api_key(self._context(), provided=bool(auth)))
+        return False
+
+    def _route(self, record: RecordedRequest) -> None:
+        flavor, method, path = self.fake.flavor, record.method, record.path
+        if not self._authorized(path):
+            return
+        if method == "GET" and path == "/health":
+            self._send(200, b"")
+        elif method == "GET" and path == "/version" and flavor == "vllm":
+            self._send_json({"version": VLLM_VERSION})
+        elif method == "GET" and path == "/v1/models":
+            self._send_json(models_body(self.fake.models, flavor, self.fake.max_model_len, self.fake._created))
+        elif method == "GET" and path.startswith("/v1/models/") and flavor == "openai":
+            self._model(path.removeprefix("/v1/models/"))
+        elif method == "POST" and path == "/v1/chat/completions":
+            self._chat(record)
+        elif method == "POST" and path == "/tokenize" and flavor == "vllm":
+            self._tokenize(record)
+        else:
+            self._send_error(_errors.unknown_route(flavor, method, path))
+
+    def _model(self, model: str) -> None:
+        if model not in self.fake.models:
+            self._send_error(_errors.render_fault(Fault.not_found(model), self._context(model)))
+            return
+        self._send_json(model_card(model, "openai", None, self.fake._created))
+
+    def _tokenize(self, record: RecordedRequest) -> None:
+        body = record.json
+        model = body.get("model") if isinstance(body, dict) else None
+        if isinstance(model, str) and not self.fake._serves(model):
+            self._send_error(_errors.render_fault(Fault.not_found(model), self._context(model)))
+        elif isinstance(body, dict) and isinstance(body.get("messages"), list):
+            messages = [m for m in body["messages"] if isinstance(m, dict)]
+            tokens = chat_token_ids(messages)
+            self._send_json({"count": len(tokens), "max_model_len": self.fake.max_model_len, "tokens": tokens})
+        elif isinstance(body, dict) and isinstance(body.get("prompt"), str):
+            tokens = token_ids(body["prompt"])
+            self._send_json({"count": len(tokens), "max_model_len": self.fake.max_model_len, "tokens": tokens})
+        else:
+            self._send_error(_errors.bad_request(self._context(), NO_MESSAGES["vllm"]))
+
+    # -- chat ---------------------------------------------------------------------------------
+
+    def _chat(self, record: RecordedRequest) -> None:
+        req = parse_chat(record.json, self.fake)
+        if isinstance(req, WireError):
+            self._send_error(req)
+            return
+        self._answer(self.fake._next(req.model), req)
+
+    def _answer(self, item: Scripted | None, req: ChatRequest) -> None:
+        if item is None:
+            item = self.fake.default_reply or Reply()
+        if isinstance(item, Reply):
+            self._reply(item, req)
+        elif item.kind == "slow":
+            self._wait(item.seconds)
+            self._answer(item.then, req)
+        elif item.kind == "drop":
+            self.close_connection = True
+        elif item.is_error or (item.kind == "stream_error" and not req.stream):
+            ctx = self._context(req.model, prompt_tokens=req.prompt_tokens, max_tokens=req.max_tokens)
+            self._send_error(_errors.render_fault(item, ctx))
+        elif item.kind == "malformed_json":
+            self._malformed(req)
+        else:
+            reply = item.then if isinstance(item.then, Reply) else self.fake.default_reply or Reply()
+            self._reply(reply, req, item)
+
+    def _reply(self, reply: Reply, req: ChatRequest, fault: Fault | None = None) -> None:
+        self._wait(reply.delay)
+        gen = resolve(reply, req, self.fake.flavor)
+        completion_id, created = new_completion_id(self.fake.flavor), int(time.time())
+        headers = {**self._rate_headers(req), **reply.headers}
+        if req.stream:
+            plan = stream_plan(gen, self.fake.flavor, completion_id, created, req.include_usage)
+            self._stream(plan, reply, headers, fault)
+            return
+        body = dumps(completion_body(gen, self.fake.flavor, completion_id, created), self.fake.flavor)
+        if fault is None:
+            self._send(200, body, headers)
+            return
+        self._send_head(200, {"content-type": _JSON, "content-length": str(len(body)), **headers})
+        if fault.kind == "truncate":
+            self.wfile.write(body[: len(body) // 2])
+            self.close_connection = True
+            return
+        self._wait(fault.seconds)
+        self.wfile.write(body)
+
+    def _rate_headers(self, req: ChatRequest) -> dict[str, str]:
+        if self.fake.flavor == "vllm":
+            return {}
+        return {
+            "x-ratelimit-limit-requests": "10000",
+            "x-ratelimit-limit-tokens": "10000000",
+            "x-ratelimit-remaining-requests": "9999",
+            "x-ratelimit-remaining-tokens": str(10_000_000 - req.prompt_tokens),
+            "x-ratelimit-reset-requests": "6ms",
+            "x-ratelimit-reset-tokens": "0s",
+        }
+
+    def _malformed(self, req: ChatRequest) -> None:
+        broken = b'{"id":"chatcmpl-broken","object":"chat.completion","choices":[{"index":0,"message":{"role":'
+        if not req.stream:
+            self._send(200, broken, self._rate_headers(req))
+            return
+        self._start_stream({})
+        self._chunk(b"data: " + broken + b"\n\n")
+        self._chunk(DONE)
+        self._chunk(b"")
+
+    # -- streaming ----------------------------------------------------------------------------
+
+    def _start_stream(self, headers: Mapping[str, str]) -> None:
+        self._send_head(200, {"content-type": _SSE, "transfer-encoding": "chunked", **headers})
+
+    def _chunk(self, data: bytes) -> None:
+        """Write one chunk of the chunked body; empty `data` writes the terminating chunk."""
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+
+    def _stream(self, plan: StreamPlan, reply: Reply, headers: Mapping[str, str], fault: Fault | None) -> None:
+        self._start_stream(headers)
+        for event in plan.head:
+            self._chunk(sse(event))
+        after = fault.after_chunks if fault is not None else len(plan.body) + 1
+        for index, event in enumerate(plan.body):
+            if index == after and fault is not None and self._stream_fault(fault):
+                return
+            self._wait(reply.chunk_delay)
+            self._chunk(sse(event))
+        if after >= len(plan.body) and fault is not None and self._stream_fault(fault):
+            return
+        for event in plan.tail:
+            self._wait(reply.chunk_delay)
+            self._chunk(sse(event))
+        self._chunk(DONE)
+        self._chunk(b"")
+
+    def _stream_fault(self, fault: Fault) -> bool:
+        """Apply a stream fault at its chunk; return whether the stream is over."""
+        if fault.kind == "stall":
+            self._wait(fault.seconds)
+            return False
+        if fault.kind == "stream_error":
+            self._chunk(sse(_errors.stream_error_event(fault, self._context())))
+            if self.fake.flavor == "vllm":
+                self._chunk(DONE)
+            self._chunk(b"")
+            return True
+        self.close_connection = True  # truncate: the chunked body is never terminated
+        return True
+
+
+def handler_class(fake: FakeServer) -> type[Handler]:
+    """A `Handler` subclass bound to `fake` (http.server builds one handler per connection)."""
+    return type("FakeServerHandler", (Handler,), {"fake": fake})

@@ -1,0 +1,61 @@
+"""The public surface: a sorted, complete __all__, lazy imports, py.typed."""
+
+from __future__ import annotations
+
+import inspect
+import subprocess
+import sys
+from pathlib import Path
+
+import turnout
+from turnout import AsyncClient, Client
+
+
+def test_all_is_sorted_and_resolves() -> None:
+    assert turnout.__all__ == sorted(turnout.__all__)
+    for name in turnout.__all__:
+        assert getattr(turnout, name) is not None
+
+
+def test_every_error_is_exported() -> None:
+    from turnout import errors
+
+    classes = {
+        n
+        for n, v in vars(errors).items()
+        if inspect.isclass(v) and issubclass(v, Exception) and v.__module__ == errors.__name__
+    }
+    assert classes <= set(turnout.__all__)
+
+
+def test_import_is_lazy() -> None:
+    heavy = "('httpx2', 'pydantic', 'openai', 'genai_prices')"
+    code = f"import sys, turnout; print(','.join(m for m in {heavy} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == ""
+
+
+def test_import_does_not_need_the_network() -> None:
+    code = (
+        "import socket\n"
+        "def refuse(*a, **k): raise RuntimeError('network used at import')\n"
+        "socket.socket.connect = refuse\nsocket.create_connection = refuse\n"
+        "import turnout; turnout.Client; turnout.types; print('ok')"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "ok"
+
+
+def test_py_typed_ships() -> None:
+    assert (Path(turnout.__file__).parent / "py.typed").exists()
+
+
+def test_sync_and_async_clients_have_the_same_methods_and_signatures() -> None:
+    def public(cls: type) -> dict[str, inspect.Signature]:
+        return {n: inspect.signature(f) for n, f in inspect.getmembers(cls, callable) if not n.startswith("_")}
+
+    sync, asyn = public(Client), public(AsyncClient)
+    assert set(sync) - {"close"} == set(asyn) - {"aclose"}
+    for name in ("chat", "stream"):
+        assert sync[name].parameters == asyn[name].parameters, name
+    assert inspect.iscoroutinefunction(AsyncClient.chat) and not inspect.iscoroutinefunction(AsyncClient.stream)
