@@ -6,6 +6,7 @@ export NO_MKDOCS_2_WARNING := 1
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+CODE := $(wildcard src tests examples scripts benchmarks)
 
 .PHONY: demo test lint typecheck pytest docs examples vllm-start vllm-stop bench clean
 
@@ -27,8 +28,8 @@ test: $(STAMP)
 	exit $$status
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests examples scripts benchmarks
-	$(BIN)/ruff format --check src tests examples scripts benchmarks
+	$(BIN)/ruff check $(CODE)
+	$(BIN)/ruff format --check $(CODE)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
