@@ -18,12 +18,14 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/python examples/demo.py
 
+# The vLLM server is stopped afterwards only if this run started it.
 test: $(STAMP)
-	@status=0; \
+	@status=0; running=0; \
 	$(MAKE) --no-print-directory lint typecheck || status=$$?; \
+	scripts/vllm-test-server status >/dev/null 2>&1 && running=1; \
 	if [ $$status -eq 0 ]; then scripts/vllm-test-server start || status=$$?; fi; \
 	if [ $$status -eq 0 ]; then TURNOUT_REQUIRE_VLLM=1 $(MAKE) --no-print-directory pytest || status=$$?; fi; \
-	scripts/vllm-test-server stop >/dev/null 2>&1 || true; \
+	if [ $$running -eq 0 ]; then scripts/vllm-test-server stop >/dev/null 2>&1 || true; fi; \
 	if [ $$status -eq 0 ]; then $(MAKE) --no-print-directory docs || status=$$?; fi; \
 	exit $$status
 
