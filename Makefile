@@ -49,5 +49,10 @@ vllm-start:
 vllm-stop:
 	scripts/vllm-test-server stop
 
+# turnout against raw httpx2, the openai SDK and LiteLLM (each where installed); a few minutes.
+# Peers run from /tmp/benchvenvs/<name> when present (see docs/performance.md). BENCH_ARGS=--quick for a smoke test.
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench.py $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) .cache .mypy_cache .ruff_cache .pytest_cache

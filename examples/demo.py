@@ -55,7 +55,8 @@ def main() -> int:
                 "cloud": {"type": "openai", "base_url": cloud.base_url, "api_key": "sk-demo-not-a-real-key"},
                 "local": local,
             },
-            "models": {"fast": {"targets": ["cloud:gpt-4o-mini", f"local:{model}"]}},
+            # Retry-After 30 s is longer than the 10 s deadline: skip to the next target at once.
+            "models": {"fast": {"targets": ["cloud:gpt-4o-mini", f"local:{model}"], "deadline": 10}},
             # Self-hosted: price it yourself (USD per 1M tokens).
             "prices": {f"local:{model}": {"input_per_million": "0.10", "output_per_million": "0.20"}},
         }

@@ -38,6 +38,8 @@ def make_config(openai: FakeServer, vllm: FakeServer, **extra: Any) -> dict[str,
         },
         "models": {"fast": {"targets": ["openai:gpt-4o-mini", f"local:{LLAMA}"]}},
         "prices": {f"local:{LLAMA}": {"input_per_million": "0.10", "output_per_million": "0.20"}},
+        # one attempt per target: these tests are about routing; tests/policies/ covers retries
+        "defaults": {"retry": {"max_attempts": 1}},
     }
     config.update(extra)
     return config

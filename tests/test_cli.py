@@ -30,6 +30,9 @@ targets = ["cloud:gpt-4o-mini", "local:llama"]
 [prices."local:llama"]
 input_per_million = 0.1
 output_per_million = 0.2
+
+[defaults]
+retry = {{ max_attempts = 1 }}
 """)
     return path
 

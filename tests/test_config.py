@@ -75,7 +75,7 @@ def test_variable_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     [
         (
             '[providers.x]\ntype = "nope"\n',
-            ["providers.x.type", "unknown provider type 'nope'", "openai, openai-compatible, vllm"],
+            ["providers.x.type", "unknown provider type 'nope'", "openai, openai-compatible, together, vllm"],
         ),
         ('[providers.x]\nbase_url = "http://h"\n', ["providers.x.type", "missing"]),
         ('[providers.x]\ntype = "vllm"\ntimeout = "soon"\n', ["providers.x.timeout", "valid number"]),

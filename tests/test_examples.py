@@ -13,7 +13,19 @@ EXPECTED = {
     "demo.py": ["route: cloud:gpt-4o-mini RateLimitError -> local:", " ok", "cost: $"],
     "quickstart.py": ["meta-llama/Llama-2-7b-chat-hf", "config)"],
     "async_streaming.py": ["usage: prompt_tokens="],
-    "fallback_and_errors.py": ["primary:gpt-4o-mini -> ServerError", "bad request:", "RateLimitError primary 5.0"],
+    "llama2_huggingface.py": [
+        "chat mode: Llamas are camelids",
+        "text-mode prompt: '[INST] <<SYS>>",
+        "endpoint limits: 4095 input / 4096 total tokens",
+        "424: APIStatusError retryable=False error_type=generation",
+        "fallback: endpoint ContextWindowExceededError -> together ok; cost $",
+    ],
+    "fallback_and_errors.py": [
+        "primary:gpt-4o-mini -> ServerError",
+        "backup:llama -> ok",
+        "bad request:",
+        "RateLimitError primary 5.0",
+    ],
 }
 
 

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 from ._version import __version__
 
 if TYPE_CHECKING:
+    from ._estimate import CostEstimate, TargetEstimate
+    from .budget import Budget, BudgetStatus
     from .client import AsyncClient, Client
     from .config import Config, ModelRoute, Price, ProviderConfig, load_config
     from .errors import (
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
         APITimeoutError,
         AuthenticationError,
         BadRequestError,
+        BudgetExceededError,
         ConfigError,
         ContextWindowExceededError,
         InvalidArgumentError,
@@ -68,16 +71,21 @@ __all__ = [
     "Attempt",
     "AuthenticationError",
     "BadRequestError",
+    "Budget",
+    "BudgetExceededError",
+    "BudgetStatus",
     "ChatChunk",
     "ChatRequest",
     "ChatResponse",
     "ChatStream",
     "Choice",
+    "CircuitOpenError",
     "Client",
     "Config",
     "ConfigError",
     "ContextWindowExceededError",
     "Cost",
+    "CostEstimate",
     "CostUnknownWarning",
     "FunctionCall",
     "InvalidArgumentError",
@@ -93,6 +101,7 @@ __all__ = [
     "ResponseValidationError",
     "ServerError",
     "StreamInterruptedError",
+    "TargetEstimate",
     "ToolCall",
     "ToolCallDelta",
     "TurnoutError",
@@ -102,6 +111,8 @@ __all__ = [
 ]
 
 _HOMES = {
+    "_estimate": ("CostEstimate", "TargetEstimate"),
+    "budget": ("Budget", "BudgetStatus"),
     "client": ("AsyncClient", "Client"),
     "config": ("Config", "ModelRoute", "Price", "ProviderConfig", "load_config"),
     "errors": (
@@ -111,6 +122,8 @@ _HOMES = {
         "AllTargetsFailedError",
         "AuthenticationError",
         "BadRequestError",
+        "BudgetExceededError",
+        "CircuitOpenError",
         "ConfigError",
         "ContextWindowExceededError",
         "InvalidArgumentError",

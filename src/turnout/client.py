@@ -7,16 +7,20 @@ lives in `_BaseClient` and `CallLog`; the two clients only run the loop.
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any, Literal, Self
 
 from pydantic import ValidationError
 
-from ._routing import CallLog
+from . import _run
+from ._estimate import CostEstimate, aestimate_target, estimate_target
+from ._routing import Call, RouteState
+from .budget import Budget, Budgets
 from .config import Config, find_config_file, load_config, split_target
-from .errors import ConfigError, InvalidArgumentError, ProviderError
+from .errors import ConfigError, InvalidArgumentError
+from .policies.breaker import TargetHealth
+from .policies.clock import Clock, SystemClock
 from .pricing import Pricing
 from .provider import Provider
 from .streaming import AsyncChatStream, ChatStream
@@ -32,10 +36,26 @@ ToolChoice = Literal["none", "auto", "required"] | JSONObject
 class _BaseClient:
     """Configuration, routing and argument checking shared by both clients."""
 
-    def __init__(self, config: ConfigInput = None) -> None:
+    def __init__(
+        self, config: ConfigInput = None, *, clock: Clock | None = None, budget: Budget | None = None
+    ) -> None:
+        """Create a client.
+
+        Args:
+            config: a `Config`, a dict of the same shape, a path to a TOML file, or None to use
+                ``$TURNOUT_CONFIG`` or ``./turnout.toml``.
+            clock: where retries and deadlines read the time and sleep (tests pass a fake one).
+            budget: a spending limit on every call (replaces the config's ``[budget]``).
+        """
         self.config = _resolve_config(config)
         self._pricing = Pricing(self.config.prices)
         self._providers: dict[str, Provider] = {}
+        self.budgets = _budgets(self.config, budget)
+        self._state = RouteState(clock or SystemClock(), self._pricing, self.budgets)
+
+    def health(self) -> list[TargetHealth]:
+        """The circuit of every target used so far: state, reason and seconds until a retry."""
+        return self._state.health()
 
     @classmethod
     def from_config(cls, path: str | os.PathLike[str]) -> Self:
@@ -87,18 +107,19 @@ class _BaseClient:
             f"'<provider>:<model-id>' with a configured provider (providers: {providers})."
         )
 
-    def _plan(
-        self, model: str, messages: Messages, options: dict[str, Any]
-    ) -> tuple[list[tuple[Provider, str]], ChatRequest, CallLog]:
+    def _request(self, messages: Messages, options: dict[str, Any]) -> ChatRequest:
         try:
-            request = ChatRequest(
+            return ChatRequest(
                 messages=normalize_messages(messages if isinstance(messages, str) else list(messages)),
                 **options,
             )
         except (ValidationError, ValueError) as exc:
             raise InvalidArgumentError(_describe_arguments(exc)) from None
+
+    def _plan(self, model: str, messages: Messages, options: dict[str, Any]) -> Call:
+        request = self._request(messages, options)
         targets = [(self.provider(p), m) for p, m in self.targets(model)]
-        return targets, request, CallLog(model, self._pricing)
+        return Call(model, self.config.policy(model), request, targets, self._state)
 
 
 class Client(_BaseClient):
@@ -159,20 +180,7 @@ class Client(_BaseClient):
             ProviderError: the route failed (a subclass says how).
             AllTargetsFailedError: several targets were tried and all failed.
         """
-        targets, request, log = self._plan(model, messages, _options(locals()))
-        for position, (provider, model_id) in enumerate(targets):
-            started = time.perf_counter()
-            try:
-                response = provider.chat(model_id, request)
-            except ProviderError as exc:
-                error = log.failed(exc, provider.name, model_id, started, more=position + 1 < len(targets))
-                if error is None:
-                    continue
-                if error is exc:
-                    raise
-                raise error from None
-            return log.succeeded(provider, model_id, started, response)
-        raise AssertionError("unreachable: a route has at least one target")
+        return _run.chat(self._plan(model, messages, _options(locals())))
 
     def stream(
         self,
@@ -198,7 +206,33 @@ class Client(_BaseClient):
         Returns:
             A `ChatStream`: iterate it for chunks; ``.response`` holds the final reply.
         """
-        return ChatStream(*self._plan(model, messages, _options(locals())))
+        return ChatStream(self._plan(model, messages, _options(locals())))
+
+    def estimate_cost(
+        self, model: str, messages: Messages, *, max_tokens: int | None = None, n: int | None = None
+    ) -> CostEstimate:
+        """Estimate a call's cost before sending it: prompt tokens and a low/high range per target.
+
+        Nothing is generated. vLLM targets count the prompt exactly with ``POST /tokenize`` and
+        read their window from ``/v1/models``; other targets use a heuristic (``estimated=True``).
+
+        Args:
+            model: an alias from ``[models]``, or ``"<provider>:<model-id>"``.
+            messages: as for `chat`.
+            max_tokens: the call's ``max_tokens``; without it the high bound assumes the rest of
+                the context window is generated (None when the window is unknown).
+            n: number of choices.
+
+        Returns:
+            A `CostEstimate`, one `TargetEstimate` per target in route order.
+
+        Raises:
+            InvalidArgumentError: an argument is invalid.
+            ConfigError: ``model`` cannot be routed.
+        """
+        request = self._request(messages, _options({"max_tokens": max_tokens, "n": n}))
+        targets = [(self.provider(p), m) for p, m in self.targets(model)]
+        return CostEstimate(targets=[estimate_target(self._pricing, p, m, request) for p, m in targets])
 
     def close(self) -> None:
         """Close every provider's connections."""
@@ -247,20 +281,7 @@ class AsyncClient(_BaseClient):
         timeout: float | None = None,
     ) -> ChatResponse:
         """Async twin of `Client.chat`, with the same arguments, reply and errors."""
-        targets, request, log = self._plan(model, messages, _options(locals()))
-        for position, (provider, model_id) in enumerate(targets):
-            started = time.perf_counter()
-            try:
-                response = await provider.achat(model_id, request)
-            except ProviderError as exc:
-                error = log.failed(exc, provider.name, model_id, started, more=position + 1 < len(targets))
-                if error is None:
-                    continue
-                if error is exc:
-                    raise
-                raise error from None
-            return log.succeeded(provider, model_id, started, response)
-        raise AssertionError("unreachable: a route has at least one target")
+        return await _run.achat(self._plan(model, messages, _options(locals())))
 
     def stream(
         self,
@@ -282,7 +303,15 @@ class AsyncClient(_BaseClient):
         timeout: float | None = None,
     ) -> AsyncChatStream:
         """Async twin of `Client.stream`: use ``async with`` and ``async for``."""
-        return AsyncChatStream(*self._plan(model, messages, _options(locals())))
+        return AsyncChatStream(self._plan(model, messages, _options(locals())))
+
+    async def estimate_cost(
+        self, model: str, messages: Messages, *, max_tokens: int | None = None, n: int | None = None
+    ) -> CostEstimate:
+        """Async twin of `Client.estimate_cost`."""
+        request = self._request(messages, _options({"max_tokens": max_tokens, "n": n}))
+        targets = [(self.provider(p), m) for p, m in self.targets(model)]
+        return CostEstimate(targets=[await aestimate_target(self._pricing, p, m, request) for p, m in targets])
 
     async def aclose(self) -> None:
         """Close every provider's connections."""
@@ -304,6 +333,12 @@ _NOT_OPTIONS = frozenset({"self", "model", "messages"})
 def _options(arguments: dict[str, Any]) -> dict[str, Any]:
     """The request options among a method's arguments (those the caller set)."""
     return {k: v for k, v in arguments.items() if k not in _NOT_OPTIONS and v is not None}
+
+
+def _budgets(config: Config, budget: Budget | None) -> Budgets | None:
+    client = budget or config.budget
+    aliases = {alias: route.budget for alias, route in config.models.items() if route.budget is not None}
+    return Budgets(client, aliases) if client is not None or aliases else None
 
 
 def _resolve_config(config: ConfigInput) -> Config:

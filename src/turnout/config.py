@@ -32,15 +32,19 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from . import _defaults
+from .budget import Budget
 from .errors import ConfigError
+from .policies.route import RoutePolicy
 
 __all__ = [
     "Config",
     "ModelRoute",
     "Price",
     "ProviderConfig",
+    "RoutePolicy",
     "config_json_schema",
     "find_config_file",
+    "hourly_price",
     "load_config",
     "split_target",
 ]
@@ -70,12 +74,11 @@ class ProviderConfig(BaseModel):
         return value.rstrip("/") if value else value
 
 
-class ModelRoute(BaseModel):
-    """A model alias: the targets to try, in order."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class ModelRoute(RoutePolicy):
+    """A model alias: the targets to try, in order, and the route's policy (overriding ``[defaults]``)."""
 
     targets: list[str] = Field(min_length=1, description='"<provider>:<model-id>" strings, tried in order')
+    budget: Budget | None = Field(default=None, description="a spending limit on this alias's calls")
 
     @field_validator("targets")
     @classmethod
@@ -84,17 +87,78 @@ class ModelRoute(BaseModel):
             split_target(target)
         return targets
 
+    @model_validator(mode="after")
+    def _check_weights(self) -> ModelRoute:
+        if self.weights is not None and len(self.weights) != len(self.targets):
+            raise ValueError(f"weights: give one weight per target ({len(self.targets)}), not {len(self.weights)}")
+        return self
+
 
 class Price(BaseModel):
-    """A price in USD per one million tokens; overrides the catalogue."""
+    """A price in USD per one million tokens; overrides the catalogue.
+
+    Give either ``input_per_million`` and ``output_per_million``, or, for a self-hosted or
+    dedicated endpoint, ``usd_per_hour`` and ``tokens_per_second`` (aggregate generated tokens
+    per second), from which both are derived:
+    ``output_per_million = usd_per_hour / (3600 * tokens_per_second * utilization) * 1e6`` and
+    ``input_per_million = input_weight * output_per_million``.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     input_per_million: Decimal = Field(ge=0)
     output_per_million: Decimal = Field(ge=0)
     cached_input_per_million: Decimal | None = Field(default=None, ge=0)
+    reasoning_per_million: Decimal | None = Field(
+        default=None, ge=0, description="price of reasoning tokens when not the output price"
+    )
+    usd_per_hour: Decimal | None = Field(default=None, ge=0, description="hourly rate of a dedicated endpoint")
+    tokens_per_second: Decimal | None = Field(default=None, gt=0, description="aggregate generated tokens/s")
+    utilization: Decimal = Field(default=Decimal(1), gt=0, le=1, description="share of paid time spent generating")
+    input_weight: Decimal = Field(default=Decimal(0), ge=0, description="input token price as a share of output's")
     source: str | None = Field(default=None, description="where the price comes from (a URL, a contract)")
     as_of: date | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_hourly(cls, data: Any) -> Any:
+        if not isinstance(data, Mapping) or data.get("usd_per_hour") is None:
+            return data
+        if data.get("tokens_per_second") is None:
+            raise ValueError("usd_per_hour needs tokens_per_second (measure it: turnout.measure_vllm_throughput)")
+        if "input_per_million" in data or "output_per_million" in data:
+            raise ValueError("give usd_per_hour and tokens_per_second, or input/output_per_million, not both")
+        per_million = hourly_price(
+            _decimal(data["usd_per_hour"]), _decimal(data["tokens_per_second"]), _decimal(data.get("utilization", 1))
+        )
+        weight = _decimal(data.get("input_weight", 0))
+        return {**data, "output_per_million": per_million, "input_per_million": weight * per_million}
+
+
+def hourly_price(usd_per_hour: Decimal, tokens_per_second: Decimal, utilization: Decimal = Decimal(1)) -> Decimal:
+    """USD per million generated tokens of an endpoint billed by the hour (PROTOCOLS §5.4).
+
+    Args:
+        usd_per_hour: what the endpoint costs per hour.
+        tokens_per_second: aggregate generated tokens per second at your concurrency.
+        utilization: the share of paid time spent generating (idle time still bills).
+
+    Returns:
+        ``usd_per_hour / (3600 * tokens_per_second * utilization) * 1_000_000``.
+
+    Raises:
+        ValueError: ``tokens_per_second`` or ``utilization`` is not positive.
+    """
+    if tokens_per_second <= 0 or utilization <= 0:
+        raise ValueError("tokens_per_second and utilization must be greater than 0")
+    return usd_per_hour * 1_000_000 / (3600 * tokens_per_second * utilization)
+
+
+def _decimal(value: Any) -> Decimal:
+    try:
+        return value if isinstance(value, Decimal) else Decimal(str(value))
+    except ArithmeticError:
+        raise ValueError(f"{value!r} is not a number") from None
 
 
 class Config(BaseModel):
@@ -108,6 +172,13 @@ class Config(BaseModel):
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
     models: dict[str, ModelRoute] = Field(default_factory=dict)
     prices: dict[str, Price] = Field(default_factory=dict)
+    defaults: RoutePolicy = Field(default_factory=RoutePolicy, description="policy of every route unless it says")
+    budget: Budget | None = Field(default=None, description="a spending limit on every call of the client")
+
+    def policy(self, alias: str | None) -> RoutePolicy:
+        """The effective policy of a model alias (``[defaults]`` overlaid with what the alias sets)."""
+        route = self.models.get(alias) if alias is not None else None
+        return self.defaults if route is None else _overlay(self.defaults, route)
 
     @model_validator(mode="after")
     def _check_references(self) -> Config:
@@ -130,6 +201,17 @@ class Config(BaseModel):
             ConfigError: naming the source, each bad key and the fix.
         """
         return _build(data, source)
+
+
+def _overlay(base: BaseModel, top: BaseModel) -> Any:
+    """``base`` with the fields ``top`` explicitly sets laid over it (nested models merged too)."""
+    update: dict[str, Any] = {}
+    for name in top.model_fields_set & set(type(base).model_fields):
+        value, under = getattr(top, name), getattr(base, name)
+        update[name] = (
+            _overlay(under, value) if isinstance(value, BaseModel) and isinstance(under, BaseModel) else value
+        )
+    return base.model_copy(update=update)
 
 
 def split_target(target: str) -> tuple[str, str]:

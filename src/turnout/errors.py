@@ -4,6 +4,7 @@
 TurnoutError
 ├── ConfigError                  bad turnout.toml, unknown provider or model alias, missing extra
 ├── InvalidArgumentError         a call argument is invalid (also a ValueError); nothing was sent
+├── BudgetExceededError          the call could overspend a budget; nothing was sent
 ├── ProviderError                .provider .model .status_code .request_id .retryable
 │   ├── APIConnectionError       could not reach the server, or it hung up (retryable)
 │   │   └── APITimeoutError      connect/read timeout (retryable)
@@ -16,7 +17,8 @@ TurnoutError
 │   │   ├── QuotaExceededError   429 insufficient_quota / billing: not retryable
 │   │   └── ServerError          >= 500 (retryable)
 │   ├── ResponseValidationError  2xx reply that is not what the protocol promises
-│   └── StreamInterruptedError   a stream that broke or ended without its terminator
+│   ├── StreamInterruptedError   a stream that broke or ended without its terminator
+│   └── CircuitOpenError         skipped: the target's circuit is open (retryable later)
 └── AllTargetsFailedError        every target of a route failed; also an ExceptionGroup
 ```
 
@@ -43,6 +45,8 @@ from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from decimal import Decimal
+
     from .types import Attempt, Usage
 
 __all__ = [
@@ -52,6 +56,8 @@ __all__ = [
     "AllTargetsFailedError",
     "AuthenticationError",
     "BadRequestError",
+    "BudgetExceededError",
+    "CircuitOpenError",
     "ConfigError",
     "ContextWindowExceededError",
     "InvalidArgumentError",
@@ -102,6 +108,18 @@ class ConfigError(TurnoutError):
 
 class InvalidArgumentError(TurnoutError, ValueError):
     """A call argument is invalid (e.g. ``temperature=-1``, empty ``messages``). Nothing was sent."""
+
+
+class BudgetExceededError(TurnoutError):
+    """The call could cost more than a budget has left, so nothing was sent.
+
+    Attributes:
+        budget: which limit (``"client"`` or ``"models.<alias>"``); needed/remaining: USD.
+    """
+
+    def __init__(self, message: str, *, budget: str, needed: Decimal | None, remaining: Decimal) -> None:
+        super().__init__(message)
+        self.budget, self.needed, self.remaining = budget, needed, remaining
 
 
 class ProviderError(TurnoutError):
@@ -231,14 +249,31 @@ class StreamInterruptedError(ProviderError):
     Attributes:
         partial_text: the text received before the failure (never presented as an answer).
         usage: the usage known at the failure, if any.
+        after_content: True when content had reached the caller: turnout then neither retries
+            nor falls back, so an answer is never duplicated.
     """
 
     retryable = True
+    after_content = False
 
     def __init__(self, message: str, *, partial_text: str = "", usage: Usage | None = None, **kwargs: Any):
         super().__init__(message, **kwargs)
         self.partial_text = partial_text
         self.usage = usage
+
+
+class CircuitOpenError(ProviderError):
+    """A target was skipped without sending: its circuit is open after repeated failures.
+
+    Attributes:
+        retry_in: seconds until the circuit lets a probe through, when known.
+    """
+
+    retryable = True
+
+    def __init__(self, message: str, *, retry_in: float | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_in = retry_in
 
 
 class AllTargetsFailedError(TurnoutError, ExceptionGroup[ProviderError]):

@@ -21,7 +21,7 @@ from .types import Cost, Usage
 if TYPE_CHECKING:
     from .provider import Provider
 
-__all__ = ["CostUnknownWarning", "Pricing"]
+__all__ = ["CATALOGUE_ALIASES", "CostUnknownWarning", "Pricing", "catalogue_refs"]
 
 _MILLION = Decimal(1_000_000)
 
@@ -53,6 +53,46 @@ class Pricing:
         self._warn_once(provider.name, model)
         return None
 
+    def unit_price(self, provider: Provider, model: str) -> Decimal:
+        """USD for one million input plus one million output tokens (for cost-based routing).
+
+        Unknown prices sort last (``Decimal("Infinity")``).
+        """
+        price = self._prices.get(f"{provider.name}:{model}")
+        if price is not None:
+            return price.input_per_million + price.output_per_million
+        catalogue = provider.price_catalogue()
+        if catalogue is not None:
+            found = self._catalogue(catalogue, model, Usage(prompt_tokens=1_000_000, completion_tokens=1_000_000))
+            if found is not None:
+                return found.total
+        return Decimal("Infinity")
+
+    def bounds(
+        self, provider: Provider, model: str, prompt_tokens: int, max_output: int | None
+    ) -> tuple[Cost | None, Cost | None]:
+        """The cheapest and dearest cost of a call with this prompt: no output, and ``max_output`` tokens.
+
+        The low bound assumes the whole prompt was read from the cache (where the price has a
+        cached rate); the high bound assumes no cached input, and prices the output at the
+        dearer of the output and reasoning rates. The high bound is None when ``max_output`` is
+        None (no cap is known). Both are None when no price is known.
+        """
+        low = self.cost(
+            provider, model, Usage(prompt_tokens=prompt_tokens, completion_tokens=0, cached_tokens=prompt_tokens)
+        )
+        if low is None or max_output is None:
+            return low, None
+        highs = [
+            self.cost(provider, model, Usage(prompt_tokens=prompt_tokens, completion_tokens=max_output)),
+            self.cost(
+                provider,
+                model,
+                Usage(prompt_tokens=prompt_tokens, completion_tokens=max_output, reasoning_tokens=max_output),
+            ),
+        ]
+        return low, max((h for h in highs if h is not None), key=lambda c: c.total, default=None)
+
     def _catalogue(self, catalogue: str, model: str, usage: Usage) -> Cost | None:
         if (catalogue, model) in self._catalogue_misses:
             return None
@@ -60,17 +100,18 @@ class Pricing:
         from genai_prices import __version__, calc_price
 
         assert usage.prompt_tokens is not None and usage.completion_tokens is not None
-        try:
-            calc = calc_price(
-                CatalogueUsage(
-                    input_tokens=usage.prompt_tokens,
-                    output_tokens=usage.completion_tokens,
-                    cache_read_tokens=usage.cached_tokens or 0,
-                ),
-                model,
-                provider_id=catalogue,
-            )
-        except LookupError:
+        counts = CatalogueUsage(
+            input_tokens=usage.prompt_tokens,
+            output_tokens=usage.completion_tokens,
+            cache_read_tokens=usage.cached_tokens or 0,
+        )
+        for ref in catalogue_refs(catalogue, model):
+            try:
+                calc = calc_price(counts, ref, provider_id=catalogue)
+            except LookupError:
+                continue
+            break
+        else:
             self._catalogue_misses.add((catalogue, model))
             return None
         return Cost(
@@ -92,6 +133,40 @@ class Pricing:
             )
 
 
+#: Model ids the catalogue does not know, mapped onto the ids it does (same SKU, same price).
+#: Together served Llama 2 chat as ``togethercomputer/llama-2-*-chat`` before ``meta-llama/*-hf``.
+CATALOGUE_ALIASES: dict[str, dict[str, str]] = {
+    "together": {
+        "togethercomputer/llama-2-7b-chat": "meta-llama/Llama-2-7b-chat-hf",
+        "togethercomputer/llama-2-13b-chat": "meta-llama/Llama-2-13b-chat-hf",
+        "togethercomputer/llama-2-70b-chat": "meta-llama/Llama-2-70b-chat-hf",
+    },
+}
+
+
+def catalogue_refs(catalogue: str, model: str) -> list[str]:
+    """The ids to look ``model`` up under in the catalogue, in order.
+
+    genai-prices itself matches case-insensitively and maps dated snapshots
+    (``gpt-4o-mini-2024-07-18``) onto their model; this adds known legacy aliases and
+    strips a ``<catalogue>/`` prefix some hosts put in front of their ids.
+
+    Args:
+        catalogue: the catalogue's provider id, e.g. ``"openai"`` or ``"together"``.
+        model: the model id the target names.
+
+    Returns:
+        Candidate ids, most specific first, without duplicates.
+    """
+    refs = [model]
+    bare = model.removeprefix(f"{catalogue}/")
+    aliases = {k.lower(): v for k, v in CATALOGUE_ALIASES.get(catalogue, {}).items()}
+    for ref in (bare, aliases.get(bare.lower())):
+        if ref is not None and ref not in refs:
+            refs.append(ref)
+    return refs
+
+
 def _caller_level() -> int:
     """The ``stacklevel`` that points a warning at the first frame outside turnout."""
     package = os.path.dirname(__file__)
@@ -111,5 +186,12 @@ def _from_price(price: Price, usage: Usage) -> Cost:
     if cached:
         assert price.cached_input_per_million is not None
         input_cost += cached * price.cached_input_per_million / _MILLION
-    output_cost = usage.completion_tokens * price.output_per_million / _MILLION
-    return Cost(input=input_cost, output=output_cost, total=input_cost + output_cost, source="config")
+    reasoning = min(usage.reasoning_tokens or 0, usage.completion_tokens)
+    if price.reasoning_per_million is None:
+        reasoning = 0
+    output_cost = (usage.completion_tokens - reasoning) * price.output_per_million / _MILLION
+    if reasoning:
+        assert price.reasoning_per_million is not None
+        output_cost += reasoning * price.reasoning_per_million / _MILLION
+    source = "config" if price.usd_per_hour is None else "config (hourly)"
+    return Cost.model_construct(input=input_cost, output=output_cost, total=input_cost + output_cost, source=source)

@@ -5,7 +5,9 @@ its wire format, sends it, and turns the reply into turnout's types, raising err
 `turnout.errors`. It does not fall back or price: the client does that. Nothing retries yet: each target
 gets one attempt.
 
-Members: ``name``, ``config``, ``chat``/``achat``, ``stream``/``astream``, ``close``/``aclose``.
+Members: ``name``, ``config``, ``chat``/``achat``, ``stream``/``astream``, ``close``/``aclose``;
+optional, with defaults: ``context_window``/``count_tokens`` (and async twins) for the
+context-window pre-check, and ``price_catalogue``.
 Streams are generators: closing one early releases its connection.
 """
 
@@ -61,6 +63,26 @@ class Provider(ABC):
     def price_catalogue(self) -> str | None:
         """The provider id under which the price catalogue lists this provider's models."""
         return self.catalogue_provider
+
+    def context_window(self, model: str) -> int | None:
+        """The model's context window in tokens, if this provider can tell (cached); else None."""
+        del model
+        return None
+
+    async def acontext_window(self, model: str) -> int | None:
+        """Async twin of `context_window`."""
+        del model
+        return None
+
+    def count_tokens(self, model: str, request: ChatRequest) -> int | None:
+        """The exact prompt tokens of ``request``, if the server can count them; else None."""
+        del model, request
+        return None
+
+    async def acount_tokens(self, model: str, request: ChatRequest) -> int | None:
+        """Async twin of `count_tokens`."""
+        del model, request
+        return None
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release sync resources (connection pools)."""

@@ -7,18 +7,17 @@ short answer. Leaving the ``with`` block early closes the connection.
 
 from __future__ import annotations
 
-import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING
 
+from ._run import aprecheck, precheck
 from .errors import ProviderError, TurnoutError
 from .types import ChatChunk, ChatResponse, Choice, FinishReason, FunctionCall, ToolCall, Usage
 
 if TYPE_CHECKING:
-    from ._routing import CallLog
+    from ._routing import Call
     from .provider import Provider
-    from .types import ChatRequest
 
 __all__ = ["AsyncChatStream", "ChatStream"]
 
@@ -85,12 +84,9 @@ class _Accumulator:
 
 
 class _StreamBase:
-    def __init__(self, targets: list[tuple[Provider, str]], request: ChatRequest, log: CallLog) -> None:
-        self._targets = targets
-        self._request = request
-        self._log = log
+    def __init__(self, call: Call) -> None:
+        self._call = call
         self._response: ChatResponse | None = None
-        self._closed = False
 
     @property
     def response(self) -> ChatResponse:
@@ -103,22 +99,27 @@ class _StreamBase:
             raise TurnoutError("the stream has not finished: iterate it to the end, or call get_response()")
         return self._response
 
-    def _failed(
-        self, exc: ProviderError, acc: _Accumulator, provider: Provider, model: str, started: float, more: bool
+    def _give_up(
+        self, exc: ProviderError, blocked: ProviderError | None, provider: Provider, model: str, more: bool
     ) -> BaseException | None:
-        """Return the error to raise, or None to go on with the next target."""
-        if acc.has_content:
-            self._log.failed(exc, provider.name, model, started, more=False)
-            return self._log.interrupted(exc, acc.text())
-        return self._log.failed(exc, provider.name, model, started, more=more)
+        if exc is blocked:
+            return self._call.skipped(provider, model, exc, more)
+        return self._call.target_failed(exc, more)
+
+    def _failed(
+        self, exc: ProviderError, acc: _Accumulator, provider: Provider, model: str, started: float
+    ) -> ProviderError:
+        """Record a failed attempt; after content, turn it into a `StreamInterruptedError` (never retried)."""
+        self._call.attempt_failed(provider, model, exc, started)
+        return self._call.interrupted(exc, acc.text()) if acc.has_content else exc
 
 
 class ChatStream(_StreamBase):
     """A streamed chat reply. Use it as a context manager and iterate it for `ChatChunk` objects."""
 
-    def __init__(self, targets: list[tuple[Provider, str]], request: ChatRequest, log: CallLog) -> None:
-        super().__init__(targets, request, log)
-        self._chunks: Iterator[ChatChunk] | None = None
+    def __init__(self, call: Call) -> None:
+        super().__init__(call)
+        self._chunks: Generator[ChatChunk, None, None] | None = None
 
     def __enter__(self) -> ChatStream:
         return self
@@ -141,38 +142,62 @@ class ChatStream(_StreamBase):
 
     def close(self) -> None:
         """Stop reading and release the connection (safe to call twice)."""
-        self._closed = True
         if self._chunks is not None:
-            self._chunks.close()  # type: ignore[attr-defined]
+            self._chunks.close()
 
-    def _run(self) -> Iterator[ChatChunk]:
-        for position, (provider, model) in enumerate(self._targets):
-            more = position + 1 < len(self._targets)
-            acc, started = _Accumulator(), time.perf_counter()
-            chunks = provider.stream(model, self._request)
+    def _run(self) -> Generator[ChatChunk, None, None]:
+        self._call.reserve()
+        try:
+            yield from self._route()
+        finally:
+            self._call.release()
+
+    def _route(self) -> Generator[ChatChunk, None, None]:
+        call = self._call
+        last = len(call.targets) - 1
+        for position, (provider, model) in enumerate(call.targets):
+            blocked = call.gate(provider, model) or precheck(call, provider, model)
+            try:
+                if blocked is not None:
+                    raise blocked
+                yield from self._attempts(provider, model)
+                return
+            except ProviderError as exc:
+                error = self._give_up(exc, blocked, provider, model, position < last)
+                if error is None:
+                    continue
+                if error is exc:
+                    raise
+                raise error from None
+
+    def _attempts(self, provider: Provider, model: str) -> Generator[ChatChunk, None, None]:
+        call, retries = self._call, None
+        while True:
+            acc, started = _Accumulator(), call.clock.now()
+            chunks = provider.stream(model, call.request_for_attempt())
             try:
                 for chunk in chunks:
                     acc.add(chunk)
                     yield chunk
             except ProviderError as exc:
-                error = self._failed(exc, acc, provider, model, started, more)
-                if error is None:
-                    continue
-                if error is exc:
-                    raise
-                raise error from exc
+                failure = self._failed(exc, acc, provider, model, started)
+                if failure is not exc:
+                    raise failure from exc  # content was delivered: never retried
+                retries = retries or call.retries(provider, model)
+                call.clock.sleep(retries.after(exc))  # re-raises exc when no retry is due
+                continue
             finally:
                 chunks.close()  # type: ignore[attr-defined]
-            self._response = self._log.succeeded(provider, model, started, acc.response(provider.name, model))
+            self._response = call.succeeded(provider, model, started, acc.response(provider.name, model))
             return
 
 
 class AsyncChatStream(_StreamBase):
     """Async twin of `ChatStream`: ``async with`` and ``async for``."""
 
-    def __init__(self, targets: list[tuple[Provider, str]], request: ChatRequest, log: CallLog) -> None:
-        super().__init__(targets, request, log)
-        self._chunks: AsyncIterator[ChatChunk] | None = None
+    def __init__(self, call: Call) -> None:
+        super().__init__(call)
+        self._chunks: AsyncGenerator[ChatChunk, None] | None = None
 
     async def __aenter__(self) -> AsyncChatStream:
         return self
@@ -195,27 +220,61 @@ class AsyncChatStream(_StreamBase):
 
     async def close(self) -> None:
         """Stop reading and release the connection (safe to call twice)."""
-        self._closed = True
         if self._chunks is not None:
-            await self._chunks.aclose()  # type: ignore[attr-defined]
+            await self._chunks.aclose()
 
-    async def _run(self) -> AsyncIterator[ChatChunk]:
-        for position, (provider, model) in enumerate(self._targets):
-            more = position + 1 < len(self._targets)
-            acc, started = _Accumulator(), time.perf_counter()
-            chunks = provider.astream(model, self._request)
+    async def _run(self) -> AsyncGenerator[ChatChunk, None]:
+        self._call.reserve()
+        try:
+            routed = self._route()
+            try:
+                async for chunk in routed:
+                    yield chunk
+            finally:
+                await routed.aclose()
+        finally:
+            self._call.release()
+
+    async def _route(self) -> AsyncGenerator[ChatChunk, None]:
+        call = self._call
+        last = len(call.targets) - 1
+        for position, (provider, model) in enumerate(call.targets):
+            blocked = call.gate(provider, model) or await aprecheck(call, provider, model)
+            try:
+                if blocked is not None:
+                    raise blocked
+                attempts = self._attempts(provider, model)
+                try:
+                    async for chunk in attempts:
+                        yield chunk
+                finally:
+                    await attempts.aclose()  # async generators are not closed by leaving `async for`
+                return
+            except ProviderError as exc:
+                error = self._give_up(exc, blocked, provider, model, position < last)
+                if error is None:
+                    continue
+                if error is exc:
+                    raise
+                raise error from None
+
+    async def _attempts(self, provider: Provider, model: str) -> AsyncGenerator[ChatChunk, None]:
+        call, retries = self._call, None
+        while True:
+            acc, started = _Accumulator(), call.clock.now()
+            chunks = provider.astream(model, call.request_for_attempt())
             try:
                 async for chunk in chunks:
                     acc.add(chunk)
                     yield chunk
             except ProviderError as exc:
-                error = self._failed(exc, acc, provider, model, started, more)
-                if error is None:
-                    continue
-                if error is exc:
-                    raise
-                raise error from exc
+                failure = self._failed(exc, acc, provider, model, started)
+                if failure is not exc:
+                    raise failure from exc
+                retries = retries or call.retries(provider, model)
+                await call.clock.asleep(retries.after(exc))
+                continue
             finally:
                 await chunks.aclose()  # type: ignore[attr-defined]
-            self._response = self._log.succeeded(provider, model, started, acc.response(provider.name, model))
+            self._response = call.succeeded(provider, model, started, acc.response(provider.name, model))
             return

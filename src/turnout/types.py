@@ -178,6 +178,7 @@ class Attempt(_Model):
     latency: float = Field(description="seconds from sending to the reply (or the error)")
     status_code: int | None = None
     error: str | None = None
+    skipped: bool = Field(default=False, description="True when nothing was sent (open circuit, context pre-check)")
 
 
 class Choice(_Model):

@@ -122,21 +122,49 @@ def test_max_model_len_from_models_endpoint(client: Client, vllm_server: VLLMSer
 
 
 @pytest.mark.parametrize("streamed", [False, True])
-def test_prompt_over_the_window_is_context_window_exceeded(client: Client, target: str, streamed: bool) -> None:
+def test_prompt_over_the_window_is_context_window_exceeded(
+    vllm_server: VLLMServer, target: str, streamed: bool
+) -> None:
+    """With the pre-check off, the server itself says so (400, vLLM's message)."""
     long_prompt = "word " * 2000
-    with pytest.raises(turnout.ContextWindowExceededError) as info:
-        if streamed:
-            with client.stream(target, long_prompt, max_tokens=4) as stream:
-                list(stream)
-        else:
-            client.chat(target, long_prompt, max_tokens=4)
+    with Client(config=config_for(vllm_server, defaults={"precheck_context": False})) as client:
+        with pytest.raises(turnout.ContextWindowExceededError) as info:
+            if streamed:
+                with client.stream(target, long_prompt, max_tokens=4) as stream:
+                    list(stream)
+            else:
+                client.chat(target, long_prompt, max_tokens=4)
     assert info.value.status_code == 400 and "maximum context length" in info.value.message
 
 
-def test_max_tokens_over_the_window_is_context_window_exceeded(client: Client, target: str) -> None:
-    with pytest.raises(turnout.ContextWindowExceededError) as info:
-        client.chat(target, "Hi", max_tokens=1000)
-    assert info.value.error_code == 400
+def test_max_tokens_over_the_window_is_context_window_exceeded(vllm_server: VLLMServer, target: str) -> None:
+    with Client(config=config_for(vllm_server, defaults={"precheck_context": False})) as client:
+        with pytest.raises(turnout.ContextWindowExceededError) as info:
+            client.chat(target, "Hi", max_tokens=1000)
+    assert info.value.error_code == 400 and "max_model_len" in info.value.message
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_precheck_skips_before_sending(vllm_server: VLLMServer, target: str, mode: str) -> None:
+    """max_model_len from /v1/models plus the exact /tokenize count: the call never reaches the server."""
+    long_prompt = "word " * 2000
+    if mode == "sync":
+        with (
+            Client(config=config_for(vllm_server)) as client,
+            pytest.raises(turnout.ContextWindowExceededError) as info,
+        ):
+            client.chat(target, long_prompt, max_tokens=4)
+    else:
+
+        async def go() -> None:
+            async with AsyncClient(config=config_for(vllm_server)) as client:
+                await client.chat(target, long_prompt, max_tokens=4)
+
+        with pytest.raises(turnout.ContextWindowExceededError) as info:
+            asyncio.run(go())
+    assert info.value.status_code is None  # not a server reply
+    assert "512-token context window" in info.value.message
+    assert [(a.outcome, a.skipped) for a in info.value.attempts] == [("ContextWindowExceededError", True)]
 
 
 def test_unknown_model_is_not_found(client: Client) -> None:
@@ -228,4 +256,4 @@ def test_fallback_from_a_dead_port_to_the_live_server(vllm_server: VLLMServer, s
             reply = stream.response
         else:
             reply = client.chat("llama", "Hi", max_tokens=4)
-    assert [(a.provider, a.outcome) for a in reply.attempts] == [("dead", "APIConnectionError"), ("local", "ok")]
+    assert [(a.provider, a.outcome) for a in reply.attempts] == [("dead", "APIConnectionError")] * 3 + [("local", "ok")]

@@ -26,6 +26,11 @@ _BUILTIN: dict[str, str] = {
     "openai": "turnout.providers.openai:OpenAIProvider",
     "vllm": "turnout.providers.vllm:VLLMProvider",
     "openai-compatible": "turnout.providers.openai_compatible:OpenAICompatibleProvider",
+    "huggingface": "turnout.providers.huggingface:HuggingFaceProvider",
+    "together": "turnout.providers.presets:TogetherProvider",
+    "hf-router": "turnout.providers.presets:HFRouterProvider",
+    "fireworks": "turnout.providers.presets:FireworksProvider",
+    "deepinfra": "turnout.providers.presets:DeepInfraProvider",
 }
 _registered: dict[str, type[Provider]] = {}
 _plugins: dict[str, str] | None = None

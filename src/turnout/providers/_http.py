@@ -162,6 +162,15 @@ class HTTPProvider(Provider):
         self._check(response, model)
         return response
 
+    async def arequest(self, method: str, url: str, model: str, json: object = None) -> httpx2.Response:
+        """Async twin of `request`."""
+        try:
+            response = await self.ahttp.request(method, url, json=json)
+        except httpx2.TransportError as exc:
+            raise self._transport_error(exc, model) from exc
+        self._check(response, model)
+        return response
+
     def _check(self, response: httpx2.Response, model: str) -> None:
         if response.status_code >= 400:
             raise error_from_response(

@@ -16,8 +16,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .. import _defaults
 from ..config import ProviderConfig
-from ..errors import NotFoundError, ResponseValidationError
-from ..types import MessageInput, normalize_messages
+from ..errors import NotFoundError, ProviderError, ResponseValidationError
+from ..types import ChatRequest, MessageInput, normalize_messages
 from .openai import OpenAIProvider
 
 __all__ = ["VLLMConfig", "VLLMProvider"]
@@ -47,6 +47,11 @@ class _TokenizeReply(BaseModel):
     count: int
 
 
+def _tokenize_body(model: str, messages: str | Sequence[MessageInput]) -> dict[str, Any]:
+    msgs = normalize_messages(messages if isinstance(messages, str) else list(messages))
+    return {"model": model, "messages": [m.model_dump(exclude_none=True) for m in msgs]}
+
+
 class VLLMProvider(OpenAIProvider):
     """vLLM's OpenAI-compatible server."""
 
@@ -54,6 +59,10 @@ class VLLMProvider(OpenAIProvider):
     catalogue_provider: ClassVar[str | None] = None  # self-hosted: price it in [prices]
     default_base_url: ClassVar[str | None] = _defaults.VLLM_BASE_URL
     requires_api_key: ClassVar[bool] = False
+
+    def __init__(self, name: str, config: ProviderConfig) -> None:
+        super().__init__(name, config)
+        self._windows: dict[str, int | None] = {}
 
     @property
     def root_url(self) -> str:
@@ -65,9 +74,64 @@ class VLLMProvider(OpenAIProvider):
 
         Raises:
             NotFoundError: the server does not serve ``model``.
+            ProviderError: the server could not be asked.
         """
         response = self.request("GET", self.base_url + "/models", model)
-        cards = self._validate(_ModelList, response.content, model).data
+        return self._window(response.content, model)
+
+    async def amax_model_len(self, model: str) -> int | None:
+        """Async twin of `max_model_len`."""
+        response = await self.arequest("GET", self.base_url + "/models", model)
+        return self._window(response.content, model)
+
+    def context_window(self, model: str) -> int | None:
+        """`max_model_len`, asked once per model; None when unknown (not listed, or the server is unreachable)."""
+        if model not in self._windows:
+            try:
+                self._windows[model] = self.max_model_len(model)
+            except (NotFoundError, ResponseValidationError):
+                self._windows[model] = None  # the answer will not change: do not ask again
+            except ProviderError:
+                return None  # unreachable now: the call itself will say so; ask again next time
+        return self._windows[model]
+
+    async def acontext_window(self, model: str) -> int | None:
+        """Async twin of `context_window`."""
+        if model not in self._windows:
+            try:
+                self._windows[model] = await self.amax_model_len(model)
+            except (NotFoundError, ResponseValidationError):
+                self._windows[model] = None
+            except ProviderError:
+                return None
+        return self._windows[model]
+
+    def count_prompt_tokens(self, model: str, messages: str | Sequence[MessageInput]) -> int:
+        """Exact prompt tokens of a chat, counted by the server's own tokenizer (``POST /tokenize``)."""
+        response = self.request("POST", self.root_url + "/tokenize", model, json=_tokenize_body(model, messages))
+        return self._validate(_TokenizeReply, response.content, model).count
+
+    async def acount_prompt_tokens(self, model: str, messages: str | Sequence[MessageInput]) -> int:
+        """Async twin of `count_prompt_tokens`."""
+        response = await self.arequest("POST", self.root_url + "/tokenize", model, json=_tokenize_body(model, messages))
+        return self._validate(_TokenizeReply, response.content, model).count
+
+    def count_tokens(self, model: str, request: ChatRequest) -> int | None:
+        """`count_prompt_tokens` for a request; None when the server cannot be asked."""
+        try:
+            return self.count_prompt_tokens(model, list(request.messages))
+        except ProviderError:
+            return None
+
+    async def acount_tokens(self, model: str, request: ChatRequest) -> int | None:
+        """Async twin of `count_tokens`."""
+        try:
+            return await self.acount_prompt_tokens(model, list(request.messages))
+        except ProviderError:
+            return None
+
+    def _window(self, raw: bytes, model: str) -> int | None:
+        cards = self._validate(_ModelList, raw, model).data
         for card in cards:
             if card.id == model:
                 return card.max_model_len
@@ -75,13 +139,6 @@ class VLLMProvider(OpenAIProvider):
         raise NotFoundError(
             f"model {model!r} is not served here (served: {served})", provider=self.name, model=model, status_code=404
         )
-
-    def count_prompt_tokens(self, model: str, messages: str | Sequence[MessageInput]) -> int:
-        """Exact prompt tokens of a chat, counted by the server's own tokenizer (``POST /tokenize``)."""
-        msgs = normalize_messages(messages if isinstance(messages, str) else list(messages))
-        body: dict[str, Any] = {"model": model, "messages": [m.model_dump(exclude_none=True) for m in msgs]}
-        response = self.request("POST", self.root_url + "/tokenize", model, json=body)
-        return self._validate(_TokenizeReply, response.content, model).count
 
     def _validate(self, cls: type[_T], raw: bytes, model: str) -> _T:
         try:

@@ -1,7 +1,8 @@
-"""An in-process fake OpenAI / vLLM server for testing code that calls chat completions.
+"""In-process fake OpenAI / vLLM / TGI servers for testing code that calls chat completions.
 
 `FakeServer` listens on 127.0.0.1 and speaks the real wire format (JSON bodies, SSE streams,
-error envelopes, rate-limit headers) of the chosen flavor. Script it with `Reply` and `Fault`,
+error envelopes, rate-limit headers) of the chosen flavor; `FakeTGIServer` speaks Text
+Generation Inference's (a Hugging Face Inference Endpoint). Script them with `Reply` and `Fault`,
 then inspect `server.requests`. It needs only the standard library. See docs/testing.md.
 
 Example:
@@ -14,12 +15,16 @@ Example:
     ```
 """
 
+from turnout.testing._faults import FakeClock, refused_url
 from turnout.testing._script import Fault, FaultKind, RecordedRequest, Reply, Scripted, ToolCallSpec
 from turnout.testing._server import FakeServer
+from turnout.testing._tgi_server import FakeTGIServer
 from turnout.testing._wire import Flavor, count_chat_tokens, count_tokens
 
 __all__ = [
+    "FakeClock",
     "FakeServer",
+    "FakeTGIServer",
     "Fault",
     "FaultKind",
     "Flavor",
@@ -29,4 +34,5 @@ __all__ = [
     "ToolCallSpec",
     "count_chat_tokens",
     "count_tokens",
+    "refused_url",
 ]

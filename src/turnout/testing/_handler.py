@@ -49,6 +49,7 @@ class Handler(BaseHTTPRequestHandler):
     """Answers one connection (HTTP/1.1 keep-alive) on behalf of a `FakeServer`."""
 
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # TCP_NODELAY: headers and body otherwise wait on delayed ACKs (~40 ms)
     fake: FakeServer  # set on the subclass the server builds
 
     # -- plumbing -----------------------------------------------------------------------------
@@ -298,6 +299,9 @@ class Handler(BaseHTTPRequestHandler):
             if self.fake.flavor == "vllm":
                 self._chunk(DONE)
             self._chunk(b"")
+            return True
+        if fault.kind == "end_stream":
+            self._chunk(b"")  # a proper end of the chunked body, with no [DONE] before it
             return True
         self.close_connection = True  # truncate: the chunked body is never terminated
         return True

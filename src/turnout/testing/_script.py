@@ -31,6 +31,7 @@ FaultKind: TypeAlias = Literal[
     "context_length",
     "drop",
     "truncate",
+    "end_stream",
     "stream_error",
     "malformed_json",
     "slow",
@@ -135,7 +136,7 @@ class Fault:
     @property
     def is_error(self) -> bool:
         """Whether this fault is answered with an HTTP error status and body."""
-        return self.kind not in ("drop", "truncate", "stream_error", "malformed_json", "slow", "stall")
+        return self.kind not in ("drop", "truncate", "end_stream", "stream_error", "malformed_json", "slow", "stall")
 
     @classmethod
     def status(
@@ -279,6 +280,24 @@ class Fault:
         """
         _check_after(after_chunks)
         return cls("truncate", after_chunks=after_chunks, then=reply)
+
+    @classmethod
+    def end_stream(cls, after_chunks: int = 2, *, reply: Reply | None = None) -> Fault:
+        """A 200 stream that ends cleanly after `after_chunks` content chunks, without its terminator.
+
+        The chunked body is terminated properly, but no finish chunk, usage or `data: [DONE]`
+        (TGI: no last event) is sent: the way a proxy closes a stream when its upstream stops. A
+        non-stream request gets the whole reply.
+
+        Args:
+            after_chunks: Content chunks to send before the end.
+            reply: The reply being cut; `None` uses the server's default reply.
+
+        Returns:
+            The fault.
+        """
+        _check_after(after_chunks)
+        return cls("end_stream", after_chunks=after_chunks, then=reply)
 
     @classmethod
     def stream_error(

@@ -8,7 +8,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Sequence
-from http.server import ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Self, get_args
 
@@ -32,10 +32,10 @@ class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128  # the default 5 resets bursts of parallel connections
 
-    def __init__(self, address: tuple[str, int], fake: FakeServer) -> None:
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
         self._lock = threading.Lock()
         self._connections: dict[socket.socket, threading.Thread] = {}
-        super().__init__(address, handler_class(fake))
+        super().__init__(address, handler)
 
     def process_request(self, request: Any, client_address: Any) -> None:
         """Serve each connection on its own daemon thread, remembering both."""
@@ -193,13 +193,17 @@ class FakeServer:
         if self._closed:
             raise RuntimeError("this FakeServer is closed; create a new one")
         if self._httpd is None:
-            httpd = _HTTPServer(self._address, self)
+            httpd = _HTTPServer(self._address, self._handler_class())
             self._thread = threading.Thread(
                 target=httpd.serve_forever, kwargs={"poll_interval": 0.01}, name="turnout-fake-server", daemon=True
             )
             self._httpd = httpd
             self._thread.start()
         return self
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        """The request handler bound to this server (subclasses serve other protocols)."""
+        return handler_class(self)
 
     def close(self) -> None:
         """Stop serving, end open connections and release the port. Safe to call twice."""

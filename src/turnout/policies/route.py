@@ -1,0 +1,41 @@
+"""The policy of one route (a model alias): retries, fallback, deadline, balancing, breakers, hedging."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .breaker import BreakerPolicy
+from .retry import RetryPolicy
+
+__all__ = ["FallbackOn", "RoutePolicy"]
+
+FallbackOn = Literal[
+    "retryable", "context_window", "connection", "bad_request", "auth", "not_found", "quota", "invalid_response"
+]
+"""Error classes that send a call on to the next target (see docs/reliability.md)."""
+
+
+_DEFAULT_FALLBACK: tuple[FallbackOn, ...] = ("retryable", "context_window", "connection")
+
+
+class RoutePolicy(BaseModel):
+    """Reliability settings of a route. ``[defaults]`` sets them for every route; a model alias overrides."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    fallback_on: list[FallbackOn] = Field(
+        default_factory=lambda: list(_DEFAULT_FALLBACK),
+        description="errors, once retries are spent, that move the call to the next target",
+    )
+    deadline: float | None = Field(default=None, gt=0, description="seconds for the whole call, all tries included")
+    balance: Literal["ordered", "weighted", "least-latency", "lowest-cost"] = "ordered"
+    weights: list[float] | None = Field(default=None, description="with balance = 'weighted': one per target")
+    breaker: BreakerPolicy = Field(default_factory=BreakerPolicy)
+    wait_for_recovery: bool = Field(default=False, description="when every circuit is open, wait for the first probe")
+    precheck_context: bool = Field(default=True, description="skip targets whose known window cannot fit the call")
+    hedge_after: float | None = Field(
+        default=None, gt=0, description="seconds: if the first target has not answered, also ask the next one"
+    )

@@ -1,0 +1,341 @@
+"""Hugging Face: dedicated Inference Endpoints and TGI servers, and the HF inference router.
+
+Requests go through ``huggingface_hub``'s ``InferenceClient`` / ``AsyncInferenceClient``
+(the ``turnout[huggingface]`` extra, imported only when a provider is created):
+
+- ``mode = "chat"`` (default): TGI's Messages API, ``POST {base_url}/v1/chat/completions``, or
+  the HF router for ``provider = "together"`` and the like;
+- ``mode = "text"``: TGI's raw generation route (huggingface_hub posts to ``{base_url}/`` with
+  ``"stream": true``, TGI's compatibility route for ``/generate_stream``), with the prompt
+  rendered by a chat template (`turnout.templates`, Llama 2's by default).
+
+A text-mode ``chat()`` reads the stream to its end: huggingface_hub returns no response headers
+(so TGI's ``x-prompt-tokens`` cannot be read), and only the stream's last event carries the
+prompt size (``details.input_length``) without asking TGI for per-token prefill logprobs.
+
+``info()`` / ``health()`` / ``count_prompt_tokens()`` call TGI's ``/info``, ``/health`` and
+``/tokenize`` over httpx2 (huggingface_hub's ``get_endpoint_info`` has no timeout, ignores
+custom headers and refuses a URL unless ``provider="hf-inference"``). Shapes and behaviour:
+PROTOCOLS.md §3; the provider's docs page is docs/llama2-huggingface.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import aclosing
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+import httpx2
+from pydantic import Field, model_validator
+
+from .._version import __version__
+from ..config import ProviderConfig
+from ..errors import (
+    BadRequestError,
+    ConfigError,
+    InvalidArgumentError,
+    NotFoundError,
+    ProviderError,
+    ResponseValidationError,
+)
+from ..provider import Provider
+from ..templates import ChatTemplate, get_template
+from ..types import ChatChunk, ChatRequest, ChatResponse, MessageInput, normalize_messages
+from ._hf_call import HubCalls
+from ._tgi_wire import EndpointInfo, Unsupported, chat_kwargs, text_kwargs
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+__all__ = ["DEFAULT_MAX_NEW_TOKENS", "SCALE_UP_HEADER", "EndpointInfo", "HuggingFaceConfig", "HuggingFaceProvider"]
+
+#: ``max_new_tokens`` sent in text mode when a call sets no ``max_tokens``.
+DEFAULT_MAX_NEW_TOKENS = 512
+#: The header that makes a scaled-to-zero Inference Endpoint hold a request while it starts.
+SCALE_UP_HEADER = "X-Scale-Up-Timeout"
+_INSTALL = "pip install 'turnout[huggingface]'"
+
+
+class HuggingFaceConfig(ProviderConfig):
+    """``type = "huggingface"``: an Inference Endpoint / TGI server (``base_url``) or the HF router (``provider``)."""
+
+    type: Literal["huggingface"] = "huggingface"
+    provider: str | None = Field(
+        default=None,
+        description='an HF inference provider routed by huggingface_hub ("together", "auto", ...); instead of base_url',
+    )
+    mode: Literal["chat", "text"] = Field(
+        default="chat", description="chat: the Messages API; text: raw generation with chat_template"
+    )
+    chat_template: str = Field(default="llama2", description="text mode: the template that renders the prompt")
+    max_new_tokens: int = Field(
+        default=DEFAULT_MAX_NEW_TOKENS, gt=0, description="text mode: tokens to generate when a call sets no max_tokens"
+    )
+    prompt_bos: bool = Field(
+        default=False,
+        description="text mode: send the template's leading BOS (<s>); TGI adds BOS itself, so leave it false",
+    )
+    response_format_style: Literal["tgi", "openai"] = Field(
+        default="tgi",
+        description='how base_url gets response_format: "tgi" (TGI\'s grammar) or "openai" (a vLLM/SGLang endpoint)',
+    )
+    scale_up_timeout: float | None = Field(
+        default=None, gt=0, description="seconds a scaled-to-zero endpoint may take to start (X-Scale-Up-Timeout)"
+    )
+    bill_to: str | None = Field(default=None, description="an HF organization to bill (X-HF-Bill-To)")
+    price_catalogue: str | None = Field(
+        default=None, description='genai-prices provider id (default: "huggingface_<provider>" with provider)'
+    )
+
+    @model_validator(mode="after")
+    def _check_route(self) -> HuggingFaceConfig:
+        if (self.base_url is None) == (self.provider is None):
+            raise ValueError(
+                "set exactly one of base_url (a dedicated Inference Endpoint or TGI server) and provider "
+                '(an HF inference provider such as "together")'
+            )
+        if self.provider is not None and self.mode == "text":
+            raise ValueError('mode = "text" needs base_url: the HF router has no raw generation route')
+        if self.provider is not None and self.api_key is None:
+            raise ValueError('provider needs api_key (an HF token, "${HF_TOKEN}", or the provider\'s own key)')
+        return self
+
+
+def _import_hub(name: str) -> ModuleType:
+    try:
+        import huggingface_hub
+    except ImportError as exc:
+        raise ConfigError(
+            f"providers.{name}: type 'huggingface' needs the huggingface-hub package: {_INSTALL}"
+        ) from exc
+    return huggingface_hub
+
+
+class HuggingFaceProvider(Provider):
+    """Llama 2 (or any model) on a Hugging Face Inference Endpoint, a TGI server, or the HF router."""
+
+    config_model: ClassVar[type[ProviderConfig]] = HuggingFaceConfig
+
+    def __init__(self, name: str, config: ProviderConfig) -> None:
+        if not isinstance(config, HuggingFaceConfig):
+            raise ConfigError(f"providers.{name}: expected a huggingface config, got type {config.type!r}")
+        hf_token = config.api_key is not None and config.api_key.get_secret_value().startswith("hf_")
+        if config.bill_to is not None and not hf_token:
+            raise ConfigError(
+                f"providers.{name}.bill_to: billing an organization needs an HF token (hf_...) as api_key; "
+                "a provider's own key is billed by that provider"
+            )
+        if config.provider == "auto" and not hf_token:
+            raise ConfigError(f'providers.{name}.provider: "auto" (the HF router picks) needs an HF token (hf_...)')
+        hub = _import_hub(name)
+        super().__init__(name, config)
+        self.hf_config = config
+        self.template: ChatTemplate = get_template(config.chat_template)
+        headers = {"user-agent": f"turnout/{__version__}", **config.headers}
+        if config.scale_up_timeout is not None:
+            headers[SCALE_UP_HEADER] = f"{config.scale_up_timeout:g}"
+        self._calls = HubCalls(hub, name, config, headers)
+        self._window: list[int | None] = []  # max_total_tokens once /info answered (or None: no /info)
+
+    def __repr__(self) -> str:
+        where = (
+            f"base_url={self.config.base_url!r}" if self.config.base_url else f"provider={self.hf_config.provider!r}"
+        )
+        return f"HuggingFaceProvider(name={self.name!r}, {where}, mode={self.hf_config.mode!r})"
+
+    def price_catalogue(self) -> str | None:
+        """``price_catalogue``, else ``huggingface_<provider>`` for the router; a dedicated endpoint has none.
+
+        A dedicated endpoint is billed per hour of uptime, not per token: price it in ``[prices]``.
+        """
+        config = self.hf_config
+        if config.price_catalogue is not None:
+            return config.price_catalogue
+        if config.provider is not None and config.provider != "auto":
+            return f"huggingface_{config.provider}"
+        return None
+
+    # -- the four request methods ----------------------------------------------------------------
+
+    def chat(self, model: str, request: ChatRequest) -> ChatResponse:
+        """Send one chat request (text mode: read the whole stream) and return the reply."""
+        if self.hf_config.mode == "text":
+            prompt, kwargs = self._text_request(model, request)
+            return self._calls.text_reply(model, prompt, kwargs, request)
+        kwargs = self._chat_request(model, request, stream=False)
+        return self._calls.chat(model, kwargs, request)
+
+    async def achat(self, model: str, request: ChatRequest) -> ChatResponse:
+        """Async twin of `chat`."""
+        if self.hf_config.mode == "text":
+            prompt, kwargs = self._text_request(model, request)
+            return await self._calls.atext_reply(model, prompt, kwargs, request)
+        kwargs = self._chat_request(model, request, stream=False)
+        return await self._calls.achat(model, kwargs, request)
+
+    def stream(self, model: str, request: ChatRequest) -> Iterator[ChatChunk]:
+        """Stream a reply; raise `StreamInterruptedError` if it ends before its last event."""
+        if self.hf_config.mode == "text":
+            prompt, kwargs = self._text_request(model, request)
+            yield from self._calls.text_stream(model, prompt, kwargs, request)
+        else:
+            kwargs = self._chat_request(model, request, stream=True)
+            yield from self._calls.chat_stream(model, kwargs, request)
+
+    async def astream(self, model: str, request: ChatRequest) -> AsyncIterator[ChatChunk]:
+        """Async twin of `stream`."""
+        if self.hf_config.mode == "text":
+            prompt, kwargs = self._text_request(model, request)
+            chunks = self._calls.atext_stream(model, prompt, kwargs, request)
+        else:
+            kwargs = self._chat_request(model, request, stream=True)
+            chunks = self._calls.achat_stream(model, kwargs, request)
+        async with aclosing(chunks):
+            async for chunk in chunks:
+                yield chunk
+
+    def close(self) -> None:
+        """Close the sync pool of the helper routes (each sync call has its own ``InferenceClient``)."""
+        self._calls.close()
+
+    async def aclose(self) -> None:
+        """Close the shared ``AsyncInferenceClient`` (its connection pool)."""
+        await self._calls.aclose()
+
+    # -- request building -------------------------------------------------------------------------
+
+    @property
+    def _grammar(self) -> bool:
+        """Translate ``response_format`` to TGI's grammar: for a TGI endpoint, not for vLLM or router providers."""
+        return self.hf_config.base_url is not None and self.hf_config.response_format_style == "tgi"
+
+    def render(self, messages: str | Sequence[MessageInput]) -> str:
+        """The prompt text mode sends for ``messages`` (the template's output, BOS removed unless ``prompt_bos``).
+
+        Raises:
+            InvalidArgumentError: the template cannot express the messages.
+        """
+        msgs = normalize_messages(messages if isinstance(messages, str) else list(messages))
+        prompt = self.template.render(msgs)
+        return prompt if self.hf_config.prompt_bos else prompt.removeprefix(self.template.bos)
+
+    def _chat_request(self, model: str, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
+        try:
+            return chat_kwargs(model, request, stream=stream, grammar=self._grammar)
+        except Unsupported as exc:
+            raise BadRequestError(f"{exc}", provider=self.name, model=model) from exc
+
+    def _text_request(self, model: str, request: ChatRequest) -> tuple[str, dict[str, Any]]:
+        try:
+            prompt = self.render(request.messages)
+            kwargs = text_kwargs(request, default_max_new_tokens=self.hf_config.max_new_tokens)
+        except (InvalidArgumentError, Unsupported) as exc:
+            raise BadRequestError(f"{exc}", provider=self.name, model=model) from exc
+        return prompt, kwargs
+
+    # -- endpoint helpers (TGI routes, over httpx2) -------------------------------------------------
+
+    def info(self) -> EndpointInfo:
+        """The endpoint's model and limits from TGI's ``GET /info``.
+
+        Returns:
+            `EndpointInfo`: ``max_input_tokens`` and ``max_total_tokens`` (Llama 2 on TGI:
+            4095 and 4096 by default) bound prompt and prompt + ``max_tokens``.
+
+        Raises:
+            ConfigError: the provider routes through the HF router (no ``base_url``).
+            ProviderError: the request failed (a subclass says how).
+        """
+        return self._info(self._calls.request("GET", "/info"))
+
+    async def ainfo(self) -> EndpointInfo:
+        """Async twin of `info`."""
+        return self._info(await self._calls.arequest("GET", "/info"))
+
+    def health(self) -> bool:
+        """Whether TGI's ``GET /health`` answers 200 (a 503 means the model cannot generate).
+
+        Raises:
+            ConfigError: no ``base_url``.
+            APIConnectionError: the server cannot be reached.
+        """
+        return self._calls.request("GET", "/health", check=False).status_code == 200
+
+    def count_prompt_tokens(self, messages: str | Sequence[MessageInput]) -> int:
+        """Exact tokens of the text-mode prompt for ``messages``, counted by the server (``POST /tokenize``).
+
+        TGI adds BOS itself, as it does for generation, so the count matches ``usage.prompt_tokens``.
+
+        Raises:
+            InvalidArgumentError: the template cannot express the messages.
+            ProviderError: the request failed (404 when the server has no tokenizer).
+        """
+        response = self._calls.request("POST", "/tokenize", json={"inputs": self.render(messages)})
+        return self._token_count(response)
+
+    async def acount_prompt_tokens(self, messages: str | Sequence[MessageInput]) -> int:
+        """Async twin of `count_prompt_tokens`."""
+        response = await self._calls.arequest("POST", "/tokenize", json={"inputs": self.render(messages)})
+        return self._token_count(response)
+
+    # -- the context-window pre-check (Provider hooks) --------------------------------------------------
+
+    def context_window(self, model: str) -> int | None:
+        """``max_total_tokens`` from `info`, asked once; None for the HF router or a server without ``/info``."""
+        del model
+        if self.hf_config.base_url is None:
+            return None
+        if not self._window:
+            try:
+                self._window.append(self.info().max_total_tokens)
+            except NotFoundError:
+                self._window.append(None)  # not a TGI server: do not ask again
+            except ProviderError:
+                return None
+        return self._window[0]
+
+    async def acontext_window(self, model: str) -> int | None:
+        """Async twin of `context_window`."""
+        del model
+        if self.hf_config.base_url is None:
+            return None
+        if not self._window:
+            try:
+                self._window.append((await self.ainfo()).max_total_tokens)
+            except NotFoundError:
+                self._window.append(None)
+            except ProviderError:
+                return None
+        return self._window[0]
+
+    def count_tokens(self, model: str, request: ChatRequest) -> int | None:
+        """Text mode: `count_prompt_tokens` of the request; chat mode: None (the server applies its own template)."""
+        del model
+        if self.hf_config.mode != "text":
+            return None
+        try:
+            return self.count_prompt_tokens(list(request.messages))
+        except (ProviderError, InvalidArgumentError):
+            return None
+
+    async def acount_tokens(self, model: str, request: ChatRequest) -> int | None:
+        """Async twin of `count_tokens`."""
+        del model
+        if self.hf_config.mode != "text":
+            return None
+        try:
+            return await self.acount_prompt_tokens(list(request.messages))
+        except (ProviderError, InvalidArgumentError):
+            return None
+
+    def _token_count(self, response: httpx2.Response) -> int:
+        tokens = response.json()
+        if not isinstance(tokens, list):
+            raise ResponseValidationError("/tokenize did not answer a list of tokens", provider=self.name)
+        return len(tokens)
+
+    def _info(self, response: httpx2.Response) -> EndpointInfo:
+        try:
+            return EndpointInfo.model_validate_json(response.content)
+        except ValueError as exc:
+            raise ResponseValidationError(f"/info is not TGI's info: {exc}", provider=self.name) from exc

@@ -1,0 +1,180 @@
+"""Budgets: reserve before sending, commit after, refuse without I/O, hold under concurrency."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from tests.conftest import LLAMA, Runner
+from turnout import AsyncClient, Budget, BudgetExceededError, Client
+from turnout.budget import Budgets
+from turnout.testing import Fault, FakeServer, Reply
+
+# $1 per million input and output tokens: a call's cost in millionths is its token count.
+PRICE = {"input_per_million": "1", "output_per_million": "1"}
+
+
+@pytest.fixture
+def server() -> Iterator[FakeServer]:
+    with FakeServer(flavor="vllm", models=[LLAMA], max_model_len=4096) as fake:
+        yield fake
+
+
+def _config(server: FakeServer, **extra: Any) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "providers": {"local": {"type": "vllm", "base_url": server.base_url}},
+        "models": {"llama": {"targets": [f"local:{LLAMA}"], "retry": {"max_attempts": 1}}},
+        "prices": {f"local:{LLAMA}": PRICE},
+    }
+    config.update(extra)
+    return config
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_refused_call_sends_nothing(runner: Runner, server: FakeServer, streamed: bool) -> None:
+    config = _config(server, budget={"max_usd": "0.00001"})  # 10 tokens' worth
+    with pytest.raises(BudgetExceededError, match="client budget: this call could cost up to") as info:
+        runner.call(streamed, config, "llama", "Hello there", max_tokens=100)
+    assert info.value.budget == "client" and info.value.remaining == Decimal("0.00001")
+    assert server.requests == []
+
+
+def test_a_call_without_max_tokens_cannot_be_bounded(server: FakeServer) -> None:
+    with Client(config=_config(server), budget=Budget(max_usd=Decimal(5))) as client:
+        with pytest.raises(BudgetExceededError, match="no upper bound: pass max_tokens"):
+            client.chat("llama", "Hi")
+    assert server.requests == []
+
+
+def test_unpriced_target_cannot_be_bounded(server: FakeServer) -> None:
+    config = _config(server, prices={})
+    with Client(config=config, budget=Budget(max_usd=Decimal(5))) as client:
+        with (
+            pytest.warns(match="no price known"),
+            pytest.raises(BudgetExceededError, match="no price is known for local:"),
+        ):
+            client.chat("llama", "Hi", max_tokens=5)
+    assert server.requests == []
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_success_commits_the_actual_cost_and_failure_releases(
+    runner: Runner, server: FakeServer, streamed: bool
+) -> None:
+    config = _config(server)
+    config["models"]["llama"]["budget"] = {"max_usd": "1"}
+    server.enqueue(Reply("ok", prompt_tokens=30, completion_tokens=7), Fault.status(500))
+    if runner.mode == "sync":
+        with Client(config=config) as client:
+            reply = runner_call(client, streamed)
+            with pytest.raises(Exception, match="500|Internal"):
+                runner_call(client, streamed)
+            assert client.budgets is not None
+            (status,) = client.budgets.status()
+    else:
+
+        async def go() -> Any:
+            async with AsyncClient(config=config) as client:
+                first = await arunner_call(client, streamed)
+                with pytest.raises(Exception, match="500|Internal"):
+                    await arunner_call(client, streamed)
+                assert client.budgets is not None
+                return first, client.budgets.status()[0]
+
+        reply, status = asyncio.run(go())
+    assert reply.cost is not None and reply.cost.total == Decimal("0.000037")
+    assert (status.name, status.spent, status.reserved) == ("models.llama", Decimal("0.000037"), Decimal(0))
+    assert status.remaining == Decimal(1) - Decimal("0.000037")
+
+
+def runner_call(client: Client, streamed: bool) -> Any:
+    if streamed:
+        with client.stream("llama", "Hello", max_tokens=10) as stream:
+            return stream.get_response()
+    return client.chat("llama", "Hello", max_tokens=10)
+
+
+async def arunner_call(client: AsyncClient, streamed: bool) -> Any:
+    if streamed:
+        async with client.stream("llama", "Hello", max_tokens=10) as stream:
+            return await stream.get_response()
+    return await client.chat("llama", "Hello", max_tokens=10)
+
+
+def _load(server: FakeServer, count: int) -> Decimal:
+    """Script ``count`` replies of 40 tokens each; return the budget for exactly 10 worst cases."""
+    server.enqueue(*[Reply("fine", prompt_tokens=30, completion_tokens=10) for _ in range(count)])
+    # worst case of "Hi" with max_tokens=10: "Hi" + "user" (6 bytes) + 4 + 3 overhead + 10 output = 23
+    return Decimal(10 * 23) / 1_000_000
+
+
+def test_concurrent_threads_never_overspend(server: FakeServer) -> None:
+    limit = _load(server, 40)
+    refused: list[BudgetExceededError] = []
+    with Client(config=_config(server), budget=Budget(max_usd=limit)) as client:
+        barrier = threading.Barrier(40)
+
+        def one() -> None:
+            barrier.wait()
+            try:
+                client.chat("llama", "Hi", max_tokens=10)
+            except BudgetExceededError as exc:
+                refused.append(exc)
+
+        threads = [threading.Thread(target=one) for _ in range(40)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert client.budgets is not None
+        (status,) = client.budgets.status()
+    sent = len(server.chat_requests)
+    assert sent + len(refused) == 40 and sent >= 10
+    assert status.reserved == 0
+    assert status.spent == Decimal(40 * sent) / 1_000_000 <= limit
+
+
+def test_concurrent_tasks_never_overspend(server: FakeServer) -> None:
+    limit = _load(server, 40)
+
+    async def go() -> tuple[list[Any], Any]:
+        async with AsyncClient(config=_config(server), budget=Budget(max_usd=limit)) as client:
+            results = await asyncio.gather(
+                *[client.chat("llama", "Hi", max_tokens=10) for _ in range(40)], return_exceptions=True
+            )
+            assert client.budgets is not None
+            return results, client.budgets.status()[0]
+
+    results, status = asyncio.run(go())
+    refused = [r for r in results if isinstance(r, BudgetExceededError)]
+    assert len(refused) + len(server.chat_requests) == 40
+    assert len(refused) == 30  # exactly ten worst cases fit: asyncio reserves one task at a time
+    assert status.spent == Decimal(40 * 10) / 1_000_000 <= limit and status.reserved == 0
+
+
+def test_a_daily_budget_starts_again_each_day() -> None:
+    today = [date(2026, 11, 27)]
+    budgets = Budgets(Budget(max_usd=Decimal(1), period="day"), {}, today=lambda: today[0])
+    budgets.reserve("any", Decimal("0.75")).commit(Decimal("0.75"))
+    with pytest.raises(BudgetExceededError, match=r"only \$0.25 of \$1 is left"):
+        budgets.reserve("any", Decimal("0.5"))
+    today[0] = date(2026, 11, 28)
+    held = budgets.reserve("any", Decimal("0.5"))
+    held.commit(None)  # unknown cost: the whole reservation counts
+    held.release()  # settling twice changes nothing
+    assert budgets.status()[0].spent == Decimal("0.5")
+
+
+def test_alias_and_client_limits_reserve_all_or_nothing() -> None:
+    budgets = Budgets(Budget(max_usd=Decimal(10)), {"cheap": Budget(max_usd=Decimal(1))})
+    with pytest.raises(BudgetExceededError, match="models.cheap budget"):
+        budgets.reserve("cheap", Decimal(2))
+    assert [s.reserved for s in budgets.status()] == [0, 0]
+    budgets.reserve("other", Decimal(2))
+    assert [s.reserved for s in budgets.status()] == [2, 0]

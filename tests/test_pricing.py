@@ -1,0 +1,146 @@
+"""Exact cost: the catalogue mapping, cached and reasoning tokens, hourly (self-hosted) prices."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from tests.conftest import CANARY_KEY, Runner
+from turnout import ConfigError, Price, Usage
+from turnout.config import Config, hourly_price
+from turnout.pricing import Pricing, catalogue_refs
+from turnout.providers.openai_compatible import OpenAICompatibleProvider
+from turnout.testing import FakeServer, Reply
+
+# One usage for every row: 1,000 prompt tokens (400 of them cached) and 500 completion tokens.
+USAGE = Usage(prompt_tokens=1000, completion_tokens=500, cached_tokens=400)
+
+# (catalogue, model id as a target names it, total hand-computed from the published price).
+# Prices per 1M tokens are from /work/shared/reference/PROTOCOLS.md §5.1/§5.2, written as
+# input / cached input / output; a model with no cached rate bills cached tokens as input.
+CATALOGUE_ROWS = [
+    # gpt-4o 2.50 / 1.25 / 10: 600*2.50 + 400*1.25 + 500*10 = 7000 per 1e6
+    ("openai", "gpt-4o", "0.007"),
+    # gpt-4o-mini 0.15 / 0.075 / 0.60: 90 + 30 + 300 = 420 per 1e6 (a dated snapshot, and odd case)
+    ("openai", "gpt-4o-mini-2024-07-18", "0.00042"),
+    ("openai", "GPT-4o-Mini", "0.00042"),
+    # gpt-4.1-nano 0.10 / 0.025 / 0.40: 60 + 10 + 200
+    ("openai", "gpt-4.1-nano", "0.00027"),
+    # o3-mini 1.10 / 0.55 / 4.40: 660 + 220 + 2200
+    ("openai", "o3-mini", "0.00308"),
+    # gpt-5-mini 0.25 / 0.025 / 2.00: 150 + 10 + 1000
+    ("openai", "gpt-5-mini", "0.00116"),
+    # legacy: gpt-4o-2024-05-13 5 / 15: 1000*5 + 500*15
+    ("openai", "gpt-4o-2024-05-13", "0.0125"),
+    # legacy: gpt-4 (-0613) 30 / 60: 30000 + 30000
+    ("openai", "gpt-4-0613", "0.06"),
+    # legacy: gpt-4-32k 60 / 120
+    ("openai", "gpt-4-32k", "0.12"),
+    # legacy: gpt-3.5-turbo-0613 1.50 / 2.00: 1500 + 1000
+    ("openai", "gpt-3.5-turbo-0613", "0.0025"),
+    # gpt-3.5-turbo (-0125) 0.50 / 1.50: 500 + 750
+    ("openai", "gpt-3.5-turbo", "0.00125"),
+    # Together Llama 2 chat 7B 0.20 / 0.20: 1500 * 0.20
+    ("together", "meta-llama/Llama-2-7b-chat-hf", "0.0003"),
+    ("together", "togethercomputer/llama-2-7b-chat", "0.0003"),
+    # Together Llama 2 13B chat: PROTOCOLS §5.2 gives 0.30 (litellm's 8.1-21B tier), but
+    # genai-prices 0.2.3 lists the exact SKU at 0.225 / 0.225; we trust the catalogue (2026-11-27):
+    # 1500 * 0.225 = 337.5 per 1e6.
+    ("together", "meta-llama/Llama-2-13b-chat-hf", "0.0003375"),
+    ("together", "togethercomputer/llama-2-13b-chat", "0.0003375"),
+    # Together Llama 2 70B chat 0.90 / 0.90: 1500 * 0.90
+    ("together", "meta-llama/Llama-2-70b-chat-hf", "0.00135"),
+    ("together", "togethercomputer/llama-2-70b-chat", "0.00135"),
+]
+
+
+def _provider(catalogue: str) -> OpenAICompatibleProvider:
+    config = OpenAICompatibleProvider.config_model.model_validate(
+        {"type": "openai-compatible", "base_url": "http://127.0.0.1:9/v1", "price_catalogue": catalogue}
+    )
+    return OpenAICompatibleProvider(catalogue, config)
+
+
+@pytest.mark.parametrize(("catalogue", "model", "total"), CATALOGUE_ROWS)
+def test_catalogue_cost_equals_the_published_price(catalogue: str, model: str, total: str) -> None:
+    cost = Pricing({}).cost(_provider(catalogue), model, USAGE)
+    assert cost is not None
+    assert cost.total == Decimal(total)
+    assert cost.input + cost.output == cost.total
+    assert cost.source.startswith("genai-prices ") and f"({catalogue}/" in cost.source
+
+
+def test_catalogue_refs_map_legacy_ids_and_strip_the_host_prefix() -> None:
+    assert catalogue_refs("together", "togethercomputer/LLaMA-2-7b-chat") == [
+        "togethercomputer/LLaMA-2-7b-chat",
+        "meta-llama/Llama-2-7b-chat-hf",
+    ]
+    assert catalogue_refs("openai", "openai/gpt-4o") == ["openai/gpt-4o", "gpt-4o"]
+    assert catalogue_refs("openai", "gpt-4o") == ["gpt-4o"]
+
+
+def test_config_price_with_cached_and_reasoning_rates() -> None:
+    price = Price(
+        input_per_million=Decimal("2"),
+        output_per_million=Decimal("8"),
+        cached_input_per_million=Decimal("0.5"),
+        reasoning_per_million=Decimal("10"),
+    )
+    pricing = Pricing({"p:m": price})
+    usage = Usage(prompt_tokens=1000, completion_tokens=500, cached_tokens=400, reasoning_tokens=300)
+    cost = pricing.cost(_provider("p"), "m", usage)
+    assert cost is not None
+    # input 600*2 + 400*0.5 = 1400; output 200*8 + 300*10 = 4600 (per 1e6)
+    assert (cost.input, cost.output, cost.total) == (Decimal("0.0014"), Decimal("0.0046"), Decimal("0.006"))
+    assert cost.source == "config"
+
+
+def test_hourly_price_follows_the_documented_formula() -> None:
+    # Llama 2 7B on one A10G at $1.00/h doing 120 tok/s: 1e6 / (3600 * 120) = 2.3148148... $/1M
+    per_million = hourly_price(Decimal("1.00"), Decimal(120))
+    assert per_million == Decimal(1_000_000) / Decimal(432_000)
+    assert round(per_million, 4) == Decimal("2.3148")
+    assert round(hourly_price(Decimal("1.00"), Decimal(120), Decimal("0.5")), 4) == Decimal("4.6296")
+    with pytest.raises(ValueError, match="greater than 0"):
+        hourly_price(Decimal(1), Decimal(0))
+
+
+def test_hourly_config_entry_derives_per_token_prices() -> None:
+    config = Config.from_dict(
+        {
+            "prices": {
+                "local:llama": {"usd_per_hour": 1.00, "tokens_per_second": 120, "utilization": 0.5, "input_weight": 0.2}
+            }
+        }
+    )
+    price = config.prices["local:llama"]
+    assert price.output_per_million == hourly_price(Decimal("1.0"), Decimal(120), Decimal("0.5"))
+    assert price.input_per_million == Decimal("0.2") * price.output_per_million
+    cost = Pricing(config.prices).cost(_provider("local"), "llama", Usage(prompt_tokens=0, completion_tokens=432_000))
+    assert cost is not None and cost.total == Decimal(2)  # an hour's output at 50 % utilization: $2.00
+    assert cost.source == "config (hourly)"
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ({"usd_per_hour": 1}, "needs tokens_per_second"),
+        ({"usd_per_hour": 1, "tokens_per_second": 5, "output_per_million": 1}, "not both"),
+        ({"usd_per_hour": 1, "tokens_per_second": "fast"}, "not a number"),
+    ],
+)
+def test_bad_hourly_entries_are_config_errors(entry: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Config.from_dict({"prices": {"local:llama": entry}})
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_same_exact_cost_streamed_or_not(runner: Runner, streamed: bool) -> None:
+    with FakeServer(flavor="openai", models=["gpt-4o-mini"], api_key=CANARY_KEY) as server:
+        server.enqueue(Reply("Hi there", prompt_tokens=1000, completion_tokens=500, cached_tokens=400))
+        config = {"providers": {"openai": {"type": "openai", "base_url": server.base_url, "api_key": CANARY_KEY}}}
+        reply = runner.call(streamed, config, "openai:gpt-4o-mini", "Hello", max_tokens=600)
+    assert reply.cost is not None
+    assert reply.cost.total == Decimal("0.00042")
