@@ -20,7 +20,7 @@ from pathlib import Path
 
 import turnout
 from turnout.cli import route_line
-from turnout.testing import FakeServer, Fault
+from turnout.testing import FakeServer, Fault, Reply
 
 LLAMA = "meta-llama/Llama-2-7b-chat-hf"
 
@@ -42,11 +42,16 @@ def main() -> int:
         FakeServer(flavor="vllm", models=[LLAMA], max_model_len=4096) as fake_local,
     ):
         cloud.enqueue(Fault.rate_limit(retry_after=30))  # the cloud is busy for the next 30 s
+        fake_local.default_reply = Reply(
+            "Turnouts let a train move from one track to another, so lines can branch, merge and pass."
+        )
         found = real_vllm()
         base_url, model, key = found or (fake_local.base_url, LLAMA, "")
         print(f"local server: {'real vLLM' if found else 'turnout.testing fake vLLM'} at {base_url}")
         if found:
             print("(the test server's tiny model has random weights: its words are gibberish by design)")
+        else:
+            print("(the fake server's answer is scripted; run `make vllm-start` first for a real model)")
         local: dict[str, object] = {"type": "vllm", "base_url": base_url}
         if key:
             local["api_key"] = key

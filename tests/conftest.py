@@ -15,6 +15,14 @@ CANARY_KEY = "sk-canary-7f3a9c1e5b2d4f6a8c0e"
 LLAMA = "meta-llama/Llama-2-7b-chat-hf"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _ledger_in_tmp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Keep the spend ledger of every test (and example subprocess) out of the user's data dir."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TURNOUT_LEDGER", str(tmp_path_factory.mktemp("ledger") / "ledger.sqlite3"))
+        yield
+
+
 @pytest.fixture
 def fake_openai() -> Iterator[FakeServer]:
     """An OpenAI-shaped fake serving gpt-4o-mini, requiring the canary key."""

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from tests.conftest import LLAMA, Runner
-from turnout import AsyncClient, Budget, BudgetExceededError, Client
+from turnout import AsyncClient, Budget, BudgetExceededError, Client, StreamInterruptedError
 from turnout.budget import Budgets
-from turnout.testing import Fault, FakeServer, Reply
+from turnout.testing import FakeServer, Fault, Reply
 
 # $1 per million input and output tokens: a call's cost in millionths is its token count.
 PRICE = {"input_per_million": "1", "output_per_million": "1"}
@@ -108,8 +108,9 @@ async def arunner_call(client: AsyncClient, streamed: bool) -> Any:
 
 
 def _load(server: FakeServer, count: int) -> Decimal:
-    """Script ``count`` replies of 40 tokens each; return the budget for exactly 10 worst cases."""
-    server.enqueue(*[Reply("fine", prompt_tokens=30, completion_tokens=10) for _ in range(count)])
+    """Script ``count`` replies of 18 tokens each; return the budget for exactly 10 worst cases."""
+    # the fake counts "Hi" as 3 + 2 words + 3 priming = 8 prompt tokens; 8 + 10 = 18
+    server.enqueue(*[Reply("fine", completion_tokens=10) for _ in range(count)])
     # worst case of "Hi" with max_tokens=10: "Hi" + "user" (6 bytes) + 4 + 3 overhead + 10 output = 23
     return Decimal(10 * 23) / 1_000_000
 
@@ -137,7 +138,7 @@ def test_concurrent_threads_never_overspend(server: FakeServer) -> None:
     sent = len(server.chat_requests)
     assert sent + len(refused) == 40 and sent >= 10
     assert status.reserved == 0
-    assert status.spent == Decimal(40 * sent) / 1_000_000 <= limit
+    assert status.spent == Decimal(18 * sent) / 1_000_000 <= limit
 
 
 def test_concurrent_tasks_never_overspend(server: FakeServer) -> None:
@@ -155,7 +156,7 @@ def test_concurrent_tasks_never_overspend(server: FakeServer) -> None:
     refused = [r for r in results if isinstance(r, BudgetExceededError)]
     assert len(refused) + len(server.chat_requests) == 40
     assert len(refused) == 30  # exactly ten worst cases fit: asyncio reserves one task at a time
-    assert status.spent == Decimal(40 * 10) / 1_000_000 <= limit and status.reserved == 0
+    assert status.spent == Decimal(18 * 10) / 1_000_000 <= limit and status.reserved == 0
 
 
 def test_a_daily_budget_starts_again_each_day() -> None:
@@ -178,3 +179,14 @@ def test_alias_and_client_limits_reserve_all_or_nothing() -> None:
     assert [s.reserved for s in budgets.status()] == [0, 0]
     budgets.reserve("other", Decimal(2))
     assert [s.reserved for s in budgets.status()] == [2, 0]
+
+
+def test_a_stream_cut_off_after_content_spends_its_whole_reservation(server: FakeServer) -> None:
+    server.enqueue(Fault.truncate_stream(after_chunks=2, reply=Reply("one two three four five")))
+    with Client(config=_config(server), budget=Budget(max_usd=Decimal(1))) as client:
+        with pytest.raises(StreamInterruptedError), client.stream("llama", "Hi", max_tokens=10) as stream:
+            for _ in stream:
+                pass
+        assert client.budgets is not None
+        (status,) = client.budgets.status()
+    assert (status.spent, status.reserved) == (Decimal(23) / 1_000_000, Decimal(0))  # worst case: 13 + 10 tokens

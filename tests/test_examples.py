@@ -10,6 +10,12 @@ import pytest
 
 EXAMPLES = sorted((Path(__file__).parents[1] / "examples").glob("*.py"))
 EXPECTED = {
+    "cost_and_budget.py": [
+        "prompt tokens (exact: True), $0.0000000 to $0.0011574",
+        "actual: $0.0009259259",
+        "refused before sending: models.llama has $0.0010741 left",
+        "cost_usd",
+    ],
     "demo.py": ["route: cloud:gpt-4o-mini RateLimitError -> local:", " ok", "cost: $"],
     "quickstart.py": ["meta-llama/Llama-2-7b-chat-hf", "config)"],
     "async_streaming.py": ["usage: prompt_tokens="],

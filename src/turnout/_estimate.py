@@ -8,6 +8,7 @@ bound uses a ceiling instead (byte-level tokenizers never make more tokens than 
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from decimal import Decimal
@@ -65,12 +66,24 @@ class CostEstimate(BaseModel):
 def heuristic_tokens(request: ChatRequest) -> tuple[int, int]:
     """A rough prompt size and a ceiling for it, for providers that cannot count tokens.
 
+    Message contents, names, tool calls, tool definitions and the response format are measured
+    as UTF-8 (JSON where they are not text).
+
     Returns:
         ``(estimate, ceiling)``: UTF-8 bytes / 4 and UTF-8 bytes, each plus per-message overhead.
     """
-    size = sum(len(str(m.content or "").encode()) + len(m.role) for m in request.messages)
+    size = sum(len(_text(m.model_dump(exclude_none=True)).encode()) for m in request.messages)
+    size += len(_text(request.tools or "").encode()) + len(_text(request.response_format or "").encode())
     overhead = _TOKENS_PER_MESSAGE * len(request.messages) + _TOKENS_PRIMING
     return math.ceil(size / _BYTES_PER_TOKEN) + overhead, size + overhead
+
+
+def _text(value: object) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        return "".join(_text(v) for v in value.values())
+    return json.dumps(value, ensure_ascii=False, default=str)
 
 
 def worst_case(pricing: Pricing, targets: Sequence[tuple[Provider, str]], request: ChatRequest) -> Decimal:

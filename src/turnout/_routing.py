@@ -37,6 +37,7 @@ from .types import Attempt, ChatRequest, ChatResponse
 
 if TYPE_CHECKING:
     from .budget import Budgets, Reservation
+    from .ledger import Ledger
     from .pricing import Pricing
     from .provider import Provider
 
@@ -106,10 +107,13 @@ class Retries:
 class RouteState:
     """What a client remembers across calls, per target: breaker, retry budget, latency."""
 
-    def __init__(self, clock: Clock, pricing: Pricing, budgets: Budgets | None = None) -> None:
+    def __init__(
+        self, clock: Clock, pricing: Pricing, budgets: Budgets | None = None, ledger: Ledger | None = None
+    ) -> None:
         self.clock = clock
         self.pricing = pricing
         self.budgets = budgets
+        self.ledger = ledger
         self._breakers: dict[str, CircuitBreaker] = {}
         self._budgets: dict[str, RetryBudget] = {}
         self._latency: dict[str, float] = {}
@@ -193,10 +197,21 @@ class Call:
                 raise budgets.unbounded(self.route, str(exc)) from None
             self._reservation = budgets.reserve(self.route, amount)
 
-    def release(self) -> None:
-        """Free whatever the call still holds (nothing after a success: its cost was committed)."""
+    def finish(self, response: ChatResponse | None, error: BaseException | None) -> None:
+        """Settle the budget and append the call to the ledger.
+
+        A failed call frees what it held, except a stream cut off after content: its tokens were
+        generated (and likely billed) but never reported, so the whole reservation is spent.
+        """
         if self._reservation is not None:
+            if getattr(error, "after_content", False):
+                self._reservation.commit(None)
             self._reservation.release()
+        if self.state.ledger is not None:
+            from .ledger import entry_for
+
+            latency = self.clock.now() - self.started
+            self.state.ledger.append(entry_for(self.route, self.attempts, response, error, latency))
 
     def remaining(self) -> float:
         """Seconds left before the call's deadline (infinite without one)."""

@@ -20,25 +20,35 @@ __all__ = ["achat", "chat"]
 
 
 def chat(call: Call) -> ChatResponse:
-    """Reserve the call's budget, run it, and settle: commit the cost on success, else release.
+    """Reserve the call's budget, run it, then settle the budget and write the ledger.
 
     Raises:
         BudgetExceededError: before anything is sent, when the call could overspend a budget.
     """
     call.reserve()
+    response = error = None
     try:
-        return _chat(call)
+        response = _chat(call)
+        return response
+    except BaseException as exc:
+        error = exc
+        raise
     finally:
-        call.release()
+        call.finish(response, error)
 
 
 async def achat(call: Call) -> ChatResponse:
     """Async twin of `chat`."""
     call.reserve()
+    response = error = None
     try:
-        return await _achat(call)
+        response = await _achat(call)
+        return response
+    except BaseException as exc:
+        error = exc
+        raise
     finally:
-        call.release()
+        call.finish(response, error)
 
 
 def _chat(call: Call) -> ChatResponse:

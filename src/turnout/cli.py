@@ -4,6 +4,7 @@
 turnout chat MODEL "prompt" [--config FILE] [--system TEXT] [--max-tokens N] [--no-stream]
 turnout config check [FILE]
 turnout config schema
+turnout usage [--ledger FILE | --config FILE] [--since YYYY-MM-DD] [--json | --csv]
 ```
 """
 
@@ -36,6 +37,13 @@ def _parser() -> argparse.ArgumentParser:
     check = config_commands.add_parser("check", help="validate a config file")
     check.add_argument("file", nargs="?", help="config file (default: ./turnout.toml or $TURNOUT_CONFIG)")
     config_commands.add_parser("schema", help="print the config file's JSON schema")
+    usage = commands.add_parser("usage", help="spending totals by day, provider and model, from the ledger")
+    usage.add_argument("--ledger", help="the ledger file (default: [ledger] path, $TURNOUT_LEDGER, the data dir)")
+    usage.add_argument("--config", help="read [ledger] from this config file")
+    usage.add_argument("--since", help="only days on or after YYYY-MM-DD")
+    form = usage.add_mutually_exclusive_group()
+    form.add_argument("--json", action="store_true", help="print JSON")
+    form.add_argument("--csv", action="store_true", help="print CSV")
     return parser
 
 
@@ -92,6 +100,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     args = _parser().parse_args(argv)
     try:
+        if args.command == "usage":
+            from ._usage_cli import usage
+
+            return usage(args)
         return _chat(args) if args.command == "chat" else _config(args)
     except AllTargetsFailedError as exc:
         print(f"turnout: {exc}", file=sys.stderr)

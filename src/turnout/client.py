@@ -19,6 +19,7 @@ from ._routing import Call, RouteState
 from .budget import Budget, Budgets
 from .config import Config, find_config_file, load_config, split_target
 from .errors import ConfigError, InvalidArgumentError
+from .ledger import Ledger, ledger_path
 from .policies.breaker import TargetHealth
 from .policies.clock import Clock, SystemClock
 from .pricing import Pricing
@@ -36,9 +37,7 @@ ToolChoice = Literal["none", "auto", "required"] | JSONObject
 class _BaseClient:
     """Configuration, routing and argument checking shared by both clients."""
 
-    def __init__(
-        self, config: ConfigInput = None, *, clock: Clock | None = None, budget: Budget | None = None
-    ) -> None:
+    def __init__(self, config: ConfigInput = None, *, clock: Clock | None = None, budget: Budget | None = None) -> None:
         """Create a client.
 
         Args:
@@ -51,7 +50,9 @@ class _BaseClient:
         self._pricing = Pricing(self.config.prices)
         self._providers: dict[str, Provider] = {}
         self.budgets = _budgets(self.config, budget)
-        self._state = RouteState(clock or SystemClock(), self._pricing, self.budgets)
+        path = ledger_path(self.config.ledger)
+        self._ledger = None if path is None else Ledger(path)
+        self._state = RouteState(clock or SystemClock(), self._pricing, self.budgets, self._ledger)
 
     def health(self) -> list[TargetHealth]:
         """The circuit of every target used so far: state, reason and seconds until a retry."""
@@ -238,6 +239,8 @@ class Client(_BaseClient):
         """Close every provider's connections."""
         for provider in self._providers.values():
             provider.close()
+        if self._ledger is not None:
+            self._ledger.close()
 
     def __enter__(self) -> Self:
         return self
@@ -317,6 +320,8 @@ class AsyncClient(_BaseClient):
         """Close every provider's connections."""
         for provider in self._providers.values():
             await provider.aclose()
+        if self._ledger is not None:
+            self._ledger.close()
 
     async def __aenter__(self) -> Self:
         return self

@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from . import _defaults
 from .budget import Budget
 from .errors import ConfigError
+from .ledger import LedgerConfig
 from .policies.route import RoutePolicy
 
 __all__ = [
@@ -174,6 +175,7 @@ class Config(BaseModel):
     prices: dict[str, Price] = Field(default_factory=dict)
     defaults: RoutePolicy = Field(default_factory=RoutePolicy, description="policy of every route unless it says")
     budget: Budget | None = Field(default=None, description="a spending limit on every call of the client")
+    ledger: LedgerConfig = Field(default_factory=LedgerConfig, description="the spend ledger (SQLite)")
 
     def policy(self, alias: str | None) -> RoutePolicy:
         """The effective policy of a model alias (``[defaults]`` overlaid with what the alias sets)."""

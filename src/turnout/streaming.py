@@ -147,10 +147,14 @@ class ChatStream(_StreamBase):
 
     def _run(self) -> Generator[ChatChunk, None, None]:
         self._call.reserve()
+        error: BaseException | None = None
         try:
             yield from self._route()
+        except BaseException as exc:
+            error = exc
+            raise
         finally:
-            self._call.release()
+            self._call.finish(self._response, error)
 
     def _route(self) -> Generator[ChatChunk, None, None]:
         call = self._call
@@ -225,6 +229,7 @@ class AsyncChatStream(_StreamBase):
 
     async def _run(self) -> AsyncGenerator[ChatChunk, None]:
         self._call.reserve()
+        error: BaseException | None = None
         try:
             routed = self._route()
             try:
@@ -232,8 +237,11 @@ class AsyncChatStream(_StreamBase):
                     yield chunk
             finally:
                 await routed.aclose()
+        except BaseException as exc:
+            error = exc
+            raise
         finally:
-            self._call.release()
+            self._call.finish(self._response, error)
 
     async def _route(self) -> AsyncGenerator[ChatChunk, None]:
         call = self._call

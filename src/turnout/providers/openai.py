@@ -98,6 +98,22 @@ class OpenAIProvider(HTTPProvider):
                 raise self._interrupted(model, exc) from exc
             raise self._interrupted(model, None)
 
+    def count_tokens(self, model: str, request: ChatRequest) -> int | None:
+        """Exact prompt tokens of an OpenAI chat model, counted offline (needs ``turnout[tokens]``).
+
+        None for models priced outside OpenAI's catalogue (an OpenAI-compatible host serves
+        other tokenizers), for unverified model families, and for requests with tools.
+        """
+        if self.price_catalogue() != "openai":
+            return None
+        from .._openai_tokens import count_chat_tokens
+
+        return count_chat_tokens(model, request)
+
+    async def acount_tokens(self, model: str, request: ChatRequest) -> int | None:
+        """Async twin of `count_tokens` (no I/O: the count is computed locally)."""
+        return self.count_tokens(model, request)
+
     def _interrupted(self, model: str, exc: httpx2.TransportError | None) -> StreamInterruptedError:
         reason = f"{type(exc).__name__}: {exc}" if exc else "the server closed the stream without data: [DONE]"
         return StreamInterruptedError(f"stream interrupted ({reason})", provider=self.name, model=model)

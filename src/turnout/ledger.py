@@ -1,0 +1,224 @@
+"""The spend ledger: one SQLite row per call, and the totals ``turnout usage`` prints.
+
+Every call (success or failure) is appended with its time, alias, provider, model, tokens,
+exact cost (as text, so no float rounding), latency, outcome and number of attempts. The file is
+``$TURNOUT_LEDGER`` if set, else ``[ledger] path``, else ``turnout/ledger.sqlite3`` under the
+user's data directory. ``[ledger] enabled = false`` (or ``TURNOUT_LEDGER=off``) turns it off. A
+ledger that cannot be written logs a warning and never fails the call.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import sys
+import threading
+import weakref
+from collections.abc import Iterable
+from contextlib import closing
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    from .types import Attempt, ChatResponse
+
+__all__ = ["Entry", "Ledger", "LedgerConfig", "Total", "default_ledger_path", "entry_for", "ledger_path", "totals"]
+
+logger = logging.getLogger("turnout")
+
+_ENV = "TURNOUT_LEDGER"
+_OFF = frozenset({"off", "0", "false", "no"})
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS calls (
+    ts TEXT NOT NULL, alias TEXT NOT NULL, provider TEXT, model TEXT,
+    prompt_tokens INTEGER, completion_tokens INTEGER, cached_tokens INTEGER, reasoning_tokens INTEGER,
+    cost TEXT, cost_source TEXT, latency REAL NOT NULL, outcome TEXT NOT NULL, attempts INTEGER NOT NULL
+)
+"""
+_COLUMNS = (
+    "ts, alias, provider, model, prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, "
+    "cost, cost_source, latency, outcome, attempts"
+)
+
+
+class LedgerConfig(BaseModel):
+    """``[ledger]`` in turnout.toml."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = Field(default=True, description="append every call to the ledger")
+    path: str | None = Field(default=None, description="the SQLite file (default: under the user's data dir)")
+
+
+def default_ledger_path() -> Path:
+    """``turnout/ledger.sqlite3`` in the user's data directory (XDG, macOS or Windows convention)."""
+    if sys.platform == "win32":
+        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Application Support"
+    else:
+        base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return base / "turnout" / "ledger.sqlite3"
+
+
+def ledger_path(config: LedgerConfig | None) -> Path | None:
+    """The ledger file to use, or None when the ledger is off.
+
+    ``$TURNOUT_LEDGER`` wins (a path, or ``off``); then ``[ledger]``; then the default path.
+    """
+    env = os.environ.get(_ENV)
+    if env:
+        return None if env.lower() in _OFF else Path(env)
+    if config is not None and not config.enabled:
+        return None
+    return Path(config.path) if config is not None and config.path else default_ledger_path()
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One call, as the ledger records it."""
+
+    alias: str
+    provider: str | None
+    model: str | None
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    cached_tokens: int | None
+    reasoning_tokens: int | None
+    cost: Decimal | None
+    cost_source: str | None
+    latency: float
+    outcome: str
+    attempts: int
+    ts: datetime | None = None
+
+
+def entry_for(
+    route: str, attempts: list[Attempt], response: ChatResponse | None, error: BaseException | None, latency: float
+) -> Entry:
+    """The ledger entry of a finished call: its reply, or the error it ended with."""
+    last = attempts[-1] if attempts else None
+    usage = response.usage if response is not None else None
+    outcome = "ok" if response is not None else type(error).__name__ if error is not None else "closed"
+    return Entry(
+        alias=route,
+        provider=last.provider if last else None,
+        model=last.model if last else None,
+        prompt_tokens=usage.prompt_tokens if usage else None,
+        completion_tokens=usage.completion_tokens if usage else None,
+        cached_tokens=usage.cached_tokens if usage else None,
+        reasoning_tokens=usage.reasoning_tokens if usage else None,
+        cost=response.cost.total if response is not None and response.cost is not None else None,
+        cost_source=response.cost.source if response is not None and response.cost is not None else None,
+        latency=latency,
+        outcome=outcome,
+        attempts=len(attempts),
+    )
+
+
+class Ledger:
+    """Appends entries to one SQLite file; safe to share between threads."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        """Use (and create on the first write) the ledger at ``path``."""
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._db: sqlite3.Connection | None = None
+        self._closer: weakref.finalize[Any, Any] | None = None
+        self._broken = False
+
+    def append(self, entry: Entry) -> None:
+        """Record one call; a failure to write is logged once, never raised."""
+        ts = (entry.ts or datetime.now(UTC)).isoformat(timespec="milliseconds")
+        cost = None if entry.cost is None else str(entry.cost)
+        row = (
+            *(ts, entry.alias, entry.provider, entry.model, entry.prompt_tokens, entry.completion_tokens),
+            *(entry.cached_tokens, entry.reasoning_tokens, cost, entry.cost_source, entry.latency),
+            *(entry.outcome, entry.attempts),
+        )
+        with self._lock:
+            if self._broken:
+                return
+            try:
+                self._insert(row)
+            except (sqlite3.Error, OSError) as exc:
+                self._broken = True
+                logger.warning("turnout: cannot write the spend ledger %s (%s); calls are not recorded", self.path, exc)
+
+    def _insert(self, row: tuple[object, ...]) -> None:
+        if self._db is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self.path, timeout=10.0, check_same_thread=False)  # self._lock serializes use
+            self._closer = weakref.finalize(self, db.close)
+            db.execute("PRAGMA journal_mode = WAL")
+            db.execute("PRAGMA synchronous = NORMAL")  # with WAL: no fsync per call, still crash-safe
+            db.execute(_SCHEMA)
+            self._db = db
+        with self._db:  # one short transaction per call
+            self._db.execute(f"INSERT INTO calls ({_COLUMNS}) VALUES ({', '.join('?' * 13)})", row)
+
+    def close(self) -> None:
+        """Close the file (a later append opens it again)."""
+        with self._lock:
+            if self._db is not None:
+                assert self._closer is not None
+                self._closer()
+                self._db = None
+
+
+@dataclass(frozen=True)
+class Total:
+    """Totals of one day, provider and model."""
+
+    day: str
+    provider: str
+    model: str
+    calls: int
+    failed: int
+    prompt_tokens: int
+    completion_tokens: int
+    cost: Decimal
+    unpriced: int
+
+
+def totals(path: str | os.PathLike[str], since: str | None = None) -> list[Total]:
+    """Sum the ledger by UTC day, provider and model (costs summed exactly, as ``Decimal``).
+
+    Args:
+        path: the ledger file.
+        since: only days on or after this ``YYYY-MM-DD``.
+
+    Raises:
+        FileNotFoundError: there is no ledger at ``path``.
+    """
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"no spend ledger at {path}")
+    query = "SELECT substr(ts, 1, 10), provider, model, prompt_tokens, completion_tokens, cost, outcome FROM calls"
+    with closing(sqlite3.connect(f"file:{Path(path).as_posix()}?mode=ro", uri=True)) as db:
+        rows = db.execute(query + (" WHERE ts >= ?" if since else ""), (since,) if since else ()).fetchall()
+    return _sum(rows)
+
+
+def _sum(rows: Iterable[tuple[str, str | None, str | None, int | None, int | None, str | None, str]]) -> list[Total]:
+    groups: dict[tuple[str, str, str], list[int | Decimal]] = {}
+    for day, provider, model, prompt, completion, cost, outcome in rows:
+        key = (day, provider or "-", model or "-")
+        acc = groups.setdefault(key, [0, 0, 0, 0, Decimal(0), 0])
+        acc[0] += 1
+        acc[1] += outcome != "ok"
+        acc[2] += prompt or 0
+        acc[3] += completion or 0
+        if cost is not None:
+            acc[4] += Decimal(cost)
+        elif outcome == "ok":
+            acc[5] += 1
+    return [
+        Total(d, p, m, int(a[0]), int(a[1]), int(a[2]), int(a[3]), Decimal(a[4]), int(a[5]))
+        for (d, p, m), a in sorted(groups.items())
+    ]

@@ -1,0 +1,87 @@
+"""Estimates before the call: exact prompt counts where possible, and a range the actual cost falls in."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from tests.conftest import CANARY_KEY, LLAMA
+from turnout import AsyncClient, Client, InvalidArgumentError
+from turnout.testing import FakeServer, Reply
+
+WORDS = "llama alpaca camel wool ü 日本 grass mountain, herd! the a of 42".split()
+PRICE = {
+    "input_per_million": "0.10",
+    "cached_input_per_million": "0.05",
+    "output_per_million": "0.20",
+    "reasoning_per_million": "0.30",
+}
+
+
+def _conversation(rng: random.Random) -> list[dict[str, str]]:
+    roles = ["system", *rng.choice([["user"], ["user", "assistant", "user"], ["user", "assistant"] * 3 + ["user"]])]
+    return [{"role": r, "content": " ".join(rng.choices(WORDS, k=rng.randint(0, 60)))} for r in roles]
+
+
+def _config(vllm: FakeServer, openai: FakeServer) -> dict[str, Any]:
+    return {
+        "providers": {
+            "local": {"type": "vllm", "base_url": vllm.base_url},
+            # an OpenAI-compatible host: no tokenizer turnout can run, so the heuristic is used
+            "compat": {"type": "openai-compatible", "base_url": openai.base_url, "api_key": CANARY_KEY},
+        },
+        "models": {"both": {"targets": [f"local:{LLAMA}", "compat:gpt-4o-mini"], "retry": {"max_attempts": 1}}},
+        "prices": {f"local:{LLAMA}": PRICE, "compat:gpt-4o-mini": {"input_per_million": 1, "output_per_million": 2}},
+    }
+
+
+def test_randomized_actual_cost_lies_within_the_estimate(fake_vllm: FakeServer, fake_openai: FakeServer) -> None:
+    rng = random.Random(5)
+    with Client(config=_config(fake_vllm, fake_openai)) as client:
+        for _ in range(60):
+            messages, max_tokens = _conversation(rng), rng.randint(1, 200)
+            completion = rng.randint(0, max_tokens)
+            reasoning = rng.randint(0, completion)
+            estimate = client.estimate_cost("both", messages, max_tokens=max_tokens)
+            local, cloud = estimate.targets
+            assert not local.estimated and cloud.estimated
+            cached = rng.randint(0, local.prompt_tokens)
+            for server in (fake_vllm, fake_openai):
+                server.enqueue(
+                    Reply("x", completion_tokens=completion, cached_tokens=cached, reasoning_tokens=reasoning)
+                )
+            reply = client.chat(f"local:{LLAMA}", messages, max_tokens=max_tokens)
+            assert reply.usage.prompt_tokens == local.prompt_tokens
+            assert reply.cost is not None and local.low is not None and local.high is not None
+            assert local.low <= reply.cost.total <= local.high
+            # the heuristic's high bound is a ceiling too (tokens never outnumber bytes)
+            other = client.chat("compat:gpt-4o-mini", messages, max_tokens=max_tokens)
+            assert other.cost is not None and cloud.high is not None and other.cost.total <= cloud.high
+            assert estimate.high == max(local.high, cloud.high) and estimate.low == min(local.low, cloud.low or 0)
+
+
+def test_without_max_tokens_the_window_bounds_the_output(fake_vllm: FakeServer, fake_openai: FakeServer) -> None:
+    async def go() -> Any:
+        async with AsyncClient(config=_config(fake_vllm, fake_openai)) as client:
+            return await client.estimate_cost("both", "Hello there")
+
+    estimate = asyncio.run(go())
+    local, cloud = estimate.targets
+    assert local.max_output_tokens == 4096 - local.prompt_tokens
+    assert local.high == (local.prompt_tokens * Decimal("0.10") + local.max_output_tokens * Decimal("0.30")) / 10**6
+    assert cloud.max_output_tokens is None and cloud.high is None and estimate.high is None
+    assert cloud.source == "config"
+
+
+@pytest.mark.filterwarnings("ignore::turnout.CostUnknownWarning")
+def test_unknown_price_gives_no_range(fake_vllm: FakeServer, fake_openai: FakeServer) -> None:
+    config = _config(fake_vllm, fake_openai) | {"prices": {}}
+    with Client(config=config) as client:
+        (local,) = client.estimate_cost(f"local:{LLAMA}", "Hi", max_tokens=5).targets
+        assert (local.low, local.high, local.source) == (None, None, None)
+        with pytest.raises(InvalidArgumentError):
+            client.estimate_cost(f"local:{LLAMA}", [], max_tokens=5)
