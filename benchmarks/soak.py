@@ -24,7 +24,7 @@ from collections import Counter
 from typing import Any
 
 import turnout
-from turnout.testing import Fault, FakeServer, Reply
+from turnout.testing import FakeServer, Fault, Reply
 
 FAULTS = [
     lambda: Fault.rate_limit(retry_after_ms=20),

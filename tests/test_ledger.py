@@ -123,3 +123,21 @@ def test_usage_without_a_ledger_says_so(tmp_path: Path, capsys: pytest.CaptureFi
         patch.delenv("TURNOUT_LEDGER")
         assert main(["usage", "--config", str(config)]) == 1
     assert "ledger is off" in capsys.readouterr().err
+
+
+def test_rows_are_batched_and_flushed_at_exit(tmp_path: Path) -> None:
+    """Rows wait in memory (a few µs per call), and an interpreter exit writes them all."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "exit.sqlite3"
+    script = (
+        "from turnout.ledger import Entry, Ledger\n"
+        f"ledger = Ledger({str(path)!r})\n"
+        "for i in range(5):\n"
+        "    ledger.append(Entry('fast', 'p', 'm', 1, 1, None, None, None, None, 0.1, 'ok', 1))\n"
+        "import os; print(os.path.exists(" + repr(str(path)) + "))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"  # nothing written while the batch was open
+    assert sum(t.calls for t in totals(path)) == 5  # all written at exit
