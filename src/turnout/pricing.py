@@ -21,7 +21,7 @@ from .types import Cost, Usage
 if TYPE_CHECKING:
     from .provider import Provider
 
-__all__ = ["CATALOGUE_ALIASES", "CostUnknownWarning", "Pricing", "catalogue_refs"]
+__all__ = ["CATALOGUE_ALIASES", "CostUnknownWarning", "Pricing", "catalogue_context_window", "catalogue_refs"]
 
 _MILLION = Decimal(1_000_000)
 
@@ -165,6 +165,20 @@ def catalogue_refs(catalogue: str, model: str) -> list[str]:
         if ref is not None and ref not in refs:
             refs.append(ref)
     return refs
+
+
+def catalogue_context_window(catalogue: str, model: str) -> int | None:
+    """The model's context window as the price catalogue lists it, or None when it does not."""
+    from genai_prices import data_snapshot
+
+    provider = next((p for p in data_snapshot.get_snapshot().providers if p.id == catalogue), None)
+    if provider is None:
+        return None
+    for ref in catalogue_refs(catalogue, model):
+        found = provider.find_model(ref)
+        if found is not None:
+            return found.context_window
+    return None
 
 
 def _caller_level() -> int:

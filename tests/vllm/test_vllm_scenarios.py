@@ -51,6 +51,22 @@ def client(vllm_server: VLLMServer) -> Iterator[Client]:
         yield client
 
 
+def chat(mode: str, config: dict[str, Any], model: str, messages: Any, **options: Any) -> turnout.ChatResponse:
+    """One call through Client (``mode="sync"``) or AsyncClient (``"async"``)."""
+    if mode == "sync":
+        with Client(config=config) as client:
+            return client.chat(model, messages, **options)
+
+    async def go() -> turnout.ChatResponse:
+        async with AsyncClient(config=config) as client:
+            return await client.chat(model, messages, **options)
+
+    return asyncio.run(go())
+
+
+MODES = pytest.mark.parametrize("mode", ["sync", "async"])
+
+
 def tokenize(server: VLLMServer, messages: list[dict[str, str]]) -> int:
     body = json.dumps({"model": server.model, "messages": messages}).encode()
     request = urllib.request.Request(
@@ -167,9 +183,10 @@ def test_precheck_skips_before_sending(vllm_server: VLLMServer, target: str, mod
     assert [(a.outcome, a.skipped) for a in info.value.attempts] == [("ContextWindowExceededError", True)]
 
 
-def test_unknown_model_is_not_found(client: Client) -> None:
+@MODES
+def test_unknown_model_is_not_found(vllm_server: VLLMServer, mode: str) -> None:
     with pytest.raises(turnout.NotFoundError) as info:
-        client.chat("local:gpt-4o", "Hi", max_tokens=2)
+        chat(mode, config_for(vllm_server), "local:gpt-4o", "Hi", max_tokens=2)
     assert "does not exist" in info.value.message and info.value.status_code == 404
 
 
@@ -195,10 +212,13 @@ class Verdict(BaseModel):
     ok: bool
 
 
-def test_structured_output_parses_into_a_pydantic_model(client: Client, target: str) -> None:
+@MODES
+def test_structured_output_parses_into_a_pydantic_model(vllm_server: VLLMServer, target: str, mode: str) -> None:
     schema = Verdict.model_json_schema()
     schema["additionalProperties"] = False
-    reply = client.chat(
+    reply = chat(
+        mode,
+        config_for(vllm_server),
         target,
         "Answer in JSON.",
         max_tokens=40,
@@ -208,7 +228,8 @@ def test_structured_output_parses_into_a_pydantic_model(client: Client, target: 
     assert isinstance(Verdict.model_validate_json(reply.text).ok, bool)
 
 
-def test_tool_call_is_returned_and_normalised(client: Client, target: str) -> None:
+@MODES
+def test_tool_call_is_returned_and_normalised(vllm_server: VLLMServer, target: str, mode: str) -> None:
     tool = {
         "type": "function",
         "function": {
@@ -223,7 +244,9 @@ def test_tool_call_is_returned_and_normalised(client: Client, target: str) -> No
             },
         },
     }
-    reply = client.chat(
+    reply = chat(
+        mode,
+        config_for(vllm_server),
         target,
         "Weather in Paris?",
         tools=[tool],
@@ -246,6 +269,7 @@ def _dead_port() -> int:
 
 @pytest.mark.parametrize("streamed", [False, True])
 def test_fallback_from_a_dead_port_to_the_live_server(vllm_server: VLLMServer, streamed: bool) -> None:
+    """Sync chat and stream here; the async twin is below."""
     config = config_for(vllm_server)
     config["providers"]["dead"] = {"type": "vllm", "base_url": f"http://127.0.0.1:{_dead_port()}/v1"}
     config["models"] = {"llama": {"targets": [f"dead:{vllm_server.model}", f"local:{vllm_server.model}"]}}
@@ -257,3 +281,22 @@ def test_fallback_from_a_dead_port_to_the_live_server(vllm_server: VLLMServer, s
         else:
             reply = client.chat("llama", "Hi", max_tokens=4)
     assert [(a.provider, a.outcome) for a in reply.attempts] == [("dead", "APIConnectionError")] * 3 + [("local", "ok")]
+
+
+def test_async_fallback_from_a_dead_port_to_the_live_server(vllm_server: VLLMServer) -> None:
+    config = config_for(vllm_server)
+    config["providers"]["dead"] = {"type": "vllm", "base_url": f"http://127.0.0.1:{_dead_port()}/v1"}
+    config["models"] = {"llama": {"targets": [f"dead:{vllm_server.model}", f"local:{vllm_server.model}"]}}
+    reply = chat("async", config, "llama", "Hi", max_tokens=4)
+    assert [a.provider for a in reply.attempts] == ["dead"] * 3 + ["local"] and reply.text
+
+
+async def test_async_prompt_tokens_match_the_servers_tokenizer(vllm_server: VLLMServer, target: str) -> None:
+    messages = [{"role": "user", "content": "How many tokens is this question, exactly?"}]
+    async with AsyncClient(config=config_for(vllm_server)) as client:
+        reply = await client.chat(target, messages, max_tokens=1)
+        provider = client.provider("local")
+        counted = await provider.acount_prompt_tokens(vllm_server.model, messages)  # type: ignore[attr-defined]
+        window = await provider.amax_model_len(vllm_server.model)  # type: ignore[attr-defined]
+    assert reply.usage.prompt_tokens == counted == tokenize(vllm_server, messages)
+    assert window == vllm_server.max_model_len

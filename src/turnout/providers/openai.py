@@ -52,6 +52,7 @@ class OpenAIProvider(HTTPProvider):
                 f'Add api_key = "${{YOUR_KEY_VARIABLE}}" and set that environment variable.'
             )
         super().__init__(name, config)
+        self._windows: dict[str, int | None] = {}  # context windows, looked up once per model
         if isinstance(config, OpenAIConfig):
             if config.organization:
                 self._headers["openai-organization"] = config.organization
@@ -97,6 +98,21 @@ class OpenAIProvider(HTTPProvider):
             except httpx2.TransportError as exc:
                 raise self._interrupted(model, exc) from exc
             raise self._interrupted(model, None)
+
+    def context_window(self, model: str) -> int | None:
+        """The model's context window from the price catalogue (genai-prices), when it lists one."""
+        catalogue = self.price_catalogue()
+        if catalogue is None:
+            return None
+        if model not in self._windows:
+            from ..pricing import catalogue_context_window
+
+            self._windows[model] = catalogue_context_window(catalogue, model)
+        return self._windows[model]
+
+    async def acontext_window(self, model: str) -> int | None:
+        """Async twin of `context_window` (no I/O: the catalogue ships with genai-prices)."""
+        return self.context_window(model)
 
     def count_tokens(self, model: str, request: ChatRequest) -> int | None:
         """Exact prompt tokens of an OpenAI chat model, counted offline (needs ``turnout[tokens]``).

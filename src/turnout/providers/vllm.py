@@ -60,10 +60,6 @@ class VLLMProvider(OpenAIProvider):
     default_base_url: ClassVar[str | None] = _defaults.VLLM_BASE_URL
     requires_api_key: ClassVar[bool] = False
 
-    def __init__(self, name: str, config: ProviderConfig) -> None:
-        super().__init__(name, config)
-        self._windows: dict[str, int | None] = {}
-
     @property
     def root_url(self) -> str:
         """The server root (``base_url`` without ``/v1``), where ``/tokenize`` and ``/health`` live."""
