@@ -141,3 +141,12 @@ def test_rows_are_batched_and_flushed_at_exit(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"  # nothing written while the batch was open
     assert sum(t.calls for t in totals(path)) == 5  # all written at exit
+
+
+def test_usage_rich_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "l.sqlite3"
+    _fill(path)
+    assert main(["usage", "--ledger", str(path), "--rich"]) == 0
+    out = capsys.readouterr().out
+    assert "turnout spend" in out and "│" in out  # a rich table, with box drawing
+    assert "0.3000001" in out and "2026-11-26" in out  # exact cost in the footer, every day listed

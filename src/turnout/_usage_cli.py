@@ -37,9 +37,8 @@ def _row(total: Total) -> list[str]:
     return [format(v, "f") if k == "cost" else str(v) for k, v in fields.items()]
 
 
-def format_table(rows: list[Total]) -> str:
-    """Plain-text columns with a total line; costs in full, exact digits."""
-    total = [
+def _total_row(rows: list[Total]) -> list[str]:
+    return [
         "total",
         "",
         "",
@@ -47,7 +46,11 @@ def format_table(rows: list[Total]) -> str:
         format(sum((t.cost for t in rows), Decimal(0)), "f"),
         str(sum(t.unpriced for t in rows)),
     ]
-    table = [list(_HEADERS), *(_row(t) for t in rows), total]
+
+
+def format_table(rows: list[Total]) -> str:
+    """Plain-text columns with a total line; costs in full, exact digits."""
+    table = [list(_HEADERS), *(_row(t) for t in rows), _total_row(rows)]
     widths = [max(len(r[i]) for r in table) for i in range(len(_HEADERS))]
     lines = [
         "  ".join(c.rjust(w) if i >= 3 else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
@@ -70,6 +73,39 @@ def usage(args: argparse.Namespace) -> int:
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow(_HEADERS)
         writer.writerows(_row(t) for t in rows)
+    elif not rows:
+        print(f"{path}: no calls recorded")
+    elif _wants_rich(args):
+        print_rich_table(rows)
     else:
-        print(format_table(rows) if rows else f"{path}: no calls recorded")
+        print(format_table(rows))
     return 0
+
+
+def _wants_rich(args: argparse.Namespace) -> bool:
+    """A rich table on a terminal when `rich` is installed (``turnout[cli]``), or when asked for."""
+    if args.plain:
+        return False
+    if not (args.rich or sys.stdout.isatty()):
+        return False
+    try:
+        import rich  # noqa: F401
+    except ImportError:
+        if args.rich:
+            raise TurnoutError("--rich needs the rich package: pip install 'turnout[cli]'") from None
+        return False
+    return True
+
+
+def print_rich_table(rows: list[Total]) -> None:
+    """The totals as a rich table (exact costs, a total row)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="turnout spend", show_footer=True)
+    footer = _total_row(rows)
+    for index, header in enumerate(_HEADERS):
+        table.add_column(header, footer=footer[index], justify="right" if index >= 3 else "left")
+    for total in rows:
+        table.add_row(*_row(total))
+    Console(width=200).print(table)

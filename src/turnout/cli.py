@@ -4,7 +4,7 @@
 turnout chat MODEL "prompt" [--config FILE] [--system TEXT] [--max-tokens N] [--no-stream]
 turnout config check [FILE]
 turnout config schema
-turnout usage [--ledger FILE | --config FILE] [--since YYYY-MM-DD] [--json | --csv]
+turnout usage [--ledger FILE | --config FILE] [--since YYYY-MM-DD] [--json | --csv | --plain | --rich]
 ```
 """
 
@@ -44,6 +44,8 @@ def _parser() -> argparse.ArgumentParser:
     form = usage.add_mutually_exclusive_group()
     form.add_argument("--json", action="store_true", help="print JSON")
     form.add_argument("--csv", action="store_true", help="print CSV")
+    form.add_argument("--plain", action="store_true", help="plain-text columns even on a terminal")
+    form.add_argument("--rich", action="store_true", help="a rich table even when not on a terminal")
     return parser
 
 
