@@ -1,0 +1,119 @@
+"""turnout's own cost per call above its provider, measured without any I/O.
+
+A stub provider answers instantly with a ready reply, so ``Client.chat`` over a two-target
+route (the first succeeds) times what turnout adds on the success path: argument checks,
+routing, retry/fallback bookkeeping and pricing. Argument checks (``ChatRequest``) and pricing
+(``Pricing.cost``) are also timed alone; what is left of the layer is the bookkeeping. Runs only
+in an interpreter that has turnout.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import ClassVar
+
+from _wire import COMPLETION_TOKENS, MESSAGES, MODEL, PROMPT_TOKENS, REPLY
+
+import turnout
+from turnout.providers import register
+
+
+class _Stub(turnout.Provider):
+    """Answers every chat with the same reply, instantly. No list prices."""
+
+    def __init__(self, name: str, config: turnout.ProviderConfig) -> None:
+        super().__init__(name, config)
+        usage = turnout.Usage(
+            prompt_tokens=PROMPT_TOKENS,
+            completion_tokens=COMPLETION_TOKENS,
+            total_tokens=PROMPT_TOKENS + COMPLETION_TOKENS,
+        )
+        choice = turnout.Choice(index=0, text=REPLY, finish_reason="stop")
+        self.reply = turnout.ChatResponse(
+            text=REPLY, choices=[choice], usage=usage, provider=name, model=MODEL, finish_reason="stop"
+        )
+
+    def chat(self, model: str, request: turnout.ChatRequest) -> turnout.ChatResponse:  # noqa: ARG002
+        return self.reply
+
+    async def achat(self, model: str, request: turnout.ChatRequest) -> turnout.ChatResponse:  # noqa: ARG002
+        return self.reply
+
+    def stream(self, model: str, request: turnout.ChatRequest) -> Iterator[turnout.ChatChunk]:
+        raise NotImplementedError
+
+    def astream(self, model: str, request: turnout.ChatRequest) -> AsyncIterator[turnout.ChatChunk]:
+        raise NotImplementedError
+
+
+class _CatalogueStub(_Stub):
+    """Priced from the genai-prices catalogue, like a real ``type = "openai"`` provider."""
+
+    catalogue_provider: ClassVar[str | None] = "openai"
+
+
+def _per_call_us(call: Callable[[], object], n: int) -> float:
+    """Best of 5 rounds of ``n`` calls, in µs per call (the least disturbed round)."""
+    for _ in range(min(n, 200)):
+        call()
+    best = float("inf")
+    for _ in range(5):
+        start = time.perf_counter_ns()
+        for _ in range(n):
+            call()
+        best = min(best, (time.perf_counter_ns() - start) / n / 1e3)
+    return best
+
+
+def _pricing_us(client: turnout.Client, provider: str, n: int) -> float | None:
+    """``Pricing.cost`` alone for one provider's reply (None if that API changed)."""
+    try:
+        from turnout.pricing import Pricing
+
+        pricing = Pricing(client.config.prices)
+        stub = client.provider(provider)
+        usage = stub.chat(MODEL, None).usage  # type: ignore[arg-type]  # the stub ignores the request
+        if pricing.cost(stub, MODEL, usage) is None:
+            return None
+        return _per_call_us(lambda: pricing.cost(stub, MODEL, usage), n)
+    except Exception:  # a refactored API must not fail the benchmark
+        return None
+
+
+def measure(n: int = 5000) -> dict[str, float | None]:
+    """µs per call that turnout adds above its provider (best of 5 rounds of ``n`` calls)."""
+    register("bench-stub", _Stub)
+    register("bench-stub-catalogue", _CatalogueStub)
+    config = {
+        "providers": {
+            "primary": {"type": "bench-stub"},
+            "listed": {"type": "bench-stub-catalogue"},
+            "backup": {"type": "bench-stub"},
+        },
+        "models": {
+            "config-priced": {"targets": [f"primary:{MODEL}", f"backup:{MODEL}"]},
+            "catalogue-priced": {"targets": [f"listed:{MODEL}", f"backup:{MODEL}"]},
+        },
+        "prices": {f"primary:{MODEL}": {"input_per_million": "0.15", "output_per_million": "0.60"}},
+    }
+    client = turnout.Client(config=config)
+    for route in ("config-priced", "catalogue-priced"):
+        reply = client.chat(model=route, messages=MESSAGES)
+        if reply.text != REPLY or reply.cost is None or len(reply.attempts) != 1:
+            raise RuntimeError(f"stub route {route} gave an unexpected reply: {reply!r}")
+    stub = client.provider("primary")
+    request = turnout.ChatRequest(messages=[turnout.Message(**m) for m in MESSAGES])  # type: ignore[arg-type]
+    provider_us = _per_call_us(lambda: stub.chat(MODEL, request), n)
+    layer = _per_call_us(lambda: client.chat(model="config-priced", messages=MESSAGES), n) - provider_us
+    checks = _per_call_us(lambda: turnout.ChatRequest(messages=MESSAGES), n)  # type: ignore[arg-type]
+    pricing = _pricing_us(client, "primary", n)
+    return {
+        "layer_us": layer,
+        "layer_catalogue_us": _per_call_us(lambda: client.chat(model="catalogue-priced", messages=MESSAGES), n // 10)
+        - provider_us,
+        "checks_us": checks,
+        "pricing_us": pricing,
+        "pricing_catalogue_us": _pricing_us(client, "listed", n // 10),
+        "bookkeeping_us": None if pricing is None else layer - checks - pricing,
+    }
