@@ -1,13 +1,22 @@
-"""Measure one client inside its own interpreter; print one JSON object on the last line.
+"""One client's measurements, run in the client's own interpreter as a worker of ``bench.py``.
 
 Standard library only (plus the measured library), because it runs in each library's venv:
 
     /tmp/benchvenvs/openai/bin/python benchmarks/_driver.py openai --base-url http://127.0.0.1:PORT/v1
 
-Phases: import time and import-to-first-reply in fresh interpreters; sequential sync calls
-(wall latency and process CPU per call); async calls from ``--concurrency`` tasks; sequential
-streams; peak RSS; for turnout, its own per-call layer cost without I/O (``_layer.py``).
-Every reply's text is checked; mismatches are counted in ``bad_replies``.
+Sets the client up, warms it up, prints ``{"ready": true}``, then answers one JSON line on
+stdout for each JSON command read on stdin, so that ``bench.py`` can interleave short blocks of
+every client and compare blocks measured seconds apart:
+
+    {"op": "import"}                    import time and import-to-first-reply, in a fresh interpreter
+    {"op": "sync", "n": 200}            n sequential calls: process CPU, wall time, each call's latency
+    {"op": "async", "n": 400, "concurrency": 64}   n calls from that many tasks (one event loop throughout)
+    {"op": "stream", "n": 30}           n sequential streamed calls
+    {"op": "layer", "n": 5000}          turnout only: its own per-call cost without I/O (``_layer.py``)
+    {"op": "rss"}                       peak resident memory so far
+
+Every answer carries ``cpu`` and ``wall`` (seconds) and ``bad`` (replies whose text was not
+what the server sent).
 """
 
 from __future__ import annotations
@@ -19,14 +28,14 @@ import json
 import os
 import resource
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from typing import Any
 
-from _clients import ENV, IMPORTS, AsyncChat, Chat, setup
+from _clients import ENV, IMPORTS, setup
 from _wire import REPLY, stream_pieces
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -43,120 +52,104 @@ print((t1 - t0) * 1e3, (t2 - t0) * 1e3, reply == {reply!r})
 """
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds that process ``pid`` has used (Linux ``/proc``; 0 elsewhere)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def _cpu() -> float:
+    """CPU seconds of this process (all threads) and of its finished subprocesses."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
 
 
-class Phase:
-    """Wall time and this process's CPU time over a block, and the server's CPU share meanwhile."""
+class Worker:
+    """One client, set up once; each method measures one block."""
 
-    def __init__(self, server_pid: int) -> None:
-        self.server_pid = server_pid
-        self.wall = self.cpu = self.server_pct = 0.0
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.chat, self.achat, self.stream = setup(args.client, args.base_url)
+        self.loop = asyncio.new_event_loop()  # async pools are bound to the loop that opened them
+        asyncio.set_event_loop(self.loop)
+        self.expected = "".join(stream_pieces(args.chunks))
 
-    def __enter__(self) -> Phase:
-        self._server = cpu_seconds(self.server_pid)
-        self._cpu, self._wall = time.process_time(), time.perf_counter()
-        return self
+    def warm_up(self) -> None:
+        """Open the pools and fill caches; compile the import probe's ``.pyc`` files."""
+        for _ in range(self.args.warmup):
+            self.chat()
+        self.async_(self.args.concurrency, self.args.concurrency)
+        for _ in range(max(1, self.args.warmup // 10)):
+            self.stream()
+        self.probe()
 
-    def __exit__(self, *exc: object) -> None:
-        self.wall = time.perf_counter() - self._wall
-        self.cpu = time.process_time() - self._cpu
-        self.server_pct = 100 * (cpu_seconds(self.server_pid) - self._server) / self.wall
-
-
-def probe_import(args: argparse.Namespace) -> dict[str, float]:
-    """Median import time and import-to-first-reply time over fresh interpreters (first run dropped)."""
-    code = _PROBE.format(
-        statement=IMPORTS[args.client], here=HERE, name=args.client, base_url=args.base_url, reply=REPLY
-    )
-    imports, firsts = [], []
-    for i in range(args.import_runs + 1):  # the first run may compile .pyc files
+    def probe(self) -> dict[str, Any]:
+        """Import time and import-to-first-reply in a fresh interpreter."""
+        code = _PROBE.format(
+            statement=IMPORTS[self.args.client],
+            here=HERE,
+            name=self.args.client,
+            base_url=self.args.base_url,
+            reply=REPLY,
+        )
         proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
         if proc.returncode:
-            raise SystemExit(f"{args.client}: the import probe failed:\n{proc.stderr[-2000:]}")
-        out = proc.stdout.split()
-        if out[2] != "True":
-            raise SystemExit(f"{args.client}: the first call returned the wrong reply")
-        if i:
-            imports.append(float(out[0]))
-            firsts.append(float(out[1]))
-    return {"import_ms": statistics.median(imports), "first_call_ms": statistics.median(firsts)}
+            raise RuntimeError(f"the import probe failed:\n{proc.stderr[-2000:]}")
+        import_ms, first_ms, ok = proc.stdout.split()
+        return {"import_ms": float(import_ms), "first_call_ms": float(first_ms), "bad": int(ok != "True")}
 
-
-def sync_phase(chat: Chat, args: argparse.Namespace) -> dict[str, float]:
-    """Sequential non-streamed calls: p50 wall latency and process CPU per call."""
-    for _ in range(args.warmup):
-        chat()
-    latencies, bad = [], 0
-    with Phase(args.server_pid) as phase:
-        for _ in range(args.n_sync):
+    def sync(self, n: int) -> dict[str, Any]:
+        """``n`` sequential non-streamed calls, each timed."""
+        latencies, bad, chat = [], 0, self.chat
+        for _ in range(n):
             start = time.perf_counter_ns()
             reply = chat()
-            latencies.append(time.perf_counter_ns() - start)
+            latencies.append((time.perf_counter_ns() - start) / 1e3)
             bad += reply != REPLY
-    return {
-        "sync_p50_us": statistics.median(latencies) / 1e3,
-        "sync_cpu_us": phase.cpu / args.n_sync * 1e6,
-        "sync_server_pct": phase.server_pct,
-        "bad_replies": bad,
-    }
+        return {"latencies_us": latencies, "bad": bad}
 
+    def async_(self, n: int, concurrency: int) -> dict[str, Any]:
+        """``n`` calls from ``concurrency`` tasks on the worker's one event loop."""
+        left, bad = n, 0
 
-async def async_phase(achat: AsyncChat, args: argparse.Namespace) -> dict[str, float]:
-    """``n_async`` calls from ``concurrency`` tasks, after one warm-up wave that opens the pool."""
-    await asyncio.gather(*(achat() for _ in range(args.concurrency)))
-    left, bad = args.n_async, 0
+        async def task() -> None:
+            nonlocal left, bad
+            while left > 0:
+                left -= 1
+                bad += await self.achat() != REPLY
 
-    async def worker() -> None:
-        nonlocal left, bad
-        while left > 0:
-            left -= 1
-            bad += await achat() != REPLY
+        async def all_tasks() -> None:
+            await asyncio.gather(*(task() for _ in range(concurrency)))
 
-    with Phase(args.server_pid) as phase:
-        await asyncio.gather(*(worker() for _ in range(args.concurrency)))
-    return {"async_calls_s": args.n_async / phase.wall, "async_server_pct": phase.server_pct, "bad_replies": bad}
+        self.loop.run_until_complete(all_tasks())
+        return {"bad": bad}
 
+    def streams(self, n: int) -> dict[str, Any]:
+        """``n`` sequential streamed calls; the reassembled text is checked."""
+        return {"bad": sum(self.stream() != self.expected for _ in range(n))}
 
-def stream_phase(stream: Chat, args: argparse.Namespace) -> dict[str, float]:
-    """Sequential streams of ``chunks`` content chunks: chunks/s (wall) and CPU µs per chunk."""
-    expected = "".join(stream_pieces(args.chunks))
-    for _ in range(max(1, args.warmup // 10)):
-        stream()
-    bad = 0
-    with Phase(args.server_pid) as phase:
-        for _ in range(args.n_stream):
-            bad += stream() != expected
-    chunks = args.n_stream * args.chunks
-    return {
-        "stream_chunks_s": chunks / phase.wall,
-        "stream_cpu_us": phase.cpu / chunks * 1e6,
-        "stream_server_pct": phase.server_pct,
-        "bad_replies": bad,
-    }
+    def run(self, command: dict[str, Any]) -> dict[str, Any]:
+        """Run one command; add its CPU and wall time."""
+        op = command["op"]
+        if op == "rss":
+            return {"rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+        if op == "layer":
+            from _layer import measure
+
+            return dict(measure(command["n"]))
+        actions: dict[str, Callable[[], dict[str, Any]]] = {
+            "import": self.probe,
+            "sync": lambda: self.sync(command["n"]),
+            "async": lambda: self.async_(command["n"], command["concurrency"]),
+            "stream": lambda: self.streams(command["n"]),
+        }
+        cpu, wall = _cpu(), time.perf_counter()
+        result = actions[op]()
+        return {**result, "cpu": _cpu() - cpu, "wall": time.perf_counter() - wall}
 
 
 def main() -> None:
-    """Run every phase for one client and print the results as JSON."""
+    """Set up, warm up, then serve commands from stdin until it closes."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("client", choices=sorted(IMPORTS))
     parser.add_argument("--base-url", required=True)
-    parser.add_argument("--server-pid", type=int, default=0, help="to report the server's CPU share")
-    parser.add_argument("--import-runs", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=50)
-    parser.add_argument("--n-sync", type=int, default=500)
-    parser.add_argument("--n-async", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=64)
-    parser.add_argument("--n-stream", type=int, default=100)
     parser.add_argument("--chunks", type=int, default=64, help="must match the server's --chunks")
-    parser.add_argument("--n-layer", type=int, default=5000, help="calls per round of turnout's layer timing")
     args = parser.parse_args()
 
     os.environ.update(ENV.get(args.client, {}))  # inherited by the import probes
@@ -166,19 +159,11 @@ def main() -> None:
         scratch = tempfile.mkdtemp(prefix="turnout-bench-")
         atexit.register(shutil.rmtree, scratch, ignore_errors=True)
         os.environ["TURNOUT_LEDGER"] = os.path.join(scratch, "ledger.sqlite3")
-    result: dict[str, Any] = probe_import(args)
-    chat, achat, stream = setup(args.client, args.base_url)
-    phases = [sync_phase(chat, args), asyncio.run(async_phase(achat, args)), stream_phase(stream, args)]
-    result["bad_replies"] = 0
-    for phase in phases:
-        result["bad_replies"] += phase.pop("bad_replies")
-        result.update(phase)
-    result["rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    if args.client == "turnout":
-        from _layer import measure
-
-        result.update(measure(args.n_layer))
-    print(json.dumps(result))
+    worker = Worker(args)
+    worker.warm_up()
+    print(json.dumps({"ready": True}), flush=True)
+    for line in sys.stdin:
+        print(json.dumps(worker.run(json.loads(line))), flush=True)
 
 
 if __name__ == "__main__":

@@ -1,21 +1,25 @@
 """Benchmark turnout against raw httpx2, the openai SDK and LiteLLM, side by side in one run.
 
-    python benchmarks/bench.py                       # defaults: 3 rounds, every client that is installed
-    python benchmarks/bench.py --quick               # smoke test: 1 small round
+    python benchmarks/bench.py                       # defaults: every client that is installed, ~3-5 min
+    python benchmarks/bench.py --quick               # smoke test
     python benchmarks/bench.py --clients turnout,httpx2 --python turnout=/path/to/venv/bin/python
     python benchmarks/bench.py --clients httpx2,turnout,turnout:branch --python turnout:branch=/other/venv/bin/python
 
-A fake OpenAI server (``_server.py``) runs on 127.0.0.1 in its own process; each client runs in
-its own interpreter (``_driver.py``), so imports never mix. Interpreters: ``--python NAME=PATH``,
-else ``$TURNOUT_BENCH_<NAME>_PYTHON``, else ``<venvs>/<name>/bin/python`` when it exists (not for
-turnout, which defaults to this interpreter: the checkout under test), else this interpreter.
-``NAME:LABEL`` runs NAME's driver once more under its own interpreter (an A/B of two turnout
-builds in one run). The server prefers ``<venvs>/server/bin/python`` (uvloop). With two or more
-CPUs the server is pinned to one and the drivers to another (``taskset``). Rounds rotate the
-client order; each run waits for a quiet machine and is repeated if other processes disturbed it.
+A fake OpenAI server (``_server.py``) runs on 127.0.0.1 in its own process, and each client in
+its own interpreter (``_driver.py``, a worker that stays up), so imports never mix. Interpreters:
+``--python NAME=PATH``, else ``$TURNOUT_BENCH_<NAME>_PYTHON``, else ``<venvs>/<name>/bin/python``
+when it exists (not for turnout, which defaults to this interpreter: the checkout under test),
+else this interpreter. ``NAME:LABEL`` runs NAME's driver once more under its own interpreter (an
+A/B of two turnout builds in one run). The server prefers ``<venvs>/server/bin/python`` (uvloop).
+With two or more CPUs the server is pinned to one CPU and the workers to another (``taskset``).
+
+The work is cut into short blocks (``--blocks`` of each phase per client), run in turn, client
+after client, so that a block of turnout and the block of httpx2 it is compared with are seconds
+apart: the drift of a shared machine cancels in their ratio. A block during which other
+processes used more than ``--max-other-cpu`` % of a core is measured again.
 
 Prints medians, ratios and the targets of issue 7; writes ``results/<UTC time>.json`` (every
-run), ``results/latest.json`` and ``results/latest.md``. Exits 1 if a client failed or any
+block), ``results/latest.json`` and ``results/latest.md``. Exits 1 if a client failed or any
 reply's text was wrong.
 """
 
@@ -25,12 +29,14 @@ import argparse
 import json
 import os
 import platform
+import select
 import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
@@ -207,68 +213,217 @@ class Server:
         self.process.wait()
 
 
-def wait_quiet(max_other_pct: float, max_wait: float) -> float:
-    """Wait until the rest of the machine uses under ``max_other_pct`` % of a core over 5 s; return the last level."""
-    if max_wait <= 0:
-        return 0.0
+def wait_quiet(max_other_pct: float, max_wait: float) -> None:
+    """Wait (at most ``max_wait`` s) until the machine uses under ``max_other_pct`` % of a core over 2 s."""
     deadline = time.monotonic() + max_wait
-    while True:
+    while time.monotonic() < deadline:
         busy, start = cpu_busy_seconds(), time.monotonic()
-        time.sleep(5)
-        level = 100 * (cpu_busy_seconds() - busy) / (time.monotonic() - start)
-        if level < max_other_pct or time.monotonic() > deadline:
-            return level
+        time.sleep(2)
+        if 100 * (cpu_busy_seconds() - busy) / (time.monotonic() - start) < max_other_pct:
+            return
 
 
-def measure(name: str, python: str, server: Server, args: argparse.Namespace) -> dict[str, Any] | None:
-    """One run of one client on a quiet machine: wait for quiet, run, and retry a run that others disturbed.
+class WorkerDied(RuntimeError):
+    """A client's worker exited or stopped answering."""
 
-    Of the tries, the least disturbed run is kept; ``tries`` records how many were made.
-    """
-    results: list[dict[str, Any]] = []
-    for _ in range(args.tries):
-        level = wait_quiet(args.max_other_cpu, args.max_wait)
-        if level >= args.max_other_cpu:
-            print(f"  still busy after {args.max_wait} s ({level:.0f} % of a core); measuring anyway", file=sys.stderr)
-        result = run_driver(name, python, server, args)
-        if result is None:
-            return None
-        results.append(result)
-        if result["other_cpu_pct"] <= args.max_other_cpu:
+
+class Worker:
+    """Orchestrator side of one ``_driver.py`` worker: send a JSON command, read a JSON answer."""
+
+    def __init__(self, name: str, python: str, url: str, args: argparse.Namespace) -> None:
+        self.name, self.timeout = name, args.timeout
+        command = [*args.pin[1], python, os.path.join(HERE, "_driver.py"), _driver(name), "--base-url", url]
+        command += ["--warmup", str(args.warmup), "--concurrency", str(args.concurrency), "--chunks", str(args.chunks)]
+        self.stderr = tempfile.TemporaryFile(mode="w+")
+        self.process = subprocess.Popen(
+            command, cwd=HERE, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr, text=True
+        )
+        assert self.process.stdout is not None
+        self._fd, self._buffer = self.process.stdout.fileno(), b""
+
+    def _answer(self) -> dict[str, Any]:
+        """The next JSON object the worker prints (other output from its libraries is skipped)."""
+        deadline = time.monotonic() + self.timeout
+        while True:
+            while b"\n" not in self._buffer:
+                if not select.select([self._fd], [], [], max(0.0, deadline - time.monotonic()))[0]:
+                    raise WorkerDied(f"{self.name}: no answer within {self.timeout} s")
+                chunk = os.read(self._fd, 1 << 16)
+                if not chunk:
+                    self.stderr.seek(0)
+                    raise WorkerDied(f"{self.name} exited:\n{self.stderr.read()[-3000:]}")
+                self._buffer += chunk
+            line, _, self._buffer = self._buffer.partition(b"\n")
+            if line.startswith(b"{"):
+                answer: dict[str, Any] = json.loads(line)
+                return answer
+
+    def ready(self) -> None:
+        """Wait until the worker has set up and warmed up its client."""
+        self._answer()
+
+    def ask(self, command: dict[str, Any]) -> dict[str, Any]:
+        """Run one command in the worker."""
+        assert self.process.stdin is not None
+        try:
+            self.process.stdin.write(json.dumps(command) + "\n")
+            self.process.stdin.flush()
+        except BrokenPipeError:
+            pass  # _answer reports the exit
+        return self._answer()
+
+    def close(self) -> None:
+        """End the worker (it exits when its stdin closes)."""
+        if self.process.stdin is not None:
+            self.process.stdin.close()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def run_block(worker: Worker, command: dict[str, Any], server_pid: int, args: argparse.Namespace) -> dict[str, Any]:
+    """One block, measured again (after waiting for quiet) if other processes disturbed it."""
+    for tries in range(1, args.tries + 1):
+        busy, served = cpu_busy_seconds(), process_cpu_seconds(server_pid)
+        result = worker.ask(command)
+        server = process_cpu_seconds(server_pid) - served
+        other = max(0.0, cpu_busy_seconds() - busy - result["cpu"] - server)
+        # /proc/stat counts 10 ms ticks: a short block needs two ticks of others to count as disturbed
+        if other <= max(args.max_other_cpu / 100 * result["wall"], 0.02) or tries == args.tries:
             break
-        print(f"  disturbed ({result['other_cpu_pct']:.0f} % other CPU); measuring again", file=sys.stderr)
-    return {**min(results, key=lambda r: float(r["other_cpu_pct"])), "tries": len(results)}
+        wait_quiet(args.max_other_cpu, args.max_wait)
+    wall = result["wall"]
+    return {**result, "other_cpu_pct": 100 * other / wall, "server_pct": 100 * server / wall, "tries": tries}
 
 
-def run_driver(name: str, python: str, server: Server, args: argparse.Namespace) -> dict[str, Any] | None:
-    """One measurement of one client; adds ``other_cpu_pct``, the CPU used by the rest of the machine."""
-    counts = ["--import-runs", "--warmup", "--n-sync", "--n-async", "--concurrency", "--n-stream", "--chunks"]
-    counts += ["--n-layer"]
-    command = [*args.pin[1], python, os.path.join(HERE, "_driver.py"), _driver(name), "--base-url", server.url]
-    command += ["--server-pid", str(server.process.pid)]
-    for flag in counts:
-        command += [flag, str(getattr(args, flag[2:].replace("-", "_")))]
-    busy, served, own, wall = (
-        cpu_busy_seconds(),
-        process_cpu_seconds(server.process.pid),
-        os.times(),
-        time.perf_counter(),
-    )
-    try:
-        proc = subprocess.run(command, cwd=HERE, capture_output=True, text=True, timeout=args.timeout)
-    except subprocess.TimeoutExpired:
-        print(f"  {name}: timed out after {args.timeout} s", file=sys.stderr)
-        return None
-    wall = time.perf_counter() - wall
-    if proc.returncode:
-        print(f"  {name} failed:\n{proc.stderr[-3000:]}", file=sys.stderr)
-        return None
-    end = os.times()
-    ours = end.children_user + end.children_system - own.children_user - own.children_system
-    other = cpu_busy_seconds() - busy - ours - (process_cpu_seconds(server.process.pid) - served)
-    result: dict[str, Any] = json.loads(proc.stdout.splitlines()[-1])
-    result["other_cpu_pct"] = max(0.0, 100 * other / wall)
-    return result
+def _rotate(names: list[str], i: int) -> list[str]:
+    return names[i % len(names) :] + names[: i % len(names)]
+
+
+class Session:
+    """Every client's worker, and the records of what they measured."""
+
+    def __init__(self, clients: dict[str, dict[str, Any]], server: Server, args: argparse.Namespace) -> None:
+        self.names, self.server, self.args = list(clients), server, args
+        self.workers = {name: Worker(name, clients[name]["interpreter"], server.url, args) for name in clients}
+        self.records: dict[str, dict[str, Any]] = {
+            name: {"import": [], "sync": [], "async": [], "stream": []} for name in clients
+        }
+        self.failed: list[str] = []
+
+    def _run(self, name: str, op: str, command: dict[str, Any], index: int) -> None:
+        if name in self.failed:
+            return
+        try:
+            if op == "ready":
+                self.workers[name].ready()
+                return
+            record = run_block(self.workers[name], command, self.server.process.pid, self.args)
+        except WorkerDied as exc:
+            print(f"  {exc}", file=sys.stderr)
+            self.failed.append(name)
+            return
+        self.records[name][op].append({**record, "index": index})
+
+    def measure(self) -> None:
+        """Import probes, then the blocks of each phase, client after client; then memory and turnout's layer."""
+        args = self.args
+        for name in self.names:
+            self._run(name, "ready", {}, 0)
+        for i in range(args.import_runs):
+            print(f"imports {i + 1}/{args.import_runs}", file=sys.stderr, flush=True)
+            for name in _rotate(self.names, i):
+                self._run(name, "import", {"op": "import"}, i)
+        commands = {
+            "sync": {"op": "sync", "n": args.sync_calls},
+            "async": {"op": "async", "n": args.async_calls, "concurrency": args.concurrency},
+            "stream": {"op": "stream", "n": args.streams},
+        }
+        for b in range(args.blocks):
+            print(f"block {b + 1}/{args.blocks}", file=sys.stderr, flush=True)
+            for op, command in commands.items():
+                for name in _rotate(self.names, b):
+                    self._run(name, op, command, b)
+        for name in [n for n in self.names if n not in self.failed]:
+            try:
+                self.records[name]["rss_mib"] = self.workers[name].ask({"op": "rss"})["rss_mib"]
+                if _driver(name) == "turnout":
+                    self.records[name]["layer"] = self.workers[name].ask({"op": "layer", "n": args.n_layer})
+            except WorkerDied as exc:
+                print(f"  {exc}", file=sys.stderr)
+                self.failed.append(name)
+
+    def close(self) -> None:
+        """End every worker."""
+        for worker in self.workers.values():
+            worker.close()
+
+
+def block_values(records: dict[str, Any], key: str, args: argparse.Namespace) -> dict[int, float]:
+    """A metric's value in each block (or import run), by index."""
+    per: dict[str, tuple[str, Callable[[dict[str, Any]], float]]] = {
+        "import_ms": ("import", lambda r: r["import_ms"]),
+        "first_call_ms": ("import", lambda r: r["first_call_ms"]),
+        "sync_cpu_us": ("sync", lambda r: r["cpu"] / args.sync_calls * 1e6),
+        "async_calls_s": ("async", lambda r: args.async_calls / r["wall"]),
+        "stream_chunks_s": ("stream", lambda r: args.streams * args.chunks / r["wall"]),
+        "stream_cpu_us": ("stream", lambda r: r["cpu"] / (args.streams * args.chunks) * 1e6),
+    }
+    if key not in per:
+        return {0: records[key]} if key in records else {}
+    op, value = per[key]
+    return {r["index"]: value(r) for r in records[op]}
+
+
+def summarize(records: dict[str, Any], args: argparse.Namespace) -> dict[str, float | None]:
+    """One client's figures: medians over its blocks, p50 latency over all its calls, and the rest."""
+    out: dict[str, float | None] = {}
+    for metric in METRICS:
+        values = list(block_values(records, metric.key, args).values())
+        out[metric.key] = statistics.median(values) if values else None
+    latencies = [x for r in records["sync"] for x in r["latencies_us"]]
+    out["sync_p50_us"] = statistics.median(latencies) if latencies else None
+    blocks = [r for op in ("sync", "async", "stream") for r in records[op]]
+    out["other_cpu_pct"] = statistics.median(r["other_cpu_pct"] for r in blocks) if blocks else None
+    out["server_pct"] = max((r["server_pct"] for r in blocks), default=None)
+    spreads = []
+    for key in ("sync_cpu_us", "async_calls_s", "stream_chunks_s"):
+        values = sorted(block_values(records, key, args).values())
+        if len(values) >= 4 and statistics.median(values):
+            q1, _, q3 = statistics.quantiles(values, n=4)
+            spreads.append(100 * (q3 - q1) / statistics.median(values))
+    out["spread_pct"] = max(spreads, default=None)
+    out.update(records.get("layer", {}))
+    return out
+
+
+def paired_ratios(records: dict[str, Any], name: str, base: str, key: str, args: argparse.Namespace) -> list[float]:
+    """``name``'s figure ÷ ``base``'s, block by block: the two blocks ran seconds apart."""
+    ours, theirs = block_values(records[name], key, args), block_values(records[base], key, args)
+    return sorted(v / theirs[i] for i, v in ours.items() if theirs.get(i))
+
+
+def target_rows(doc: dict[str, Any], args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Issue 7's targets for each turnout build: its figure, the base's, the median per-block ratio, its quartiles."""
+    med, records = doc["medians"], doc["records"]
+    rows: list[dict[str, Any]] = []
+    for build in [name for name in med if _driver(name) == "turnout"]:
+        for t in TARGETS:
+            if t.base not in med:
+                continue
+            ratios = paired_ratios(records, build, t.base, t.key, args)
+            ratio = statistics.median(ratios) if ratios else None
+            spread = (ratios[0], ratios[-1]) if len(ratios) < 4 else tuple(statistics.quantiles(ratios, n=4)[::2])
+            met = None if ratio is None else ratio <= t.goal if t.at_most else ratio >= t.goal
+            row = {"build": build, "target": t.label, "turnout": med[build].get(t.key), "base": med[t.base].get(t.key)}
+            rows.append({**row, "ratio": ratio, "range": spread if ratios else None, "met": met})
+        value = med[build].get("bookkeeping_us")
+        met = None if value is None else value < BOOKKEEPING_LIMIT_US
+        row = {"build": build, "target": "retry/fallback bookkeeping < 50 µs/call", "turnout": value, "base": None}
+        rows.append({**row, "ratio": None, "range": None, "met": met})
+    return rows
 
 
 def num(x: float | None) -> str:
@@ -289,87 +444,56 @@ def table(headings: list[str], rows: list[list[str]]) -> str:
     return "\n".join([line(headings), rule, *map(line, rows)])
 
 
-def medians(runs: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, float | None]]:
-    """Per client, the median of each figure over its runs (None where a figure is missing)."""
-    out: dict[str, dict[str, float | None]] = {}
-    for name, results in runs.items():
-        if results:
-            keys = {k for r in results for k in r}
-            values = {k: [r[k] for r in results if r.get(k) is not None] for k in keys}
-            out[name] = {k: statistics.median(v) if v else None for k, v in values.items()}
-    return out
-
-
-def target_rows(med: dict[str, dict[str, float | None]]) -> list[dict[str, Any]]:
-    """The issue's targets for turnout: figure, base figure, ratio, goal and whether it is met."""
-    rows: list[dict[str, Any]] = []
-    turnout = med.get("turnout")
-    if turnout is None:
-        return rows
-    for t in TARGETS:
-        ours, base = turnout.get(t.key), med.get(t.base, {}).get(t.key)
-        ratio = ours / base if ours is not None and base else None
-        met = None if ratio is None else ratio <= t.goal if t.at_most else ratio >= t.goal
-        rows.append({"target": t.label, "turnout": ours, "base": base, "ratio": ratio, "met": met})
-    value = turnout.get("bookkeeping_us")
-    met = None if value is None else value < BOOKKEEPING_LIMIT_US
-    rows.append(
-        {"target": "retry/fallback bookkeeping < 50 µs/call", "turnout": value, "base": None, "ratio": None, "met": met}
-    )
-    return rows
+def _ratio(value: float | None, base: float | None) -> str:
+    return "—" if value is None or not base else f"{value / base:.2f}×"
 
 
 def report(doc: dict[str, Any]) -> str:
-    """The Markdown report: settings, medians, targets, ratios, turnout's layer, versions."""
-    med, runs, s = doc["medians"], doc["runs"], doc["settings"]
-    mach = doc["machine"]
+    """The Markdown report: settings, medians, targets, ratios, turnout's own layer, versions."""
+    med, s, mach = doc["medians"], doc["settings"], doc["machine"]
     parts = [
         f"# turnout benchmark, {doc['when']}",
         f"{mach['cpu']}, {mach['cpus']} CPUs, {mach['platform']}; benchmark code at {mach['commit']}. "
-        f"Medians of {s['runs']} round(s){' (quick)' if s['quick'] else ''}; server on {doc['server_loop']}, "
-        f"pinned: {s['pinned']}. Counts: {s['n_sync']} sync calls, {s['n_async']} async calls from "
-        f"{s['concurrency']} tasks, {s['n_stream']} streams of {s['chunks']} chunks, "
-        f"{s['import_runs']} fresh interpreters for imports. A run during which other processes used more than "
-        f"{s['max_other_cpu']:g} % of a core was measured again (up to {s['tries']} tries; the least disturbed kept).",
+        f"Server on {doc['server_loop']}, pinned: {s['pinned']}. {s['blocks']} blocks per phase and client, "
+        f"run in turn: {s['sync_calls']} sync calls, {s['async_calls']} async calls from {s['concurrency']} tasks, "
+        f"{s['streams']} streams of {s['chunks']} chunks; {s['import_runs']} fresh interpreters for imports. "
+        f"Blocks during which other processes used more than {s['max_other_cpu']:g} % of a core were measured "
+        f"again (up to {s['tries']} tries).",
     ]
     heads = ["client", *(k.heading for k in METRICS), "server CPU %", "other CPU %", "spread %"]
-    rows = []
-    for name, values in med.items():
-        spread = max(
-            (
-                100 * (max(v) - min(v)) / statistics.median(v)
-                for v in ([r[k.key] for r in runs[name]] for k in METRICS)
-                if statistics.median(v)
-            ),
-            default=0.0,
-        )
-        server = max(values.get(f"{p}_server_pct") or 0.0 for p in ("sync", "async", "stream"))
-        row = [name, *(num(values.get(k.key)) for k in METRICS), num(server), num(values.get("other_cpu_pct"))]
-        rows.append([*row, num(spread)])
-    parts += ["## Medians", table(heads, rows)]
+    rows = [
+        [name, *(num(v.get(k.key)) for k in METRICS), *(num(v.get(k)) for k in ("server_pct", "other_cpu_pct"))]
+        + [num(v.get("spread_pct"))]
+        for name, v in med.items()
+    ]
+    parts += [
+        "## Medians\n\nOver blocks; sync p50 over every call. Spread: the widest interquartile range of a "
+        "client's per-block sync CPU, async and stream figures, in % of the median.",
+        table(heads, rows),
+    ]
     if doc["targets"]:
         rows = [
             [
+                t["build"],
                 t["target"],
                 num(t["turnout"]),
                 num(t["base"]),
                 "—" if t["ratio"] is None else f"{t['ratio']:.2f}×",
+                "—" if t["range"] is None else f"{t['range'][0]:.2f}–{t['range'][1]:.2f}×",
                 {True: "yes", False: "**no**", None: "—"}[t["met"]],
             ]
             for t in doc["targets"]
         ]
         parts += [
-            "## turnout against the targets of issue 7",
-            table(["target", "turnout", "base", "ratio", "met"], rows),
+            "## turnout against the targets of issue 7\n\nRatio: the median over blocks of turnout's block ÷ "
+            "the base's block of the same round (seconds apart); range: their quartiles.",
+            table(["build", "target", "figure", "base", "ratio", "range", "met"], rows),
         ]
     for base in ("httpx2", "openai"):
         if base in med:
-            rows = [
-                [name, *(_ratio(values.get(k.key), med[base].get(k.key)) for k in METRICS)]
-                for name, values in med.items()
-            ]
+            rows = [[name, *(_ratio(v.get(k.key), med[base].get(k.key)) for k in METRICS)] for name, v in med.items()]
             parts += [
-                f"## Relative to {base} (client ÷ {base}; for calls/s and chunks/s higher is better, else lower)",
+                f"## Relative to {base} (medians ÷ {base}'s; for calls/s and chunks/s higher is better, else lower)",
                 table(["client", *(k.heading for k in METRICS)], rows),
             ]
     builds = [name for name in med if _driver(name) == "turnout"]
@@ -390,10 +514,6 @@ def report(doc: dict[str, Any]) -> str:
     return "\n\n".join(parts) + "\n"
 
 
-def _ratio(value: float | None, base: float | None) -> str:
-    return "—" if value is None or not base else f"{value / base:.2f}×"
-
-
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Command-line options; ``--quick`` shrinks every count for a smoke test."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -401,37 +521,35 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--python", action="append", default=[], metavar="NAME=PATH", help="interpreter of a client")
     parser.add_argument("--server-python", help="default: <venvs>/server/bin/python if present, else this one")
     parser.add_argument("--venvs", default=os.environ.get("TURNOUT_BENCH_VENVS", "/tmp/benchvenvs"))
-    parser.add_argument("--runs", type=int, default=3, help="rounds; medians are reported")
-    parser.add_argument("--import-runs", type=int, default=3, help="fresh interpreters per import figure")
+    parser.add_argument("--blocks", type=int, default=8, help="blocks of each phase per client")
+    parser.add_argument("--import-runs", type=int, default=5, help="fresh interpreters per import figure")
     parser.add_argument("--warmup", type=int, default=50)
-    parser.add_argument("--n-sync", type=int, default=500)
-    parser.add_argument("--n-async", type=int, default=1000)
+    parser.add_argument("--sync-calls", type=int, default=300, help="per block")
+    parser.add_argument("--async-calls", type=int, default=500, help="per block")
     parser.add_argument("--concurrency", type=int, default=64)
-    parser.add_argument("--n-stream", type=int, default=100)
+    parser.add_argument("--streams", type=int, default=50, help="per block")
     parser.add_argument("--chunks", type=int, default=64)
-    parser.add_argument("--n-layer", type=int, default=5000)
-    parser.add_argument("--timeout", type=int, default=600, help="seconds per client run")
-    parser.add_argument("--max-other-cpu", type=float, default=10.0, help="%% of a core others may use during a run")
-    parser.add_argument("--tries", type=int, default=3, help="runs per measurement when others disturb it")
-    parser.add_argument("--max-wait", type=float, default=120.0, help="seconds to wait for a quiet machine")
-    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--n-layer", type=int, default=5000, help="calls per round of turnout's layer timing")
+    parser.add_argument("--timeout", type=int, default=300, help="seconds a worker may take for one block")
+    parser.add_argument("--max-other-cpu", type=float, default=10.0, help="%% of a core others may use in a block")
+    parser.add_argument("--tries", type=int, default=3, help="measurements of a block that others disturbed")
+    parser.add_argument("--max-wait", type=float, default=30.0, help="seconds to wait for quiet before a retry")
+    parser.add_argument("--quick", action="store_true", help="small counts, for a smoke test")
     parser.add_argument("--no-pin", action="store_true")
     parser.add_argument("--out", default=os.path.join(HERE, "results"))
     args = parser.parse_args(argv)
     if args.quick:
-        args.runs, args.import_runs, args.warmup = 1, 2, 10
-        args.n_sync, args.n_async, args.n_stream, args.n_layer = 100, 200, 20, 1000
-        args.tries, args.max_wait = 1, 0.0
+        args.blocks, args.import_runs, args.warmup, args.tries = 2, 1, 10, 1
+        args.sync_calls, args.async_calls, args.streams, args.n_layer = 50, 128, 5, 1000
     args.python = _parse_pythons(args.python)
     args.tries = max(1, args.tries)
     wanted = args.clients.split(",")
     if unknown := {name for name in wanted if _driver(name) not in CLIENTS}:
         parser.error(f"unknown clients: {', '.join(sorted(unknown))}")
     args.clients = wanted
-    pinned = not args.no_pin and shutil.which("taskset") is not None and len(os.sched_getaffinity(0)) >= 2
     cpus = sorted(os.sched_getaffinity(0))
-    args.pin = (["taskset", "-c", str(cpus[0])], ["taskset", "-c", str(cpus[1])]) if pinned else ([], [])
-    args.pinned = pinned
+    args.pinned = not args.no_pin and shutil.which("taskset") is not None and len(cpus) >= 2
+    args.pin = (["taskset", "-c", str(cpus[0])], ["taskset", "-c", str(cpus[1])]) if args.pinned else ([], [])
     return args
 
 
@@ -453,44 +571,42 @@ def main(argv: Sequence[str] | None = None) -> int:
     server_python = args.server_python or os.path.join(args.venvs, "server", "bin", "python")
     if not os.path.exists(server_python):
         server_python = sys.executable
-    names = list(clients)
-    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
-    failed = False
     with Server(server_python, args.chunks, args.pin[0]) as server:
-        for i in range(args.runs):
-            for name in names[i % len(names) :] + names[: i % len(names)]:
-                print(f"round {i + 1}/{args.runs}: {name}", file=sys.stderr, flush=True)
-                result = measure(name, clients[name]["interpreter"], server, args)
-                failed |= result is None or result["bad_replies"] > 0
-                if result is not None:
-                    runs[name].append(result)
-    med = medians(runs)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    settings = {k: getattr(args, k) for k in ("runs", "quick", "import_runs", "warmup", "n_sync", "n_async")}
-    settings |= {k: getattr(args, k) for k in ("concurrency", "n_stream", "chunks", "n_layer", "pinned")}
-    settings |= {k: getattr(args, k) for k in ("max_other_cpu", "tries", "max_wait")}
-    doc = {
-        "when": stamp,
+        session = Session(clients, server, args)
+        try:
+            session.measure()
+        finally:
+            session.close()
+    records, failed = session.records, session.failed
+    ok = [name for name in clients if name not in failed]
+    bad = sum(r["bad"] for name in ok for op in ("import", "sync", "async", "stream") for r in records[name][op])
+    keys = ("blocks", "import_runs", "warmup", "sync_calls", "async_calls", "concurrency", "streams", "chunks")
+    settings = {k: getattr(args, k) for k in (*keys, "n_layer", "pinned", "max_other_cpu", "tries", "max_wait")}
+    doc: dict[str, Any] = {
+        "when": datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ"),
         "machine": machine(),
         "server_loop": server.loop,
         "settings": settings,
         "clients": clients,
-        "runs": runs,
-        "medians": med,
-        "targets": target_rows(med),
+        "failed": failed,
+        "bad_replies": bad,
+        "medians": {name: summarize(records[name], args) for name in ok},
+        "records": {name: records[name] for name in ok},
     }
+    doc["targets"] = target_rows(doc, args)
     text = report(doc)
     print(text)
     os.makedirs(args.out, exist_ok=True)
-    for name in (stamp, "latest"):
-        with open(os.path.join(args.out, f"{name}.json"), "w") as f:
+    for stem in (doc["when"], "latest"):
+        with open(os.path.join(args.out, f"{stem}.json"), "w") as f:
             json.dump(doc, f, indent=1)
     with open(os.path.join(args.out, "latest.md"), "w") as f:
         f.write(text)
-    print(f"wrote {args.out}/{stamp}.json, latest.json and latest.md", file=sys.stderr)
-    if failed:
-        print("FAILED: a client failed or returned a wrong reply (see above)", file=sys.stderr)
-    return 1 if failed else 0
+    print(f"wrote {args.out}/{doc['when']}.json, latest.json and latest.md", file=sys.stderr)
+    if failed or bad:
+        print(f"FAILED: clients {failed} failed; {bad} wrong replies", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":

@@ -19,6 +19,8 @@ from .config import Price
 from .types import Cost, Usage
 
 if TYPE_CHECKING:
+    from genai_prices.types import PriceCalculation
+
     from .provider import Provider
 
 __all__ = ["CATALOGUE_ALIASES", "CostUnknownWarning", "Pricing", "catalogue_context_window", "catalogue_refs"]
@@ -37,6 +39,9 @@ class Pricing:
         self._prices = dict(prices)
         self._warned: set[str] = set()
         self._catalogue_misses: set[tuple[str, str]] = set()
+        # (catalogue, model) -> its catalogue price when that is fixed (the same at any time and
+        # for any token count): looked up once, then priced with plain Decimal arithmetic.
+        self._catalogue_prices: dict[tuple[str, str], tuple[Price, str]] = {}
 
     def cost(self, provider: Provider, model: str, usage: Usage) -> Cost | None:
         """The cost of one reply, or None when tokens or the price are unknown."""
@@ -94,7 +99,11 @@ class Pricing:
         return low, max((h for h in highs if h is not None), key=lambda c: c.total, default=None)
 
     def _catalogue(self, catalogue: str, model: str, usage: Usage) -> Cost | None:
-        if (catalogue, model) in self._catalogue_misses:
+        key = (catalogue, model)
+        fixed = self._catalogue_prices.get(key)
+        if fixed is not None:
+            return _from_price(fixed[0], usage, fixed[1])
+        if key in self._catalogue_misses:
             return None
         from genai_prices import Usage as CatalogueUsage
         from genai_prices import __version__, calc_price
@@ -112,14 +121,14 @@ class Pricing:
                 continue
             break
         else:
-            self._catalogue_misses.add((catalogue, model))
+            self._catalogue_misses.add(key)
             return None
-        return Cost(
-            input=calc.input_price,
-            output=calc.output_price,
-            total=calc.total_price,
-            source=f"genai-prices {__version__} ({catalogue}/{calc.model.id})",
-        )
+        source = f"genai-prices {__version__} ({catalogue}/{calc.model.id})"
+        cost = Cost(input=calc.input_price, output=calc.output_price, total=calc.total_price, source=source)
+        fixed_price = _fixed_price(calc)
+        if fixed_price is not None and _from_price(fixed_price, usage, source) == cost:  # no other charges
+            self._catalogue_prices[key] = (fixed_price, source)
+        return cost
 
     def _warn_once(self, provider: str, model: str) -> None:
         key = f"{provider}:{model}"
@@ -190,7 +199,22 @@ def _caller_level() -> int:
     return level
 
 
-def _from_price(price: Price, usage: Usage) -> Cost:
+def _fixed_price(calc: PriceCalculation) -> Price | None:
+    """The catalogue price as a `Price`, if it is the same at any time and for any token count."""
+    from genai_prices.types import ModelPrice
+
+    if not isinstance(calc.model.prices, ModelPrice):  # conditional prices depend on the request time
+        return None
+    price = calc.model_price
+    uncached, output, cached = price.input_mtok, price.output_mtok, price.cache_read_mtok
+    if not isinstance(uncached, Decimal) or not isinstance(output, Decimal | None):
+        return None  # tiered prices depend on the prompt's size
+    if not isinstance(cached, Decimal | None):
+        return None
+    return Price(input_per_million=uncached, output_per_million=output or Decimal(0), cached_input_per_million=cached)
+
+
+def _from_price(price: Price, usage: Usage, source: str | None = None) -> Cost:
     assert usage.prompt_tokens is not None and usage.completion_tokens is not None
     cached = usage.cached_tokens or 0
     if price.cached_input_per_million is None:
@@ -207,5 +231,6 @@ def _from_price(price: Price, usage: Usage) -> Cost:
     if reasoning:
         assert price.reasoning_per_million is not None
         output_cost += reasoning * price.reasoning_per_million / _MILLION
-    source = "config" if price.usd_per_hour is None else "config (hourly)"
+    if source is None:
+        source = "config" if price.usd_per_hour is None else "config (hourly)"
     return Cost.model_construct(input=input_cost, output=output_cost, total=input_cost + output_cost, source=source)
