@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from decimal import Decimal
 from typing import Any
 
@@ -70,6 +71,46 @@ def test_catalogue_cost_equals_the_published_price(catalogue: str, model: str, t
     assert cost.total == Decimal(total)
     assert cost.input + cost.output == cost.total
     assert cost.source.startswith("genai-prices ") and f"({catalogue}/" in cost.source
+
+
+@pytest.mark.parametrize(("catalogue", "model"), sorted({(c, m) for c, m, _ in CATALOGUE_ROWS}))
+def test_a_cached_catalogue_price_gives_the_catalogues_digits(catalogue: str, model: str) -> None:
+    """After the first call a model's fixed price is cached and priced with Decimal: same digits as genai-prices."""
+    from genai_prices import Usage as CatalogueUsage
+    from genai_prices import calc_price
+
+    pricing, provider = Pricing({}), _provider(catalogue)
+    rng = random.Random(f"{catalogue}/{model}")
+    for _ in range(40):
+        prompt = rng.choice([0, 1, 7, 999, 12_345, 3_000_001])
+        usage = Usage(
+            prompt_tokens=prompt, completion_tokens=rng.randrange(0, 50_000), cached_tokens=rng.randrange(0, prompt + 1)
+        )
+        cost = pricing.cost(provider, model, usage)
+        counts = CatalogueUsage(
+            input_tokens=prompt, output_tokens=usage.completion_tokens, cache_read_tokens=usage.cached_tokens
+        )
+        expected = calc_price(counts, _listed_ref(catalogue, model), provider_id=catalogue)
+        assert cost is not None
+        assert (cost.input, cost.output, cost.total) == (
+            expected.input_price,
+            expected.output_price,
+            expected.total_price,
+        )
+    assert (catalogue, model) in pricing._catalogue_prices  # the fast path was taken
+
+
+def _listed_ref(catalogue: str, model: str) -> str:
+    from genai_prices import Usage as CatalogueUsage
+    from genai_prices import calc_price
+
+    for ref in catalogue_refs(catalogue, model):
+        try:
+            calc_price(CatalogueUsage(input_tokens=1), ref, provider_id=catalogue)
+        except LookupError:
+            continue
+        return ref
+    raise AssertionError(f"{model} is not in the catalogue")
 
 
 def test_catalogue_refs_map_legacy_ids_and_strip_the_host_prefix() -> None:

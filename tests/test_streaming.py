@@ -136,3 +136,24 @@ async def test_concurrent_async_calls(config: dict[str, Any], fake_vllm: FakeSer
     async with AsyncClient(config=config) as client:
         replies = await asyncio.gather(*(client.chat(f"local:{LLAMA}", f"message {i}") for i in range(32)))
     assert len(replies) == 32 and all(r.provider == "local" for r in replies)
+
+
+def test_finished_streams_give_their_connection_back(config: dict[str, Any], fake_vllm: FakeServer) -> None:
+    """A stream read to ``[DONE]`` is read to the end of its body, so the next call reuses the connection."""
+    before = fake_vllm.connections_accepted
+    with Client(config=config) as client:
+        for i in range(5):
+            fake_vllm.enqueue(Reply(f"reply {i}"))
+            with client.stream(f"local:{LLAMA}", "Hi") as stream:
+                assert "".join(c.text or "" for c in stream) == f"reply {i}"
+    assert fake_vllm.connections_accepted - before == 1
+
+
+async def test_finished_async_streams_give_their_connection_back(config: dict[str, Any], fake_vllm: FakeServer) -> None:
+    before = fake_vllm.connections_accepted
+    async with AsyncClient(config=config) as client:
+        for i in range(5):
+            fake_vllm.enqueue(Reply(f"reply {i}"))
+            async with client.stream(f"local:{LLAMA}", "Hi") as stream:
+                assert "".join([c.text or "" async for c in stream]) == f"reply {i}"
+    assert fake_vllm.connections_accepted - before == 1

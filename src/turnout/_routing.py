@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from tenacity import DoSleep, RetryCallState, Retrying
 
+from ._construct import construct
 from .errors import (
     AllTargetsFailedError,
     APIConnectionError,
@@ -208,10 +209,7 @@ class Call:
                 self._reservation.commit(None)
             self._reservation.release()
         if self.state.ledger is not None:
-            from .ledger import entry_for
-
-            latency = self.clock.now() - self.started
-            self.state.ledger.append(entry_for(self.route, self.attempts, response, error, latency))
+            self.state.ledger.record(self.route, self.attempts, response, error, self.clock.now() - self.started)
 
     def remaining(self) -> float:
         """Seconds left before the call's deadline (infinite without one)."""
@@ -333,7 +331,8 @@ class Call:
         latency = self.clock.now() - started
         label = _label(provider, model)
         self.attempts.append(
-            Attempt.model_construct(
+            construct(
+                Attempt,
                 provider=provider.name,
                 model=model,
                 outcome="ok",
@@ -348,7 +347,7 @@ class Call:
         cost = self.state.pricing.cost(provider, model, response.usage)
         if self._reservation is not None:
             self._reservation.commit(None if cost is None else cost.total)
-        return response.model_copy(update={"cost": cost, "attempts": list(self.attempts)})
+        return construct(type(response), **{**response.__dict__, "cost": cost, "attempts": list(self.attempts)})
 
     def exhausted(self) -> ProviderError | AllTargetsFailedError:
         """The error to raise when no target is left: the only one, or all of them (one per target) as a group."""

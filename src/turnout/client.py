@@ -15,13 +15,14 @@ from pydantic import ValidationError
 
 from . import _run
 from ._estimate import CostEstimate, aestimate_target, estimate_target
-from ._routing import Call, RouteState
+from ._routing import Call, RouteState, Target
 from .budget import Budget, Budgets
 from .config import Config, find_config_file, load_config, split_target
 from .errors import ConfigError, InvalidArgumentError
 from .ledger import Ledger, ledger_path
 from .policies.breaker import TargetHealth
 from .policies.clock import Clock, SystemClock
+from .policies.route import RoutePolicy
 from .pricing import Pricing
 from .provider import Provider
 from .streaming import AsyncChatStream, ChatStream
@@ -49,6 +50,7 @@ class _BaseClient:
         self.config = _resolve_config(config)
         self._pricing = Pricing(self.config.prices)
         self._providers: dict[str, Provider] = {}
+        self._routes: dict[str, tuple[list[Target], RoutePolicy]] = {}  # model argument -> its route
         self.budgets = _budgets(self.config, budget)
         path = ledger_path(self.config.ledger)
         self._ledger = None if path is None else Ledger(path)
@@ -119,8 +121,11 @@ class _BaseClient:
 
     def _plan(self, model: str, messages: Messages, options: dict[str, Any]) -> Call:
         request = self._request(messages, options)
-        targets = [(self.provider(p), m) for p, m in self.targets(model)]
-        return Call(model, self.config.policy(model), request, targets, self._state)
+        route = self._routes.get(model)
+        if route is None:  # resolved once per model argument: the config is frozen
+            targets = [(self.provider(p), m) for p, m in self.targets(model)]
+            route = self._routes[model] = (targets, self.config.policy(model))
+        return Call(model, route[1], request, route[0], self._state)
 
 
 class Client(_BaseClient):

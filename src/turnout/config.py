@@ -29,16 +29,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    PrivateAttr,
-    SecretStr,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from . import _defaults
 from .budget import Budget
@@ -183,19 +174,13 @@ class Config(BaseModel):
     models: dict[str, ModelRoute] = Field(default_factory=dict)
     prices: dict[str, Price] = Field(default_factory=dict)
     defaults: RoutePolicy = Field(default_factory=RoutePolicy, description="policy of every route unless it says")
-    _policies: dict[str, RoutePolicy] = PrivateAttr(default_factory=dict)
     budget: Budget | None = Field(default=None, description="a spending limit on every call of the client")
     ledger: LedgerConfig = Field(default_factory=LedgerConfig, description="the spend ledger (SQLite)")
 
     def policy(self, alias: str | None) -> RoutePolicy:
         """The effective policy of a model alias (``[defaults]`` overlaid with what the alias sets)."""
         route = self.models.get(alias) if alias is not None else None
-        if alias is None or route is None:
-            return self.defaults
-        found = self._policies.get(alias)
-        if found is None:  # once per alias: the config is frozen
-            found = self._policies[alias] = _overlay(self.defaults, route)
-        return found
+        return self.defaults if route is None else _overlay(self.defaults, route)
 
     @model_validator(mode="after")
     def _check_references(self) -> Config:

@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field
 if TYPE_CHECKING:
     from .types import Attempt, ChatResponse
 
-__all__ = ["Entry", "Ledger", "LedgerConfig", "Total", "default_ledger_path", "entry_for", "ledger_path", "totals"]
+__all__ = ["Entry", "Ledger", "LedgerConfig", "Total", "default_ledger_path", "ledger_path", "totals"]
 
 logger = logging.getLogger("turnout")
 
@@ -106,27 +106,42 @@ class Entry:
     ts: datetime | None = None
 
 
-def entry_for(
+def _row(
     route: str, attempts: list[Attempt], response: ChatResponse | None, error: BaseException | None, latency: float
-) -> Entry:
-    """The ledger entry of a finished call: its reply, or the error it ended with."""
+) -> tuple[object, ...]:
+    """A call's row as it waits to be written: the time as a POSIX timestamp, the cost as a Decimal."""
     last = attempts[-1] if attempts else None
-    usage = response.usage if response is not None else None
-    outcome = "ok" if response is not None else type(error).__name__ if error is not None else "closed"
-    return Entry(
-        alias=route,
-        provider=last.provider if last else None,
-        model=last.model if last else None,
-        prompt_tokens=usage.prompt_tokens if usage else None,
-        completion_tokens=usage.completion_tokens if usage else None,
-        cached_tokens=usage.cached_tokens if usage else None,
-        reasoning_tokens=usage.reasoning_tokens if usage else None,
-        cost=response.cost.total if response is not None and response.cost is not None else None,
-        cost_source=response.cost.source if response is not None and response.cost is not None else None,
-        latency=latency,
-        outcome=outcome,
-        attempts=len(attempts),
+    provider, model = (last.provider, last.model) if last else (None, None)
+    if response is None:
+        outcome = type(error).__name__ if error is not None else "closed"
+        return (
+            time.time(),
+            route,
+            provider,
+            model,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            latency,
+            outcome,
+            len(attempts),
+        )
+    usage, cost = response.usage, response.cost
+    return (
+        *(time.time(), route, provider, model, usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens),
+        *(usage.reasoning_tokens, None if cost is None else cost.total, None if cost is None else cost.source),
+        *(latency, "ok", len(attempts)),
     )
+
+
+def _stored(row: tuple[object, ...]) -> tuple[object, ...]:
+    """A pending row as SQLite stores it: ISO time to the millisecond, the exact cost as text."""
+    ts, *middle, cost, source, latency, outcome, attempts = row
+    when = datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")  # type: ignore[arg-type]
+    return (when, *middle, None if cost is None else str(cost), source, latency, outcome, attempts)
 
 
 class _Sink:
@@ -152,7 +167,9 @@ class _Sink:
                 db.execute(_SCHEMA)
                 self.db = db
             with self.db:  # one transaction per batch
-                self.db.executemany(f"INSERT INTO calls ({_COLUMNS}) VALUES ({', '.join('?' * 13)})", rows)
+                self.db.executemany(
+                    f"INSERT INTO calls ({_COLUMNS}) VALUES ({', '.join('?' * 13)})", [_stored(row) for row in rows]
+                )
         except (sqlite3.Error, OSError) as exc:
             self.broken = True
             logger.warning("turnout: cannot write the spend ledger %s (%s); calls are not recorded", self.path, exc)
@@ -176,13 +193,27 @@ class Ledger:
 
     def append(self, entry: Entry) -> None:
         """Record one call (written within ``_FLUSH_AFTER`` s); a failure to write is logged once, never raised."""
-        ts = (entry.ts or datetime.now(UTC)).isoformat(timespec="milliseconds")
-        cost = None if entry.cost is None else str(entry.cost)
-        row = (
-            *(ts, entry.alias, entry.provider, entry.model, entry.prompt_tokens, entry.completion_tokens),
-            *(entry.cached_tokens, entry.reasoning_tokens, cost, entry.cost_source, entry.latency),
-            *(entry.outcome, entry.attempts),
+        ts = (entry.ts or datetime.now(UTC)).timestamp()
+        self._add(
+            (
+                *(ts, entry.alias, entry.provider, entry.model, entry.prompt_tokens, entry.completion_tokens),
+                *(entry.cached_tokens, entry.reasoning_tokens, entry.cost, entry.cost_source, entry.latency),
+                *(entry.outcome, entry.attempts),
+            )
         )
+
+    def record(
+        self,
+        route: str,
+        attempts: list[Attempt],
+        response: ChatResponse | None,
+        error: BaseException | None,
+        latency: float,
+    ) -> None:
+        """Record a call that ended with ``response`` (or ``error``) after ``attempts``."""
+        self._add(_row(route, attempts, response, error, latency))
+
+    def _add(self, row: tuple[object, ...]) -> None:
         with self._lock:
             sink = self._sink
             if sink.broken:

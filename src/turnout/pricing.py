@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
+from ._construct import construct
 from .config import Price
 from .types import Cost, Usage
 
@@ -233,4 +234,4 @@ def _from_price(price: Price, usage: Usage, source: str | None = None) -> Cost:
         output_cost += reasoning * price.reasoning_per_million / _MILLION
     if source is None:
         source = "config" if price.usd_per_hour is None else "config (hourly)"
-    return Cost.model_construct(input=input_cost, output=output_cost, total=input_cost + output_cost, source=source)
+    return construct(Cost, input=input_cost, output=output_cost, total=input_cost + output_cost, source=source)

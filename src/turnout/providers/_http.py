@@ -7,6 +7,7 @@ Connection pools are created lazily (sync and async separately), transport failu
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -181,6 +182,35 @@ class HTTPProvider(Provider):
         cls = APITimeoutError if isinstance(exc, httpx2.TimeoutException) else APIConnectionError
         reason = str(exc) or type(exc).__name__
         return cls(f"{type(exc).__name__} talking to {self.base_url}: {reason}", provider=self.name, model=model)
+
+
+_AFTER_DONE = 4  # events read past a stream's last one before giving its connection up
+
+
+def finish_sse(events: Iterator[str]) -> None:
+    """Read the body to its end after the stream's last event, so its connection returns to the pool.
+
+    Leaving the body unread closes the connection: every stream would then open (and, on
+    HTTPS, handshake) a new one. A server that sends more than a few events past the last
+    one, or fails now, loses its connection instead; the stream itself is complete either way.
+    """
+    try:
+        for _ in itertools.islice(events, _AFTER_DONE):
+            pass
+    except httpx2.TransportError:
+        pass
+
+
+async def afinish_sse(events: AsyncIterator[str]) -> None:
+    """Async twin of `finish_sse`."""
+    try:
+        count = 0
+        async for _ in events:
+            count += 1
+            if count >= _AFTER_DONE:
+                break
+    except httpx2.TransportError:
+        pass
 
 
 def iter_sse_data(lines: Iterator[str]) -> Iterator[str]:

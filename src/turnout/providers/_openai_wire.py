@@ -12,13 +12,13 @@ from typing import Any
 import pydantic_core
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from .._construct import construct
 from ..errors import APIStatusError, ResponseValidationError, error_from_response
 from ..types import (
     ChatChunk,
     ChatRequest,
     ChatResponse,
     Choice,
-    FinishReason,
     FunctionCall,
     ToolCall,
     ToolCallDelta,
@@ -136,7 +136,8 @@ def build_body(model: str, request: ChatRequest, *, stream: bool) -> bytes:
 def _usage(wire: _Usage | None) -> Usage:
     if wire is None:
         return Usage()
-    return Usage.model_construct(
+    return construct(
+        Usage,
         prompt_tokens=wire.prompt_tokens,
         completion_tokens=wire.completion_tokens,
         total_tokens=wire.total_tokens,
@@ -174,7 +175,8 @@ def parse_completion(raw: bytes, *, provider: str, model: str, request_id: str |
             request_id=request_id,
         ) from exc
     choices = [
-        Choice.model_construct(
+        construct(
+            Choice,
             index=c.index,
             text=c.message.content or "",
             finish_reason=finish_reason_from_wire(c.finish_reason),
@@ -183,7 +185,8 @@ def parse_completion(raw: bytes, *, provider: str, model: str, request_id: str |
         for c in wire.choices
     ]
     first = choices[0] if choices else Choice.model_construct(index=0, text="", finish_reason=None, tool_calls=[])
-    return ChatResponse.model_construct(
+    return construct(
+        ChatResponse,
         text=first.text,
         choices=choices,
         usage=_usage(wire.usage),
@@ -271,28 +274,15 @@ def _plain_choice(choice: object, model: str | None) -> ChatChunk | None:
     text = delta.get("content")
     if not (text is None or type(text) is str) or not (finish is None or type(finish) is str):
         return None
-    return _new_chunk(text, index, finish_reason_from_wire(finish), model)
-
-
-_FIELDS_SET = frozenset(ChatChunk.model_fields)
-
-
-def _new_chunk(text: str | None, index: int, finish: FinishReason | None, model: str | None) -> ChatChunk:
-    """`ChatChunk.model_construct` for trusted values, without its generic per-field work (2.4x faster)."""
-    chunk = ChatChunk.__new__(ChatChunk)
-    values: dict[str, object] = {
-        "text": text,
-        "index": index,
-        "finish_reason": finish,
-        "tool_calls": [],
-        "usage": None,
-        "model": model,
-    }
-    object.__setattr__(chunk, "__dict__", values)
-    object.__setattr__(chunk, "__pydantic_fields_set__", set(_FIELDS_SET))
-    object.__setattr__(chunk, "__pydantic_extra__", None)
-    object.__setattr__(chunk, "__pydantic_private__", None)
-    return chunk
+    return construct(
+        ChatChunk,
+        text=text,
+        index=index,
+        finish_reason=finish_reason_from_wire(finish),
+        tool_calls=[],
+        usage=None,
+        model=model,
+    )
 
 
 def _tool_delta(call: _ToolCall) -> ToolCallDelta:

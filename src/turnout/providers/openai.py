@@ -18,7 +18,7 @@ from .. import _defaults
 from ..config import ProviderConfig
 from ..errors import StreamInterruptedError
 from ..types import ChatChunk, ChatRequest, ChatResponse
-from ._http import HTTPProvider, aiter_sse_data, iter_sse_data
+from ._http import HTTPProvider, afinish_sse, aiter_sse_data, finish_sse, iter_sse_data
 from ._openai_wire import DONE, build_body, parse_chunk, parse_completion
 
 __all__ = ["OpenAIConfig", "OpenAIProvider"]
@@ -77,8 +77,10 @@ class OpenAIProvider(HTTPProvider):
         """Stream a chat completion; raise `StreamInterruptedError` if it ends before ``[DONE]``."""
         with self.post_stream(_CHAT_PATH, build_body(model, request, stream=True), request, model) as response:
             try:
-                for data in iter_sse_data(response.iter_lines()):
+                events = iter_sse_data(response.iter_lines())
+                for data in events:
                     if data == DONE:
+                        finish_sse(events)
                         return
                     yield from parse_chunk(data, provider=self.name, model=model)
             except httpx2.TransportError as exc:
@@ -90,8 +92,10 @@ class OpenAIProvider(HTTPProvider):
         body = build_body(model, request, stream=True)
         async with self.apost_stream(_CHAT_PATH, body, request, model) as response:
             try:
-                async for data in aiter_sse_data(response.aiter_lines()):
+                events = aiter_sse_data(response.aiter_lines())
+                async for data in events:
                     if data == DONE:
+                        await afinish_sse(events)
                         return
                     for chunk in parse_chunk(data, provider=self.name, model=model):
                         yield chunk

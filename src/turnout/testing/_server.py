@@ -35,6 +35,7 @@ class _HTTPServer(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
         self._lock = threading.Lock()
         self._connections: dict[socket.socket, threading.Thread] = {}
+        self.accepted = 0
         super().__init__(address, handler)
 
     def process_request(self, request: Any, client_address: Any) -> None:
@@ -47,6 +48,7 @@ class _HTTPServer(ThreadingHTTPServer):
         )
         with self._lock:
             self._connections[request] = thread
+            self.accepted += 1
         thread.start()
 
     def _serve_connection(self, request: socket.socket, client_address: Any) -> None:
@@ -251,6 +253,13 @@ class FakeServer:
     def base_url(self) -> str:
         """The OpenAI-style base URL, `url + "/v1"`: pass it to clients."""
         return self.url + "/v1"
+
+    @property
+    def connections_accepted(self) -> int:
+        """TCP connections accepted since the server started (a client that reuses its connection adds none)."""
+        if self._httpd is None:
+            raise RuntimeError("the FakeServer is not running; call start() or use it as a context manager")
+        return self._httpd.accepted
 
     @property
     def models(self) -> list[str]:

@@ -1,0 +1,69 @@
+"""`construct`: the hot path's fast model construction gives the same models as validation."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+from turnout._construct import construct
+from turnout.types import Attempt, ChatChunk, ChatResponse, Choice, Cost, Usage
+
+FULL: list[tuple[type[BaseModel], dict[str, Any]]] = [
+    (ChatChunk, {"text": "hi", "index": 0, "finish_reason": None, "tool_calls": [], "usage": None, "model": "m"}),
+    (Cost, {"input": Decimal("0.1"), "output": Decimal("0.2"), "total": Decimal("0.3"), "source": "config"}),
+    (
+        Attempt,
+        {
+            "provider": "p",
+            "model": "m",
+            "outcome": "ok",
+            "latency": 0.5,
+            "status_code": None,
+            "error": None,
+            "skipped": False,
+        },
+    ),
+    (
+        Usage,
+        {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7, "cached_tokens": None, "reasoning_tokens": 0},
+    ),
+]
+
+
+@pytest.mark.parametrize(("cls", "values"), FULL, ids=[c.__name__ for c, _ in FULL])
+def test_every_field_given_equals_the_validated_model(cls: type[BaseModel], values: dict[str, Any]) -> None:
+    assert set(values) == set(cls.model_fields), "the case must give every field (update it with the model)"
+    built, validated = construct(cls, **dict(reversed(values.items()))), cls.model_validate(values)
+    assert built == validated
+    assert repr(built) == repr(validated)  # fields in declaration order whatever the call's order
+    assert built.model_dump() == validated.model_dump()
+    assert built.model_fields_set == validated.model_fields_set == set(values)
+    assert hash(built.model_dump_json()) == hash(validated.model_dump_json())
+
+
+def test_missing_fields_fall_back_to_model_construct_with_defaults() -> None:
+    usage = Usage()
+    choice = construct(Choice, index=0, text="x")  # finish_reason and tool_calls left to their defaults
+    reply = construct(
+        ChatResponse, text="x", choices=[choice], usage=usage, provider="p", model="m", finish_reason="stop"
+    )
+    assert choice == Choice(index=0, text="x")
+    assert choice.model_fields_set == {"index", "text"}
+    assert reply.attempts == [] and reply.cost is None and reply.warnings == []
+    assert reply.model_fields_set == {"text", "choices", "usage", "provider", "model", "finish_reason"}
+
+
+def test_an_unknown_name_is_not_stored_as_a_field() -> None:
+    cost = construct(Cost, input=Decimal(1), output=Decimal(1), total=Decimal(2), sauce="config")
+    assert "sauce" not in cost.__dict__
+    with pytest.raises(AttributeError):
+        _ = cost.source
+
+
+def test_constructed_models_stay_frozen() -> None:
+    cost = construct(Cost, input=Decimal(1), output=Decimal(1), total=Decimal(2), source="config")
+    with pytest.raises(ValueError, match="frozen"):
+        cost.total = Decimal(3)
