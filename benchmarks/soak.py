@@ -21,12 +21,13 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import turnout
 from turnout.testing import FakeServer, Fault, Reply
 
-FAULTS = [
+FAULTS: list[Callable[[], Fault]] = [
     lambda: Fault.rate_limit(retry_after_ms=20),
     lambda: Fault.server_error(500),
     lambda: Fault.server_error(503),
