@@ -8,7 +8,10 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
+from tests.conftest import LLAMA
+from turnout import Client
 from turnout._construct import construct
+from turnout.testing import FakeServer, Reply
 from turnout.types import Attempt, ChatChunk, ChatResponse, Choice, Cost, Usage
 
 FULL: list[tuple[type[BaseModel], dict[str, Any]]] = [
@@ -36,12 +39,28 @@ FULL: list[tuple[type[BaseModel], dict[str, Any]]] = [
 @pytest.mark.parametrize(("cls", "values"), FULL, ids=[c.__name__ for c, _ in FULL])
 def test_every_field_given_equals_the_validated_model(cls: type[BaseModel], values: dict[str, Any]) -> None:
     assert set(values) == set(cls.model_fields), "the case must give every field (update it with the model)"
-    built, validated = construct(cls, **dict(reversed(values.items()))), cls.model_validate(values)
+    built, validated = construct(cls, **values), cls.model_validate(values)
     assert built == validated
-    assert repr(built) == repr(validated)  # fields in declaration order whatever the call's order
+    assert repr(built) == repr(validated)
     assert built.model_dump() == validated.model_dump()
     assert built.model_fields_set == validated.model_fields_set == set(values)
     assert hash(built.model_dump_json()) == hash(validated.model_dump_json())
+
+
+def test_every_field_in_order_skips_model_construct(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(**_: Any) -> None:
+        raise AssertionError("the fast path was not taken")
+
+    monkeypatch.setattr(Cost, "model_construct", refuse)
+    cost = construct(Cost, input=Decimal(1), output=Decimal(2), total=Decimal(3), source="config")
+    assert cost.total == Decimal(3)
+
+
+@pytest.mark.parametrize(("cls", "values"), FULL, ids=[c.__name__ for c, _ in FULL])
+def test_fields_out_of_order_give_the_same_model(cls: type[BaseModel], values: dict[str, Any]) -> None:
+    built = construct(cls, **dict(reversed(values.items())))
+    assert built == cls.model_validate(values)
+    assert repr(built) == repr(cls.model_validate(values))
 
 
 def test_missing_fields_fall_back_to_model_construct_with_defaults() -> None:
@@ -67,3 +86,27 @@ def test_constructed_models_stay_frozen() -> None:
     cost = construct(Cost, input=Decimal(1), output=Decimal(1), total=Decimal(2), source="config")
     with pytest.raises(ValueError, match="frozen"):
         cost.total = Decimal(3)
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["chat", "stream"])
+def test_the_hot_path_takes_the_fast_path(
+    monkeypatch: pytest.MonkeyPatch, fake_vllm: FakeServer, config: dict[str, Any], streamed: bool
+) -> None:
+    """A call over HTTP builds its reply (or chunks), usage, attempt and cost without ``model_construct``."""
+    fake_vllm.enqueue(Reply("fast path", prompt_tokens=3, completion_tokens=2))
+    with Client(config=config) as client:
+        client.provider("local")  # created (and its first-use work done) before the guard
+        per_chunk_or_reply = (ChatChunk,) if streamed else (ChatResponse, Choice)  # a stream's reply: once per stream
+        for cls in (*per_chunk_or_reply, Usage, Attempt, Cost):
+
+            def refuse(cls: type[BaseModel] = cls, **_: Any) -> None:
+                raise AssertionError(f"{cls.__name__}.model_construct on the hot path: pass every field in order")
+
+            monkeypatch.setattr(cls, "model_construct", refuse)
+        if streamed:
+            with client.stream(f"local:{LLAMA}", "Hi") as stream:
+                assert "".join(c.text or "" for c in stream) == "fast path"
+            reply = stream.response
+        else:
+            reply = client.chat(f"local:{LLAMA}", "Hi")
+    assert reply.text == "fast path" and reply.cost is not None and reply.attempts[0].outcome == "ok"

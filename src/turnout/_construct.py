@@ -2,9 +2,9 @@
 
 ``Model.model_construct`` is already unvalidated, but it walks every field, its aliases and
 defaults on each call: several µs for the small models turnout creates once or more per call
-or streamed chunk. `construct` takes a value for every field, in any order, and sets the
-instance's state directly (the same state ``model_construct`` would set); given fewer fields
-it falls back to ``model_construct``, so a field added to a model later cannot be left unset.
+or streamed chunk. `construct` takes a value for every field, in declaration order, and sets
+the instance's state directly (the same state ``model_construct`` would set); given anything
+else it falls back to ``model_construct``, so a field added to a model later cannot be left unset.
 """
 
 from __future__ import annotations
@@ -31,16 +31,12 @@ def _fields(cls: type[BaseModel]) -> tuple[str, ...] | None:
 
 
 def construct(cls: type[M], /, **values: Any) -> M:
-    """``cls.model_construct(**values)``, in a fraction of the time when ``values`` has every field."""
+    """``cls.model_construct(**values)``, in a fraction of the time when ``values`` gives every field in order."""
     fields = _fields(cls)
-    if fields is None or len(values) != len(fields):
-        return cls.model_construct(**values)
-    try:
-        state = {name: values[name] for name in fields}
-    except KeyError:  # a misspelt or unknown name: let model_construct decide
+    if fields is None or tuple(values) != fields:  # a field left out, or out of order: the general path
         return cls.model_construct(**values)
     instance = cls.__new__(cls)
-    _set(instance, "__dict__", state)
+    _set(instance, "__dict__", values)
     _set(instance, "__pydantic_fields_set__", set(fields))
     _set(instance, "__pydantic_extra__", None)
     _set(instance, "__pydantic_private__", None)

@@ -227,7 +227,8 @@ def parse_chunk(data: str, *, provider: str, model: str) -> list[ChatChunk]:
     for choice in wire.choices:
         delta = choice.delta or _Delta()
         chunks.append(
-            ChatChunk.model_construct(
+            construct(
+                ChatChunk,
                 text=delta.content,
                 index=choice.index,
                 finish_reason=finish_reason_from_wire(choice.finish_reason),
@@ -238,8 +239,14 @@ def parse_chunk(data: str, *, provider: str, model: str) -> list[ChatChunk]:
         )
     if wire.usage is not None:
         chunks.append(
-            ChatChunk.model_construct(
-                text=None, index=0, finish_reason=None, tool_calls=[], usage=_usage(wire.usage), model=wire.model
+            construct(
+                ChatChunk,
+                text=None,
+                index=0,
+                finish_reason=None,
+                tool_calls=[],
+                usage=_usage(wire.usage),
+                model=wire.model,
             )
         )
     return chunks
