@@ -18,14 +18,17 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/python examples/demo.py
 
-# The vLLM server is stopped afterwards only if this run started it.
+# The vLLM servers (chat, and embeddings: --embed) are stopped afterwards only if this run started them.
 test: $(STAMP)
-	@status=0; running=0; \
+	@status=0; running=0; running_embed=0; \
 	$(MAKE) --no-print-directory lint typecheck || status=$$?; \
 	scripts/vllm-test-server status >/dev/null 2>&1 && running=1; \
+	scripts/vllm-test-server status --embed >/dev/null 2>&1 && running_embed=1; \
 	if [ $$status -eq 0 ]; then scripts/vllm-test-server start || status=$$?; fi; \
+	if [ $$status -eq 0 ]; then scripts/vllm-test-server start --embed || status=$$?; fi; \
 	if [ $$status -eq 0 ]; then TURNOUT_REQUIRE_VLLM=1 $(MAKE) --no-print-directory pytest || status=$$?; fi; \
 	if [ $$running -eq 0 ]; then scripts/vllm-test-server stop >/dev/null 2>&1 || true; fi; \
+	if [ $$running_embed -eq 0 ]; then scripts/vllm-test-server stop --embed >/dev/null 2>&1 || true; fi; \
 	if [ $$status -eq 0 ]; then $(MAKE) --no-print-directory docs || status=$$?; fi; \
 	exit $$status
 
@@ -45,9 +48,11 @@ docs: $(STAMP)
 
 vllm-start:
 	scripts/vllm-test-server start
+	scripts/vllm-test-server start --embed
 
 vllm-stop:
 	scripts/vllm-test-server stop
+	scripts/vllm-test-server stop --embed
 
 # turnout against raw httpx2, the openai SDK and LiteLLM (each where installed); a few minutes.
 # Peers run from /tmp/benchvenvs/<name> when present (see docs/performance.md). BENCH_ARGS=--quick for a smoke test.

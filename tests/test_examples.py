@@ -16,8 +16,24 @@ EXPECTED = {
         "refused before sending: models.llama has $0.0010741 left",
         "cost_usd",
     ],
+    "embeddings.py": [
+        "openai: 5 vectors of 16 in 3 requests",
+        "genai-prices",
+        "vllm: same text, cosine 1.000; cost $",
+        "huggingface: 3 vectors, prompt_tokens=None cost=None",
+        "chat model: EmbeddingsNotSupportedError (HTTP 404)",
+        "async: 10 vectors, 30 tokens in 3 requests",
+    ],
     "demo.py": ["route: cloud:gpt-4o-mini RateLimitError -> local:", " ok", "cost: $"],
     "quickstart.py": ["meta-llama/Llama-2-7b-chat-hf", "config)"],
+    "structured_output.py": [
+        "parsed: Oslo 21 sunny",
+        'sent: {"type": "json_schema", "json_schema": {"name": "Forecast"',
+        "re-asked: ['OutputValidationError', 'ok'] 12 | cost $0.00003465",
+        "fell back: cloud OutputValidationError -> cloud OutputValidationError -> local ok",
+        "streamed: 6 chunks -> city='Lima' high_c=19 sky='cloudy'",
+        "invalid: 'no idea' json_invalid",
+    ],
     "async_streaming.py": ["usage: prompt_tokens="],
     "llama2_huggingface.py": [
         "chat mode: Llamas are camelids",
@@ -25,6 +41,23 @@ EXPECTED = {
         "endpoint limits: 4095 input / 4096 total tokens",
         "424: APIStatusError retryable=False error_type=generation",
         "fallback: endpoint ContextWindowExceededError -> together ok; cost $",
+    ],
+    "provider_options.py": [
+        "vllm received: {'top_k': 40, 'min_p': 0.05, 'repetition_penalty': 1.1, "
+        "'structured_outputs': {'choice': ['yes', 'no']}} -> 'yes'",
+        "route: local ServerError -> endpoint ok; TGI /generate parameters: ",
+        "'grammar': {'type': 'regex', 'value': '[0-9]+'}",
+        "'top_k': 10",
+        "refused: provider_options: TGIOptions apply to no target of",
+        "in code: Value error, unknown option 'topk' for VLLMOptions (valid options: ignore_eos, min_p,",
+        "in config: <dict>: invalid configuration:\n  - providers.local.options: unknown option 'top_p'",
+    ],
+    "tools.py": [
+        "tool_calls: get_weather({'city': 'Paris'}) -> 18 C and sunny in Paris",
+        "answer: It is 18 C and sunny in Paris.",
+        "transcript: user -> assistant -> tool -> assistant",
+        "rounds: 2, tokens: ",
+        "sent: ['city']",
     ],
     "fallback_and_errors.py": [
         "primary:gpt-4o-mini -> ServerError",

@@ -56,6 +56,6 @@ def test_sync_and_async_clients_have_the_same_methods_and_signatures() -> None:
 
     sync, asyn = public(Client), public(AsyncClient)
     assert set(sync) - {"close"} == set(asyn) - {"aclose"}
-    for name in ("chat", "stream"):
+    for name in ("chat", "stream", "run_tools"):
         assert sync[name].parameters == asyn[name].parameters, name
     assert inspect.iscoroutinefunction(AsyncClient.chat) and not inspect.iscoroutinefunction(AsyncClient.stream)

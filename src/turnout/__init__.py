@@ -21,9 +21,11 @@ from ._version import __version__
 
 if TYPE_CHECKING:
     from ._estimate import CostEstimate, TargetEstimate
+    from ._tool_run import ToolRun
     from .budget import Budget, BudgetStatus
     from .client import AsyncClient, Client
     from .config import Config, ModelRoute, Price, ProviderConfig, load_config
+    from .embeddings import EmbeddingRequest, EmbeddingResponse
     from .errors import (
         AllTargetsFailedError,
         APIConnectionError,
@@ -34,19 +36,27 @@ if TYPE_CHECKING:
         BudgetExceededError,
         ConfigError,
         ContextWindowExceededError,
+        EmbeddingsNotSupportedError,
         InvalidArgumentError,
         NotFoundError,
+        OutputValidationError,
         ProviderError,
         QuotaExceededError,
         RateLimitError,
         ResponseValidationError,
         ServerError,
         StreamInterruptedError,
+        ToolArgumentsError,
+        ToolCallError,
+        ToolRoundsExceededError,
         TurnoutError,
+        UnsupportedFeatureError,
     )
+    from .options import ProviderOptions, TGIGrammar, TGIOptions, VLLMOptions, VLLMStructuredOutputs
     from .pricing import CostUnknownWarning
     from .provider import Provider
     from .streaming import AsyncChatStream, ChatStream
+    from .tools import Tool, tool
     from .types import (
         Attempt,
         ChatChunk,
@@ -87,27 +97,43 @@ __all__ = [
     "Cost",
     "CostEstimate",
     "CostUnknownWarning",
+    "EmbeddingRequest",
+    "EmbeddingResponse",
+    "EmbeddingsNotSupportedError",
     "FunctionCall",
     "InvalidArgumentError",
     "Message",
     "ModelRoute",
     "NotFoundError",
+    "OutputValidationError",
     "Price",
     "Provider",
     "ProviderConfig",
     "ProviderError",
+    "ProviderOptions",
     "QuotaExceededError",
     "RateLimitError",
     "ResponseValidationError",
     "ServerError",
     "StreamInterruptedError",
+    "TGIGrammar",
+    "TGIOptions",
     "TargetEstimate",
+    "Tool",
+    "ToolArgumentsError",
     "ToolCall",
     "ToolCallDelta",
+    "ToolCallError",
+    "ToolRoundsExceededError",
+    "ToolRun",
     "TurnoutError",
+    "UnsupportedFeatureError",
     "Usage",
+    "VLLMOptions",
+    "VLLMStructuredOutputs",
     "__version__",
     "load_config",
+    "tool",
 ]
 
 _HOMES = {
@@ -115,6 +141,7 @@ _HOMES = {
     "budget": ("Budget", "BudgetStatus"),
     "client": ("AsyncClient", "Client"),
     "config": ("Config", "ModelRoute", "Price", "ProviderConfig", "load_config"),
+    "embeddings": ("EmbeddingRequest", "EmbeddingResponse"),
     "errors": (
         "APIConnectionError",
         "APIStatusError",
@@ -126,19 +153,28 @@ _HOMES = {
         "CircuitOpenError",
         "ConfigError",
         "ContextWindowExceededError",
+        "EmbeddingsNotSupportedError",
         "InvalidArgumentError",
         "NotFoundError",
+        "OutputValidationError",
         "ProviderError",
         "QuotaExceededError",
         "RateLimitError",
         "ResponseValidationError",
         "ServerError",
         "StreamInterruptedError",
+        "ToolArgumentsError",
+        "ToolCallError",
+        "ToolRoundsExceededError",
         "TurnoutError",
+        "UnsupportedFeatureError",
     ),
+    "options": ("ProviderOptions", "TGIGrammar", "TGIOptions", "VLLMOptions", "VLLMStructuredOutputs"),
     "pricing": ("CostUnknownWarning",),
     "provider": ("Provider",),
     "streaming": ("AsyncChatStream", "ChatStream"),
+    "_tool_run": ("ToolRun",),
+    "tools": ("Tool", "tool"),
     "types": (
         "Attempt",
         "ChatChunk",

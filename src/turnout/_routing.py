@@ -24,6 +24,7 @@ from .errors import (
     CircuitOpenError,
     ContextWindowExceededError,
     NotFoundError,
+    OutputValidationError,
     ProviderError,
     QuotaExceededError,
     ResponseValidationError,
@@ -34,9 +35,10 @@ from .policies.budget import RetryBudget
 from .policies.clock import Clock
 from .policies.retry import retry_if_retryable, stop_for, wait_retry_after
 from .policies.route import FallbackOn, RoutePolicy
-from .types import Attempt, ChatRequest, ChatResponse
+from .types import Attempt, ChatRequest, ChatResponse, Cost, Usage
 
 if TYPE_CHECKING:
+    from ._structured import OutputRequest
     from .budget import Budgets, Reservation
     from .ledger import Ledger
     from .pricing import Pricing
@@ -55,6 +57,7 @@ _FALLBACK_CLASSES: dict[FallbackOn, type[ProviderError]] = {
     "not_found": NotFoundError,
     "quota": QuotaExceededError,
     "invalid_response": ResponseValidationError,
+    "invalid_output": OutputValidationError,
 }
 _EWMA_WEIGHT = 0.2
 
@@ -63,6 +66,8 @@ def should_fall_back(exc: ProviderError, fallback_on: list[FallbackOn]) -> bool:
     """Whether ``exc`` (after its target's retries) sends the call on to the next target."""
     if "retryable" in fallback_on and exc.retryable and not getattr(exc, "after_content", False):
         return True
+    if getattr(exc, "after_content", False):  # content reached the caller: never re-routed
+        return False
     return any(isinstance(exc, _FALLBACK_CLASSES[name]) for name in fallback_on if name in _FALLBACK_CLASSES)
 
 
@@ -167,7 +172,13 @@ class Call:
     """The bookkeeping of one call across its route: attempts in order, and what to do next."""
 
     def __init__(
-        self, route: str, policy: RoutePolicy, request: ChatRequest, targets: list[Target], state: RouteState
+        self,
+        route: str,
+        policy: RoutePolicy,
+        request: ChatRequest,
+        targets: list[Target],
+        state: RouteState,
+        output: OutputRequest | None = None,
     ) -> None:
         self.route = route
         self.policy = policy
@@ -180,6 +191,10 @@ class Call:
         self.started = self.clock.now()
         self._deadline = None if policy.deadline is None else self.started + policy.deadline
         self._reservation: Reservation | None = None
+        self.output = output
+        """The call's ``response_model``, if any (`turnout._structured`)."""
+        self.spent: list[tuple[Usage, Cost | None]] = []
+        """Usage and cost of replies rejected by ``response_model``: paid for, so added to the call's."""
 
     def reserve(self) -> None:
         """Hold the call's worst-case cost against its budgets, before anything is sent.
@@ -193,7 +208,12 @@ class Call:
             from ._estimate import worst_case
 
             try:
-                amount = worst_case(self.state.pricing, self.targets, self.request)
+                if self.output is None:
+                    amount = worst_case(self.state.pricing, self.targets, self.request)
+                else:
+                    from ._structured import output_worst_case
+
+                    amount = output_worst_case(self)
             except ValueError as exc:
                 raise budgets.unbounded(self.route, str(exc)) from None
             self._reservation = budgets.reserve(self.route, amount)
@@ -205,6 +225,11 @@ class Call:
         generated (and likely billed) but never reported, so the whole reservation is spent.
         """
         if self._reservation is not None:
+            if self.spent and response is None:  # replies rejected by response_model were paid for
+                from ._structured import spent_total
+
+                total = spent_total(self.spent)
+                self._reservation.commit(None if total is None else total.total)
             if getattr(error, "after_content", False):
                 self._reservation.commit(None)
             self._reservation.release()
@@ -345,9 +370,21 @@ class Call:
         self.state.breaker(label, self.policy).record(True)
         self.state.observe(label, latency)
         cost = self.state.pricing.cost(provider, model, response.usage)
+        update: dict[str, object] = {"attempts": list(self.attempts)}
+        if self.spent:  # replies rejected by response_model before this one: paid for, so counted
+            from ._structured import add_spent
+
+            update["usage"], cost = add_spent(self.spent, response.usage, cost)
         if self._reservation is not None:
             self._reservation.commit(None if cost is None else cost.total)
-        return construct(type(response), **{**response.__dict__, "cost": cost, "attempts": list(self.attempts)})
+        update["cost"] = cost
+        if self.request.provider_options:  # say when this target applied none of the call's options
+            from ._provider_options import not_applied
+
+            warning = not_applied(provider, model, self.request)
+            if warning is not None:
+                update["warnings"] = [*response.warnings, warning]
+        return construct(type(response), **{**response.__dict__, **update})
 
     def exhausted(self) -> ProviderError | AllTargetsFailedError:
         """The error to raise when no target is left: the only one, or all of them (one per target) as a group."""

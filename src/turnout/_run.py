@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ._hedge import ahedge, hedge
+from ._structured import OutputCheck
 from .errors import ProviderError, TurnoutError
 
 if TYPE_CHECKING:
@@ -122,29 +123,41 @@ async def _aroute(call: Call, start: int = 0) -> ChatResponse:
 
 def _send(call: Call, provider: Provider, model: str) -> ChatResponse:
     retries = None
+    check = None if call.output is None else OutputCheck(call, provider, model)  # response_model
     while True:
         started = call.clock.now()
         try:
-            response = provider.chat(model, call.request_for_attempt())
+            response = provider.chat(model, call.request_for_attempt() if check is None else check.request())
         except ProviderError as exc:
             call.attempt_failed(provider, model, exc, started)
             retries = retries or call.retries(provider, model)
             call.clock.sleep(retries.after(exc))  # re-raises exc when no retry is due
             continue
+        if check is not None:
+            checked = check.verify(response, started)  # raises OutputValidationError when no re-ask is left
+            if checked is None:
+                continue  # re-ask: the next request carries the rejected reply and its errors
+            response = checked
         return call.succeeded(provider, model, started, response)
 
 
 async def _asend(call: Call, provider: Provider, model: str) -> ChatResponse:
     retries = None
+    check = None if call.output is None else OutputCheck(call, provider, model)
     while True:
         started = call.clock.now()
         try:
-            response = await provider.achat(model, call.request_for_attempt())
+            response = await provider.achat(model, call.request_for_attempt() if check is None else check.request())
         except ProviderError as exc:
             call.attempt_failed(provider, model, exc, started)
             retries = retries or call.retries(provider, model)
             await call.clock.asleep(retries.after(exc))
             continue
+        if check is not None:
+            checked = check.verify(response, started)
+            if checked is None:
+                continue
+            response = checked
         return call.succeeded(provider, model, started, response)
 
 

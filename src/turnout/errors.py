@@ -4,22 +4,28 @@
 TurnoutError
 ├── ConfigError                  bad turnout.toml, unknown provider or model alias, missing extra
 ├── InvalidArgumentError         a call argument is invalid (also a ValueError); nothing was sent
+│   └── UnsupportedFeatureError  no target of the route can do what the call asks (e.g. tools)
 ├── BudgetExceededError          the call could overspend a budget; nothing was sent
 ├── ProviderError                .provider .model .status_code .request_id .retryable
 │   ├── APIConnectionError       could not reach the server, or it hung up (retryable)
 │   │   └── APITimeoutError      connect/read timeout (retryable)
 │   ├── APIStatusError           any HTTP error status; .body .error_type .error_code
 │   │   ├── BadRequestError      400, 413, 422
-│   │   │   └── ContextWindowExceededError   prompt + max_tokens do not fit the model
+│   │   │   ├── ContextWindowExceededError   prompt + max_tokens do not fit the model
+│   │   │   └── EmbeddingsNotSupportedError  the provider or model serves no embeddings
 │   │   ├── AuthenticationError  401, 403
 │   │   ├── NotFoundError        404, unknown model
 │   │   ├── RateLimitError       429 (retryable) .retry_after
 │   │   ├── QuotaExceededError   429 insufficient_quota / billing: not retryable
 │   │   └── ServerError          >= 500 (retryable)
 │   ├── ResponseValidationError  2xx reply that is not what the protocol promises
+│   ├── OutputValidationError    the reply does not fit response_model; .text .errors .response
 │   ├── StreamInterruptedError   a stream that broke or ended without its terminator
 │   └── CircuitOpenError         skipped: the target's circuit is open (retryable later)
-└── AllTargetsFailedError        every target of a route failed; also an ExceptionGroup
+├── AllTargetsFailedError        every target of a route failed; also an ExceptionGroup
+├── ToolCallError                a tool call cannot be run (unknown tool) .tool .call_id
+│   └── ToolArgumentsError       its arguments are not valid JSON or do not fit the schema
+└── ToolRoundsExceededError      run_tools hit max_rounds; .messages holds the transcript
 ```
 
 Whether an error is worth retrying is decided here, once (`ProviderError.retryable`);
@@ -47,7 +53,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from decimal import Decimal
 
-    from .types import Attempt, Usage
+    from .types import Attempt, ChatResponse, Message, Usage
 
 __all__ = [
     "APIConnectionError",
@@ -60,15 +66,21 @@ __all__ = [
     "CircuitOpenError",
     "ConfigError",
     "ContextWindowExceededError",
+    "EmbeddingsNotSupportedError",
     "InvalidArgumentError",
     "NotFoundError",
+    "OutputValidationError",
     "ProviderError",
     "QuotaExceededError",
     "RateLimitError",
     "ResponseValidationError",
     "ServerError",
     "StreamInterruptedError",
+    "ToolArgumentsError",
+    "ToolCallError",
+    "ToolRoundsExceededError",
     "TurnoutError",
+    "UnsupportedFeatureError",
     "error_from_response",
     "parse_retry_after",
 ]
@@ -108,6 +120,21 @@ class ConfigError(TurnoutError):
 
 class InvalidArgumentError(TurnoutError, ValueError):
     """A call argument is invalid (e.g. ``temperature=-1``, empty ``messages``). Nothing was sent."""
+
+
+class UnsupportedFeatureError(InvalidArgumentError):
+    """No target of the route can do what the call asks (e.g. tools on a raw-prompt endpoint); nothing was sent.
+
+    Targets that cannot are skipped when the route has one that can (recorded as skipped attempts).
+
+    Attributes:
+        feature: what was asked for (``"tools"``).
+        targets: the ``"provider:model"`` targets that cannot do it.
+    """
+
+    def __init__(self, message: str, *, feature: str, targets: Sequence[str]) -> None:
+        super().__init__(message)
+        self.feature, self.targets = feature, list(targets)
 
 
 class BudgetExceededError(TurnoutError):
@@ -211,6 +238,15 @@ class ContextWindowExceededError(BadRequestError):
     """
 
 
+class EmbeddingsNotSupportedError(BadRequestError):
+    """The provider, or the model it serves, does not make embeddings (a chat model, a TGI text endpoint).
+
+    Raised by the server's answer (vLLM serving a generation model: 404 for ``/v1/embeddings``)
+    or before sending, by a provider type without an embeddings route (``status_code`` None).
+    Route ``embed`` calls to an embedding model (vLLM: ``--runner pooling``). Not retryable.
+    """
+
+
 class AuthenticationError(APIStatusError):
     """The API key is missing, wrong, or lacks access (401, 403)."""
 
@@ -241,6 +277,36 @@ class ServerError(APIStatusError):
 
 class ResponseValidationError(ProviderError):
     """A successful HTTP reply whose body is not what the protocol promises."""
+
+
+class OutputValidationError(ProviderError):
+    """The reply does not fit the call's ``response_model``: not JSON, or not its schema.
+
+    Raised once the route's ``output_retries`` re-asks are spent (a stream is never re-asked). Not
+    retryable; a route falls back on it when its ``fallback_on`` lists ``"invalid_output"``.
+
+    Attributes:
+        text: the reply's text, exactly as the model wrote it.
+        errors: pydantic's validation errors (``loc``, ``msg``, ``type``), as ``ValidationError.errors()``.
+        response: the rejected reply, with its ``usage`` and ``cost``: it was paid for.
+        after_content: True for a stream whose text reached the caller: no fallback then.
+    """
+
+    after_content = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        text: str,
+        errors: Sequence[Mapping[str, Any]],
+        response: ChatResponse | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(message, **kwargs)
+        self.text = text
+        self.errors = [dict(e) for e in errors]
+        self.response = response
 
 
 class StreamInterruptedError(ProviderError):
@@ -300,6 +366,50 @@ class AllTargetsFailedError(TurnoutError, ExceptionGroup[ProviderError]):
     def derive(self, excs: Sequence[ProviderError]) -> AllTargetsFailedError:  # type: ignore[override]
         """Rebuild the group around a subset of its errors (used by ``except*``)."""
         return AllTargetsFailedError(self.message, excs)
+
+
+class ToolCallError(TurnoutError):
+    """A tool call the model made cannot be run: it names no tool that was offered.
+
+    `Client.run_tools` sends this back to the model as an error result (unless ``on_error="raise"``).
+
+    Attributes:
+        tool: the tool name the model used.
+        call_id: the call's id.
+    """
+
+    def __init__(self, message: str, *, tool: str, call_id: str | None = None) -> None:
+        super().__init__(message)
+        self.tool, self.call_id = tool, call_id
+
+
+class ToolArgumentsError(ToolCallError, ValueError):
+    """The model's arguments for a tool are not a JSON object, or do not fit the tool's parameters.
+
+    Attributes:
+        arguments: the arguments exactly as the model wrote them.
+    """
+
+    def __init__(self, message: str, *, tool: str, call_id: str | None = None, arguments: str = "") -> None:
+        super().__init__(message, tool=tool, call_id=call_id)
+        self.arguments = arguments
+
+
+class ToolRoundsExceededError(TurnoutError):
+    """`Client.run_tools` sent ``max_rounds`` requests and the model still asked for tools.
+
+    Attributes:
+        max_rounds: the limit that was hit.
+        messages: the transcript so far (ends with the assistant's unanswered tool calls);
+            pass it to another call to go on.
+        responses: every reply, in order (their ``cost`` and ``attempts`` add up to the run's).
+    """
+
+    def __init__(
+        self, message: str, *, max_rounds: int, messages: list[Message], responses: list[ChatResponse]
+    ) -> None:
+        super().__init__(message)
+        self.max_rounds, self.messages, self.responses = max_rounds, messages, responses
 
 
 def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -> float | None:

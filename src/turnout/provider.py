@@ -7,7 +7,8 @@ gets one attempt.
 
 Members: ``name``, ``config``, ``chat``/``achat``, ``stream``/``astream``, ``close``/``aclose``;
 optional, with defaults: ``context_window``/``count_tokens`` (and async twins) for the
-context-window pre-check, and ``price_catalogue``.
+context-window pre-check, ``price_catalogue``, ``supports_tools``, and ``options_model`` (the
+typed options the type takes, read per call with ``options_for``).
 Streams are generators: closing one early releases its connection.
 """
 
@@ -15,10 +16,16 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Iterator
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
+from ._provider_options import resolve as resolve_options
 from .config import ProviderConfig
+from .options import ProviderOptions
 from .types import ChatChunk, ChatRequest, ChatResponse
+
+if TYPE_CHECKING:
+    from .embeddings import EmbeddingRequest, EmbeddingResponse
+    from .errors import EmbeddingsNotSupportedError
 
 __all__ = ["Provider"]
 
@@ -36,6 +43,8 @@ class Provider(ABC):
     config_model: ClassVar[type[ProviderConfig]] = ProviderConfig
     catalogue_provider: ClassVar[str | None] = None
     """Provider id in the price catalogue (genai-prices), or None when it has no list prices."""
+    options_model: ClassVar[type[ProviderOptions] | None] = None
+    """The typed options this provider type takes (`VLLMOptions`, `TGIOptions`), or None."""
 
     def __init__(self, name: str, config: ProviderConfig) -> None:
         self.name = name
@@ -60,9 +69,49 @@ class Provider(ABC):
     def astream(self, model: str, request: ChatRequest) -> AsyncIterator[ChatChunk]:
         """Async twin of `stream`."""
 
+    embed_batch_size: ClassVar[int] = 256
+    """The most inputs one embeddings request carries; larger inputs are split (``batch_size=`` overrides)."""
+
+    def embed(self, model: str, request: EmbeddingRequest) -> EmbeddingResponse:
+        """Embed one batch of texts (``cost`` and ``attempts`` left empty); by default: not supported.
+
+        Raises:
+            EmbeddingsNotSupportedError: this provider type has no embeddings route.
+        """
+        del request
+        raise self._no_embeddings(model)
+
+    async def aembed(self, model: str, request: EmbeddingRequest) -> EmbeddingResponse:
+        """Async twin of `embed`."""
+        del request
+        raise self._no_embeddings(model)
+
+    def _no_embeddings(self, model: str) -> EmbeddingsNotSupportedError:
+        from .errors import EmbeddingsNotSupportedError
+
+        return EmbeddingsNotSupportedError(
+            f"provider {self.name!r} (type {self.config.type!r}) does not serve embeddings; "
+            "route embed() to an openai, vllm, openai-compatible or huggingface provider",
+            provider=self.name,
+            model=model,
+        )
+
     def price_catalogue(self) -> str | None:
         """The provider id under which the price catalogue lists this provider's models."""
         return self.catalogue_provider
+
+    def options_for(self, model: str, request: ChatRequest) -> ProviderOptions | None:
+        """This provider's options for a call: config ``options``, ``model_options[model]``, the call's (later wins)."""
+        return resolve_options(self, model, request)
+
+    def supports_tools(self, model: str) -> bool:
+        """Whether this provider can send ``tools`` to ``model`` (default True).
+
+        Return False where tools cannot be expressed (a raw-prompt endpoint): a call with tools
+        then skips this target before sending, or fails with `UnsupportedFeatureError`.
+        """
+        del model
+        return True
 
     def context_window(self, model: str) -> int | None:
         """The model's context window in tokens, if this provider can tell (cached); else None."""

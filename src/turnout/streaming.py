@@ -9,11 +9,23 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic
 
 from ._run import aprecheck, precheck
+from ._structured import OutputCheck
 from .errors import ProviderError, TurnoutError
-from .types import ChatChunk, ChatResponse, Choice, FinishReason, FunctionCall, ToolCall, Usage
+from .types import (
+    ChatChunk,
+    ChatResponse,
+    Choice,
+    FinishReason,
+    FunctionCall,
+    ParsedT,
+    ToolCall,
+    Usage,
+    tool_call_id,
+    tool_calls_finish,
+)
 
 if TYPE_CHECKING:
     from ._routing import Call
@@ -33,7 +45,8 @@ class _Accumulator:
         self.model: str | None = None
         self.has_content = False
 
-    def add(self, chunk: ChatChunk) -> None:
+    def add(self, chunk: ChatChunk) -> ChatChunk:
+        """Record ``chunk``; return it, its finish reason made ``"tool_calls"`` when its choice called tools."""
         if chunk.usage is not None:
             self.usage = chunk.usage
         if chunk.model:
@@ -49,6 +62,12 @@ class _Accumulator:
             call["id"] = delta.id or call["id"]
             call["name"] = delta.name or call["name"]
             call["args"] += delta.arguments
+        if chunk.finish_reason is not None and chunk.index in self.tools:
+            finish = tool_calls_finish(chunk.finish_reason, True)
+            if finish != chunk.finish_reason:
+                self.finish[chunk.index] = finish
+                return chunk.model_copy(update={"finish_reason": finish})
+        return chunk
 
     def text(self, index: int = 0) -> str:
         return "".join(self.texts.get(index, ()))
@@ -59,10 +78,13 @@ class _Accumulator:
             Choice.model_construct(
                 index=i,
                 text=self.text(i),
-                finish_reason=self.finish.get(i),
+                finish_reason=tool_calls_finish(self.finish.get(i), i in self.tools),
                 tool_calls=[
-                    ToolCall(id=c["id"] or f"call_{n}", function=FunctionCall(name=c["name"], arguments=c["args"]))
-                    for n, c in sorted(self.tools.get(i, {}).items())
+                    ToolCall(
+                        id=c["id"] or tool_call_id(n, c["name"], c["args"]),
+                        function=FunctionCall(name=c["name"], arguments=c["args"]),
+                    )
+                    for n, (_, c) in enumerate(sorted(self.tools.get(i, {}).items()))
                 ],
             )
             for i in indexes
@@ -83,13 +105,13 @@ class _Accumulator:
         )
 
 
-class _StreamBase:
+class _StreamBase(Generic[ParsedT]):
     def __init__(self, call: Call) -> None:
         self._call = call
-        self._response: ChatResponse | None = None
+        self._response: ChatResponse[ParsedT] | None = None
 
     @property
-    def response(self) -> ChatResponse:
+    def response(self) -> ChatResponse[ParsedT]:
         """The final reply (text, usage, cost, attempts), once the stream has been read to its end.
 
         Raises:
@@ -114,14 +136,14 @@ class _StreamBase:
         return self._call.interrupted(exc, acc.text()) if acc.has_content else exc
 
 
-class ChatStream(_StreamBase):
+class ChatStream(_StreamBase[ParsedT]):
     """A streamed chat reply. Use it as a context manager and iterate it for `ChatChunk` objects."""
 
     def __init__(self, call: Call) -> None:
         super().__init__(call)
         self._chunks: Generator[ChatChunk, None, None] | None = None
 
-    def __enter__(self) -> ChatStream:
+    def __enter__(self) -> ChatStream[ParsedT]:
         return self
 
     def __exit__(
@@ -134,7 +156,7 @@ class ChatStream(_StreamBase):
             self._chunks = self._run()
         return self._chunks
 
-    def get_response(self) -> ChatResponse:
+    def get_response(self) -> ChatResponse[ParsedT]:
         """Read whatever is left of the stream and return the final reply."""
         for _ in self:
             pass
@@ -181,8 +203,7 @@ class ChatStream(_StreamBase):
             chunks = provider.stream(model, call.request_for_attempt())
             try:
                 for chunk in chunks:
-                    acc.add(chunk)
-                    yield chunk
+                    yield acc.add(chunk)
             except ProviderError as exc:
                 failure = self._failed(exc, acc, provider, model, started)
                 if failure is not exc:
@@ -192,18 +213,21 @@ class ChatStream(_StreamBase):
                 continue
             finally:
                 chunks.close()  # type: ignore[attr-defined]
-            self._response = call.succeeded(provider, model, started, acc.response(provider.name, model))
+            response = acc.response(provider.name, model)
+            if call.output is not None:  # response_model: validate the whole reply (a stream is never re-asked)
+                response = OutputCheck(call, provider, model).verify_streamed(response, started)
+            self._response = call.succeeded(provider, model, started, response)
             return
 
 
-class AsyncChatStream(_StreamBase):
+class AsyncChatStream(_StreamBase[ParsedT]):
     """Async twin of `ChatStream`: ``async with`` and ``async for``."""
 
     def __init__(self, call: Call) -> None:
         super().__init__(call)
         self._chunks: AsyncGenerator[ChatChunk, None] | None = None
 
-    async def __aenter__(self) -> AsyncChatStream:
+    async def __aenter__(self) -> AsyncChatStream[ParsedT]:
         return self
 
     async def __aexit__(
@@ -216,7 +240,7 @@ class AsyncChatStream(_StreamBase):
             self._chunks = self._run()
         return self._chunks
 
-    async def get_response(self) -> ChatResponse:
+    async def get_response(self) -> ChatResponse[ParsedT]:
         """Read whatever is left of the stream and return the final reply."""
         async for _ in self:
             pass
@@ -273,8 +297,7 @@ class AsyncChatStream(_StreamBase):
             chunks = provider.astream(model, call.request_for_attempt())
             try:
                 async for chunk in chunks:
-                    acc.add(chunk)
-                    yield chunk
+                    yield acc.add(chunk)
             except ProviderError as exc:
                 failure = self._failed(exc, acc, provider, model, started)
                 if failure is not exc:
@@ -284,5 +307,8 @@ class AsyncChatStream(_StreamBase):
                 continue
             finally:
                 await chunks.aclose()  # type: ignore[attr-defined]
-            self._response = call.succeeded(provider, model, started, acc.response(provider.name, model))
+            response = acc.response(provider.name, model)
+            if call.output is not None:  # response_model: validate the whole reply (a stream is never re-asked)
+                response = OutputCheck(call, provider, model).verify_streamed(response, started)
+            self._response = call.succeeded(provider, model, started, response)
             return

@@ -5,11 +5,16 @@ Unknown counts are ``None``, never a made-up ``0``; an unknown price makes ``cos
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping
 from decimal import Decimal
-from typing import Any, Literal, TypeAlias
+from typing import Any, Generic, Literal, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, TypeAdapter
+from typing_extensions import TypeVar
+
+from .options import ProviderOptionsField
 
 __all__ = [
     "Attempt",
@@ -23,11 +28,14 @@ __all__ = [
     "JSONObject",
     "Message",
     "MessageInput",
+    "ParsedT",
     "Role",
     "ToolCall",
     "ToolCallDelta",
     "Usage",
     "normalize_messages",
+    "tool_call_id",
+    "tool_calls_finish",
 ]
 
 JSONObject: TypeAlias = dict[str, Any]
@@ -56,6 +64,17 @@ def finish_reason_from_wire(value: str | None) -> FinishReason | None:
     return _FINISH_REASONS.get(value, "other")
 
 
+def tool_calls_finish(finish: FinishReason | None, has_tool_calls: bool) -> FinishReason | None:
+    """``"tool_calls"`` for a choice that made tool calls and stopped normally.
+
+    vLLM says ``"stop"`` for a named ``tool_choice`` and TGI ``"eos_token"``, where OpenAI says
+    ``"tool_calls"``. ``"length"`` (the arguments were cut off) and the others are kept.
+    """
+    if has_tool_calls and finish in (None, "stop", "other"):
+        return "tool_calls"
+    return finish
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -68,11 +87,71 @@ class FunctionCall(_Model):
 
 
 class ToolCall(_Model):
-    """One tool call requested by the model (OpenAI's shape)."""
+    """One tool call requested by the model (OpenAI's shape), the same whichever provider answered.
+
+    A call that came without an id (some hosts send none) gets a stable one from `tool_call_id`.
+
+    Example:
+        ```python
+        for call in reply.tool_calls:
+            print(call.name, call.args)  # "get_weather" {"city": "Paris"}
+        ```
+    """
 
     id: str
     type: Literal["function"] = "function"
     function: FunctionCall
+
+    @property
+    def name(self) -> str:
+        """The name of the function called."""
+        return self.function.name
+
+    @property
+    def arguments(self) -> str:
+        """The arguments exactly as the model wrote them (JSON text, maybe invalid)."""
+        return self.function.arguments
+
+    def arguments_json(self) -> dict[str, Any]:
+        """The arguments parsed into a dict (empty text counts as ``{}``).
+
+        Raises:
+            ToolArgumentsError: the model's arguments are not a JSON object (the error names the tool).
+        """
+        text = self.function.arguments
+        if not text.strip():
+            return {}
+        try:
+            value = json.loads(text)
+        except ValueError as exc:
+            problem = f"not valid JSON ({exc})"
+        else:
+            if isinstance(value, dict):
+                return value
+            problem = f"a JSON {type(value).__name__}, not an object"
+        from .errors import ToolArgumentsError
+
+        raise ToolArgumentsError(
+            f"the arguments the model wrote for tool {self.name!r} are {problem}: {_clip(text)}",
+            tool=self.name,
+            call_id=self.id,
+            arguments=text,
+        )
+
+    @property
+    def args(self) -> dict[str, Any]:
+        """`arguments_json()`: the parsed arguments (raises `ToolArgumentsError` when they are not JSON)."""
+        return self.arguments_json()
+
+
+def tool_call_id(index: int, name: str, arguments: str) -> str:
+    """A stable id for a tool call that came without one: the same for the same call, streamed or not."""
+    digest = hashlib.sha256(f"{index}\0{name}\0{arguments}".encode()).hexdigest()[:24]
+    return f"call_{digest}"
+
+
+def _clip(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 class ToolCallDelta(_Model):
@@ -121,7 +200,8 @@ class ChatRequest(_Model):
     """One provider-neutral chat request; providers turn it into their own wire format.
 
     ``extra_body`` is the documented escape hatch: its keys are merged into the JSON body sent
-    to the provider (e.g. vLLM's ``top_k``), overriding turnout's own keys of the same name.
+    to the provider, overriding turnout's own keys of the same name. ``provider_options`` holds
+    typed options (`VLLMOptions`, `TGIOptions`); each provider applies those of its own kind.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
@@ -140,6 +220,7 @@ class ChatRequest(_Model):
     extra_body: JSONObject | None = None
     extra_headers: dict[str, str] | None = None
     timeout: float | None = Field(default=None, gt=0)
+    provider_options: ProviderOptionsField = ()
 
 
 class Usage(_Model):
@@ -190,10 +271,16 @@ class Choice(_Model):
     tool_calls: list[ToolCall] = []
 
 
-class ChatResponse(_Model):
+ParsedT = TypeVar("ParsedT", default=Any)
+"""The type of `ChatResponse.parsed`: the call's ``response_model`` (``Any`` without one)."""
+
+
+class ChatResponse(_Model, Generic[ParsedT]):
     """A complete chat reply.
 
-    ``text``, ``finish_reason`` and ``tool_calls`` are those of the first choice.
+    ``text``, ``finish_reason`` and ``tool_calls`` are those of the first choice. With
+    ``response_model=M``, the client returns a ``ChatResponse[M]`` whose ``parsed`` is the
+    validated ``M``; without one, ``parsed`` is None (a bare ``ChatResponse`` is ``ChatResponse[Any]``).
     """
 
     text: str
@@ -208,6 +295,7 @@ class ChatResponse(_Model):
     id: str | None = None
     request_id: str | None = None
     warnings: list[str] = []
+    parsed: ParsedT = Field(default=None, description="the validated response_model instance")  # type: ignore[assignment]
 
 
 class ChatChunk(_Model):

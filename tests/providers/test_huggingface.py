@@ -266,12 +266,11 @@ def test_prompt_bos_sends_the_leading_bos(runner: Runner, fake_tgi: FakeTGIServe
     ("messages", "options", "fragment"),
     [
         ([{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}], {}, "last message must be"),
-        ("Hi", {"tools": [{"type": "function", "function": {"name": "f"}}]}, "text mode cannot send tools"),
         ("Hi", {"n": 2}, "n must be 1"),
         ("Hi", {"extra_body": {"best_of": 2}}, "extra_body key 'best_of' is not a TGI /generate parameter"),
         ("Hi", {"response_format": {"type": "xml"}}, "response_format type 'xml' has no TGI grammar"),
     ],
-    ids=["assistant-last", "tools", "n", "extra_body", "response_format"],
+    ids=["assistant-last", "n", "extra_body", "response_format"],  # tools: tests/providers/test_tool_calling.py
 )
 def test_text_mode_refuses_what_it_cannot_send(
     runner: Runner, fake_tgi: FakeTGIServer, messages: Any, options: dict[str, Any], fragment: str

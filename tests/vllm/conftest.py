@@ -8,6 +8,10 @@ The fixture uses, in this order:
 3. a server it starts with ``scripts/vllm-test-server start`` and stops at the end of the session
    (kept running when ``TURNOUT_VLLM_KEEP=1``).
 
+`vllm_embed_server` is the same for the embedding server (``scripts/vllm-test-server ... --embed``,
+``TURNOUT_VLLM_EMBED_BASE_URL`` / ``_API_KEY`` / ``_MODEL``): the tiny model served with
+``--runner pooling --convert embed``.
+
 When no server can be had the tests are skipped, or fail with the server log's tail when ``CI`` is
 set or ``TURNOUT_REQUIRE_VLLM=1``. Every test in this directory gets the ``vllm`` marker, so
 ``pytest -m "not vllm"`` leaves them out. Only the standard library and pytest are used here.
@@ -31,6 +35,7 @@ HERE = Path(__file__).resolve().parent
 SCRIPT = HERE.parent.parent / "scripts" / "vllm-test-server"
 DEFAULT_API_KEY = "turnout-test-key"
 DEFAULT_MODEL = "tiny-llama"
+DEFAULT_EMBED_MODEL = "tiny-llama-embed"
 STATUS_TIMEOUT_S = 30.0
 START_OUTPUT_LINES = 100
 START_TIMEOUT_S = 1800.0  # from nothing: venv install (~4 min) + model build + startup + warm-up
@@ -105,21 +110,21 @@ def _script(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _recorded_server() -> VLLMServer | None:
+def _recorded_server(*flags: str) -> VLLMServer | None:
     """Return the healthy server recorded by scripts/vllm-test-server, if any."""
-    result = _script("status", timeout=STATUS_TIMEOUT_S)
+    result = _script("status", *flags, timeout=STATUS_TIMEOUT_S)
     if result.returncode != 0:
         return None
     state = json.loads(result.stdout)
     return _describe(state["base_url"], state["api_key"], state["model"], Path(state["log_path"]))
 
 
-def _start_server(request: pytest.FixtureRequest) -> None:
+def _start_server(request: pytest.FixtureRequest, *flags: str) -> None:
     """Run ``scripts/vllm-test-server start``, echoing its progress lines past pytest's capture."""
     capture = request.config.pluginmanager.getplugin("capturemanager")
     lines: list[str] = []
     with subprocess.Popen(
-        [sys.executable, str(SCRIPT), "start"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        [sys.executable, str(SCRIPT), "start", *flags], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     ) as proc:
         assert proc.stdout is not None
         for line in proc.stdout:
@@ -139,28 +144,29 @@ def _unavailable(reason: str, details: str) -> NoReturn:
     pytest.skip(f"real vLLM server unavailable ({reason}); set TURNOUT_REQUIRE_VLLM=1 to fail instead")
 
 
-def _find_or_start(request: pytest.FixtureRequest) -> tuple[VLLMServer, bool]:
-    """Return the server to use and whether this session started it."""
-    if base_url := os.environ.get("TURNOUT_VLLM_BASE_URL"):
-        api_key = os.environ.get("TURNOUT_VLLM_API_KEY") or DEFAULT_API_KEY
-        return _describe(base_url, api_key, os.environ.get("TURNOUT_VLLM_MODEL") or DEFAULT_MODEL, None), False
-    recorded = _recorded_server()
+def _find_or_start(request: pytest.FixtureRequest, *flags: str) -> tuple[VLLMServer, bool]:
+    """Return the server to use and whether this session started it (``--embed``: the embedding one)."""
+    prefix, model = ("TURNOUT_VLLM_EMBED_", DEFAULT_EMBED_MODEL) if flags else ("TURNOUT_VLLM_", DEFAULT_MODEL)
+    if base_url := os.environ.get(f"{prefix}BASE_URL"):
+        api_key = os.environ.get(f"{prefix}API_KEY") or DEFAULT_API_KEY
+        return _describe(base_url, api_key, os.environ.get(f"{prefix}MODEL") or model, None), False
+    recorded = _recorded_server(*flags)
     if recorded is not None:
         return recorded, False
-    _start_server(request)
+    _start_server(request, *flags)
     try:
-        recorded = _recorded_server()
+        recorded = _recorded_server(*flags)
         if recorded is None:
             raise _Unavailable("`scripts/vllm-test-server start` succeeded but `status` reports no healthy server", "")
     except BaseException:
-        _stop_unless_kept()
+        _stop_unless_kept(*flags)
         raise
     return recorded, True
 
 
-def _stop_unless_kept() -> None:
+def _stop_unless_kept(*flags: str) -> None:
     if not _truthy("TURNOUT_VLLM_KEEP"):
-        _script("stop", timeout=60.0)
+        _script("stop", *flags, timeout=60.0)
 
 
 @pytest.fixture(scope="session")
@@ -175,3 +181,17 @@ def vllm_server(request: pytest.FixtureRequest) -> Iterator[VLLMServer]:
     yield server
     if started:
         _stop_unless_kept()
+
+
+@pytest.fixture(scope="session")
+def vllm_embed_server(request: pytest.FixtureRequest) -> Iterator[VLLMServer]:
+    """Yield the real vLLM embedding server (``scripts/vllm-test-server start --embed``), as `vllm_server`."""
+    try:
+        server, started = _find_or_start(request, "--embed")
+    except _Unavailable as exc:
+        _unavailable(*exc.args)
+    except (OSError, subprocess.SubprocessError, ValueError) as exc:
+        _unavailable(f"{type(exc).__name__}: {exc}", "")
+    yield server
+    if started:
+        _stop_unless_kept("--embed")

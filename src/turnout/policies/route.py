@@ -12,7 +12,15 @@ from .retry import RetryPolicy
 __all__ = ["FallbackOn", "RoutePolicy"]
 
 FallbackOn = Literal[
-    "retryable", "context_window", "connection", "bad_request", "auth", "not_found", "quota", "invalid_response"
+    "retryable",
+    "context_window",
+    "connection",
+    "bad_request",
+    "auth",
+    "not_found",
+    "quota",
+    "invalid_response",
+    "invalid_output",
 ]
 """Error classes that send a call on to the next target (see docs/reliability.md)."""
 
@@ -38,4 +46,9 @@ class RoutePolicy(BaseModel):
     precheck_context: bool = Field(default=True, description="skip targets whose known window cannot fit the call")
     hedge_after: float | None = Field(
         default=None, gt=0, description="seconds: if the first target has not answered, also ask the next one"
+    )
+    output_retries: int = Field(
+        default=1,
+        ge=0,
+        description="response_model: times a target is re-asked after a reply that does not fit (each is paid for)",
     )

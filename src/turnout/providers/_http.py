@@ -22,6 +22,7 @@ from ..provider import Provider
 
 if TYPE_CHECKING:
     from ..config import ProviderConfig
+    from ..embeddings import EmbeddingRequest
     from ..types import ChatRequest
 
 __all__ = ["HTTPProvider", "aiter_sse_data", "iter_sse_data"]
@@ -89,7 +90,11 @@ class HTTPProvider(Provider):
             self._async = None
 
     def _build(
-        self, client: httpx2.Client | httpx2.AsyncClient, path: str, body: bytes, request: ChatRequest
+        self,
+        client: httpx2.Client | httpx2.AsyncClient,
+        path: str,
+        body: bytes,
+        request: ChatRequest | EmbeddingRequest,
     ) -> httpx2.Request:
         timeout = httpx2.Timeout(request.timeout, connect=self.config.connect_timeout) if request.timeout else None
         return client.build_request(
@@ -100,7 +105,7 @@ class HTTPProvider(Provider):
             timeout=timeout if timeout is not None else httpx2.USE_CLIENT_DEFAULT,
         )
 
-    def post(self, path: str, body: bytes, request: ChatRequest, model: str) -> httpx2.Response:
+    def post(self, path: str, body: bytes, request: ChatRequest | EmbeddingRequest, model: str) -> httpx2.Response:
         """POST and read the whole reply; raise a typed error for failures and error statuses."""
         client = self.http
         try:
@@ -110,7 +115,9 @@ class HTTPProvider(Provider):
         self._check(response, model)
         return response
 
-    async def apost(self, path: str, body: bytes, request: ChatRequest, model: str) -> httpx2.Response:
+    async def apost(
+        self, path: str, body: bytes, request: ChatRequest | EmbeddingRequest, model: str
+    ) -> httpx2.Response:
         """Async twin of `post`."""
         client = self.ahttp
         try:

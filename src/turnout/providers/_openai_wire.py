@@ -24,6 +24,8 @@ from ..types import (
     ToolCallDelta,
     Usage,
     finish_reason_from_wire,
+    tool_call_id,
+    tool_calls_finish,
 )
 
 __all__ = ["DONE", "build_body", "parse_chunk", "parse_completion"]
@@ -111,11 +113,12 @@ class _Chunk(_Wire):
     error: Any = None
 
 
-def build_body(model: str, request: ChatRequest, *, stream: bool) -> bytes:
+def build_body(model: str, request: ChatRequest, *, stream: bool, fields: dict[str, Any] | None = None) -> bytes:
     """Encode a request as the JSON body of ``POST /chat/completions``.
 
     Streams ask for usage (``stream_options.include_usage``); non-streams must not send
-    ``stream_options`` (vLLM rejects it, PROTOCOLS.md §2.3).
+    ``stream_options`` (vLLM rejects it, PROTOCOLS.md §2.3). ``fields`` are top-level keys from
+    the provider's typed options (vLLM's ``top_k``...); ``extra_body`` overrides them.
     """
     body: dict[str, Any] = {
         "model": model,
@@ -128,6 +131,8 @@ def build_body(model: str, request: ChatRequest, *, stream: bool) -> bytes:
     if stream:
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
+    if fields:
+        body.update(fields)
     if request.extra_body:
         body.update(request.extra_body)
     return pydantic_core.to_json(body)
@@ -148,12 +153,13 @@ def _usage(wire: _Usage | None) -> Usage:
 
 def _tool_calls(wire: list[_ToolCall] | None) -> list[ToolCall]:
     calls = []
-    for call in wire or ():
+    for position, call in enumerate(wire or ()):
         function = call.function or _Function()
+        name, arguments = function.name or "", function.arguments or ""
         calls.append(
             ToolCall(
-                id=call.id or f"call_{call.index}",
-                function=FunctionCall(name=function.name or "", arguments=function.arguments or ""),
+                id=call.id or tool_call_id(position, name, arguments),
+                function=FunctionCall(name=name, arguments=arguments),
             )
         )
     return calls
@@ -174,16 +180,13 @@ def parse_completion(raw: bytes, *, provider: str, model: str, request_id: str |
             model=model,
             request_id=request_id,
         ) from exc
-    choices = [
-        construct(
-            Choice,
-            index=c.index,
-            text=c.message.content or "",
-            finish_reason=finish_reason_from_wire(c.finish_reason),
-            tool_calls=_tool_calls(c.message.tool_calls),
+    choices: list[Choice] = []
+    for c in wire.choices:
+        calls = _tool_calls(c.message.tool_calls)
+        finish = tool_calls_finish(finish_reason_from_wire(c.finish_reason), bool(calls))
+        choices.append(
+            construct(Choice, index=c.index, text=c.message.content or "", finish_reason=finish, tool_calls=calls)
         )
-        for c in wire.choices
-    ]
     first = choices[0] if choices else Choice.model_construct(index=0, text="", finish_reason=None, tool_calls=[])
     return construct(
         ChatResponse,
@@ -199,6 +202,7 @@ def parse_completion(raw: bytes, *, provider: str, model: str, request_id: str |
         id=wire.id,
         request_id=request_id,
         warnings=[],
+        parsed=None,
     )
 
 

@@ -115,7 +115,9 @@ def tgi_grammar(response_format: Mapping[str, Any] | None) -> dict[str, Any] | N
     raise Unsupported(f"response_format type {kind!r} has no TGI grammar")
 
 
-def chat_kwargs(model: str, request: ChatRequest, *, stream: bool, grammar: bool) -> dict[str, Any]:
+def chat_kwargs(
+    model: str, request: ChatRequest, *, stream: bool, grammar: bool, fields: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """Keyword arguments for ``InferenceClient.chat_completion``.
 
     Args:
@@ -124,6 +126,7 @@ def chat_kwargs(model: str, request: ChatRequest, *, stream: bool, grammar: bool
         stream: ask for a stream, with usage (``stream_options.include_usage``).
         grammar: translate ``response_format`` to TGI's grammar (a dedicated TGI endpoint);
             False sends OpenAI's shape unchanged (HF router providers speak OpenAI's).
+        fields: keyword arguments from the provider's `TGIOptions` (`_tgi_options.chat_fields`).
     """
     kwargs: dict[str, Any] = {
         "messages": [m.model_dump(exclude_none=True) for m in request.messages],
@@ -139,6 +142,8 @@ def chat_kwargs(model: str, request: ChatRequest, *, stream: bool, grammar: bool
         fmt = tgi_grammar(request.response_format) if grammar else dict(request.response_format)
         if fmt is not None:
             kwargs["response_format"] = fmt
+    if fields:
+        kwargs.update(fields)
     extra: dict[str, Any] = {}
     if request.user is not None:
         extra["user"] = request.user
@@ -151,12 +156,15 @@ def chat_kwargs(model: str, request: ChatRequest, *, stream: bool, grammar: bool
     return kwargs
 
 
-def text_kwargs(request: ChatRequest, *, default_max_new_tokens: int) -> dict[str, Any]:
+def text_kwargs(
+    request: ChatRequest, *, default_max_new_tokens: int, params: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """Keyword arguments for ``InferenceClient.text_generation`` (always a stream with ``details``).
 
     ``max_new_tokens`` is always sent (TGI's own default changed across versions). OpenAI's
     ``temperature=0`` (greedy) becomes ``do_sample=false``, since TGI rejects a zero temperature;
     ``top_p=1`` is left out (TGI needs it strictly below 1, and 1 means no nucleus sampling).
+    ``params`` come from the provider's `TGIOptions`; ``extra_body`` keys override them.
 
     Raises:
         Unsupported: tools, ``n`` > 1, or an ``extra_body`` key TGI's ``/generate`` does not take.
@@ -174,6 +182,8 @@ def text_kwargs(request: ChatRequest, *, default_max_new_tokens: int) -> dict[st
     grammar = tgi_grammar(request.response_format)
     if grammar is not None:
         kwargs["grammar"] = grammar
+    if params:
+        kwargs.update(params)
     for key, value in (request.extra_body or {}).items():
         if key not in TEXT_PARAMETERS:
             allowed = ", ".join(sorted(TEXT_PARAMETERS))

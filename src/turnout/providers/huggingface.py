@@ -38,14 +38,19 @@ from ..errors import (
     ProviderError,
     ResponseValidationError,
 )
+from ..options import ProviderOptions, TGIOptions
 from ..provider import Provider
 from ..templates import ChatTemplate, get_template
 from ..types import ChatChunk, ChatRequest, ChatResponse, MessageInput, normalize_messages
 from ._hf_call import HubCalls
+from ._structured import hub_openai_endpoint
+from ._tgi_options import chat_fields, chat_problem, text_parameters
 from ._tgi_wire import EndpointInfo, Unsupported, chat_kwargs, text_kwargs
 
 if TYPE_CHECKING:
     from types import ModuleType
+
+    from ..embeddings import EmbeddingRequest, EmbeddingResponse
 
 __all__ = ["DEFAULT_MAX_NEW_TOKENS", "SCALE_UP_HEADER", "EndpointInfo", "HuggingFaceConfig", "HuggingFaceProvider"]
 
@@ -86,6 +91,22 @@ class HuggingFaceConfig(ProviderConfig):
     price_catalogue: str | None = Field(
         default=None, description='genai-prices provider id (default: "huggingface_<provider>" with provider)'
     )
+    options: TGIOptions | None = Field(default=None, description="TGI options sent with every call")
+    model_options: dict[str, TGIOptions] = Field(
+        default_factory=dict, description="options per model id, over `options` (a call's own options win)"
+    )
+
+    @model_validator(mode="after")
+    def _check_options(self) -> HuggingFaceConfig:
+        if self.mode == "text":
+            return self
+        tgi = self.base_url is not None and self.response_format_style == "tgi"
+        layers = [("options", self.options), *((f"model_options.{m}", o) for m, o in self.model_options.items())]
+        for key, options in layers:
+            problem = None if options is None else chat_problem(options, tgi=tgi)
+            if problem is not None:
+                raise ValueError(f"{key}: {problem}")
+        return self
 
     @model_validator(mode="after")
     def _check_route(self) -> HuggingFaceConfig:
@@ -115,6 +136,8 @@ class HuggingFaceProvider(Provider):
     """Llama 2 (or any model) on a Hugging Face Inference Endpoint, a TGI server, or the HF router."""
 
     config_model: ClassVar[type[ProviderConfig]] = HuggingFaceConfig
+    embed_batch_size: ClassVar[int] = 32  # TEI's default --max-client-batch-size
+    options_model: ClassVar[type[ProviderOptions] | None] = TGIOptions
 
     def __init__(self, name: str, config: ProviderConfig) -> None:
         if not isinstance(config, HuggingFaceConfig):
@@ -194,6 +217,18 @@ class HuggingFaceProvider(Provider):
             async for chunk in chunks:
                 yield chunk
 
+    def embed(self, model: str, request: EmbeddingRequest) -> EmbeddingResponse:
+        """Embed one batch with ``feature_extraction`` (a TEI server at ``base_url``, or the router)."""
+        from . import _hf_embed
+
+        return _hf_embed.embed(self._calls, model, request)
+
+    async def aembed(self, model: str, request: EmbeddingRequest) -> EmbeddingResponse:
+        """Async twin of `embed`."""
+        from . import _hf_embed
+
+        return await _hf_embed.aembed(self._calls, model, request)
+
     def close(self) -> None:
         """Close the sync pool of the helper routes (each sync call has its own ``InferenceClient``)."""
         self._calls.close()
@@ -201,6 +236,11 @@ class HuggingFaceProvider(Provider):
     async def aclose(self) -> None:
         """Close the shared ``AsyncInferenceClient`` (its connection pool)."""
         await self._calls.aclose()
+
+    def supports_tools(self, model: str) -> bool:
+        """Chat mode sends tools (TGI's Messages API); text mode renders a raw prompt and cannot."""
+        del model
+        return self.hf_config.mode == "chat"
 
     # -- request building -------------------------------------------------------------------------
 
@@ -221,14 +261,19 @@ class HuggingFaceProvider(Provider):
 
     def _chat_request(self, model: str, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
         try:
-            return chat_kwargs(model, request, stream=stream, grammar=self._grammar)
+            fields = chat_fields(self.options_for(model, request), request, tgi=self._grammar)
+            kwargs = chat_kwargs(model, request, stream=stream, grammar=self._grammar, fields=fields)
+            if self.hf_config.base_url is not None and not self._grammar:
+                kwargs = hub_openai_endpoint(kwargs)  # keep a JSON schema from huggingface_hub's TGI rewrite
+            return kwargs
         except Unsupported as exc:
             raise BadRequestError(f"{exc}", provider=self.name, model=model) from exc
 
     def _text_request(self, model: str, request: ChatRequest) -> tuple[str, dict[str, Any]]:
         try:
             prompt = self.render(request.messages)
-            kwargs = text_kwargs(request, default_max_new_tokens=self.hf_config.max_new_tokens)
+            params = text_parameters(self.options_for(model, request), request)
+            kwargs = text_kwargs(request, default_max_new_tokens=self.hf_config.max_new_tokens, params=params)
         except (InvalidArgumentError, Unsupported) as exc:
             raise BadRequestError(f"{exc}", provider=self.name, model=model) from exc
         return prompt, kwargs

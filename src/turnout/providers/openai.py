@@ -9,15 +9,18 @@ drops first). Wire shapes: PROTOCOLS.md §1.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import httpx2
 from pydantic import Field, SecretStr
 
 from .. import _defaults
 from ..config import ProviderConfig
+from ..embeddings import EmbeddingRequest, EmbeddingResponse
 from ..errors import StreamInterruptedError
 from ..types import ChatChunk, ChatRequest, ChatResponse
+from . import _embed_wire
+from ._embed_wire import Encoding
 from ._http import HTTPProvider, afinish_sse, aiter_sse_data, finish_sse, iter_sse_data
 from ._openai_wire import DONE, build_body, parse_chunk, parse_completion
 
@@ -42,6 +45,8 @@ class OpenAIProvider(HTTPProvider):
     catalogue_provider: ClassVar[str | None] = "openai"
     default_base_url: ClassVar[str | None] = _defaults.OPENAI_BASE_URL
     requires_api_key: ClassVar[bool] = True
+    embed_batch_size: ClassVar[int] = 2048  # OpenAI's limit per request (PROTOCOLS.md §1.8)
+    embed_encoding: ClassVar[Encoding] = "base64"  # what /embeddings is asked for (decoded to floats)
 
     def __init__(self, name: str, config: ProviderConfig) -> None:
         if self.requires_api_key and config.api_key is None:
@@ -61,21 +66,21 @@ class OpenAIProvider(HTTPProvider):
 
     def chat(self, model: str, request: ChatRequest) -> ChatResponse:
         """Send a chat completion request and decode the reply."""
-        response = self.post(_CHAT_PATH, build_body(model, request, stream=False), request, model)
+        response = self.post(_CHAT_PATH, self._body(model, request, stream=False), request, model)
         return parse_completion(
             response.content, provider=self.name, model=model, request_id=response.headers.get("x-request-id")
         )
 
     async def achat(self, model: str, request: ChatRequest) -> ChatResponse:
         """Async twin of `chat`."""
-        response = await self.apost(_CHAT_PATH, build_body(model, request, stream=False), request, model)
+        response = await self.apost(_CHAT_PATH, self._body(model, request, stream=False), request, model)
         return parse_completion(
             response.content, provider=self.name, model=model, request_id=response.headers.get("x-request-id")
         )
 
     def stream(self, model: str, request: ChatRequest) -> Iterator[ChatChunk]:
         """Stream a chat completion; raise `StreamInterruptedError` if it ends before ``[DONE]``."""
-        with self.post_stream(_CHAT_PATH, build_body(model, request, stream=True), request, model) as response:
+        with self.post_stream(_CHAT_PATH, self._body(model, request, stream=True), request, model) as response:
             try:
                 events = iter_sse_data(response.iter_lines())
                 for data in events:
@@ -89,7 +94,7 @@ class OpenAIProvider(HTTPProvider):
 
     async def astream(self, model: str, request: ChatRequest) -> AsyncIterator[ChatChunk]:
         """Async twin of `stream`."""
-        body = build_body(model, request, stream=True)
+        body = self._body(model, request, stream=True)
         async with self.apost_stream(_CHAT_PATH, body, request, model) as response:
             try:
                 events = aiter_sse_data(response.aiter_lines())
@@ -102,6 +107,14 @@ class OpenAIProvider(HTTPProvider):
             except httpx2.TransportError as exc:
                 raise self._interrupted(model, exc) from exc
             raise self._interrupted(model, None)
+
+    def embed(self, model: str, request: EmbeddingRequest) -> EmbeddingResponse:
+        """Embed one batch with ``POST /embeddings``."""
+        return _embed_wire.embed(self, model, request, self.embed_encoding)
+
+    async def aembed(self, model: str, request: EmbeddingRequest) -> EmbeddingResponse:
+        """Async twin of `embed`."""
+        return await _embed_wire.aembed(self, model, request, self.embed_encoding)
 
     def context_window(self, model: str) -> int | None:
         """The model's context window from the price catalogue (genai-prices), when it lists one."""
@@ -133,6 +146,19 @@ class OpenAIProvider(HTTPProvider):
     async def acount_tokens(self, model: str, request: ChatRequest) -> int | None:
         """Async twin of `count_tokens` (no I/O: the count is computed locally)."""
         return self.count_tokens(model, request)
+
+    def option_fields(self, model: str, request: ChatRequest) -> dict[str, Any] | None:
+        """Top-level body fields from the provider's typed options (`options_for`); None without any.
+
+        OpenAI takes none (``options_model`` is None); vLLM's are top-level fields of the body.
+        """
+        if self.options_model is None:
+            return None
+        options = self.options_for(model, request)
+        return None if options is None else options.wire_fields()
+
+    def _body(self, model: str, request: ChatRequest, *, stream: bool) -> bytes:
+        return build_body(model, request, stream=stream, fields=self.option_fields(model, request))
 
     def _interrupted(self, model: str, exc: httpx2.TransportError | None) -> StreamInterruptedError:
         reason = f"{type(exc).__name__}: {exc}" if exc else "the server closed the stream without data: [DONE]"

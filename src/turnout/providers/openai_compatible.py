@@ -7,6 +7,7 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from ..config import ProviderConfig
+from ._embed_wire import Encoding
 from .openai import OpenAIProvider
 
 __all__ = ["OpenAICompatibleConfig", "OpenAICompatibleProvider"]
@@ -31,6 +32,8 @@ class OpenAICompatibleProvider(OpenAIProvider):
     catalogue_provider: ClassVar[str | None] = None
     default_base_url: ClassVar[str | None] = None
     requires_api_key: ClassVar[bool] = False
+    embed_batch_size: ClassVar[int] = 128  # hosts set their own limits; lower it with batch_size=
+    embed_encoding: ClassVar[Encoding] = "float"  # not every host decodes base64 requests
 
     def price_catalogue(self) -> str | None:
         """The configured ``price_catalogue`` host id, if any."""

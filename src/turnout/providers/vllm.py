@@ -12,11 +12,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, ClassVar, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .. import _defaults
 from ..config import ProviderConfig
-from ..errors import NotFoundError, ProviderError, ResponseValidationError
+from ..errors import BadRequestError, NotFoundError, ProviderError, ResponseValidationError
+from ..options import ProviderOptions, VLLMOptions
 from ..types import ChatRequest, MessageInput, normalize_messages
 from .openai import OpenAIProvider
 
@@ -29,6 +30,10 @@ class VLLMConfig(ProviderConfig):
     """``type = "vllm"``: base_url defaults to http://127.0.0.1:8000/v1; api_key only if started with --api-key."""
 
     type: Literal["vllm"] = "vllm"
+    options: VLLMOptions | None = Field(default=None, description="vLLM options sent with every call")
+    model_options: dict[str, VLLMOptions] = Field(
+        default_factory=dict, description="options per model id, over `options` (a call's own options win)"
+    )
 
 
 class _ModelCard(BaseModel):
@@ -59,6 +64,28 @@ class VLLMProvider(OpenAIProvider):
     catalogue_provider: ClassVar[str | None] = None  # self-hosted: price it in [prices]
     default_base_url: ClassVar[str | None] = _defaults.VLLM_BASE_URL
     requires_api_key: ClassVar[bool] = False
+    embed_batch_size: ClassVar[int] = 256  # an embedding model served with --runner pooling
+    options_model: ClassVar[type[ProviderOptions] | None] = VLLMOptions
+
+    def option_fields(self, model: str, request: ChatRequest) -> dict[str, Any] | None:
+        """`VLLMOptions` as top-level body fields (``top_k``, ``structured_outputs``...).
+
+        Raises:
+            BadRequestError: ``structured_outputs`` together with a JSON ``response_format`` (vLLM
+                takes one constraint per request); nothing was sent.
+        """
+        options = self.options_for(model, request)
+        if options is None:
+            return None
+        fmt = request.response_format
+        if getattr(options, "structured_outputs", None) is not None and fmt and fmt.get("type") != "text":
+            raise BadRequestError(
+                "VLLMOptions.structured_outputs and response_format both constrain the reply, and vLLM takes "
+                "one constraint per request: drop one of them",
+                provider=self.name,
+                model=model,
+            )
+        return options.wire_fields()
 
     @property
     def root_url(self) -> str:

@@ -18,12 +18,14 @@ Example:
 from turnout.testing._faults import FakeClock, refused_url
 from turnout.testing._script import Fault, FaultKind, RecordedRequest, Reply, Scripted, ToolCallSpec
 from turnout.testing._server import FakeServer
+from turnout.testing._tei_server import FakeTEIServer
 from turnout.testing._tgi_server import FakeTGIServer
 from turnout.testing._wire import Flavor, count_chat_tokens, count_tokens
 
 __all__ = [
     "FakeClock",
     "FakeServer",
+    "FakeTEIServer",
     "FakeTGIServer",
     "Fault",
     "FaultKind",

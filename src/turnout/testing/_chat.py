@@ -140,7 +140,7 @@ def _usage(reply: Reply, req: ChatRequest, content: str | None, calls: list[dict
 def resolve(reply: Reply, req: ChatRequest, flavor: Flavor) -> Generation:
     """Turn a `Reply` into what the fake model answers to `req`, counting tokens where not given."""
     calls = [
-        {"id": c.id or new_tool_call_id(flavor), "name": c.name, "arguments": c.arguments}
+        {"id": new_tool_call_id(flavor) if c.id is None else c.id, "name": c.name, "arguments": c.arguments}
         for c in reply.tool_calls or ()
     ]
     content = reply.text if reply.text is not None else (None if calls else _last_user_text(req.messages))

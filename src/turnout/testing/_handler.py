@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from turnout.testing import _errors
+from turnout.testing import _embed, _errors
 from turnout.testing._chat import NO_MESSAGES, ChatRequest, error_context, parse_chat, resolve
 from turnout.testing._errors import ErrorContext, WireError
 from turnout.testing._script import Fault, RecordedRequest, Reply, Scripted
@@ -163,7 +163,9 @@ class Handler(BaseHTTPRequestHandler):
             self._send_json(models_body(self.fake.models, flavor, self.fake.max_model_len, self.fake._created))
         elif method == "GET" and path.startswith("/v1/models/") and flavor == "openai":
             self._model(path.removeprefix("/v1/models/"))
-        elif method == "POST" and path == "/v1/chat/completions":
+        elif method == "POST" and path == "/v1/embeddings" and _embed.serves_embeddings(self.fake):
+            _embed.answer(self, record)
+        elif method == "POST" and path == "/v1/chat/completions" and self.fake.runner != "pooling":
             self._chat(record)
         elif method == "POST" and path == "/tokenize" and flavor == "vllm":
             self._tokenize(record)

@@ -46,7 +46,8 @@ class ToolCallSpec:
     Args:
         name: The function name.
         arguments: The arguments as a JSON string, sent as given (even if it is not valid JSON).
-        id: The call id. `None` generates one in the flavor's style (`call_…` or `chatcmpl-tool-…`).
+        id: The call id. `None` generates one in the flavor's style (`call_…` or `chatcmpl-tool-…`);
+            `""` sends the call without an id, as some OpenAI-compatible hosts do.
     """
 
     name: str

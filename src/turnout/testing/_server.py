@@ -10,8 +10,9 @@ from collections import deque
 from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any, Self, get_args
+from typing import Any, Literal, Self, get_args
 
+from turnout.testing._embed import DEFAULT_DIMENSIONS
 from turnout.testing._handler import handler_class
 from turnout.testing._script import Fault, RecordedRequest, Reply, Scripted
 from turnout.testing._wire import Flavor
@@ -140,6 +141,8 @@ class FakeServer:
         default_reply: What to answer when no scripted item is queued; `None` echoes.
         host: The interface to bind.
         port: The port to bind; 0 picks a free one.
+        runner: vllm flavour: `"generate"` (a chat model: `/v1/embeddings` is a 404) or
+            `"pooling"` (an embedding model: `/v1/embeddings` answers, chat is a 404).
     """
 
     def __init__(
@@ -152,12 +155,17 @@ class FakeServer:
         default_reply: Reply | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        runner: Literal["generate", "pooling"] = "generate",
     ) -> None:
         if flavor not in get_args(Flavor):
             raise ValueError(f"flavor must be 'openai' or 'vllm', not {flavor!r}")
         if models is not None and (isinstance(models, str) or not models):
             raise ValueError("models must be a non-empty sequence of model ids")
         self._flavor: Flavor = flavor
+        #: vllm flavour: ``"pooling"`` serves ``/v1/embeddings`` and no chat (``vllm serve --runner pooling``).
+        self.runner = runner
+        #: Length of the vectors ``/v1/embeddings`` returns when the request sets no ``dimensions``.
+        self.embedding_dimensions = DEFAULT_DIMENSIONS
         self._models = tuple(models) if models is not None else (_DEFAULT_MODELS[flavor],)
         self._any_model = models is None
         if max_model_len is None and flavor == "vllm":
@@ -316,6 +324,11 @@ class FakeServer:
         """Every request received, in arrival order (a copy)."""
         with self._lock:
             return list(self._requests)
+
+    @property
+    def embedding_requests(self) -> list[RecordedRequest]:
+        """Only the `POST /v1/embeddings` requests, in arrival order."""
+        return [r for r in self.requests if r.method == "POST" and r.path == "/v1/embeddings"]
 
     @property
     def chat_requests(self) -> list[RecordedRequest]:

@@ -17,11 +17,12 @@ HF's proxy in front of TGI are approximations: ``{"error": ...}``.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Mapping, Sequence
 from http.server import BaseHTTPRequestHandler
-from typing import Any
+from typing import Any, Literal
 
 from turnout.testing._handler import Handler
 from turnout.testing._script import Fault, RecordedRequest, Reply, Scripted
@@ -83,6 +84,8 @@ class FakeTGIServer(FakeServer):
         scaled_to_zero: Answer 503 until a request carries ``X-Scale-Up-Timeout``; it then waits
             ``scale_up_seconds``, answers, and the endpoint stays up.
         scale_up_seconds: How long the simulated cold start takes.
+        tool_arguments: ``"object"`` sends tool-call ``arguments`` as a JSON object, as TGI 2.x-3.0
+            do; ``"string"`` (default) as JSON text, like OpenAI.
         host: The interface to bind.
         port: The port to bind; 0 picks a free one.
     """
@@ -98,6 +101,7 @@ class FakeTGIServer(FakeServer):
         chat_route: bool = True,
         scaled_to_zero: bool = False,
         scale_up_seconds: float = 0.05,
+        tool_arguments: Literal["string", "object"] = "string",
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
@@ -117,6 +121,7 @@ class FakeTGIServer(FakeServer):
         #: False while the endpoint is scaled to zero.
         self.warm = not scaled_to_zero
         self.scale_up_seconds = scale_up_seconds
+        self.tool_arguments = tool_arguments
         #: False makes ``/health`` answer 503 ``error_type: "healthcheck"``.
         self.healthy = True
         self._warm_lock = threading.Lock()
@@ -360,6 +365,9 @@ class TGIHandler(Handler):
         reply, fault = resolved
         self._wait(reply.delay)
         gen = resolve_chat(reply, messages, prompt, tgi.model_id)
+        if tgi.tool_arguments == "object":
+            for call in gen.calls:
+                call["function"]["arguments"] = json.loads(call["function"]["arguments"] or "{}")
         created = int(time.time())
         if fault is not None and fault.kind == "malformed_json":
             self._malformed_tgi(stream, b'{"object":"chat.completion","choices":[{')

@@ -218,7 +218,8 @@ def _usage_body(gen: Generation, flavor: Flavor) -> dict[str, Any] | None:
 
 def _tool_calls_body(gen: Generation) -> list[dict[str, Any]]:
     return [
-        {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
+        ({"id": c["id"]} if c["id"] else {})
+        | {"type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
         for c in gen.tool_calls
     ]
 
@@ -310,7 +311,11 @@ class _Chunker:
 def _deltas(gen: Generation, flavor: Flavor) -> list[dict[str, Any]]:
     deltas: list[dict[str, Any]] = [{"content": piece} for piece in split_text(gen.content or "", gen.chunks)]
     for index, call in enumerate(gen.tool_calls):
-        first = {"index": index, "id": call["id"], "type": "function"}
+        first = (
+            {"index": index, "id": call["id"], "type": "function"}
+            if call["id"]
+            else {"index": index, "type": "function"}
+        )
         deltas.append({"tool_calls": [first | {"function": {"name": call["name"], "arguments": ""}}]})
         arguments = call["arguments"]
         for i in range(0, len(arguments), _ARGUMENT_FRAGMENT):
