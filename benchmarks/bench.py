@@ -68,12 +68,14 @@ METRICS = [
     Metric("rss_mib", "RSS MiB", False),
 ]
 LAYER = [
-    ("layer_us", "whole client layer above the provider, config price"),
-    ("layer_catalogue_us", "whole client layer above the provider, genai-prices catalogue price"),
+    ("layer_us", "whole client layer above the provider, config price, spend ledger on"),
+    ("layer_catalogue_us", "whole client layer above the provider, genai-prices catalogue price, ledger on"),
+    ("layer_no_ledger_us", "whole client layer above the provider, config price, spend ledger off"),
+    ("ledger_us", "spend ledger (one SQLite row per call, written in batches) = layer − layer without it"),
     ("checks_us", "argument checks alone (ChatRequest from the messages)"),
     ("pricing_us", "Pricing.cost alone, config price"),
     ("pricing_catalogue_us", "Pricing.cost alone, genai-prices catalogue price"),
-    ("bookkeeping_us", "routing + retry/fallback bookkeeping = layer − checks − pricing (config price)"),
+    ("bookkeeping_us", "routing + retry/fallback bookkeeping = layer without ledger − checks − pricing"),
 ]
 
 
