@@ -7,7 +7,10 @@ in tests/vllm/test_structured_vllm.py.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+from contextlib import closing
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 import pytest
@@ -189,6 +192,20 @@ def test_route_output_retries_bound_the_re_asks(runner: Runner, fake_vllm: FakeS
     # the last request carries both rejected replies and what was wrong with each
     roles = [m["role"] for m in fake_vllm.chat_requests[-1].json["messages"]]
     assert roles == ["user", "assistant", "user", "assistant", "user"]
+
+
+def test_a_failed_call_s_rejected_replies_are_in_the_ledger(
+    runner: Runner, fake_vllm: FakeServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The replies a call rejected were paid for: its ledger row has their tokens and cost, summed."""
+    monkeypatch.setenv("TURNOUT_LEDGER", str(tmp_path / "spend.sqlite3"))
+    fake_vllm.enqueue(*[Reply("no", prompt_tokens=5, completion_tokens=2) for _ in range(2)])
+    config = config_for(fake_vllm, output_retries=1)
+    with pytest.raises(OutputValidationError):
+        runner.chat(config, "r", "?", response_model=City)
+    with closing(sqlite3.connect(tmp_path / "spend.sqlite3")) as db:
+        rows = db.execute("SELECT prompt_tokens, completion_tokens, cost, outcome, attempts FROM calls").fetchall()
+    assert rows == [(10, 4, str(2 * usd(5, 2)), "OutputValidationError", 2)]
 
 
 def test_a_call_s_output_retries_override_the_route(runner: Runner, fake_vllm: FakeServer) -> None:

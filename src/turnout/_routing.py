@@ -224,17 +224,20 @@ class Call:
         A failed call frees what it held, except a stream cut off after content: its tokens were
         generated (and likely billed) but never reported, so the whole reservation is spent.
         """
-        if self._reservation is not None:
-            if self.spent and response is None:  # replies rejected by response_model were paid for
-                from ._structured import spent_total
+        paid: tuple[Usage, Cost | None] | None = None
+        if self.spent and response is None:  # replies rejected by response_model were paid for
+            from ._structured import spent_total, spent_usage
 
-                total = spent_total(self.spent)
-                self._reservation.commit(None if total is None else total.total)
+            paid = spent_usage(self.spent), spent_total(self.spent)
+        if self._reservation is not None:
+            if paid is not None:
+                self._reservation.commit(None if paid[1] is None else paid[1].total)
             if getattr(error, "after_content", False):
                 self._reservation.commit(None)
             self._reservation.release()
         if self.state.ledger is not None:
-            self.state.ledger.record(self.route, self.attempts, response, error, self.clock.now() - self.started)
+            latency = self.clock.now() - self.started
+            self.state.ledger.record(self.route, self.attempts, response, error, latency, paid=paid)
 
     def remaining(self) -> float:
         """Seconds left before the call's deadline (infinite without one)."""

@@ -32,7 +32,16 @@ if TYPE_CHECKING:
     from ._routing import Call
     from .provider import Provider
 
-__all__ = ["OutputCheck", "OutputRequest", "OutputSpec", "add_spent", "output_worst_case", "spent_total", "take_output"]
+__all__ = [
+    "OutputCheck",
+    "OutputRequest",
+    "OutputSpec",
+    "add_spent",
+    "output_worst_case",
+    "spent_total",
+    "spent_usage",
+    "take_output",
+]
 
 logger = logging.getLogger("turnout")
 
@@ -307,6 +316,11 @@ def spent_total(spent: list[tuple[Usage, Cost | None]]) -> Cost | None:
     """The cost of the rejected replies together (None when any is unknown)."""
     known = [cost for _, cost in spent if cost is not None]
     return _sum(known) if known and len(known) == len(spent) else None
+
+
+def spent_usage(spent: list[tuple[Usage, Cost | None]]) -> Usage:
+    """The tokens of the rejected replies together (a count is None when any reply lacks it)."""
+    return Usage(**{field: _sum_counts([getattr(u, field) for u, _ in spent]) for field in Usage.model_fields})
 
 
 def add_spent(spent: list[tuple[Usage, Cost | None]], usage: Usage, cost: Cost | None) -> tuple[Usage, Cost | None]:

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:
-    from .types import Attempt, ChatResponse
+    from .types import Attempt, ChatResponse, Cost, Usage
 
 __all__ = ["Entry", "Ledger", "LedgerConfig", "Total", "default_ledger_path", "ledger_path", "totals"]
 
@@ -107,33 +107,28 @@ class Entry:
 
 
 def _row(
-    route: str, attempts: list[Attempt], response: ChatResponse | None, error: BaseException | None, latency: float
+    route: str,
+    attempts: list[Attempt],
+    response: ChatResponse | None,
+    error: BaseException | None,
+    latency: float,
+    paid: tuple[Usage, Cost | None] | None,
 ) -> tuple[object, ...]:
     """A call's row as it waits to be written: the time as a POSIX timestamp, the cost as a Decimal."""
     last = attempts[-1] if attempts else None
     provider, model = (last.provider, last.model) if last else (None, None)
-    if response is None:
+    if response is not None:
+        usage, cost, outcome = response.usage, response.cost, "ok"
+    else:
         outcome = type(error).__name__ if error is not None else "closed"
-        return (
-            time.time(),
-            route,
-            provider,
-            model,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            latency,
-            outcome,
-            len(attempts),
-        )
-    usage, cost = response.usage, response.cost
+        if paid is None:
+            nothing = (None,) * 6  # tokens and cost
+            return (time.time(), route, provider, model, *nothing, latency, outcome, len(attempts))
+        usage, cost = paid  # failed, but replies were received (and paid for) before it did
     return (
         *(time.time(), route, provider, model, usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens),
         *(usage.reasoning_tokens, None if cost is None else cost.total, None if cost is None else cost.source),
-        *(latency, "ok", len(attempts)),
+        *(latency, outcome, len(attempts)),
     )
 
 
@@ -209,9 +204,14 @@ class Ledger:
         response: ChatResponse | None,
         error: BaseException | None,
         latency: float,
+        *,
+        paid: tuple[Usage, Cost | None] | None = None,
     ) -> None:
-        """Record a call that ended with ``response`` (or ``error``) after ``attempts``."""
-        self._add(_row(route, attempts, response, error, latency))
+        """Record a call that ended with ``response`` (or ``error``) after ``attempts``.
+
+        ``paid``: for a failed call, the tokens and cost of the replies it received and rejected.
+        """
+        self._add(_row(route, attempts, response, error, latency, paid))
 
     def _add(self, row: tuple[object, ...]) -> None:
         with self._lock:
