@@ -11,12 +11,11 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, cast
 
-from ._construct import construct
 from ._routing import Call, RouteState, Target, _label
 from .embeddings import EmbeddingRequest, EmbeddingResponse, combine, split
 from .errors import ProviderError, ResponseValidationError, TurnoutError
 from .ledger import Entry
-from .types import Attempt, Usage
+from .types import Usage
 
 if TYPE_CHECKING:
     from .policies.route import RoutePolicy
@@ -79,22 +78,7 @@ class EmbedCall(Call):
 
     def batch_done(self, provider: Provider, model: str, started: float) -> None:
         """Record one batch's successful attempt."""
-        latency = self.clock.now() - started
-        label = _label(provider, model)
-        self.attempts.append(
-            construct(
-                Attempt,
-                provider=provider.name,
-                model=model,
-                outcome="ok",
-                latency=latency,
-                status_code=None,
-                error=None,
-                skipped=False,
-            )
-        )
-        self.state.breaker(label, self.policy).record(True)
-        self.state.observe(label, latency)
+        self.record_success(provider, model, started)
 
     def done(self, provider: Provider, model: str, parts: list[EmbeddingResponse]) -> EmbeddingResponse:
         """The whole reply: batches joined, priced once on the summed usage, attempts filled in."""

@@ -354,8 +354,8 @@ class Call:
             return exc
         return self.exhausted()
 
-    def succeeded(self, provider: Provider, model: str, started: float, response: ChatResponse) -> ChatResponse:
-        """Record the successful attempt; return the reply with its cost and attempts filled in."""
+    def record_success(self, provider: Provider, model: str, started: float) -> None:
+        """Record a successful attempt that started at ``started``: its attempt, circuit and latency."""
         latency = self.clock.now() - started
         label = _label(provider, model)
         self.attempts.append(
@@ -372,6 +372,10 @@ class Call:
         )
         self.state.breaker(label, self.policy).record(True)
         self.state.observe(label, latency)
+
+    def succeeded(self, provider: Provider, model: str, started: float, response: ChatResponse) -> ChatResponse:
+        """Record the successful attempt; return the reply with its cost and attempts filled in."""
+        self.record_success(provider, model, started)
         cost = self.state.pricing.cost(provider, model, response.usage)
         update: dict[str, object] = {"attempts": list(self.attempts)}
         if self.spent:  # replies rejected by response_model before this one: paid for, so counted
