@@ -2,12 +2,11 @@
 
 Connection pools are created lazily (sync and async separately), transport failures become
 `APIConnectionError`/`APITimeoutError`, error statuses become typed errors via
-`error_from_response`, and SSE bodies are split into ``data:`` payloads.
+`error_from_response`. Streamed bodies are decoded in `._sse`.
 """
 
 from __future__ import annotations
 
-import itertools
 import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -25,7 +24,7 @@ if TYPE_CHECKING:
     from ..embeddings import EmbeddingRequest
     from ..types import ChatRequest
 
-__all__ = ["HTTPProvider", "aiter_sse_data", "iter_sse_data"]
+__all__ = ["HTTPProvider"]
 
 _USER_AGENT = f"turnout/{__version__}"
 
@@ -189,60 +188,3 @@ class HTTPProvider(Provider):
         cls = APITimeoutError if isinstance(exc, httpx2.TimeoutException) else APIConnectionError
         reason = str(exc) or type(exc).__name__
         return cls(f"{type(exc).__name__} talking to {self.base_url}: {reason}", provider=self.name, model=model)
-
-
-_AFTER_DONE = 4  # events read past a stream's last one before giving its connection up
-
-
-def finish_sse(events: Iterator[str]) -> None:
-    """Read the body to its end after the stream's last event, so its connection returns to the pool.
-
-    Leaving the body unread closes the connection: every stream would then open (and, on
-    HTTPS, handshake) a new one. A server that sends more than a few events past the last
-    one, or fails now, loses its connection instead; the stream itself is complete either way.
-    """
-    try:
-        for _ in itertools.islice(events, _AFTER_DONE):
-            pass
-    except httpx2.TransportError:
-        pass
-
-
-async def afinish_sse(events: AsyncIterator[str]) -> None:
-    """Async twin of `finish_sse`."""
-    try:
-        count = 0
-        async for _ in events:
-            count += 1
-            if count >= _AFTER_DONE:
-                break
-    except httpx2.TransportError:
-        pass
-
-
-def iter_sse_data(lines: Iterator[str]) -> Iterator[str]:
-    """Yield the ``data`` of each server-sent event (multi-line data joined with newlines)."""
-    data: list[str] = []
-    for line in lines:
-        if not line:
-            if data:
-                yield "\n".join(data)
-                data = []
-        elif line.startswith("data:"):
-            data.append(line[6:] if line.startswith("data: ") else line[5:])
-    if data:
-        yield "\n".join(data)
-
-
-async def aiter_sse_data(lines: AsyncIterator[str]) -> AsyncIterator[str]:
-    """Async twin of `iter_sse_data`."""
-    data: list[str] = []
-    async for line in lines:
-        if not line:
-            if data:
-                yield "\n".join(data)
-                data = []
-        elif line.startswith("data:"):
-            data.append(line[6:] if line.startswith("data: ") else line[5:])
-    if data:
-        yield "\n".join(data)

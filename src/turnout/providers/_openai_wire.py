@@ -28,10 +28,11 @@ from ..types import (
     tool_calls_finish,
 )
 
-__all__ = ["DONE", "build_body", "parse_chunk", "parse_completion"]
+__all__ = ["DONE", "DONE_DATA", "build_body", "parse_chunk", "parse_completion"]
 
 #: The data payload that ends an OpenAI-style stream.
 DONE = "[DONE]"
+DONE_DATA = DONE.encode()  # as `_sse` hands it out
 _REQUEST_FIELDS = (
     "temperature",
     "top_p",
@@ -206,7 +207,7 @@ def parse_completion(raw: bytes, *, provider: str, model: str, request_id: str |
     )
 
 
-def parse_chunk(data: str, *, provider: str, model: str) -> list[ChatChunk]:
+def parse_chunk(data: str | bytes, *, provider: str, model: str) -> list[ChatChunk]:
     """Decode one SSE ``data:`` payload into chunks (one per choice, plus one for usage).
 
     Raises:

@@ -21,8 +21,9 @@ from ..errors import StreamInterruptedError
 from ..types import ChatChunk, ChatRequest, ChatResponse
 from . import _embed_wire
 from ._embed_wire import Encoding
-from ._http import HTTPProvider, afinish_sse, aiter_sse_data, finish_sse, iter_sse_data
-from ._openai_wire import DONE, build_body, parse_chunk, parse_completion
+from ._http import HTTPProvider
+from ._openai_wire import DONE_DATA, build_body, parse_chunk, parse_completion
+from ._sse import afinish_sse, aiter_sse_data, finish_sse, iter_sse_data
 
 __all__ = ["OpenAIConfig", "OpenAIProvider"]
 
@@ -82,9 +83,9 @@ class OpenAIProvider(HTTPProvider):
         """Stream a chat completion; raise `StreamInterruptedError` if it ends before ``[DONE]``."""
         with self.post_stream(_CHAT_PATH, self._body(model, request, stream=True), request, model) as response:
             try:
-                events = iter_sse_data(response.iter_lines())
+                events = iter_sse_data(response.iter_bytes())
                 for data in events:
-                    if data == DONE:
+                    if data == DONE_DATA:
                         finish_sse(events)
                         return
                     yield from parse_chunk(data, provider=self.name, model=model)
@@ -97,9 +98,9 @@ class OpenAIProvider(HTTPProvider):
         body = self._body(model, request, stream=True)
         async with self.apost_stream(_CHAT_PATH, body, request, model) as response:
             try:
-                events = aiter_sse_data(response.aiter_lines())
+                events = aiter_sse_data(response.aiter_bytes())
                 async for data in events:
-                    if data == DONE:
+                    if data == DONE_DATA:
                         await afinish_sse(events)
                         return
                     for chunk in parse_chunk(data, provider=self.name, model=model):
