@@ -14,8 +14,6 @@ from typing import TYPE_CHECKING, cast
 from ._routing import Call, RouteState, Target, _label
 from .embeddings import EmbeddingRequest, EmbeddingResponse, combine, split
 from .errors import ProviderError, ResponseValidationError, TurnoutError
-from .ledger import Entry
-from .types import Usage
 
 if TYPE_CHECKING:
     from .policies.route import RoutePolicy
@@ -67,19 +65,6 @@ class EmbedCall(Call):
             highs.append(high.total)
         self._reservation = budgets.reserve(self.route, max(highs))
 
-    def for_attempt(self, batch: EmbeddingRequest) -> EmbeddingRequest:
-        """The batch to send now: its network timeout shortened to the time left before the deadline."""
-        if self.policy.deadline is None:
-            return batch
-        left = max(self.remaining(), 0.001)
-        if batch.timeout is not None and batch.timeout <= left:
-            return batch
-        return batch.model_copy(update={"timeout": left})
-
-    def batch_done(self, provider: Provider, model: str, started: float) -> None:
-        """Record one batch's successful attempt."""
-        self.record_success(provider, model, started)
-
     def done(self, provider: Provider, model: str, parts: list[EmbeddingResponse]) -> EmbeddingResponse:
         """The whole reply: batches joined, priced once on the summed usage, attempts filled in."""
         joined = combine(parts, provider.name, model)
@@ -89,34 +74,6 @@ class EmbedCall(Call):
         if self._reservation is not None:
             self._reservation.commit(None if cost is None else cost.total)
         return joined.model_copy(update={"cost": cost, "attempts": list(self.attempts)})
-
-    def settle(self, response: EmbeddingResponse | None, error: BaseException | None) -> None:
-        """Release the budget hold and append the call to the ledger."""
-        if self._reservation is not None:
-            self._reservation.release()
-        ledger = self.state.ledger
-        if ledger is None:
-            return
-        last = self.attempts[-1] if self.attempts else None
-        usage = response.usage if response is not None else Usage()
-        cost = response.cost if response is not None else None
-        outcome = "ok" if response is not None else type(error).__name__ if error is not None else "closed"
-        ledger.append(
-            Entry(
-                alias=self.route,
-                provider=last.provider if last else None,
-                model=last.model if last else None,
-                prompt_tokens=usage.prompt_tokens,
-                completion_tokens=usage.completion_tokens,
-                cached_tokens=None,
-                reasoning_tokens=None,
-                cost=None if cost is None else cost.total,
-                cost_source=None if cost is None else cost.source,
-                latency=self.clock.now() - self.started,
-                outcome=outcome,
-                attempts=len(self.attempts),
-            )
-        )
 
 
 def embed(call: EmbedCall) -> EmbeddingResponse:
@@ -141,7 +98,7 @@ def embed(call: EmbedCall) -> EmbeddingResponse:
         error = exc
         raise
     finally:
-        call.settle(response, error)
+        call.finish(response, error)
 
 
 async def aembed(call: EmbedCall) -> EmbeddingResponse:
@@ -162,7 +119,7 @@ async def aembed(call: EmbedCall) -> EmbeddingResponse:
         error = exc
         raise
     finally:
-        call.settle(response, error)
+        call.finish(response, error)
 
 
 def _failed(call: EmbedCall, provider: Provider, model: str, exc: ProviderError, position: int, blocked: bool) -> None:
@@ -207,14 +164,14 @@ def _send(call: EmbedCall, provider: Provider, model: str, batch: EmbeddingReque
     while True:
         started = call.clock.now()
         try:
-            response = provider.embed(model, call.for_attempt(batch))
+            response = provider.embed(model, call.in_time(batch))
             _check_count(provider, model, batch, response)
         except ProviderError as exc:
             call.attempt_failed(provider, model, exc, started)
             retries = retries or call.retries(provider, model)
             call.clock.sleep(retries.after(exc))  # re-raises exc when no retry is due
             continue
-        call.batch_done(provider, model, started)
+        call.record_success(provider, model, started)
         return response
 
 
@@ -223,14 +180,14 @@ async def _asend(call: EmbedCall, provider: Provider, model: str, batch: Embeddi
     while True:
         started = call.clock.now()
         try:
-            response = await provider.aembed(model, call.for_attempt(batch))
+            response = await provider.aembed(model, call.in_time(batch))
             _check_count(provider, model, batch, response)
         except ProviderError as exc:
             call.attempt_failed(provider, model, exc, started)
             retries = retries or call.retries(provider, model)
             await call.clock.asleep(retries.after(exc))
             continue
-        call.batch_done(provider, model, started)
+        call.record_success(provider, model, started)
         return response
 
 

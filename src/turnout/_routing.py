@@ -11,7 +11,7 @@ import logging
 import random
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from tenacity import DoSleep, RetryCallState, Retrying
 
@@ -40,6 +40,7 @@ from .types import Attempt, ChatRequest, ChatResponse, Cost, Usage
 if TYPE_CHECKING:
     from ._structured import OutputRequest
     from .budget import Budgets, Reservation
+    from .embeddings import EmbeddingRequest, EmbeddingResponse
     from .ledger import Ledger
     from .pricing import Pricing
     from .provider import Provider
@@ -48,6 +49,7 @@ __all__ = ["Call", "RouteState", "Target", "should_fall_back"]
 
 logger = logging.getLogger("turnout")
 Target = tuple["Provider", str]
+R = TypeVar("R", "ChatRequest", "EmbeddingRequest")
 
 _FALLBACK_CLASSES: dict[FallbackOn, type[ProviderError]] = {
     "context_window": ContextWindowExceededError,
@@ -64,10 +66,10 @@ _EWMA_WEIGHT = 0.2
 
 def should_fall_back(exc: ProviderError, fallback_on: list[FallbackOn]) -> bool:
     """Whether ``exc`` (after its target's retries) sends the call on to the next target."""
-    if "retryable" in fallback_on and exc.retryable and not getattr(exc, "after_content", False):
-        return True
     if getattr(exc, "after_content", False):  # content reached the caller: never re-routed
         return False
+    if "retryable" in fallback_on and exc.retryable:
+        return True
     return any(isinstance(exc, _FALLBACK_CLASSES[name]) for name in fallback_on if name in _FALLBACK_CLASSES)
 
 
@@ -218,7 +220,7 @@ class Call:
                 raise budgets.unbounded(self.route, str(exc)) from None
             self._reservation = budgets.reserve(self.route, amount)
 
-    def finish(self, response: ChatResponse | None, error: BaseException | None) -> None:
+    def finish(self, response: ChatResponse | EmbeddingResponse | None, error: BaseException | None) -> None:
         """Settle the budget and append the call to the ledger.
 
         A failed call frees what it held, except a stream cut off after content: its tokens were
@@ -245,12 +247,16 @@ class Call:
 
     def request_for_attempt(self) -> ChatRequest:
         """The request to send now: its network timeout shortened to the time left, if there is a deadline."""
+        return self.in_time(self.request)
+
+    def in_time(self, request: R) -> R:
+        """``request`` with its network timeout shortened to the time left, if the call has a deadline."""
         if self._deadline is None:
-            return self.request
+            return request
         left = max(self.remaining(), 0.001)
-        if self.request.timeout is not None and self.request.timeout <= left:
-            return self.request
-        return self.request.model_copy(update={"timeout": left})
+        if request.timeout is not None and request.timeout <= left:
+            return request
+        return request.model_copy(update={"timeout": left})
 
     def gate(self, provider: Provider, model: str) -> CircuitOpenError | None:
         """Why this target must be skipped before sending (an open circuit, the deadline), or None."""

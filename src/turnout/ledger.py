@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:
+    from .embeddings import EmbeddingResponse
     from .types import Attempt, ChatResponse, Cost, Usage
 
 __all__ = ["Entry", "Ledger", "LedgerConfig", "Total", "default_ledger_path", "ledger_path", "totals"]
@@ -109,7 +110,7 @@ class Entry:
 def _row(
     route: str,
     attempts: list[Attempt],
-    response: ChatResponse | None,
+    response: ChatResponse | EmbeddingResponse | None,
     error: BaseException | None,
     latency: float,
     paid: tuple[Usage, Cost | None] | None,
@@ -201,7 +202,7 @@ class Ledger:
         self,
         route: str,
         attempts: list[Attempt],
-        response: ChatResponse | None,
+        response: ChatResponse | EmbeddingResponse | None,
         error: BaseException | None,
         latency: float,
         *,

@@ -1,0 +1,207 @@
+"""What `Client` and `AsyncClient` share: configuration, routes and argument checks (no I/O)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal, Self
+
+from pydantic import BaseModel, ValidationError
+from typing_extensions import TypeVar
+
+from ._embed_run import EmbedCall
+from ._routing import Call, RouteState, Target
+from ._structured import take_output
+from .budget import Budget, Budgets
+from .config import Config, find_config_file, load_config, split_target
+from .embeddings import EmbeddingRequest
+from .errors import ConfigError, InvalidArgumentError
+from .ledger import Ledger, ledger_path
+from .policies.breaker import TargetHealth
+from .policies.clock import Clock, SystemClock
+from .policies.route import RoutePolicy
+from .pricing import Pricing
+from .provider import Provider
+from .types import ChatRequest, JSONObject, Message, MessageInput, normalize_messages
+
+__all__ = ["BaseClient", "ConfigInput", "Messages", "ModelT", "ToolChoice", "call_options"]
+
+ConfigInput = Config | Mapping[str, Any] | str | os.PathLike[str] | None
+Messages = str | Sequence[MessageInput]
+ToolChoice = Literal["none", "auto", "required"] | JSONObject
+ModelT = TypeVar("ModelT", bound=BaseModel, default=Any)
+"""A call's ``response_model``: ``reply.parsed`` has its type (``Any`` without one)."""
+
+
+class BaseClient:
+    """Configuration, routing and argument checking shared by both clients."""
+
+    def __init__(self, config: ConfigInput = None, *, clock: Clock | None = None, budget: Budget | None = None) -> None:
+        """Create a client.
+
+        Args:
+            config: a `Config`, a dict of the same shape, a path to a TOML file, or None to use
+                ``$TURNOUT_CONFIG`` or ``./turnout.toml``.
+            clock: where retries and deadlines read the time and sleep (tests pass a fake one).
+            budget: a spending limit on every call (replaces the config's ``[budget]``).
+        """
+        self.config = _resolve_config(config)
+        self._pricing = Pricing(self.config.prices)
+        self._providers: dict[str, Provider] = {}
+        self._routes: dict[str, tuple[list[Target], RoutePolicy]] = {}  # model argument -> its route
+        self.budgets = _budgets(self.config, budget)
+        path = ledger_path(self.config.ledger)
+        self._ledger = None if path is None else Ledger(path)
+        self._state = RouteState(clock or SystemClock(), self._pricing, self.budgets, self._ledger)
+
+    def health(self) -> list[TargetHealth]:
+        """The circuit of every target used so far: state, reason and seconds until a retry."""
+        return self._state.health()
+
+    @classmethod
+    def from_config(cls, path: str | os.PathLike[str]) -> Self:
+        """Create a client from a turnout.toml file.
+
+        Raises:
+            ConfigError: the file is missing or invalid (the message names the key and the fix).
+        """
+        return cls(config=load_config(path))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(providers={sorted(self.config.providers)}, models={sorted(self.config.models)})"
+
+    def provider(self, name: str) -> Provider:
+        """The configured provider called ``name`` (created on first use).
+
+        Raises:
+            ConfigError: no provider has that name, or its settings cannot be used.
+        """
+        found = self._providers.get(name)
+        if found is None:
+            config = self.config.providers.get(name)
+            if config is None:
+                known = ", ".join(sorted(self.config.providers)) or "none"
+                raise ConfigError(f"no provider named {name!r} is configured (configured: {known}).")
+            from .providers import provider_class
+
+            found = provider_class(config.type)(name, config)
+            self._providers[name] = found
+        return found
+
+    def targets(self, model: str) -> list[tuple[str, str]]:
+        """The ``(provider, model id)`` pairs a ``model`` argument routes to, in order.
+
+        Raises:
+            ConfigError: ``model`` is neither an alias in ``[models]`` nor ``"<provider>:<model-id>"``
+                with a configured provider.
+        """
+        route = self.config.models.get(model)
+        if route is not None:
+            return [split_target(t) for t in route.targets]
+        provider, sep, model_id = model.partition(":")
+        if sep and model_id and provider in self.config.providers:
+            return [(provider, model_id)]
+        aliases = ", ".join(sorted(self.config.models)) or "none"
+        providers = ", ".join(sorted(self.config.providers)) or "none"
+        raise ConfigError(
+            f"model {model!r} is neither an alias in [models] (aliases: {aliases}) nor "
+            f"'<provider>:<model-id>' with a configured provider (providers: {providers})."
+        )
+
+    def _request(self, messages: Messages, options: dict[str, Any]) -> ChatRequest:
+        if options.get("tools"):
+            from .tools import tool_definitions
+
+            options["tools"] = tool_definitions(options["tools"])
+        try:
+            return ChatRequest(
+                messages=normalize_messages(messages if isinstance(messages, str) else list(messages)),
+                **options,
+            )
+        except (ValidationError, ValueError) as exc:
+            raise InvalidArgumentError(_describe_arguments(exc)) from None
+
+    def _plan(self, model: str, messages: Messages, options: dict[str, Any]) -> Call:
+        output = take_output(options)  # response_model -> response_format
+        request = self._request(messages, options)
+        targets, policy = self._route(model)
+        if request.provider_options:
+            from ._provider_options import check_route
+
+            check_route(model, request, targets)
+        if request.tools or request.tool_choice is not None:
+            from ._tool_run import capable_targets
+
+            capable, skipped = capable_targets(targets, request)
+            call = Call(model, policy, request, capable, self._state, output)
+            call.attempts.extend(skipped)
+            return call
+        return Call(model, policy, request, targets, self._state, output)
+
+    def _route(self, model: str) -> tuple[list[Target], RoutePolicy]:
+        """The targets and policy of a ``model`` argument (resolved once: the config is frozen)."""
+        route = self._routes.get(model)
+        if route is None:
+            targets = [(self.provider(p), m) for p, m in self.targets(model)]
+            route = self._routes[model] = (targets, self.config.policy(model))
+        return route
+
+    def _plan_embed(self, model: str, texts: str | Sequence[str], options: dict[str, Any]) -> EmbedCall:
+        batch_size = options.pop("batch_size", None)
+        options.pop("input", None)  # passed as ``texts``
+        try:
+            request = EmbeddingRequest(input=[texts] if isinstance(texts, str) else list(texts), **options)
+            if batch_size is not None and batch_size < 1:
+                raise ValueError(f"batch_size must be at least 1, not {batch_size}")
+        except (ValidationError, ValueError) as exc:
+            raise InvalidArgumentError(_describe_arguments(exc)) from None
+        targets, policy = self._route(model)
+        return EmbedCall(model, policy, request, targets, self._state, batch_size)
+
+    def _tool_run_args(self, messages: Messages, arguments: dict[str, Any]) -> tuple[list[Message], dict[str, Any]]:
+        """The normalised messages and the chat options (those set) among a `run_tools` call's arguments."""
+        options = {k: v for k, v in arguments.items() if k not in _NOT_TOOL_OPTIONS and v is not None}
+        return self._request(messages, {}).messages, options
+
+
+_NOT_OPTIONS = frozenset({"self", "model", "messages"})
+
+
+def call_options(arguments: dict[str, Any]) -> dict[str, Any]:
+    """The request options among a method's arguments (those the caller set)."""
+    return {k: v for k, v in arguments.items() if k not in _NOT_OPTIONS and v is not None}
+
+
+_NOT_TOOL_OPTIONS = _NOT_OPTIONS | {"tools", "max_rounds", "on_error"}
+
+
+def _budgets(config: Config, budget: Budget | None) -> Budgets | None:
+    client = budget or config.budget
+    aliases = {alias: route.budget for alias, route in config.models.items() if route.budget is not None}
+    return Budgets(client, aliases) if client is not None or aliases else None
+
+
+def _resolve_config(config: ConfigInput) -> Config:
+    if isinstance(config, Config):
+        return config
+    if isinstance(config, Mapping):
+        return Config.from_dict(config)
+    if config is not None:
+        return load_config(config)
+    found = find_config_file()
+    if found is None:
+        raise ConfigError(
+            "no configuration: pass config=... (a path, a dict or a Config), create ./turnout.toml, "
+            "or set TURNOUT_CONFIG to a config file's path."
+        )
+    return load_config(found)
+
+
+def _describe_arguments(exc: ValidationError | ValueError) -> str:
+    if not isinstance(exc, ValidationError):
+        return f"invalid argument: {exc}"
+    parts = []
+    for error in exc.errors(include_input=False, include_url=False):
+        loc = ".".join(str(p) for p in error["loc"])
+        parts.append(f"{loc}: {error['msg']}")
+    return "invalid arguments: " + "; ".join(parts)
