@@ -16,7 +16,16 @@ from turnout.types import Attempt, ChatChunk, ChatResponse, Choice, Cost, Usage
 
 FULL: list[tuple[type[BaseModel], dict[str, Any]]] = [
     (ChatChunk, {"text": "hi", "index": 0, "finish_reason": None, "tool_calls": [], "usage": None, "model": "m"}),
-    (Cost, {"input": Decimal("0.1"), "output": Decimal("0.2"), "total": Decimal("0.3"), "source": "config"}),
+    (
+        Cost,
+        {
+            "input": Decimal("0.1"),
+            "output": Decimal("0.2"),
+            "total": Decimal("0.3"),
+            "source": "config",
+            "estimated": False,
+        },
+    ),
     (
         Attempt,
         {
@@ -31,7 +40,14 @@ FULL: list[tuple[type[BaseModel], dict[str, Any]]] = [
     ),
     (
         Usage,
-        {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7, "cached_tokens": None, "reasoning_tokens": 0},
+        {
+            "prompt_tokens": 3,
+            "completion_tokens": 4,
+            "total_tokens": 7,
+            "cached_tokens": None,
+            "reasoning_tokens": 0,
+            "estimated": False,
+        },
     ),
 ]
 
@@ -52,7 +68,7 @@ def test_every_field_in_order_skips_model_construct(monkeypatch: pytest.MonkeyPa
         raise AssertionError("the fast path was not taken")
 
     monkeypatch.setattr(Cost, "model_construct", refuse)
-    cost = construct(Cost, input=Decimal(1), output=Decimal(2), total=Decimal(3), source="config")
+    cost = construct(Cost, input=Decimal(1), output=Decimal(2), total=Decimal(3), source="config", estimated=False)
     assert cost.total == Decimal(3)
 
 

@@ -59,3 +59,30 @@ def test_sync_and_async_clients_have_the_same_methods_and_signatures() -> None:
     for name in ("chat", "stream", "run_tools"):
         assert sync[name].parameters == asyn[name].parameters, name
     assert inspect.iscoroutinefunction(AsyncClient.chat) and not inspect.iscoroutinefunction(AsyncClient.stream)
+
+
+def test_type_checking_imports_match_the_table() -> None:
+    """Type checkers see each public name from the module the lazy table loads it from (no `Any`)."""
+    import ast
+
+    tree = ast.parse(Path(turnout.__file__).read_text())
+    block = next(n for n in tree.body if isinstance(n, ast.If) and getattr(n.test, "id", "") == "TYPE_CHECKING")
+    seen = {
+        alias.name: (node.module or "").lstrip(".")
+        for node in block.body
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+    }
+    assert seen == turnout._LOCATION
+
+
+def test_events_and_health_are_public() -> None:
+    from turnout.events import CallFinished
+    from turnout.policies.breaker import TargetHealth
+
+    assert turnout.CallFinished is CallFinished and turnout.events.CallFinished is CallFinished
+    assert turnout.TargetHealth is TargetHealth
+
+
+def test_all_is_the_table() -> None:
+    assert turnout.__all__ == sorted([*turnout._LOCATION, "__version__"])

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
         AuthenticationError,
         BadRequestError,
         BudgetExceededError,
+        CircuitOpenError,
         ConfigError,
         ContextWindowExceededError,
         EmbeddingsNotSupportedError,
@@ -52,7 +53,9 @@ if TYPE_CHECKING:
         TurnoutError,
         UnsupportedFeatureError,
     )
+    from .events import AttemptFinished, AttemptStarted, CallFinished, StreamAbandoned
     from .options import ProviderOptions, TGIGrammar, TGIOptions, VLLMOptions, VLLMStructuredOutputs
+    from .policies.breaker import TargetHealth
     from .pricing import CostUnknownWarning
     from .provider import Provider
     from .streaming import AsyncChatStream, ChatStream
@@ -79,11 +82,14 @@ __all__ = [
     "AsyncChatStream",
     "AsyncClient",
     "Attempt",
+    "AttemptFinished",
+    "AttemptStarted",
     "AuthenticationError",
     "BadRequestError",
     "Budget",
     "BudgetExceededError",
     "BudgetStatus",
+    "CallFinished",
     "ChatChunk",
     "ChatRequest",
     "ChatResponse",
@@ -115,10 +121,12 @@ __all__ = [
     "RateLimitError",
     "ResponseValidationError",
     "ServerError",
+    "StreamAbandoned",
     "StreamInterruptedError",
     "TGIGrammar",
     "TGIOptions",
     "TargetEstimate",
+    "TargetHealth",
     "Tool",
     "ToolArgumentsError",
     "ToolCall",
@@ -169,7 +177,9 @@ _HOMES = {
         "TurnoutError",
         "UnsupportedFeatureError",
     ),
+    "events": ("AttemptFinished", "AttemptStarted", "CallFinished", "StreamAbandoned"),
     "options": ("ProviderOptions", "TGIGrammar", "TGIOptions", "VLLMOptions", "VLLMStructuredOutputs"),
+    "policies.breaker": ("TargetHealth",),
     "pricing": ("CostUnknownWarning",),
     "provider": ("Provider",),
     "streaming": ("AsyncChatStream", "ChatStream"),
@@ -189,12 +199,18 @@ _HOMES = {
         "Usage",
     ),
 }
+"""The public names and the module each lives in: the one table. tests/test_exports.py checks that
+``__all__`` and the ``TYPE_CHECKING`` imports above say exactly the same (type checkers need both
+written out)."""
 _LOCATION = {name: module for module, names in _HOMES.items() for name in names}
+_SUBMODULES = frozenset({"events", "testing"})
 
 
 def __getattr__(name: str) -> Any:
     module = _LOCATION.get(name)
     if module is None:
+        if name in _SUBMODULES:  # `turnout.events.CallFinished` without importing turnout.events first
+            return importlib.import_module(f"turnout.{name}")
         raise AttributeError(f"module 'turnout' has no attribute {name!r}")
     value = getattr(importlib.import_module(f"turnout.{module}"), name)
     globals()[name] = value

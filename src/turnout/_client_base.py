@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ValidationError
 from typing_extensions import TypeVar
 
-from ._embed_run import EmbedCall
-from ._routing import Call, RouteState, Target
-from ._structured import take_output
+from ._structured import OutputHook, take_output
 from .budget import Budget, Budgets
 from .config import Config, find_config_file, load_config, split_target
 from .embeddings import EmbeddingRequest
+from .engine import CallHook, ChatCall, EmbedCall, RouteState, Target
+from .engine.events import E
 from .errors import ConfigError, InvalidArgumentError
 from .ledger import Ledger, ledger_path
 from .policies.breaker import TargetHealth
@@ -53,6 +53,20 @@ class BaseClient:
         path = ledger_path(self.config.ledger)
         self._ledger = None if path is None else Ledger(path)
         self._state = RouteState(clock or SystemClock(), self._pricing, self.budgets, self._ledger)
+
+    def on(self, event: type[E], callback: Callable[[E], object]) -> None:
+        """Call ``callback(event)`` for every event of that type from this client's calls.
+
+        Events (`turnout.events`): `AttemptStarted`, `AttemptFinished`, `StreamAbandoned`,
+        `CallFinished`. Callbacks run on the calling thread (the event loop's, for `AsyncClient`),
+        so keep them quick; an exception in one is logged and never reaches the call.
+
+        Example:
+            ```python
+            client.on(turnout.events.CallFinished, lambda e: print(e.route, e.cost))
+            ```
+        """
+        self._state.events.subscribe(event, callback)
 
     def health(self) -> list[TargetHealth]:
         """The circuit of every target used so far: state, reason and seconds until a retry."""
@@ -121,22 +135,24 @@ class BaseClient:
         except (ValidationError, ValueError) as exc:
             raise InvalidArgumentError(_describe_arguments(exc)) from None
 
-    def _plan(self, model: str, messages: Messages, options: dict[str, Any]) -> Call:
+    def _plan(self, model: str, messages: Messages, options: dict[str, Any]) -> ChatCall:
         output = take_output(options)  # response_model -> response_format
         request = self._request(messages, options)
         targets, policy = self._route(model)
+        hooks: list[CallHook] = [] if output is None else [OutputHook(output)]
         if request.provider_options:
-            from ._provider_options import check_route
+            from ._provider_options import OptionsHook, check_route
 
             check_route(model, request, targets)
+            hooks.append(OptionsHook())
         if request.tools or request.tool_choice is not None:
             from ._tool_run import capable_targets
 
             capable, skipped = capable_targets(targets, request)
-            call = Call(model, policy, request, capable, self._state, output)
+            call = ChatCall(model, policy, request, capable, self._state, hooks)
             call.attempts.extend(skipped)
             return call
-        return Call(model, policy, request, targets, self._state, output)
+        return ChatCall(model, policy, request, targets, self._state, hooks)
 
     def _route(self, model: str) -> tuple[list[Target], RoutePolicy]:
         """The targets and policy of a ``model`` argument (resolved once: the config is frozen)."""

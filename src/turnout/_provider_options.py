@@ -11,14 +11,16 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from .engine.hooks import CallHook
 from .errors import UnsupportedFeatureError
 from .options import ProviderOptions
 
 if TYPE_CHECKING:
+    from .engine import Call
     from .provider import Provider
-    from .types import ChatRequest
+    from .types import ChatRequest, ChatResponse
 
-__all__ = ["check_route", "not_applied", "resolve"]
+__all__ = ["OptionsHook", "check_route", "not_applied", "resolve"]
 
 logger = logging.getLogger("turnout")
 
@@ -87,3 +89,14 @@ def not_applied(provider: Provider, model: str, request: ChatRequest) -> str | N
     )
     logger.debug("%s", message)
     return message
+
+
+class OptionsHook(CallHook):
+    """Plugs ``provider_options`` into a call: a reply from a target that applied none of them says so."""
+
+    def finish_reply(self, call: Call[Any, Any], provider: Provider, model: str, reply: ChatResponse) -> ChatResponse:
+        """The reply, with a warning when ``provider`` took none of the call's options."""
+        warning = not_applied(provider, model, call.request)
+        if warning is None:
+            return reply
+        return reply.model_copy(update={"warnings": [*reply.warnings, warning]})

@@ -25,23 +25,15 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
+from .engine.hooks import CallHook
 from .errors import InvalidArgumentError, OutputValidationError
-from .types import ChatRequest, ChatResponse, Cost, JSONObject, Message, Usage
+from .types import ChatRequest, ChatResponse, JSONObject, Message
 
 if TYPE_CHECKING:
-    from ._routing import Call
+    from .engine import Call
     from .provider import Provider
 
-__all__ = [
-    "OutputCheck",
-    "OutputRequest",
-    "OutputSpec",
-    "add_spent",
-    "output_worst_case",
-    "spent_total",
-    "spent_usage",
-    "take_output",
-]
+__all__ = ["OutputCheck", "OutputHook", "OutputRequest", "OutputSpec", "output_worst_case", "take_output"]
 
 logger = logging.getLogger("turnout")
 
@@ -195,19 +187,35 @@ def take_output(options: dict[str, Any]) -> OutputRequest | None:
     return OutputRequest(spec, retries)
 
 
+class OutputHook(CallHook):
+    """Plugs ``response_model`` into a call: its budget hold (re-asks included) and a check per target."""
+
+    def __init__(self, output: OutputRequest) -> None:
+        self.output = output
+
+    def worst_case(self, call: Call[Any, Any]) -> Decimal:
+        """The most the call could cost, re-asks included (see `output_worst_case`).
+
+        Raises:
+            ValueError: without ``max_tokens``, or without a price for a target.
+        """
+        return output_worst_case(call, self.output)
+
+    def check(self, call: Call[Any, Any], provider: Provider, model: str) -> OutputCheck:
+        """A fresh check of ``provider``'s replies, with the route's (or the call's) re-asks."""
+        return OutputCheck(call, provider, model, self.output)
+
+
 class OutputCheck:
     """One target's replies checked against the call's ``response_model``, with the re-asks a bad one gets."""
 
-    def __init__(self, call: Call, provider: Provider, model: str) -> None:
-        output = call.output
-        assert output is not None, "OutputCheck needs a call with response_model"
+    def __init__(self, call: Call[Any, Any], provider: Provider, model: str, output: OutputRequest) -> None:
         self._call, self._provider, self._model, self._spec = call, provider, model, output.spec
         self._left = output.retries if output.retries is not None else call.policy.output_retries
         self._turns: list[Message] = []
 
-    def request(self) -> ChatRequest:
+    def request(self, request: ChatRequest) -> ChatRequest:
         """The request to send now: the call's, plus each rejected reply and what was wrong with it."""
-        request = self._call.request_for_attempt()
         if not self._turns:
             return request
         return request.model_copy(update={"messages": [*request.messages, *self._turns]})
@@ -247,7 +255,7 @@ class OutputCheck:
         """Price the rejected reply (it was paid for), record it as an attempt, and build the error."""
         call = self._call
         cost = call.state.pricing.cost(self._provider, self._model, response.usage)
-        call.spent.append((response.usage, cost))
+        call.paid.append((response.usage, cost))
         errors = exc.errors(include_url=False, include_input=False)
         cut = " (the reply stopped at max_tokens: raise max_tokens)" if response.finish_reason == "length" else ""
         error = OutputValidationError(
@@ -279,7 +287,7 @@ def _ask(exc: ValidationError) -> str:
     )
 
 
-def output_worst_case(call: Call) -> Decimal:
+def output_worst_case(call: Call[Any, Any], output: OutputRequest) -> Decimal:
     """The most a call with ``response_model`` could cost, re-asks included (for budgets; no I/O).
 
     Each re-ask's prompt grows by the rejected reply (at most ``max_tokens``) and the feedback
@@ -291,9 +299,8 @@ def output_worst_case(call: Call) -> Decimal:
     """
     from ._estimate import worst_case
 
-    assert call.output is not None
     request = call.request
-    retries = call.output.retries if call.output.retries is not None else call.policy.output_retries
+    retries = output.retries if output.retries is not None else call.policy.output_retries
     grown = [
         request.model_copy(
             update={
@@ -310,36 +317,3 @@ def output_worst_case(call: Call) -> Decimal:
     if "invalid_output" in call.policy.fallback_on:
         return sum(per_target, start=Decimal(0))
     return max(per_target)
-
-
-def spent_total(spent: list[tuple[Usage, Cost | None]]) -> Cost | None:
-    """The cost of the rejected replies together (None when any is unknown)."""
-    known = [cost for _, cost in spent if cost is not None]
-    return _sum(known) if known and len(known) == len(spent) else None
-
-
-def spent_usage(spent: list[tuple[Usage, Cost | None]]) -> Usage:
-    """The tokens of the rejected replies together (a count is None when any reply lacks it)."""
-    return Usage(**{field: _sum_counts([getattr(u, field) for u, _ in spent]) for field in Usage.model_fields})
-
-
-def add_spent(spent: list[tuple[Usage, Cost | None]], usage: Usage, cost: Cost | None) -> tuple[Usage, Cost | None]:
-    """The accepted reply's usage and cost plus those of the replies rejected before it (None where any is unknown)."""
-    usages = [u for u, _ in spent] + [usage]
-    total = Usage(**{field: _sum_counts([getattr(u, field) for u in usages]) for field in Usage.model_fields})
-    costs = [c for _, c in spent] + [cost]
-    known = [c for c in costs if c is not None]
-    return total, _sum(known) if len(known) == len(costs) else None
-
-
-def _sum_counts(values: list[int | None]) -> int | None:
-    return None if any(v is None for v in values) else sum(v for v in values if v is not None)
-
-
-def _sum(costs: list[Cost]) -> Cost:
-    return Cost(
-        input=sum((c.input for c in costs), start=Decimal(0)),
-        output=sum((c.output for c in costs), start=Decimal(0)),
-        total=sum((c.total for c in costs), start=Decimal(0)),
-        source=" + ".join(dict.fromkeys(c.source for c in costs)),
-    )

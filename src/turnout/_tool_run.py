@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable, Sequence
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 import pydantic_core
@@ -23,7 +22,7 @@ from .tools import Tool, ToolInput, as_tool
 from .types import Attempt, ChatRequest, ChatResponse, Cost, Message, ToolCall, Usage
 
 if TYPE_CHECKING:
-    from ._routing import Target
+    from .engine import Target
 
 __all__ = ["OnToolError", "ToolRun", "arun", "capable_targets", "run", "tool_map"]
 
@@ -65,35 +64,12 @@ class ToolRun(BaseModel):
     @property
     def usage(self) -> Usage:
         """Token counts summed over the rounds (None where a round did not report one)."""
-        return sum_usage([r.usage for r in self.responses])
+        return Usage.sum(r.usage for r in self.responses)
 
     @property
     def cost(self) -> Cost | None:
         """What all rounds cost together; None when any round's cost is unknown."""
-        return sum_costs([r.cost for r in self.responses])
-
-
-def sum_usage(usages: Sequence[Usage]) -> Usage:
-    """Field-wise sums; a field is None when any usage lacks it."""
-    totals: dict[str, int | None] = {}
-    for field in Usage.model_fields:
-        values = [getattr(u, field) for u in usages]
-        totals[field] = None if not values or any(v is None for v in values) else sum(values)
-    return Usage(**totals)
-
-
-def sum_costs(costs: Sequence[Cost | None]) -> Cost | None:
-    """The sum of several costs, or None when any is unknown."""
-    if not costs or any(c is None for c in costs):
-        return None
-    known = [c for c in costs if c is not None]
-    sources = ", ".join(dict.fromkeys(c.source for c in known))
-    return Cost(
-        input=sum((c.input for c in known), Decimal(0)),
-        output=sum((c.output for c in known), Decimal(0)),
-        total=sum((c.total for c in known), Decimal(0)),
-        source=sources,
-    )
+        return Cost.sum(r.cost for r in self.responses)
 
 
 def capable_targets(targets: list[Target], request: ChatRequest) -> tuple[list[Target], list[Attempt]]:

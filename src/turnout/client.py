@@ -11,7 +11,7 @@ from functools import partial
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
-from . import _embed_run, _run
+from . import engine
 from ._client_base import BaseClient, Messages, ModelT, ToolChoice, call_options
 from ._estimate import CostEstimate, aestimate_target, estimate_target
 from .embeddings import EmbeddingResponse
@@ -101,7 +101,7 @@ class Client(BaseClient):
             OutputValidationError: with ``response_model``: the reply did not fit, and no re-ask
                 was left (a ``ProviderError``; routes fall back on it with ``"invalid_output"``).
         """
-        return _run.chat(self._plan(model, messages, call_options(locals())))
+        return engine.chat(self._plan(model, messages, call_options(locals())))
 
     def stream(
         self,
@@ -261,7 +261,7 @@ class Client(BaseClient):
             ProviderError: the route failed (a subclass says how).
             AllTargetsFailedError: several targets were tried and all failed.
         """
-        return _embed_run.embed(self._plan_embed(model, input, call_options(locals())))
+        return engine.embed(self._plan_embed(model, input, call_options(locals())))
 
     def close(self) -> None:
         """Close every provider's connections."""
@@ -315,7 +315,7 @@ class AsyncClient(BaseClient):
         output_retries: int | None = None,
     ) -> ChatResponse[ModelT]:
         """Async twin of `Client.chat`, with the same arguments, reply and errors."""
-        return await _run.achat(self._plan(model, messages, call_options(locals())))
+        return await engine.achat(self._plan(model, messages, call_options(locals())))
 
     def stream(
         self,
@@ -397,7 +397,7 @@ class AsyncClient(BaseClient):
         timeout: float | None = None,
     ) -> EmbeddingResponse:
         """Async twin of `Client.embed`; batches are sent concurrently (at most 4 at a time)."""
-        return await _embed_run.aembed(self._plan_embed(model, input, call_options(locals())))
+        return await engine.aembed(self._plan_embed(model, input, call_options(locals())))
 
     async def aclose(self) -> None:
         """Close every provider's connections."""

@@ -75,20 +75,12 @@ def split(request: EmbeddingRequest, batch_size: int) -> list[EmbeddingRequest]:
 def combine(parts: Sequence[EmbeddingResponse], provider: str, model: str) -> EmbeddingResponse:
     """One reply from the replies of consecutive batches: vectors concatenated, usage summed.
 
-    A count is summed only when every batch reported it; otherwise it is None.
+    A count is summed only when every batch reported it; otherwise it is None (`Usage.sum`).
     """
     if len(parts) == 1:
         return parts[0]
 
-    def total(name: str) -> int | None:
-        values = [getattr(p.usage, name) for p in parts]
-        return None if any(v is None for v in values) else sum(values)
-
-    usage = Usage(
-        prompt_tokens=total("prompt_tokens"),
-        completion_tokens=total("completion_tokens"),
-        total_tokens=total("total_tokens"),
-    )
+    usage = Usage.sum(p.usage for p in parts)
     return EmbeddingResponse(
         vectors=[v for p in parts for v in p.vectors],
         usage=usage,

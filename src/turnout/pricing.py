@@ -125,7 +125,13 @@ class Pricing:
             self._catalogue_misses.add(key)
             return None
         source = f"genai-prices {__version__} ({catalogue}/{calc.model.id})"
-        cost = Cost(input=calc.input_price, output=calc.output_price, total=calc.total_price, source=source)
+        cost = Cost(
+            input=calc.input_price,
+            output=calc.output_price,
+            total=calc.total_price,
+            source=source,
+            estimated=usage.estimated,
+        )
         fixed_price = _fixed_price(calc)
         if fixed_price is not None and _from_price(fixed_price, usage, source) == cost:  # no other charges
             self._catalogue_prices[key] = (fixed_price, source)
@@ -234,4 +240,11 @@ def _from_price(price: Price, usage: Usage, source: str | None = None) -> Cost:
         output_cost += reasoning * price.reasoning_per_million / _MILLION
     if source is None:
         source = "config" if price.usd_per_hour is None else "config (hourly)"
-    return construct(Cost, input=input_cost, output=output_cost, total=input_cost + output_cost, source=source)
+    return construct(
+        Cost,
+        input=input_cost,
+        output=output_cost,
+        total=input_cost + output_cost,
+        source=source,
+        estimated=usage.estimated,
+    )

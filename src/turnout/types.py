@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any, Generic, Literal, TypeAlias
 
@@ -223,26 +223,73 @@ class ChatRequest(_Model):
     provider_options: ProviderOptionsField = ()
 
 
+_COUNTS = ("prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens", "reasoning_tokens")
+
+
 class Usage(_Model):
-    """Token counts as the server reported them; ``None`` where it did not say."""
+    """Token counts as the server reported them; ``None`` where it did not say.
+
+    ``estimated`` is True when turnout counted the tokens itself because the server did not say
+    (a stream the caller left early). Usages add up with ``+`` or `Usage.sum`.
+    """
 
     prompt_tokens: NonNegativeInt | None = None
     completion_tokens: NonNegativeInt | None = None
     total_tokens: NonNegativeInt | None = None
     cached_tokens: NonNegativeInt | None = None
     reasoning_tokens: NonNegativeInt | None = None
+    estimated: bool = False
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage.sum((self, other))
+
+    @staticmethod
+    def sum(usages: Iterable[Usage]) -> Usage:
+        """Field-wise sums; a count is None when any usage lacks it; estimated when any is."""
+        items = list(usages)
+        totals: dict[str, Any] = {}
+        for name in _COUNTS:
+            values = [getattr(u, name) for u in items]
+            totals[name] = None if not items or None in values else sum(values)
+        return Usage(**totals, estimated=any(u.estimated for u in items))
 
 
 class Cost(_Model):
-    """What a call cost in US dollars, exactly, from the price in ``source``."""
+    """What a call cost in US dollars, exactly, from the price in ``source``.
+
+    ``estimated`` is True when the tokens it prices were counted by turnout, not the server.
+    Costs add up with ``+`` or `Cost.sum`; sources are joined with ``" + "``.
+    """
 
     input: Decimal
     output: Decimal
     total: Decimal
     source: str = Field(description="where the price came from, e.g. 'config' or 'genai-prices 0.2.3'")
+    estimated: bool = False
 
     def __str__(self) -> str:
-        return f"${_usd(self.total)} (in ${_usd(self.input)} + out ${_usd(self.output)}; {self.source})"
+        flag = ", estimated" if self.estimated else ""
+        return f"${_usd(self.total)} (in ${_usd(self.input)} + out ${_usd(self.output)}; {self.source}{flag})"
+
+    def __add__(self, other: Cost) -> Cost:
+        total = Cost.sum((self, other))
+        assert total is not None
+        return total
+
+    @staticmethod
+    def sum(costs: Iterable[Cost | None]) -> Cost | None:
+        """The sum of several costs; None when there are none or any is unknown."""
+        items = list(costs)
+        if not items or any(c is None for c in items):
+            return None
+        known = [c for c in items if c is not None]
+        return Cost(
+            input=sum((c.input for c in known), Decimal(0)),
+            output=sum((c.output for c in known), Decimal(0)),
+            total=sum((c.total for c in known), Decimal(0)),
+            source=" + ".join(dict.fromkeys(c.source for c in known)),
+            estimated=any(c.estimated for c in known),
+        )
 
 
 def _usd(value: Decimal) -> str:

@@ -1,41 +1,13 @@
-"""A retry budget: retries may add at most a fixed share of load to a target.
+"""Deprecated: the retry budget moved to `turnout.policies.retry_budget` (this alias goes in 0.3.0)."""
 
-A token bucket in the spirit of the AWS SDKs' standard retry mode and the SRE book's 10 %
-rule: every call deposits ``ratio`` tokens (up to ``burst``), every retry spends one. While a
-target is down its bucket drains and further failures go straight to fallback instead of
-multiplying the load on it.
-"""
+import warnings
 
-from __future__ import annotations
-
-import threading
+from .retry_budget import RetryBudget
 
 __all__ = ["RetryBudget"]
 
-
-class RetryBudget:
-    """Thread-safe token bucket of retries for one target."""
-
-    def __init__(self, ratio: float, burst: float) -> None:
-        self.ratio = ratio
-        self.burst = burst
-        self._tokens = burst
-        self._lock = threading.Lock()
-
-    @property
-    def tokens(self) -> float:
-        """Retries available now."""
-        return self._tokens
-
-    def deposit(self) -> None:
-        """Credit one call (its first attempt)."""
-        with self._lock:
-            self._tokens = min(self.burst, self._tokens + self.ratio)
-
-    def try_spend(self) -> bool:
-        """Take one retry from the bucket; False when it is empty."""
-        with self._lock:
-            if self._tokens >= 1:
-                self._tokens -= 1
-                return True
-            return False
+warnings.warn(
+    "turnout.policies.budget is now turnout.policies.retry_budget (the USD budgets are turnout.budget)",
+    DeprecationWarning,
+    stacklevel=2,
+)

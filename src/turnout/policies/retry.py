@@ -20,7 +20,7 @@ from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
 from ..errors import ProviderError, RateLimitError
-from .budget import RetryBudget
+from .retry_budget import RetryBudget
 
 __all__ = [
     "RetryPolicy",

@@ -149,6 +149,7 @@ def _usage(wire: _Usage | None) -> Usage:
         total_tokens=wire.total_tokens,
         cached_tokens=wire.prompt_tokens_details.cached_tokens if wire.prompt_tokens_details else None,
         reasoning_tokens=(wire.completion_tokens_details.reasoning_tokens if wire.completion_tokens_details else None),
+        estimated=False,
     )
 
 

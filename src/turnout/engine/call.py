@@ -1,0 +1,518 @@
+"""`Call`: the bookkeeping and decisions of one call along its route. No I/O here.
+
+The flow (`turnout.engine.flow`) asks a `Call` what to do at each turn (is this target open?
+retry or fall back? which error to raise?) and tells it what happened; the drivers do the I/O.
+`Call` is generic over the request it sends and the reply it returns: `ChatCall` for chat and
+streams, `EmbedCall` for embeddings (several batches to one target).
+"""
+
+from __future__ import annotations
+
+import logging
+from decimal import Decimal
+from typing import TYPE_CHECKING, Generic, TypeVar, cast
+
+from .._construct import construct
+from ..errors import (
+    AllTargetsFailedError,
+    APIConnectionError,
+    AuthenticationError,
+    BadRequestError,
+    CircuitOpenError,
+    ContextWindowExceededError,
+    NotFoundError,
+    OutputValidationError,
+    ProviderError,
+    QuotaExceededError,
+    ResponseValidationError,
+    StreamInterruptedError,
+)
+from ..policies.route import FallbackOn, RoutePolicy
+from ..types import Attempt, ChatRequest, ChatResponse, Cost, Usage
+from .events import AttemptFinished, AttemptStarted, CallFinished, StreamAbandoned
+from .state import Retries, RouteState, Target, label
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from ..budget import Reservation
+    from ..embeddings import EmbeddingRequest, EmbeddingResponse
+    from ..provider import Provider
+    from .accumulate import Accumulator
+    from .hooks import CallHook, ReplyCheck
+
+__all__ = ["Call", "ChatCall", "EmbedCall", "should_fall_back"]
+
+logger = logging.getLogger("turnout")
+RequestT = TypeVar("RequestT", bound="ChatRequest | EmbeddingRequest")
+ResponseT = TypeVar("ResponseT", bound="ChatResponse | EmbeddingResponse")
+
+_FALLBACK_CLASSES: dict[FallbackOn, type[ProviderError]] = {
+    "context_window": ContextWindowExceededError,
+    "connection": APIConnectionError,
+    "bad_request": BadRequestError,
+    "auth": AuthenticationError,
+    "not_found": NotFoundError,
+    "quota": QuotaExceededError,
+    "invalid_response": ResponseValidationError,
+    "invalid_output": OutputValidationError,
+}
+
+
+def should_fall_back(exc: ProviderError, fallback_on: list[FallbackOn]) -> bool:
+    """Whether ``exc`` (after its target's retries) sends the call on to the next target."""
+    if getattr(exc, "after_content", False):  # content reached the caller: never re-routed
+        return False
+    if "retryable" in fallback_on and exc.retryable:
+        return True
+    return any(isinstance(exc, _FALLBACK_CLASSES[name]) for name in fallback_on if name in _FALLBACK_CLASSES)
+
+
+class Call(Generic[RequestT, ResponseT]):
+    """The bookkeeping of one call across its route: attempts in order, and what to do next."""
+
+    embeds = False
+    """Whether attempts send embeddings requests (else chat)."""
+
+    def __init__(
+        self,
+        route: str,
+        policy: RoutePolicy,
+        request: RequestT,
+        targets: list[Target],
+        state: RouteState,
+        hooks: Sequence[CallHook] = (),
+    ) -> None:
+        self.route = route
+        self.policy = policy
+        self.request = request
+        self.targets = state.order(targets, policy)
+        self.state = state
+        self.clock = state.clock
+        self.hooks = hooks
+        self.attempts: list[Attempt] = []
+        self.errors: list[ProviderError] = []
+        self.started = self.clock.now()
+        self.deadline = None if policy.deadline is None else self.started + policy.deadline
+        self.paid: list[tuple[Usage, Cost | None]] = []
+        """Usage and cost of what the call paid for without returning it (rejected replies, a stream left early)."""
+        self.cost_unknown = False
+        self._hold: Reservation | None = None
+
+    # -- money ----------------------------------------------------------------------------------
+
+    def worst_case(self) -> Decimal:
+        """The most this call could cost (for budgets; no I/O).
+
+        Raises:
+            ValueError: the cost has no upper bound.
+        """
+        raise NotImplementedError
+
+    def reserve(self) -> None:
+        """Hold the call's worst-case cost against its budgets, before anything is sent.
+
+        Raises:
+            BudgetExceededError: a budget has less left than the call could cost, or the cost
+                cannot be bounded (no ``max_tokens``, or no price for a target).
+        """
+        budgets = self.state.budgets
+        if budgets is None or not budgets.applies(self.route):
+            return
+        try:
+            amount = next((a for a in (h.worst_case(self) for h in self.hooks) if a is not None), None)
+            if amount is None:
+                amount = self.worst_case()
+        except ValueError as exc:
+            raise budgets.unbounded(self.route, str(exc)) from None
+        self._hold = budgets.reserve(self.route, amount)
+
+    def finish(self, response: ResponseT | None, error: BaseException | None) -> None:
+        """Publish `CallFinished` (the budgets settle, the ledger writes its row).
+
+        A failed call spends what it paid for (rejected replies, a stream left early) and frees
+        the rest; a stream cut after content without usage spends the whole hold.
+        """
+        events = self.state.events
+        if not events.wants(CallFinished):
+            return
+        usage: Usage | None
+        cost: Cost | None
+        if response is not None:
+            usage, cost = response.usage, response.cost
+        elif self.paid:
+            usage, cost = Usage.sum(u for u, _ in self.paid), Cost.sum(c for _, c in self.paid)
+        else:
+            usage = cost = None
+        cost_unknown = response is None and (self.cost_unknown or bool(getattr(error, "after_content", False)))
+        events.publish(
+            CallFinished(
+                self.route,
+                self.attempts,
+                response,
+                error,
+                self.clock.now() - self.started,
+                usage,
+                cost,
+                cost_unknown and not self.paid,
+                self._hold,
+            )
+        )
+
+    # -- time -----------------------------------------------------------------------------------
+
+    def remaining(self) -> float:
+        """Seconds left before the call's deadline (infinite without one)."""
+        return float("inf") if self.deadline is None else self.deadline - self.clock.now()
+
+    def in_time(self, request: RequestT) -> RequestT:
+        """``request`` with its network timeout shortened to the time left, if the call has a deadline."""
+        if self.deadline is None:
+            return request
+        left = max(self.remaining(), 0.001)
+        if request.timeout is not None and request.timeout <= left:
+            return request
+        return cast("RequestT", request.model_copy(update={"timeout": left}))
+
+    # -- targets --------------------------------------------------------------------------------
+
+    def gate(self, provider: Provider, model: str) -> CircuitOpenError | None:
+        """Why this target must be skipped before sending (an open circuit, the deadline), or None."""
+        name = label(provider, model)
+        if self.remaining() <= 0:
+            return CircuitOpenError(
+                f"skipped {name}: the call's deadline has passed", provider=provider.name, model=model, retry_in=None
+            )
+        breaker = self.state.breaker(name, self.policy)
+        if breaker.allow():
+            self.state.budget(name, self.policy).deposit()
+            return None
+        return CircuitOpenError(
+            f"skipped {name}: circuit open ({breaker.health().reason})",
+            provider=provider.name,
+            model=model,
+            retry_in=breaker.retry_in(),
+        )
+
+    def needs_precheck(self) -> bool:
+        """Whether targets' context windows are checked before sending (chat, when the route says so)."""
+        return False
+
+    def recovery_wait(self) -> float | None:
+        """With ``wait_for_recovery``: seconds to wait when every target was skipped for an open circuit."""
+        if not self.policy.wait_for_recovery or not self.errors:
+            return None
+        if not all(isinstance(e, CircuitOpenError) and e.retry_in is not None for e in self.errors):
+            return None
+        wait = min(e.retry_in for e in self.errors if isinstance(e, CircuitOpenError) and e.retry_in is not None)
+        if wait >= self.remaining():
+            return None
+        logger.debug("route %s: every circuit is open; waiting %.3fs for the first probe", self.route, wait)
+        self.errors = []
+        return wait
+
+    def skipped(self, provider: Provider, model: str, exc: ProviderError, more: bool) -> BaseException | None:
+        """Record a target skipped before sending; return None to go on, else the error to raise."""
+        self._record(provider.name, model, exc, 0.0, skipped=True)
+        return self.target_failed(exc, more)
+
+    def target_failed(self, exc: ProviderError, more: bool) -> BaseException | None:
+        """After a target's last attempt: None to fall back to the next target, else the error to raise."""
+        self.errors.append(exc)
+        fall_back = more and should_fall_back(exc, self.policy.fallback_on)
+        if fall_back:
+            logger.info(
+                "route %s: %s:%s gave %s; falling back", self.route, exc.provider, exc.model, type(exc).__name__
+            )
+            return None
+        logger.debug("route %s: %s:%s gave %s; giving up", self.route, exc.provider, exc.model, type(exc).__name__)
+        if getattr(exc, "after_content", False) or more:
+            return exc
+        return self.exhausted()
+
+    def exhausted(self) -> ProviderError | AllTargetsFailedError:
+        """The error to raise when no target is left: the only one, or all of them (one per target) as a group."""
+        if len(self.errors) == 1:
+            return self.errors[0]
+        group = AllTargetsFailedError(
+            f"all {len(self.errors)} targets of {self.route!r} failed: "
+            + "; ".join(f"{e.provider}:{e.model} {type(e).__name__}" for e in self.errors),
+            self.errors,
+        )
+        group.attempts = list(self.attempts)
+        return group
+
+    # -- attempts -------------------------------------------------------------------------------
+
+    def retries(self, provider: Provider, model: str) -> Retries:
+        """The retry decisions for one target, made after its first failure (the success path skips them)."""
+        name = label(provider, model)
+        return Retries(
+            self.policy,
+            self.remaining,
+            self.state.budget(name, self.policy),
+            lambda seconds, attempt: logger.debug(
+                "route %s: retrying %s in %.3fs (attempt %d failed)", self.route, name, seconds, attempt
+            ),
+        )
+
+    def check(self, provider: Provider, model: str) -> ReplyCheck | None:
+        """A hook's check of this target's replies (``response_model``), or None."""
+        for hook in self.hooks:
+            found = hook.check(self, provider, model)
+            if found is not None:
+                return found
+        return None
+
+    def starting(self, provider: Provider, model: str) -> float:
+        """Note that an attempt starts now (an event for subscribers); return the start time."""
+        events = self.state.events
+        if events.wants(AttemptStarted):
+            events.publish(AttemptStarted(self.route, provider.name, model))
+        return self.clock.now()
+
+    def validate(self, provider: Provider, model: str, request: RequestT, reply: ResponseT) -> None:
+        """Check a reply before accepting it (raise a `ProviderError` to count the attempt as failed)."""
+
+    def attempt_failed(self, provider: Provider, model: str, exc: ProviderError, started: float) -> None:
+        """Record one failed attempt and tell the target's breaker when the failure is the target's."""
+        self._record(provider.name, model, exc, self.clock.now() - started)
+        breaker = self.state.breaker(label(provider, model), self.policy)
+        if exc.retryable or isinstance(exc, APIConnectionError):
+            breaker.record(False, type(exc).__name__)
+        else:
+            breaker.record(True)
+
+    def record_success(self, provider: Provider, model: str, started: float) -> None:
+        """Record a successful attempt that started at ``started``: its attempt, circuit and latency."""
+        latency = self.clock.now() - started
+        name = label(provider, model)
+        attempt = construct(
+            Attempt,
+            provider=provider.name,
+            model=model,
+            outcome="ok",
+            latency=latency,
+            status_code=None,
+            error=None,
+            skipped=False,
+        )
+        self.attempts.append(attempt)
+        self.state.breaker(name, self.policy).record(True)
+        self.state.observe(name, latency)
+        events = self.state.events
+        if events.wants(AttemptFinished):
+            events.publish(AttemptFinished(self.route, attempt))
+
+    def accepted(self, provider: Provider, model: str, started: float, reply: ResponseT) -> ResponseT:
+        """A target's reply is accepted: record it and return the reply the flow goes on with."""
+        raise NotImplementedError
+
+    def lost_race(self, reply: ResponseT, provider: Provider, model: str, started: float) -> ResponseT:
+        """Record the hedge's losing request (sent, dropped; a provider may still bill it)."""
+        self.attempts.append(
+            Attempt(
+                provider=provider.name,
+                model=model,
+                outcome="cancelled",
+                latency=self.clock.now() - started,
+                error="lost the hedge: another target answered first",
+            )
+        )
+        return cast("ResponseT", reply.model_copy(update={"attempts": list(self.attempts)}))
+
+    def _record(self, provider: str, model: str, exc: ProviderError, latency: float, skipped: bool = False) -> None:
+        attempt = Attempt(
+            provider=provider,
+            model=model,
+            outcome=type(exc).__name__,
+            latency=latency,
+            status_code=exc.status_code,
+            error=exc.message,
+            skipped=skipped,
+        )
+        self.attempts.append(attempt)
+        exc.attempts = list(self.attempts)
+        events = self.state.events
+        if events.wants(AttemptFinished):
+            events.publish(AttemptFinished(self.route, attempt))
+
+
+class ChatCall(Call[ChatRequest, ChatResponse]):
+    """A chat call (plain or streamed)."""
+
+    def worst_case(self) -> Decimal:
+        """The most the call could cost on any target (prompt bounded by its UTF-8 size, output by ``max_tokens``).
+
+        Raises:
+            ValueError: without ``max_tokens``, or without a price for a target.
+        """
+        from .._estimate import worst_case
+
+        return worst_case(self.state.pricing, self.targets, self.request)
+
+    def needs_precheck(self) -> bool:
+        """Whether targets' context windows are checked before sending (the route's ``precheck_context``)."""
+        return self.policy.precheck_context
+
+    def needs_token_count(self, window: int | None) -> bool:
+        """Whether the prompt might not fit ``window``, so it is worth counting exactly.
+
+        Byte-level tokenizers never make more tokens than bytes, so a prompt whose UTF-8 size
+        plus ``max_tokens`` fits the window surely fits; only bigger ones are counted.
+        """
+        if window is None:
+            return False
+        size = sum(len(str(m.content or "").encode()) + 8 for m in self.request.messages)
+        return size + (self.request.max_tokens or 0) > window
+
+    def context_problem(
+        self, provider: Provider, model: str, window: int, prompt_tokens: int | None
+    ) -> ContextWindowExceededError | None:
+        """The reason to skip a target whose window cannot hold the prompt plus ``max_tokens``, or None."""
+        if prompt_tokens is None:
+            return None
+        wanted = prompt_tokens + (self.request.max_tokens or 1)
+        if wanted <= window:
+            return None
+        return ContextWindowExceededError(
+            f"skipped before sending: the prompt is {prompt_tokens} tokens and max_tokens is "
+            f"{self.request.max_tokens or 0}, more than the {window}-token context window",
+            provider=provider.name,
+            model=model,
+        )
+
+    def accepted(self, provider: Provider, model: str, started: float, reply: ChatResponse) -> ChatResponse:
+        """Record the successful attempt; return the reply with its cost and attempts filled in."""
+        self.record_success(provider, model, started)
+        cost = self.state.pricing.cost(provider, model, reply.usage)
+        update: dict[str, object] = {"attempts": list(self.attempts)}
+        if self.paid:  # replies rejected by response_model before this one: paid for, so counted
+            update["usage"] = Usage.sum([*(u for u, _ in self.paid), reply.usage])
+            cost = Cost.sum([*(c for _, c in self.paid), cost])
+        update["cost"] = cost
+        finished = construct(type(reply), **{**reply.__dict__, **update})
+        for hook in self.hooks:
+            finished = hook.finish_reply(self, provider, model, finished)
+        return finished
+
+    def interrupted(self, exc: ProviderError, partial_text: str) -> StreamInterruptedError:
+        """The error for a stream that failed after content was delivered (never retried or re-routed)."""
+        if isinstance(exc, StreamInterruptedError):
+            wrapped = exc
+            wrapped.partial_text = partial_text
+        else:
+            wrapped = StreamInterruptedError(
+                f"stream failed after content was delivered: {exc.message}",
+                partial_text=partial_text,
+                provider=exc.provider,
+                model=exc.model,
+                status_code=exc.status_code,
+                request_id=exc.request_id,
+            )
+            wrapped.__cause__ = exc
+        wrapped.after_content = True
+        wrapped.attempts = exc.attempts
+        return wrapped
+
+    def stream_cut(self, provider: Provider, model: str, acc: Accumulator) -> None:
+        """A stream failed after content: what was generated is paid for (the server's usage, else unknown)."""
+        if acc.usage is not None:
+            self.paid.append((acc.usage, self.state.pricing.cost(provider, model, acc.usage)))
+        else:
+            self.cost_unknown = True
+
+    def abandoned(self, provider: Provider, model: str, acc: Accumulator, started: float) -> None:
+        """The caller left the stream: record the attempt and what it cost (estimated when the server did not say)."""
+        from .._estimate import heuristic_tokens
+
+        self.attempts.append(
+            Attempt(
+                provider=provider.name,
+                model=model,
+                outcome="abandoned",
+                latency=self.clock.now() - started,
+                error="the caller stopped reading the stream",
+            )
+        )
+        usage = acc.usage
+        if usage is None:
+            prompt, _ = heuristic_tokens(self.request)
+            completion = -(-len(acc.delivered_text().encode()) // 4)  # ~4 bytes a token (OpenAI's rule of thumb)
+            usage = Usage(
+                prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion, estimated=True
+            )
+        cost = self.state.pricing.cost(provider, model, usage)  # estimated when the usage is
+        self.paid.append((usage, cost))
+        if cost is None:
+            self.cost_unknown = True
+        events = self.state.events
+        if events.wants(StreamAbandoned):
+            events.publish(StreamAbandoned(self.route, provider.name, model, usage, cost))
+
+
+class EmbedCall(Call["EmbeddingRequest", "EmbeddingResponse"]):
+    """An embeddings call: the input split into batches, all sent to one target."""
+
+    embeds = True
+
+    def __init__(
+        self,
+        route: str,
+        policy: RoutePolicy,
+        request: EmbeddingRequest,
+        targets: list[Target],
+        state: RouteState,
+        batch_size: int | None = None,
+    ) -> None:
+        super().__init__(route, policy, request, targets, state)
+        self.batch_size = batch_size
+
+    def batches(self, provider: Provider) -> list[EmbeddingRequest]:
+        """The request split for ``provider`` (``batch_size``, else the provider's own limit)."""
+        from ..embeddings import split
+
+        return split(self.request, self.batch_size or provider.embed_batch_size)
+
+    def worst_case(self) -> Decimal:
+        """The most the texts could cost on any target (tokens never outnumber UTF-8 bytes).
+
+        Raises:
+            ValueError: a target has no price.
+        """
+        ceiling = sum(len(text.encode()) + 1 for text in self.request.input)
+        highs = []
+        for provider, model in self.targets:
+            _, high = self.state.pricing.bounds(provider, model, ceiling, 0)
+            if high is None:
+                raise ValueError(f"no price is known for {label(provider, model)}; add [prices]")
+            highs.append(high.total)
+        return max(highs)
+
+    def validate(self, provider: Provider, model: str, request: EmbeddingRequest, reply: EmbeddingResponse) -> None:
+        """One vector per input, or the attempt failed.
+
+        Raises:
+            ResponseValidationError: the server sent another number of vectors.
+        """
+        if len(reply.vectors) != len(request.input):
+            raise ResponseValidationError(
+                f"sent {len(request.input)} inputs but got {len(reply.vectors)} vectors back",
+                provider=provider.name,
+                model=model,
+            )
+
+    def accepted(self, provider: Provider, model: str, started: float, reply: EmbeddingResponse) -> EmbeddingResponse:
+        """One batch answered: record the attempt (the call is priced once all batches are in)."""
+        self.record_success(provider, model, started)
+        return reply
+
+    def done(self, provider: Provider, model: str, parts: list[EmbeddingResponse]) -> EmbeddingResponse:
+        """The whole reply: batches joined, priced once on the summed usage, attempts filled in."""
+        from ..embeddings import combine
+
+        joined = combine(parts, provider.name, model)
+        usage = joined.usage
+        priced = usage if usage.completion_tokens is not None else usage.model_copy(update={"completion_tokens": 0})
+        cost = self.state.pricing.cost(provider, model, priced) if usage.prompt_tokens is not None else None
+        return joined.model_copy(update={"cost": cost, "attempts": list(self.attempts)})

@@ -1,0 +1,255 @@
+"""The drivers: perform a flow's steps, blocking (`drive`, `drive_stream`) or with asyncio (`adrive`, ...).
+
+Each driver sends a step's outcome back into the flow, or throws its error in, until the flow
+returns. This is the only place turnout does a call's I/O; every decision is the flow's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncGenerator, Generator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from typing import TYPE_CHECKING, Any
+
+from .steps import FELL_THROUGH, Count, Flow, Gather, Race, Send, Sleep, Stream, Window
+
+if TYPE_CHECKING:
+    from ..policies.clock import Clock
+    from ..types import ChatChunk
+
+__all__ = ["adrive", "adrive_stream", "drive", "drive_stream"]
+
+
+class _Lost(BaseException):  # noqa: N818 - a signal to a hedge's losing side, never seen by callers
+    """Thrown into a hedge's losing side so it stops at its next step."""
+
+
+class _Side:
+    """One side of a hedge: the target it is sending to now (if any), and whether it lost."""
+
+    __slots__ = ("lost", "sending")
+
+    def __init__(self) -> None:
+        self.sending: tuple[Any, str, float] | None = None
+        self.lost = False
+
+
+# -- sync ---------------------------------------------------------------------------------------
+
+
+def drive(flow: Flow[Any], clock: Clock, side: _Side | None = None) -> Any:
+    """Run ``flow`` to its end on this thread; return its result or raise its error."""
+    try:
+        step = next(flow)
+        while True:
+            try:
+                outcome = _perform(step, clock, side)
+            except BaseException as exc:
+                step = flow.throw(exc)
+            else:
+                step = flow.send(outcome)
+    except StopIteration as stop:
+        return stop.value
+
+
+def drive_stream(flow: Flow[Any], clock: Clock) -> Generator[ChatChunk, None, None]:
+    """Run a streaming flow, yielding each chunk to the caller as it arrives."""
+    try:
+        step = next(flow)
+        while True:
+            try:
+                if type(step) is Stream:
+                    chunks = step.provider.stream(step.model, step.request)
+                    try:
+                        for chunk in chunks:
+                            yield step.acc.add(chunk)
+                    finally:
+                        chunks.close()  # type: ignore[attr-defined]
+                    outcome = None
+                else:
+                    outcome = _perform(step, clock, None)
+            except BaseException as exc:  # a provider error, or the caller leaving (GeneratorExit)
+                step = flow.throw(exc)
+            else:
+                step = flow.send(outcome)
+    except StopIteration:
+        return
+
+
+def _perform(step: Any, clock: Clock, side: _Side | None) -> Any:
+    kind = type(step)
+    if kind is Send:
+        if side is None:
+            return (
+                step.provider.embed(step.model, step.request)
+                if step.embed
+                else step.provider.chat(step.model, step.request)
+            )
+        return _send_side(step, clock, side)
+    if kind is Sleep:
+        clock.sleep(step.seconds)
+        return None
+    if kind is Window:
+        return step.provider.context_window(step.model)
+    if kind is Count:
+        return step.provider.count_tokens(step.model, step.request)
+    if kind is Gather:
+        return [drive(flow, clock) for flow in step.flows]
+    if kind is Race:
+        return _race(step, clock)
+    raise AssertionError(f"unknown step {step!r}")
+
+
+def _send_side(step: Send, clock: Clock, side: _Side) -> Any:
+    if side.lost:
+        raise _Lost
+    side.sending = (step.provider, step.model, clock.now())
+    try:
+        reply = step.provider.chat(step.model, step.request)
+    except Exception:
+        if side.lost:
+            raise _Lost from None  # the call has ended: the loser's failure is not recorded
+        raise
+    finally:
+        side.sending = None
+    if side.lost:
+        raise _Lost  # the other side won while this request was out: drop the reply
+    return reply
+
+
+def _race(step: Race, clock: Clock) -> tuple[Any, tuple[Any, str, float] | None]:
+    """Hedge on threads: a blocking read cannot be interrupted, so the loser's reply is dropped when it comes."""
+    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="turnout-hedge")
+    sides = [_Side(), _Side()]
+    lock = threading.Lock()
+    try:
+        futures: list[Future[Any]] = [pool.submit(drive, step.first, clock, sides[0])]
+        waited = wait(futures, timeout=step.delay)
+        if not waited.done or futures[0].result() is FELL_THROUGH:
+            futures.append(pool.submit(drive, step.rest, clock, sides[1]))
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in sorted(done, key=futures.index):
+                if future.exception() is None and future.result() is not FELL_THROUGH:
+                    other = 1 - futures.index(future)
+                    with lock:
+                        sides[other].lost = True
+                        loser = sides[other].sending if other < len(futures) else None
+                    return future.result(), loser
+                if future is futures[0] and future.exception() is None and len(futures) == 1:
+                    futures.append(pool.submit(drive, step.rest, clock, sides[1]))
+                    pending.add(futures[1])
+        return (futures[-1].result(), None)  # no side answered: raise the route's last error
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+# -- async --------------------------------------------------------------------------------------
+
+
+async def adrive(flow: Flow[Any], clock: Clock, side: _Side | None = None) -> Any:
+    """Async twin of `drive`."""
+    try:
+        step = next(flow)
+        while True:
+            try:
+                outcome = await _aperform(step, clock, side)
+            except BaseException as exc:
+                step = flow.throw(exc)
+            else:
+                step = flow.send(outcome)
+    except StopIteration as stop:
+        return stop.value
+
+
+async def adrive_stream(flow: Flow[Any], clock: Clock) -> AsyncGenerator[ChatChunk, None]:
+    """Async twin of `drive_stream`."""
+    try:
+        step = next(flow)
+        while True:
+            try:
+                if type(step) is Stream:
+                    chunks = step.provider.astream(step.model, step.request)
+                    try:
+                        async for chunk in chunks:
+                            yield step.acc.add(chunk)
+                    finally:
+                        await chunks.aclose()  # type: ignore[attr-defined]
+                    outcome = None
+                else:
+                    outcome = await _aperform(step, clock, None)
+            except BaseException as exc:
+                step = flow.throw(exc)
+            else:
+                step = flow.send(outcome)
+    except StopIteration:
+        return
+
+
+async def _aperform(step: Any, clock: Clock, side: _Side | None) -> Any:
+    kind = type(step)
+    if kind is Send:
+        if side is not None:
+            side.sending = (step.provider, step.model, clock.now())
+        try:
+            if step.embed:
+                return await step.provider.aembed(step.model, step.request)
+            return await step.provider.achat(step.model, step.request)
+        finally:
+            if side is not None:
+                side.sending = None
+    if kind is Sleep:
+        await clock.asleep(step.seconds)
+        return None
+    if kind is Window:
+        return await step.provider.acontext_window(step.model)
+    if kind is Count:
+        return await step.provider.acount_tokens(step.model, step.request)
+    if kind is Gather:
+        return await _agather(step, clock)
+    if kind is Race:
+        return await _arace(step, clock)
+    raise AssertionError(f"unknown step {step!r}")
+
+
+async def _agather(step: Gather, clock: Clock) -> list[Any]:
+    """Every flow's result in order, at most ``step.limit`` at once; the first failure cancels the rest."""
+    limit = asyncio.Semaphore(step.limit)
+
+    async def one(flow: Flow[Any]) -> Any:
+        async with limit:
+            return await adrive(flow, clock)
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(one(flow)) for flow in step.flows]
+    except BaseExceptionGroup as failed:
+        raise failed.exceptions[0] from None
+    return [task.result() for task in tasks]
+
+
+async def _arace(step: Race, clock: Clock) -> tuple[Any, tuple[Any, str, float] | None]:
+    """Hedge with tasks: the loser is cancelled."""
+    sides = [_Side(), _Side()]
+    tasks: list[asyncio.Task[Any]] = [asyncio.ensure_future(adrive(step.first, clock, sides[0]))]
+    try:
+        done, _ = await asyncio.wait(tasks, timeout=step.delay)
+        if not done or (tasks[0].exception() is None and tasks[0].result() is FELL_THROUGH):
+            tasks.append(asyncio.ensure_future(adrive(step.rest, clock, sides[1])))
+        pending: set[asyncio.Task[Any]] = set(tasks)
+        while pending:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for task in sorted(done, key=tasks.index):
+                if task.exception() is None and task.result() is not FELL_THROUGH:
+                    other = 1 - tasks.index(task)
+                    loser = sides[other].sending if other < len(tasks) else None
+                    return task.result(), loser
+                if task is tasks[0] and task.exception() is None and len(tasks) == 1:
+                    tasks.append(asyncio.ensure_future(adrive(step.rest, clock, sides[1])))
+                    pending.add(tasks[1])
+        return (tasks[-1].result(), None)
+    finally:
+        for task in tasks:
+            task.cancel()

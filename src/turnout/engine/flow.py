@@ -1,0 +1,163 @@
+"""Every decision of a call, written once, as flows of steps (no I/O here).
+
+A flow yields `steps` (send, stream, sleep, ask for a context window, hedge, gather batches) and
+receives their outcomes; `turnout.engine.drive` performs them, synchronously or with asyncio.
+chat, stream, embed and hedging all run through `call_flow`, so each gate, retry, fallback and
+piece of bookkeeping exists once:
+
+    call_flow        reserve the budget; recover (wait_for_recovery); publish CallFinished
+      route          each target in order: gate (circuit, deadline), context pre-check, fallback
+        attempts     one target: send, check the reply, retry per the policy
+        stream_attempts / embed_target   the same for a stream, or for the batches of an embedding
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, cast
+
+from ..errors import ProviderError, TurnoutError
+from .accumulate import Accumulator
+from .steps import FELL_THROUGH, Count, Flow, Gather, Race, Send, Sleep, Stream, Window
+
+if TYPE_CHECKING:
+    from ..embeddings import EmbeddingResponse
+    from ..provider import Provider
+    from ..types import ChatResponse
+    from .call import Call, ChatCall, EmbedCall
+
+__all__ = ["EMBED_CONCURRENCY", "call_flow"]
+
+#: The most embedding batches the async driver has in flight at once.
+EMBED_CONCURRENCY = 4
+
+
+def call_flow(call: Call[Any, Any], target: Any) -> Flow[Any]:
+    """The whole call: hold its budget, run ``target`` along the route, then settle and record it.
+
+    ``target(call, provider, model)`` is the flow for one target: `attempts`, `stream_attempts`
+    or `embed_target`.
+    """
+    call.reserve()
+    response = error = None
+    try:
+        response = yield from _recovering(call, target)
+        return response
+    except BaseException as exc:
+        error = exc
+        raise
+    finally:
+        call.finish(response, error)
+
+
+def _recovering(call: Call[Any, Any], target: Any) -> Flow[Any]:
+    """Run the route; with ``wait_for_recovery``, wait for the first circuit to half-open and run it again."""
+    while True:
+        try:
+            if call.policy.hedge_after is not None and len(call.targets) > 1 and target is attempts:
+                return (yield from _hedged(call, call.policy.hedge_after))
+            return (yield from route(call, target))
+        except TurnoutError:
+            wait = call.recovery_wait()
+            if wait is None:
+                raise
+            yield Sleep(wait)
+
+
+def _hedged(call: Call[Any, Any], delay: float) -> Flow[Any]:
+    """The first target, and after ``delay`` seconds without its reply the rest of the route beside it."""
+    reply, loser = yield Race(route(call, attempts, 0, 1), route(call, attempts, 1), delay)
+    if loser is not None:
+        reply = call.lost_race(reply, *loser)
+    return reply
+
+
+def route(call: Call[Any, Any], target: Any, start: int = 0, stop: int | None = None) -> Flow[Any]:
+    """Try targets ``start``..``stop`` in order until one answers; return `FELL_THROUGH` when the slice falls back."""
+    targets = call.targets
+    last = len(targets) - 1
+    for position in range(start, len(targets) if stop is None else stop):
+        provider, model = targets[position]
+        blocked: ProviderError | None = call.gate(provider, model)
+        if blocked is None and call.needs_precheck():
+            blocked = yield from _precheck(cast("ChatCall", call), provider, model)
+        try:
+            if blocked is not None:
+                raise blocked
+            return (yield from target(call, provider, model))
+        except ProviderError as exc:
+            more = position < last
+            error = call.skipped(provider, model, exc, more) if exc is blocked else call.target_failed(exc, more)
+            if error is None:
+                continue
+            if error is exc:
+                raise
+            raise error from None
+    return FELL_THROUGH
+
+
+def _precheck(call: ChatCall, provider: Provider, model: str) -> Flow[ProviderError | None]:
+    """A reason to skip this target before sending because the call cannot fit its window, or None."""
+    window = yield Window(provider, model)
+    if window is None or not call.needs_token_count(window):
+        return None
+    counted = yield Count(provider, model, call.request)
+    return call.context_problem(provider, model, window, counted)
+
+
+def attempts(call: Call[Any, Any], provider: Provider, model: str, request: Any = None) -> Flow[Any]:
+    """One target: send, check the reply (re-ask when a hook says so), retry failures per the policy."""
+    retries = None
+    check = None if request is not None else call.check(provider, model)
+    base = call.request if request is None else request
+    while True:
+        sent = call.in_time(base if check is None else check.request(base))
+        started = call.starting(provider, model)
+        try:
+            reply = yield Send(provider, model, sent, call.embeds)
+            call.validate(provider, model, sent, reply)
+        except ProviderError as exc:
+            call.attempt_failed(provider, model, exc, started)
+            retries = retries or call.retries(provider, model)
+            yield Sleep(retries.after(exc))  # re-raises exc when no retry is due
+            continue
+        if check is not None:
+            reply = check.verify(reply, started)  # raises when no re-ask is left
+            if reply is None:
+                continue  # re-ask: the next request carries the rejected reply and what was wrong
+        return call.accepted(provider, model, started, reply)
+
+
+def stream_attempts(call: ChatCall, provider: Provider, model: str) -> Flow[ChatResponse]:
+    """One target, streamed: before content a failure is retried; after it, the stream is interrupted."""
+    retries = None
+    while True:
+        acc = Accumulator(call.clock, call.deadline)
+        started = call.starting(provider, model)
+        try:
+            yield Stream(provider, model, call.in_time(call.request), acc)
+        except ProviderError as exc:
+            call.attempt_failed(provider, model, exc, started)
+            if acc.has_content:
+                call.stream_cut(provider, model, acc)
+                raise call.interrupted(exc, acc.text()) from exc  # content was delivered: never retried
+            retries = retries or call.retries(provider, model)
+            yield Sleep(retries.after(exc))
+            continue
+        except BaseException:  # the caller left: break, close(), cancellation, KeyboardInterrupt
+            call.abandoned(provider, model, acc, started)
+            raise
+        response = acc.response(provider.name, model)
+        check = call.check(provider, model)
+        if check is not None:  # response_model: validate the whole reply (a stream is never re-asked)
+            response = check.verify_streamed(response, started)
+        return call.accepted(provider, model, started, response)
+
+
+def embed_target(call: EmbedCall, provider: Provider, model: str) -> Flow[EmbeddingResponse]:
+    """Every batch on one target (each with its retries); a batch that fails gives up the target."""
+    batches = call.batches(provider)
+    if len(batches) == 1:
+        parts = [(yield from attempts(call, provider, model, batches[0]))]
+    else:
+        parts = yield Gather([attempts(call, provider, model, b) for b in batches], EMBED_CONCURRENCY)
+    return call.done(provider, model, parts)

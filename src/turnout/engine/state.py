@@ -1,0 +1,162 @@
+"""`RouteState`: what a client remembers between calls, per target: breaker, retry budget, latency.
+
+Also `Retries`, one target's retry decisions within a call (tenacity deciding, the driver sleeping).
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from tenacity import DoSleep, RetryCallState, Retrying
+
+from ..policies.breaker import CircuitBreaker, TargetHealth
+from ..policies.retry import retry_if_retryable, stop_for, wait_retry_after
+from ..policies.retry_budget import RetryBudget
+from .events import CallFinished, Events
+
+if TYPE_CHECKING:
+    from ..budget import Budgets
+    from ..errors import ProviderError
+    from ..ledger import Ledger
+    from ..policies.clock import Clock
+    from ..policies.route import RoutePolicy
+    from ..pricing import Pricing
+    from ..provider import Provider
+
+__all__ = ["Retries", "RouteState", "Target", "label"]
+
+Target = tuple["Provider", str]
+_EWMA_WEIGHT = 0.2
+
+
+def label(provider: Provider, model: str) -> str:
+    """A target's name in messages and state keys: ``"<provider>:<model>"``."""
+    return f"{provider.name}:{model}"
+
+
+class Retries:
+    """tenacity deciding one target's retries; the sync or async driver does the sleeping.
+
+    tenacity's ``Retrying.iter`` makes each decision without I/O (retry? stop? how long to
+    wait?) from the same strategy objects for both paths, as its own ``AsyncRetrying`` does.
+    """
+
+    def __init__(
+        self,
+        policy: RoutePolicy,
+        remaining: Callable[[], float],
+        budget: RetryBudget,
+        log: Callable[[float, int], None],
+    ) -> None:
+        self._retrying = Retrying(
+            retry=retry_if_retryable,
+            stop=stop_for(policy.retry, remaining, budget),
+            wait=wait_retry_after(policy.retry),
+            reraise=True,
+        )
+        self._retrying.begin()
+        self._state = RetryCallState(self._retrying, None, (), {})
+        self._log = log
+
+    def after(self, exc: ProviderError) -> float:
+        """Seconds to wait before trying again after ``exc``; re-raises ``exc`` when no retry is due."""
+        self._state.set_exception((type(exc), exc, exc.__traceback__))
+        action = self._retrying.iter(self._state)  # raises exc: not retryable, or a stop condition hit
+        if not isinstance(action, DoSleep):
+            raise AssertionError(f"tenacity decided {action!r} after a failure")
+        self._log(float(action), self._state.attempt_number)
+        self._state.prepare_for_next_attempt()
+        return float(action)
+
+
+class RouteState:
+    """What a client remembers across calls, per target: breaker, retry budget, latency.
+
+    It also owns the client's `Events`: the budgets and the ledger subscribe to `CallFinished`.
+    """
+
+    def __init__(
+        self, clock: Clock, pricing: Pricing, budgets: Budgets | None = None, ledger: Ledger | None = None
+    ) -> None:
+        self.clock = clock
+        self.pricing = pricing
+        self.budgets = budgets
+        self.ledger = ledger
+        self.events = Events()
+        if budgets is not None:
+            self.events.subscribe(CallFinished, _settle_budget)
+        if ledger is not None:
+            self.events.subscribe(CallFinished, _ledger_writer(ledger))
+        self._breakers: dict[str, CircuitBreaker] = {}
+        self._budgets: dict[str, RetryBudget] = {}
+        self._latency: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def breaker(self, name: str, policy: RoutePolicy) -> CircuitBreaker:
+        """The circuit breaker of a target (created with the first route's policy that uses it)."""
+        found = self._breakers.get(name)
+        if found is None:
+            with self._lock:
+                found = self._breakers.setdefault(name, CircuitBreaker(name, policy.breaker, self.clock))
+        return found
+
+    def budget(self, name: str, policy: RoutePolicy) -> RetryBudget:
+        """The retry budget of a target."""
+        found = self._budgets.get(name)
+        if found is None:
+            with self._lock:
+                found = self._budgets.setdefault(
+                    name, RetryBudget(policy.retry.budget_ratio, policy.retry.budget_burst)
+                )
+        return found
+
+    def observe(self, name: str, seconds: float) -> None:
+        """Fold a successful attempt's latency into the target's moving average."""
+        old = self._latency.get(name)
+        self._latency[name] = seconds if old is None else old + _EWMA_WEIGHT * (seconds - old)
+
+    def health(self) -> list[TargetHealth]:
+        """Every known target's circuit."""
+        return [b.health() for _, b in sorted(self._breakers.items())]
+
+    def order(self, targets: list[Target], policy: RoutePolicy) -> list[Target]:
+        """The targets in the order this call tries them, per the route's ``balance``."""
+        if policy.balance == "weighted":
+            weights = list(policy.weights or [1.0] * len(targets))
+            pool, ordered = list(zip(targets, weights, strict=False)), []
+            while pool:
+                pick = random.choices(range(len(pool)), weights=[w for _, w in pool])[0]
+                ordered.append(pool.pop(pick)[0])
+            return ordered
+        if policy.balance == "least-latency":  # unmeasured targets first, so each gets measured
+            return sorted(targets, key=lambda t: self._latency.get(label(*t), 0.0))
+        if policy.balance == "lowest-cost":
+            return sorted(targets, key=lambda t: self.pricing.unit_price(t[0], t[1]))
+        return targets
+
+
+def _settle_budget(event: CallFinished) -> None:
+    """The budgets' subscriber: spend what the call cost and free the rest of its hold."""
+    hold = event.hold
+    if hold is None:
+        return
+    if event.cost_unknown:
+        hold.commit(None)  # tokens were generated but their cost is unknown: the whole hold is spent
+    elif event.cost is not None:
+        hold.commit(event.cost.total)
+    elif event.response is not None or event.usage is not None:
+        hold.commit(None)  # paid for, but the target has no price
+    hold.release()
+
+
+def _ledger_writer(ledger: Ledger) -> Callable[[CallFinished], None]:
+    """The ledger's subscriber: one row per call (a failed call keeps what it paid for)."""
+
+    def write(event: CallFinished) -> None:
+        paid = None if event.response is not None or event.usage is None else (event.usage, event.cost)
+        ledger.record(event.route, event.attempts, event.response, event.error, event.latency, paid=paid)
+
+    return write
