@@ -159,9 +159,12 @@ class ProviderError(TurnoutError):
         request_id: the server's request id (``x-request-id``), when it sent one.
         retryable: whether trying again (here or elsewhere) may succeed.
         attempts: every attempt of the call that ended in this error, when known.
+        after_content: True when part of the answer had already reached the caller (a stream
+            cut mid-way): such an error is never retried or re-routed.
     """
 
     retryable: bool = False
+    after_content: bool = False
 
     def __init__(
         self,

@@ -61,7 +61,7 @@ _FALLBACK_CLASSES: dict[FallbackOn, type[ProviderError]] = {
 
 def should_fall_back(exc: ProviderError, fallback_on: list[FallbackOn]) -> bool:
     """Whether ``exc`` (after its target's retries) sends the call on to the next target."""
-    if getattr(exc, "after_content", False):  # content reached the caller: never re-routed
+    if exc.after_content:  # content reached the caller: never re-routed
         return False
     if "retryable" in fallback_on and exc.retryable:
         return True
@@ -144,7 +144,8 @@ class Call(Generic[RequestT, ResponseT]):
             usage, cost = Usage.sum(u for u, _ in self.paid), Cost.sum(c for _, c in self.paid)
         else:
             usage = cost = None
-        cost_unknown = response is None and (self.cost_unknown or bool(getattr(error, "after_content", False)))
+        cut = isinstance(error, ProviderError) and error.after_content
+        cost_unknown = response is None and (self.cost_unknown or cut)
         events.publish(
             CallFinished(
                 self.route,
@@ -226,7 +227,7 @@ class Call(Generic[RequestT, ResponseT]):
             )
             return None
         logger.debug("route %s: %s:%s gave %s; giving up", self.route, exc.provider, exc.model, type(exc).__name__)
-        if getattr(exc, "after_content", False) or more:
+        if exc.after_content or more:
             return exc
         return self.exhausted()
 

@@ -1,0 +1,318 @@
+"""Each decision of `turnout.engine.call.Call`, pinned exactly, over a scripted in-memory provider."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+import turnout
+from turnout import AsyncClient, Client
+from turnout.engine import should_fall_back
+from turnout.errors import (
+    APIConnectionError,
+    BadRequestError,
+    RateLimitError,
+    ServerError,
+    StreamInterruptedError,
+)
+from turnout.testing import FakeClock
+
+from .conftest import Stub, stub_config
+
+MODES = ["sync", "async"]
+
+
+def run(cfg: dict[str, Any], mode: str, clock: FakeClock, kind: str = "chat", **kwargs: Any) -> Any:
+    async def go() -> Any:
+        async with AsyncClient(cfg, clock=clock) as client:
+            if kind == "chat":
+                return await client.chat("r", "Hi", **kwargs)
+            if kind == "embed":
+                return await client.embed("r", kwargs.pop("texts"), **kwargs)
+            async with client.stream("r", "Hi", **kwargs) as stream:
+                return await stream.get_response()
+
+    if mode == "async":
+        return asyncio.run(go())
+    with Client(cfg, clock=clock) as client:
+        if kind == "chat":
+            return client.chat("r", "Hi", **kwargs)
+        if kind == "embed":
+            return client.embed("r", kwargs.pop("texts"), **kwargs)
+        with client.stream("r", "Hi", **kwargs) as stream:
+            return stream.get_response()
+
+
+def err(cls: type[turnout.ProviderError], **kwargs: Any) -> turnout.ProviderError:
+    return cls("boom", provider="a", model="m", **kwargs)
+
+
+# --- should_fall_back ------------------------------------------------------------------------------
+
+
+def test_fall_back_on_retryable_only_when_listed() -> None:
+    assert should_fall_back(err(ServerError, status_code=503), ["retryable"])
+    assert not should_fall_back(err(ServerError, status_code=503), ["context_window"])
+    assert not should_fall_back(err(BadRequestError, status_code=400), ["retryable"])
+    assert should_fall_back(err(BadRequestError, status_code=400), ["bad_request"])
+
+
+def test_never_fall_back_after_content() -> None:
+    cut = err(StreamInterruptedError)
+    cut.after_content = True
+    assert not should_fall_back(cut, ["retryable", "connection"])
+    before = err(StreamInterruptedError)
+    assert should_fall_back(before, ["retryable"])
+
+
+# --- route: retries, fallback, what is raised -----------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_retry_then_fallback_then_answer(mode: str, clock: FakeClock) -> None:
+    Stub.scripts["a"] = [err(ServerError, status_code=503)] * 3
+    reply = run(stub_config("a", "b"), mode, clock)
+    assert reply.provider == "b"
+    assert [a.outcome for a in reply.attempts] == ["ServerError"] * 3 + ["ok"]
+    assert len(Stub.sent["a"]) == 3 and len(Stub.sent["b"]) == 1
+    assert len(clock.sleeps) == 2
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_non_fallback_error_on_the_first_target_is_raised_as_is(mode: str, clock: FakeClock) -> None:
+    Stub.scripts["a"] = [err(BadRequestError, status_code=400)]
+    with pytest.raises(BadRequestError) as info:
+        run(stub_config("a", "b"), mode, clock)
+    assert "b" not in Stub.sent
+    assert [a.outcome for a in info.value.attempts] == ["BadRequestError"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_every_target_failing_raises_a_group_with_one_error_each(mode: str, clock: FakeClock) -> None:
+    Stub.scripts["a"] = [err(ServerError, status_code=500)]
+    Stub.scripts["b"] = [err(APIConnectionError)]
+    with pytest.raises(turnout.AllTargetsFailedError) as info:
+        run(stub_config("a", "b", retry={"max_attempts": 1}), mode, clock)
+    assert [type(e) for e in info.value.exceptions] == [ServerError, APIConnectionError]
+    assert [a.outcome for a in info.value.attempts] == ["ServerError", "APIConnectionError"]
+    assert "all 2 targets of 'r' failed" in str(info.value)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_the_only_target_failing_raises_its_own_error(mode: str, clock: FakeClock) -> None:
+    Stub.scripts["a"] = [err(ServerError, status_code=500)]
+    with pytest.raises(ServerError):
+        run(stub_config("a", retry={"max_attempts": 1}), mode, clock)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_caller_fault_counts_as_a_healthy_target(mode: str, clock: FakeClock) -> None:
+    """A 400 is the caller's fault: the breaker records a success, the circuit stays closed."""
+    Stub.scripts["a"] = [err(BadRequestError, status_code=400)] * 3
+    cfg = stub_config("a", breaker={"failure_threshold": 1})
+    for _ in range(3):
+        with pytest.raises(BadRequestError):
+            run(cfg, mode, clock)
+    assert len(Stub.sent["a"]) == 3
+
+
+def test_a_target_fault_opens_the_circuit_and_later_calls_skip_it(clock: FakeClock) -> None:
+    Stub.scripts["a"] = [err(ServerError, status_code=503)]
+    cfg = stub_config("a", "b", retry={"max_attempts": 1}, breaker={"failure_threshold": 1, "cooldown": 30})
+    with Client(cfg, clock=clock) as client:
+        assert client.chat("r", "Hi").provider == "b"
+        second = client.chat("r", "Hi")
+        [health] = [h for h in client.health() if h.target == "a:m"]
+    assert len(Stub.sent["a"]) == 1
+    skipped = second.attempts[0]
+    assert (skipped.provider, skipped.outcome, skipped.skipped, skipped.latency) == ("a", "CircuitOpenError", True, 0)
+    assert health.state == "open" and health.retry_in == 30
+
+
+# --- time ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_each_attempt_timeout_is_shortened_to_the_time_left(mode: str, clock: FakeClock) -> None:
+    Stub.scripts["a"] = [err(ServerError, status_code=503), "ok"]
+    run(stub_config("a", deadline=10, retry={"initial_delay": 4, "jitter": 0}), mode, clock, timeout=60)
+    first, second = (r.timeout for r in Stub.sent["a"])
+    assert first == 10 and second == 6
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_shorter_own_timeout_is_kept(mode: str, clock: FakeClock) -> None:
+    run(stub_config("a", deadline=10), mode, clock, timeout=3)
+    assert Stub.sent["a"][0].timeout == 3
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_no_deadline_leaves_the_timeout_alone(mode: str, clock: FakeClock) -> None:
+    run(stub_config("a"), mode, clock, timeout=60)
+    assert Stub.sent["a"][0].timeout == 60
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_target_reached_after_the_deadline_is_skipped(mode: str, clock: FakeClock) -> None:
+    Stub.scripts["a"] = [err(ServerError, status_code=503)]
+    cfg = stub_config("a", "b", deadline=5, retry={"max_attempts": 1})
+    original = Stub.chat
+
+    def slow(self: Stub, model: str, request: turnout.ChatRequest) -> turnout.ChatResponse:
+        clock.advance(6)
+        return original(self, model, request)
+
+    Stub.chat = slow  # type: ignore[method-assign]
+    try:
+        with pytest.raises(turnout.AllTargetsFailedError) as info:
+            run(cfg, mode, clock)
+    finally:
+        Stub.chat = original  # type: ignore[method-assign]
+    skipped = info.value.attempts[-1]
+    assert (skipped.provider, skipped.skipped) == ("b", True)
+    assert "deadline has passed" in (skipped.error or "")
+    assert "b" not in Stub.sent
+
+
+# --- context pre-check ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(("counted", "skipped"), [(91, True), (90, False)])
+def test_precheck_boundary(mode: str, clock: FakeClock, counted: int, skipped: bool) -> None:
+    """Prompt + max_tokens must fit the window: 90 + 10 = 100 fits a 100-token window, 91 does not."""
+    Stub.windows["a"], Stub.counts["a"] = 100, counted
+    cfg = stub_config("a", "b")
+    long_prompt = "x" * 200  # longer than the window in bytes, so it is counted
+
+    async def go() -> turnout.ChatResponse:
+        async with AsyncClient(cfg, clock=clock) as client:
+            return await client.chat("r", long_prompt, max_tokens=10)
+
+    if mode == "async":
+        reply = asyncio.run(go())
+    else:
+        with Client(cfg, clock=clock) as client:
+            reply = client.chat("r", long_prompt, max_tokens=10)
+    assert (reply.provider == "b") is skipped
+    if skipped:
+        assert "a" not in Stub.sent
+        assert "the prompt is 91 tokens and max_tokens is 10, more than the 100-token" in (
+            reply.attempts[0].error or ""
+        )
+
+
+def test_a_small_prompt_is_not_counted(clock: FakeClock) -> None:
+    """UTF-8 size + max_tokens within the window: surely fits, no token count needed."""
+    Stub.windows["a"], Stub.counts["a"] = 100, 1000  # a count would skip it
+    with Client(stub_config("a", "b"), clock=clock) as client:
+        assert client.chat("r", "Hi", max_tokens=10).provider == "a"
+
+
+def test_precheck_off(clock: FakeClock) -> None:
+    Stub.windows["a"], Stub.counts["a"] = 100, 1000
+    with Client(stub_config("a", "b", precheck_context=False), clock=clock) as client:
+        assert client.chat("r", "x" * 200, max_tokens=10).provider == "a"
+
+
+# --- money -----------------------------------------------------------------------------------------
+
+
+def test_a_cut_stream_without_usage_spends_the_whole_hold(clock: FakeClock) -> None:
+    Stub.scripts["a"] = [["partial", err(APIConnectionError)]]
+    cfg = stub_config("a")
+    cfg["budget"] = {"max_usd": 1, "period": "day"}
+    with Client(cfg, clock=clock) as client:
+        with pytest.raises(StreamInterruptedError) as info, client.stream("r", "Hi", max_tokens=100) as stream:
+            for _ in stream:
+                pass
+        [status] = client.budgets.status() if client.budgets else []
+    assert info.value.partial_text == "partial"
+    assert status.reserved == 0 and status.spent > 0
+    held = client._pricing.bounds(client.provider("a"), "m", 0, 100)[1]
+    assert held is not None and status.spent >= held.total
+
+
+def test_a_failed_call_frees_its_hold(clock: FakeClock) -> None:
+    Stub.scripts["a"] = [err(BadRequestError, status_code=400)]
+    cfg = stub_config("a")
+    cfg["budget"] = {"max_usd": 1, "period": "day"}
+    with Client(cfg, clock=clock) as client:
+        with pytest.raises(BadRequestError):
+            client.chat("r", "Hi", max_tokens=10)
+        [status] = client.budgets.status() if client.budgets else []
+    assert status.spent == 0 and status.reserved == 0
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_reply_cost_is_priced_from_its_usage(mode: str, clock: FakeClock) -> None:
+    reply = run(stub_config("a"), mode, clock)
+    assert reply.cost is not None
+    assert reply.cost.total == Decimal(10 * 1 + 5 * 2) / 1_000_000
+
+
+# --- embeddings ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_embedding_batches_go_to_one_target_and_sum(mode: str, clock: FakeClock) -> None:
+    reply = run(stub_config("a", "b"), mode, clock, kind="embed", texts=["a", "bb", "ccc", "dddd", "e"])
+    assert reply.vectors == [[1.0], [2.0], [3.0], [4.0], [1.0]]
+    assert len(Stub.sent["a"]) == 3 and "b" not in Stub.sent
+    assert reply.usage.prompt_tokens == 5
+    assert [a.outcome for a in reply.attempts] == ["ok"] * 3
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_wrong_vector_count_fails_the_attempt(mode: str, clock: FakeClock) -> None:
+    Stub.scripts["a"] = [[[1.0]]]  # one vector for a batch of two
+    reply = run(
+        stub_config("a", "b", fallback_on=["retryable", "invalid_response"]),
+        mode,
+        clock,
+        kind="embed",
+        texts=["a", "b"],
+    )
+    assert reply.provider == "b"
+    assert reply.attempts[0].outcome == "ResponseValidationError"
+    assert "sent 2 inputs but got 1 vectors back" in (reply.attempts[0].error or "")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_failed_batch_moves_the_whole_input_to_the_next_target(mode: str, clock: FakeClock) -> None:
+    Stub.scripts["a"] = ["ok", err(ServerError, status_code=503)]
+    reply = run(stub_config("a", "b", retry={"max_attempts": 1}), mode, clock, kind="embed", texts=["a", "b", "c"])
+    assert reply.provider == "b" and len(Stub.sent["b"]) == 2
+    assert len(reply.vectors) == 3
+
+
+# --- streams ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_stream_failing_before_content_is_retried(mode: str, clock: FakeClock) -> None:
+    Stub.scripts["a"] = [[err(APIConnectionError)], ["hello ", "world"]]
+    reply = run(stub_config("a"), mode, clock, kind="stream")
+    assert reply.text == "hello world"
+    assert [a.outcome for a in reply.attempts] == ["APIConnectionError", "ok"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_stream_failing_after_content_is_interrupted_not_retried(mode: str, clock: FakeClock) -> None:
+    Stub.scripts["a"] = [["hello ", err(APIConnectionError)]]
+    with pytest.raises(StreamInterruptedError) as info:
+        run(stub_config("a", "b"), mode, clock, kind="stream")
+    assert info.value.partial_text == "hello "
+    assert info.value.after_content
+    assert isinstance(info.value.__cause__, APIConnectionError)
+    assert len(Stub.sent["a"]) == 1 and "b" not in Stub.sent
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_rate_limited_stream_waits_as_the_server_says(mode: str, clock: FakeClock) -> None:
+    Stub.scripts["a"] = [[err(RateLimitError, status_code=429, retry_after=7)], ["ok"]]
+    run(stub_config("a"), mode, clock, kind="stream")
+    assert clock.sleeps == [7]
