@@ -58,6 +58,7 @@ if TYPE_CHECKING:
     from .streaming import AsyncChatStream, ChatStream
     from .tools import Tool, tool
     from .types import (
+        USD,
         Attempt,
         ChatChunk,
         ChatRequest,
@@ -127,6 +128,7 @@ __all__ = [
     "ToolRoundsExceededError",
     "ToolRun",
     "TurnoutError",
+    "USD",
     "UnsupportedFeatureError",
     "Usage",
     "VLLMOptions",
@@ -186,6 +188,7 @@ _HOMES = {
         "Message",
         "ToolCall",
         "ToolCallDelta",
+        "USD",
         "Usage",
     ),
 }
