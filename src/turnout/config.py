@@ -71,7 +71,7 @@ class ProviderConfig(BaseModel):
         description="proxy URL for this provider: http://, https://, socks5:// (kept secret: it may hold user:pw@)",
     )
     ca_bundle: str | None = Field(
-        default=None, description="PEM file of the CAs to trust for this provider (instead of the default ones); ~ expands"
+        default=None, description="PEM file of the CAs to trust for this provider (not the default ones); ~ expands"
     )
     client_cert: str | None = Field(default=None, description="PEM client certificate (mutual TLS); ~ expands")
     client_key: str | None = Field(default=None, description="PEM key of client_cert when not in the same file")

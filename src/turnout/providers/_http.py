@@ -28,6 +28,11 @@ if TYPE_CHECKING:
 __all__ = ["HTTPProvider", "network_settings"]
 
 _USER_AGENT = f"turnout/{__version__}"
+#: What a send can raise for a transport failure. httpcore2 maps `ssl.SSLError` to ConnectError
+#: during the handshake only; on asyncio a TLS alert read later (TLS 1.3 sends "certificate
+#: required" after the handshake) escapes as a bare `ssl.SSLError`
+#: (https://github.com/encode/httpx/issues/3350).
+_TRANSPORT_ERRORS = (httpx2.TransportError, ssl.SSLError)
 
 
 class HTTPProvider(Provider):
@@ -113,7 +118,7 @@ class HTTPProvider(Provider):
         client = self.http
         try:
             response = client.send(self._build(client, path, body, request))
-        except httpx2.TransportError as exc:
+        except _TRANSPORT_ERRORS as exc:
             raise self._transport_error(exc, model) from exc
         self._check(response, model)
         return response
@@ -125,7 +130,7 @@ class HTTPProvider(Provider):
         client = self.ahttp
         try:
             response = await client.send(self._build(client, path, body, request))
-        except httpx2.TransportError as exc:
+        except _TRANSPORT_ERRORS as exc:
             raise self._transport_error(exc, model) from exc
         self._check(response, model)
         return response
@@ -136,7 +141,7 @@ class HTTPProvider(Provider):
         client = self.http
         try:
             response = client.send(self._build(client, path, body, request), stream=True)
-        except httpx2.TransportError as exc:
+        except _TRANSPORT_ERRORS as exc:
             raise self._transport_error(exc, model) from exc
         try:
             if response.status_code >= 400:
@@ -154,7 +159,7 @@ class HTTPProvider(Provider):
         client = self.ahttp
         try:
             response = await client.send(self._build(client, path, body, request), stream=True)
-        except httpx2.TransportError as exc:
+        except _TRANSPORT_ERRORS as exc:
             raise self._transport_error(exc, model) from exc
         try:
             if response.status_code >= 400:
@@ -168,7 +173,7 @@ class HTTPProvider(Provider):
         """A plain sync request (e.g. ``GET /models``) with the same error mapping as `post`."""
         try:
             response = self.http.request(method, url, json=json)
-        except httpx2.TransportError as exc:
+        except _TRANSPORT_ERRORS as exc:
             raise self._transport_error(exc, model) from exc
         self._check(response, model)
         return response
@@ -177,7 +182,7 @@ class HTTPProvider(Provider):
         """Async twin of `request`."""
         try:
             response = await self.ahttp.request(method, url, json=json)
-        except httpx2.TransportError as exc:
+        except _TRANSPORT_ERRORS as exc:
             raise self._transport_error(exc, model) from exc
         self._check(response, model)
         return response
@@ -188,7 +193,7 @@ class HTTPProvider(Provider):
                 response.status_code, response.headers, response.content, provider=self.name, model=model
             )
 
-    def _transport_error(self, exc: httpx2.TransportError, model: str) -> ProviderError:
+    def _transport_error(self, exc: httpx2.TransportError | ssl.SSLError, model: str) -> ProviderError:
         cls = APITimeoutError if isinstance(exc, httpx2.TimeoutException) else APIConnectionError
         reason = str(exc) or type(exc).__name__
         return cls(f"{type(exc).__name__} talking to {self.base_url}: {reason}", provider=self.name, model=model)
