@@ -203,7 +203,9 @@ def _resolve_config(config: ConfigInput) -> tuple[Config, str | None]:
         )
     # Like openai.OpenAI(): the key and base URL from the environment (https://github.com/openai/openai-python#usage).
     provider = {"type": "openai", "api_key": key, "base_url": os.environ.get("OPENAI_BASE_URL") or None}
-    return Config.from_dict({"providers": {"openai": provider}}, source="$OPENAI_API_KEY"), "openai"
+    return Config.from_dict(
+        {"providers": {"openai": provider}}, source="the environment (OPENAI_API_KEY, OPENAI_BASE_URL)"
+    ), "openai"
 
 
 def _describe_arguments(exc: ValidationError | ValueError) -> str:
