@@ -12,20 +12,23 @@ from tests.conftest import LLAMA
 from turnout import Client
 from turnout._construct import construct
 from turnout.testing import FakeServer, Reply
-from turnout.types import Attempt, ChatChunk, ChatResponse, Choice, Cost, Usage
+from turnout.types import USD, Attempt, ChatChunk, ChatResponse, Choice, Cost, Usage
 
 FULL: list[tuple[type[BaseModel], dict[str, Any]]] = [
-    (ChatChunk, {"text": "hi", "index": 0, "finish_reason": None, "tool_calls": [], "usage": None, "model": "m"}),
     (
-        Cost,
+        ChatChunk,
         {
-            "input": Decimal("0.1"),
-            "output": Decimal("0.2"),
-            "total": Decimal("0.3"),
-            "source": "config",
-            "estimated": False,
+            "text": "hi",
+            "index": 0,
+            "finish_reason": None,
+            "tool_calls": [],
+            "usage": None,
+            "model": "m",
+            "logprobs": None,
         },
     ),
+    # the hot path gives USD amounts (validation turns a Decimal into one)
+    (Cost, {"input": USD("0.1"), "output": USD("0.2"), "total": USD("0.3"), "source": "config", "estimated": False}),
     (
         Attempt,
         {

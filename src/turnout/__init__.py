@@ -61,6 +61,7 @@ if TYPE_CHECKING:
     from .streaming import AsyncChatStream, ChatStream
     from .tools import Tool, tool
     from .types import (
+        USD,
         Attempt,
         ChatChunk,
         ChatRequest,
@@ -135,6 +136,7 @@ __all__ = [
     "ToolRoundsExceededError",
     "ToolRun",
     "TurnoutError",
+    "USD",
     "UnsupportedFeatureError",
     "Usage",
     "VLLMOptions",
@@ -196,6 +198,7 @@ _HOMES = {
         "Message",
         "ToolCall",
         "ToolCallDelta",
+        "USD",
         "Usage",
     ),
 }

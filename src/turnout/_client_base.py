@@ -41,11 +41,12 @@ class BaseClient:
 
         Args:
             config: a `Config`, a dict of the same shape, a path to a TOML file, or None to use
-                ``$TURNOUT_CONFIG`` or ``./turnout.toml``.
+                ``$TURNOUT_CONFIG`` or ``./turnout.toml``; without either, ``$OPENAI_API_KEY`` gives
+                one provider, ``openai`` (``$OPENAI_BASE_URL`` honoured), and bare OpenAI model ids.
             clock: where retries and deadlines read the time and sleep (tests pass a fake one).
             budget: a spending limit on every call (replaces the config's ``[budget]``).
         """
-        self.config = _resolve_config(config)
+        self.config, self._bare_provider = _resolve_config(config)
         self._pricing = Pricing(self.config.prices)
         self._providers: dict[str, Provider] = {}
         self._routes: dict[str, tuple[list[Target], RoutePolicy]] = {}  # model argument -> its route
@@ -115,6 +116,8 @@ class BaseClient:
         provider, sep, model_id = model.partition(":")
         if sep and model_id and provider in self.config.providers:
             return [(provider, model_id)]
+        if self._bare_provider is not None and model:
+            return [(self._bare_provider, model)]  # no config file: a bare OpenAI model id, like OpenAI()
         aliases = ", ".join(sorted(self.config.models)) or "none"
         providers = ", ".join(sorted(self.config.providers)) or "none"
         raise ConfigError(
@@ -197,20 +200,28 @@ def _budgets(config: Config, budget: Budget | None) -> Budgets | None:
     return Budgets(client, aliases) if client is not None or aliases else None
 
 
-def _resolve_config(config: ConfigInput) -> Config:
+def _resolve_config(config: ConfigInput) -> tuple[Config, str | None]:
+    """The config, and the provider bare model ids go to (only for the implicit OpenAI config)."""
     if isinstance(config, Config):
-        return config
+        return config, None
     if isinstance(config, Mapping):
-        return Config.from_dict(config)
+        return Config.from_dict(config), None
     if config is not None:
-        return load_config(config)
+        return load_config(config), None
     found = find_config_file()
-    if found is None:
+    if found is not None:
+        return load_config(found), None
+    key = os.environ.get("OPENAI_API_KEY")
+    if not key:
         raise ConfigError(
             "no configuration: pass config=... (a path, a dict or a Config), create ./turnout.toml, "
-            "or set TURNOUT_CONFIG to a config file's path."
+            "set TURNOUT_CONFIG to a config file's path, or set OPENAI_API_KEY to use OpenAI alone."
         )
-    return load_config(found)
+    # Like openai.OpenAI(): the key and base URL from the environment (https://github.com/openai/openai-python#usage).
+    provider = {"type": "openai", "api_key": key, "base_url": os.environ.get("OPENAI_BASE_URL") or None}
+    return Config.from_dict(
+        {"providers": {"openai": provider}}, source="the environment (OPENAI_API_KEY, OPENAI_BASE_URL)"
+    ), "openai"
 
 
 def _describe_arguments(exc: ValidationError | ValueError) -> str:

@@ -29,6 +29,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from .errors import BudgetExceededError
+from .types import USD, fixed_point
 
 __all__ = ["Budget", "BudgetStatus", "Budgets", "Reservation"]
 
@@ -46,17 +47,17 @@ class Budget(BaseModel):
 
 @dataclass(frozen=True)
 class BudgetStatus:
-    """Where one limit stands now."""
+    """Where one limit stands now; the amounts are `USD` (exact Decimals that print as fixed-point dollars)."""
 
     name: str
-    max_usd: Decimal
-    spent: Decimal
-    reserved: Decimal
+    max_usd: USD
+    spent: USD
+    reserved: USD
 
     @property
-    def remaining(self) -> Decimal:
+    def remaining(self) -> USD:
         """What may still be reserved."""
-        return self.max_usd - self.spent - self.reserved
+        return USD(self.max_usd - self.spent - self.reserved)
 
 
 class _Limit:
@@ -78,7 +79,7 @@ class _Limit:
             self._period, self.spent = key, Decimal(0)
 
     def status(self) -> BudgetStatus:
-        return BudgetStatus(self.name, self.budget.max_usd, self.spent, self.reserved)
+        return BudgetStatus(self.name, USD(self.budget.max_usd), USD(self.spent), USD(self.reserved))
 
 
 class Reservation:
@@ -144,8 +145,8 @@ class Budgets:
                 left = limit.status().remaining
                 if amount > left:
                     raise BudgetExceededError(
-                        f"{limit.name} budget: this call could cost up to ${amount}, but only ${left} of "
-                        f"${limit.budget.max_usd} is left; nothing was sent",
+                        f"{limit.name} budget: this call could cost up to ${fixed_point(amount)}, but only "
+                        f"${left} of ${fixed_point(limit.budget.max_usd)} is left; nothing was sent",
                         budget=limit.name,
                         needed=amount,
                         remaining=left,

@@ -1,11 +1,16 @@
 """The ``turnout`` command: chat from the terminal, and check a config file.
 
 ```
-turnout chat MODEL "prompt" [--config FILE] [--system TEXT] [--max-tokens N] [--no-stream]
+turnout --version
+turnout chat MODEL "prompt" | - [--config FILE] [--system TEXT] [--max-tokens N] [--no-stream | --json]
+turnout models [--config FILE] [--json]
+turnout health [--config FILE] [--json]
 turnout config check [FILE]
 turnout config schema
 turnout usage [--ledger FILE | --config FILE] [--since YYYY-MM-DD] [--json | --csv | --plain | --rich]
 ```
+
+Ctrl-C exits with status 130 and no traceback; warnings print as one line, ``turnout: warning: ...``.
 """
 
 from __future__ import annotations
@@ -13,25 +18,41 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from collections.abc import Sequence
+from typing import TextIO
 
+from ._version import __version__
 from .errors import AllTargetsFailedError, TurnoutError
-from .types import ChatResponse, Message
+from .types import USD, ChatResponse, Message
 
 __all__ = ["main", "route_line"]
 
 
+_CONFIG_HELP = "config file (default: ./turnout.toml or $TURNOUT_CONFIG)"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="turnout", description="Route chat requests to LLM providers.")
+    parser.add_argument("--version", action="version", version=f"turnout {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     chat = commands.add_parser("chat", help="send one chat request and stream the answer")
     chat.add_argument("model", help='an alias from [models], or "<provider>:<model-id>"')
-    chat.add_argument("prompt", help="the user message")
-    chat.add_argument("--config", help="config file (default: ./turnout.toml or $TURNOUT_CONFIG)")
+    chat.add_argument("prompt", help='the user message; "-" reads it from standard input')
+    chat.add_argument("--config", help=_CONFIG_HELP)
     chat.add_argument("--system", help="a system message")
     chat.add_argument("--max-tokens", type=int, default=None)
     chat.add_argument("--temperature", type=float, default=None)
-    chat.add_argument("--no-stream", action="store_true", help="wait for the whole reply")
+    output = chat.add_mutually_exclusive_group()
+    output.add_argument("--no-stream", action="store_true", help="wait for the whole reply")
+    output.add_argument("--json", action="store_true", help="print the whole reply as JSON (not streamed)")
+    for name, text in (
+        ("models", "each route's targets, prices per 1M tokens and context windows"),
+        ("health", "each route's targets, their circuit state and context pre-check"),
+    ):
+        command = commands.add_parser(name, help=text)
+        command.add_argument("--config", help=_CONFIG_HELP)
+        command.add_argument("--json", action="store_true", help="print JSON")
     config = commands.add_parser("config", help="work with config files")
     config_commands = config.add_subparsers(dest="config_command", required=True)
     check = config_commands.add_parser("check", help="validate a config file")
@@ -56,17 +77,38 @@ def route_line(reply: ChatResponse) -> str:
     tokens = f"{usage.prompt_tokens if usage.prompt_tokens is not None else '?'} in / " + (
         f"{usage.completion_tokens if usage.completion_tokens is not None else '?'} out"
     )
-    cost = str(reply.cost) if reply.cost is not None else "unknown (no price configured)"
+    cost = _cost_line(reply)
     return f"route: {tried}\ntokens: {tokens}\ncost: {cost}"
+
+
+def _cost_line(reply: ChatResponse) -> str:
+    """The cost in dollars rounded to 1e-10 (hourly prices divide into 28-digit fractions)."""
+    c = reply.cost
+    if c is None:
+        return "unknown (no price configured)"
+    total, cost_in, cost_out = (USD(v).display() for v in (c.total, c.input, c.output))
+    return f"${total} (in ${cost_in} + out ${cost_out}; {c.source})"
+
+
+def _prompt(text: str, stdin: TextIO) -> str:
+    if text != "-":
+        return text
+    read = stdin.read()
+    if not read.strip():
+        raise TurnoutError('the prompt "-" reads standard input, which was empty: pipe the prompt in.')
+    return read
 
 
 def _chat(args: argparse.Namespace) -> int:
     from .client import Client
 
     messages = [Message(role="system", content=args.system)] if args.system else []
-    messages.append(Message(role="user", content=args.prompt))
+    messages.append(Message(role="user", content=_prompt(args.prompt, sys.stdin)))
     options = {"max_tokens": args.max_tokens, "temperature": args.temperature}
     with Client(config=args.config) as client:
+        if args.json:
+            print(client.chat(args.model, messages, **options).model_dump_json(indent=2))
+            return 0
         if args.no_stream:
             reply = client.chat(args.model, messages, **options)
             print(reply.text)
@@ -98,14 +140,40 @@ def _config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    """Warnings as one line, without the Python source line `warnings` shows by default."""
+    del category, filename, lineno, line
+    print(f"turnout: warning: {message}", file=file or sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return the exit status."""
-    args = _parser().parse_args(argv)
+    """Run the command line; return the exit status (130 after Ctrl-C)."""
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        try:
+            return _run(_parser().parse_args(argv))
+        except KeyboardInterrupt:
+            print("\nturnout: interrupted", file=sys.stderr)
+            return 130
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         if args.command == "usage":
             from ._usage_cli import usage
 
             return usage(args)
+        if args.command in ("models", "health"):
+            from . import _routes_cli
+
+            return _routes_cli.models(args) if args.command == "models" else _routes_cli.health(args)
         return _chat(args) if args.command == "chat" else _config(args)
     except AllTargetsFailedError as exc:
         print(f"turnout: {exc}", file=sys.stderr)

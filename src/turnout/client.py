@@ -6,7 +6,7 @@ Everything that does no I/O (config, routes, argument checks) lives in their bas
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import partial
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
@@ -45,6 +45,14 @@ class Client(BaseClient):
         temperature: float | None = None,
         top_p: float | None = None,
         max_tokens: int | None = None,
+        max_completion_tokens: int | None = None,
+        frequency_penalty: float | None = None,
+        presence_penalty: float | None = None,
+        logit_bias: Mapping[int, int] | Mapping[str, int] | None = None,
+        logprobs: bool | None = None,
+        top_logprobs: int | None = None,
+        parallel_tool_calls: bool | None = None,
+        reasoning_effort: str | None = None,
         stop: str | list[str] | None = None,
         seed: int | None = None,
         n: int | None = None,
@@ -66,7 +74,19 @@ class Client(BaseClient):
             messages: a string (one user message), or a list of dicts / `Message` objects.
             temperature: sampling temperature.
             top_p: nucleus sampling probability mass.
-            max_tokens: the most tokens to generate.
+            max_tokens: the most tokens to generate (OpenAI's reasoning models get it as
+                ``max_completion_tokens``, the name they take).
+            max_completion_tokens: the same cap under OpenAI's newer name, sent under that name
+                (give one of the two; budgets and estimates read either).
+            frequency_penalty: -2 to 2: penalise tokens by how often they appeared so far.
+            presence_penalty: -2 to 2: penalise tokens that appeared at all so far.
+            logit_bias: token id -> bias from -100 to 100 added to its logit.
+            logprobs: return each generated token's log probability (``reply.logprobs``,
+                ``choice.logprobs``, ``chunk.logprobs``).
+            top_logprobs: with ``logprobs``: also the 0-20 most likely tokens at each position.
+            parallel_tool_calls: whether the model may call several tools in one turn.
+            reasoning_effort: how hard a reasoning model thinks (``"minimal"``, ``"low"``,
+                ``"medium"``, ``"high"``; what the model takes).
             stop: stop sequence(s).
             seed: best-effort determinism.
             n: number of choices.
@@ -111,6 +131,14 @@ class Client(BaseClient):
         temperature: float | None = None,
         top_p: float | None = None,
         max_tokens: int | None = None,
+        max_completion_tokens: int | None = None,
+        frequency_penalty: float | None = None,
+        presence_penalty: float | None = None,
+        logit_bias: Mapping[int, int] | Mapping[str, int] | None = None,
+        logprobs: bool | None = None,
+        top_logprobs: int | None = None,
+        parallel_tool_calls: bool | None = None,
+        reasoning_effort: str | None = None,
         stop: str | list[str] | None = None,
         seed: int | None = None,
         n: int | None = None,
@@ -144,6 +172,14 @@ class Client(BaseClient):
         temperature: float | None = None,
         top_p: float | None = None,
         max_tokens: int | None = None,
+        max_completion_tokens: int | None = None,
+        frequency_penalty: float | None = None,
+        presence_penalty: float | None = None,
+        logit_bias: Mapping[int, int] | Mapping[str, int] | None = None,
+        logprobs: bool | None = None,
+        top_logprobs: int | None = None,
+        parallel_tool_calls: bool | None = None,
+        reasoning_effort: str | None = None,
         stop: str | list[str] | None = None,
         seed: int | None = None,
         user: str | None = None,
@@ -172,6 +208,14 @@ class Client(BaseClient):
             temperature: as for `chat`; so are the other options.
             top_p: nucleus sampling probability mass.
             max_tokens: the most tokens to generate per round.
+            max_completion_tokens: the same cap under OpenAI's newer name, as for `chat`.
+            frequency_penalty: as for `chat`.
+            presence_penalty: as for `chat`.
+            logit_bias: as for `chat`.
+            logprobs: as for `chat` (each round's reply has them).
+            top_logprobs: as for `chat`.
+            parallel_tool_calls: whether the model may call several tools in one round.
+            reasoning_effort: as for `chat`.
             stop: stop sequence(s).
             seed: best-effort determinism.
             user: an end-user id.
@@ -300,6 +344,14 @@ class AsyncClient(BaseClient):
         temperature: float | None = None,
         top_p: float | None = None,
         max_tokens: int | None = None,
+        max_completion_tokens: int | None = None,
+        frequency_penalty: float | None = None,
+        presence_penalty: float | None = None,
+        logit_bias: Mapping[int, int] | Mapping[str, int] | None = None,
+        logprobs: bool | None = None,
+        top_logprobs: int | None = None,
+        parallel_tool_calls: bool | None = None,
+        reasoning_effort: str | None = None,
         stop: str | list[str] | None = None,
         seed: int | None = None,
         n: int | None = None,
@@ -325,6 +377,14 @@ class AsyncClient(BaseClient):
         temperature: float | None = None,
         top_p: float | None = None,
         max_tokens: int | None = None,
+        max_completion_tokens: int | None = None,
+        frequency_penalty: float | None = None,
+        presence_penalty: float | None = None,
+        logit_bias: Mapping[int, int] | Mapping[str, int] | None = None,
+        logprobs: bool | None = None,
+        top_logprobs: int | None = None,
+        parallel_tool_calls: bool | None = None,
+        reasoning_effort: str | None = None,
         stop: str | list[str] | None = None,
         seed: int | None = None,
         n: int | None = None,
@@ -354,6 +414,14 @@ class AsyncClient(BaseClient):
         temperature: float | None = None,
         top_p: float | None = None,
         max_tokens: int | None = None,
+        max_completion_tokens: int | None = None,
+        frequency_penalty: float | None = None,
+        presence_penalty: float | None = None,
+        logit_bias: Mapping[int, int] | Mapping[str, int] | None = None,
+        logprobs: bool | None = None,
+        top_logprobs: int | None = None,
+        parallel_tool_calls: bool | None = None,
+        reasoning_effort: str | None = None,
         stop: str | list[str] | None = None,
         seed: int | None = None,
         user: str | None = None,

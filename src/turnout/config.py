@@ -66,6 +66,18 @@ class ProviderConfig(BaseModel):
     )
     connect_timeout: float = Field(default=_defaults.CONNECT_TIMEOUT, gt=0)
     headers: dict[str, str] = Field(default_factory=dict, description="extra HTTP headers on every request")
+    proxy: SecretStr | None = Field(
+        default=None,
+        description="proxy URL for this provider: http://, https://, socks5:// (kept secret: it may hold user:pw@)",
+    )
+    ca_bundle: str | None = Field(
+        default=None, description="PEM file of the CAs to trust for this provider (not the default ones); ~ expands"
+    )
+    client_cert: str | None = Field(default=None, description="PEM client certificate (mutual TLS); ~ expands")
+    client_key: str | None = Field(default=None, description="PEM key of client_cert when not in the same file")
+    max_connections: int = Field(
+        default=_defaults.MAX_CONNECTIONS, gt=0, description="connection pool size: at most this many at once"
+    )
 
     @field_validator("base_url")
     @classmethod
@@ -73,6 +85,32 @@ class ProviderConfig(BaseModel):
         if value is not None and not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/") if value else value
+
+    @field_validator("proxy")
+    @classmethod
+    def _check_proxy(cls, value: SecretStr | None) -> SecretStr | None:
+        schemes = ("http://", "https://", "socks5://", "socks5h://")
+        if value is not None and not value.get_secret_value().startswith(schemes):
+            raise ValueError("must start with http://, https://, socks5:// or socks5h://")
+        return value
+
+    @field_validator("ca_bundle", "client_cert", "client_key")
+    @classmethod
+    def _check_file(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        path = Path(value).expanduser()
+        if not path.is_file():
+            raise ValueError(
+                f"no such file: {str(path)!r}. Give the path of a PEM file (relative to the working directory)"
+            )
+        return str(path)
+
+    @model_validator(mode="after")
+    def _check_key_has_cert(self) -> ProviderConfig:
+        if self.client_key is not None and self.client_cert is None:
+            raise ValueError("client_key: set client_cert too (the certificate the key belongs to)")
+        return self
 
 
 class ModelRoute(RoutePolicy):

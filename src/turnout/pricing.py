@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from ._construct import construct
 from .config import Price
-from .types import Cost, Usage
+from .types import USD, Cost, Usage
 
 if TYPE_CHECKING:
     from genai_prices.types import PriceCalculation
@@ -240,11 +240,12 @@ def _from_price(price: Price, usage: Usage, source: str | None = None) -> Cost:
         output_cost += reasoning * price.reasoning_per_million / _MILLION
     if source is None:
         source = "config" if price.usd_per_hour is None else "config (hourly)"
+    total = input_cost + output_cost
     return construct(
         Cost,
-        input=input_cost,
-        output=output_cost,
-        total=input_cost + output_cost,
+        input=USD(input_cost),
+        output=USD(output_cost),
+        total=USD(total),
         source=source,
         estimated=usage.estimated,
     )

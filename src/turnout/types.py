@@ -8,10 +8,10 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
-from decimal import Decimal
-from typing import Any, Generic, Literal, TypeAlias
+from decimal import Decimal, localcontext
+from typing import Annotated, Any, Generic, Literal, TypeAlias
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, TypeAdapter
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, NonNegativeInt, TypeAdapter, model_validator
 from typing_extensions import TypeVar
 
 from .options import ProviderOptionsField
@@ -32,6 +32,10 @@ __all__ = [
     "Role",
     "ToolCall",
     "ToolCallDelta",
+    "TokenLogprob",
+    "TopLogprob",
+    "USD",
+    "USDField",
     "Usage",
     "normalize_messages",
     "tool_call_id",
@@ -209,7 +213,19 @@ class ChatRequest(_Model):
     messages: list[Message]
     temperature: float | None = Field(default=None, ge=0)
     top_p: float | None = Field(default=None, ge=0, le=1)
-    max_tokens: int | None = Field(default=None, gt=0)
+    max_tokens: int | None = Field(
+        default=None, gt=0, description="the call's output cap (set from max_completion_tokens when that is given)"
+    )
+    max_completion_tokens: int | None = Field(
+        default=None, gt=0, description="the output cap, sent under this name (OpenAI's reasoning models need it)"
+    )
+    frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
+    presence_penalty: float | None = Field(default=None, ge=-2, le=2)
+    logit_bias: dict[int, int] | None = Field(default=None, description="token id -> bias, -100 to 100")
+    logprobs: bool | None = None
+    top_logprobs: int | None = Field(default=None, ge=0, le=20)
+    parallel_tool_calls: bool | None = None
+    reasoning_effort: str | None = Field(default=None, description='e.g. "minimal", "low", "medium", "high"')
     stop: str | list[str] | None = None
     seed: int | None = None
     n: int | None = Field(default=None, gt=0)
@@ -221,6 +237,17 @@ class ChatRequest(_Model):
     extra_headers: dict[str, str] | None = None
     timeout: float | None = Field(default=None, gt=0)
     provider_options: ProviderOptionsField = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_output_cap(cls, data: Any) -> Any:
+        """``max_completion_tokens`` is also ``max_tokens``: budgets and estimates read one cap."""
+        if not isinstance(data, dict) or data.get("max_completion_tokens") is None:
+            return data
+        cap, other = data["max_completion_tokens"], data.get("max_tokens")
+        if other is not None and other != cap:
+            raise ValueError("give max_tokens or max_completion_tokens (the same cap), not both")
+        return {**data, "max_tokens": cap}
 
 
 _COUNTS = ("prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens", "reasoning_tokens")
@@ -254,22 +281,77 @@ class Usage(_Model):
         return Usage(**totals, estimated=any(u.estimated for u in items))
 
 
+class USD(Decimal):
+    """An exact amount of US dollars that prints in plain fixed-point: ``USD('0.0000009')``, not ``9E-7``.
+
+    It is a `Decimal` (arithmetic and comparisons are Decimal's, and give plain `Decimal`
+    results); only ``str()`` and ``repr()`` differ: every significant digit, no exponent,
+    trailing zeros trimmed (``"0"`` for zero). `display` rounds for a terminal.
+
+    Example:
+        ```python
+        from decimal import Decimal
+        from turnout import USD
+
+        assert str(USD(Decimal("9E-7"))) == "0.0000009"
+        assert repr(USD("0E-8")) == "USD('0')"
+        ```
+    """
+
+    __slots__ = ()
+
+    def __str__(self) -> str:
+        return fixed_point(self)
+
+    def __repr__(self) -> str:
+        return f"USD('{fixed_point(self)}')"
+
+    def display(self, places: int = 10) -> str:
+        """The amount rounded half-even to ``places`` decimal places (default 1e-10 dollars), fixed-point.
+
+        Hourly prices divide into amounts with 28 significant digits; ten decimal places keep
+        every amount of a token-priced call exact (prices per 1M tokens have at most 4 decimals).
+        """
+        with localcontext() as context:
+            context.prec = max(context.prec, self.adjusted() + places + 2)
+            return fixed_point(self.quantize(Decimal(1).scaleb(-places)))
+
+
+def fixed_point(value: Decimal) -> str:
+    """Every significant digit of ``value``, no exponent: Decimal('3.7E-6') -> '0.0000037', 0 -> '0'."""
+    if not value:
+        return "0"
+    text = format(value, "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def to_usd(value: Decimal) -> USD:
+    """``value`` as a `USD` (unchanged when it already is one)."""
+    return value if type(value) is USD else USD(value)
+
+
+USDField = Annotated[Decimal, AfterValidator(to_usd)]
+"""A pydantic field type: validated like `Decimal` (and serialised as one), held as a `USD`."""
+
+
 class Cost(_Model):
     """What a call cost in US dollars, exactly, from the price in ``source``.
 
+    The amounts are `USD` values: exact Decimals that print as fixed-point dollars.
     ``estimated`` is True when the tokens it prices were counted by turnout, not the server.
     Costs add up with ``+`` or `Cost.sum`; sources are joined with ``" + "``.
     """
 
-    input: Decimal
-    output: Decimal
-    total: Decimal
+    input: USDField
+    output: USDField
+    total: USDField
     source: str = Field(description="where the price came from, e.g. 'config' or 'genai-prices 0.2.3'")
     estimated: bool = False
 
     def __str__(self) -> str:
         flag = ", estimated" if self.estimated else ""
-        return f"${_usd(self.total)} (in ${_usd(self.input)} + out ${_usd(self.output)}; {self.source}{flag})"
+        parts = (fixed_point(self.total), fixed_point(self.input), fixed_point(self.output))
+        return "${} (in ${} + out ${}; {}{})".format(*parts, self.source, flag)
 
     def __add__(self, other: Cost) -> Cost:
         total = Cost.sum((self, other))
@@ -292,11 +374,6 @@ class Cost(_Model):
         )
 
 
-def _usd(value: Decimal) -> str:
-    """Every significant digit, no exponent: Decimal('3.7E-6') -> '0.0000037'."""
-    return format(value.normalize(), "f") if value else "0"
-
-
 class Attempt(_Model):
     """One try of one target during a call."""
 
@@ -309,6 +386,20 @@ class Attempt(_Model):
     skipped: bool = Field(default=False, description="True when nothing was sent (open circuit, context pre-check)")
 
 
+class TopLogprob(_Model):
+    """One of the most likely tokens at a position, with its log probability."""
+
+    token: str
+    logprob: float
+    bytes: list[int] | None = None
+
+
+class TokenLogprob(TopLogprob):
+    """A generated token's log probability, and the ``top_logprobs`` most likely tokens at its position."""
+
+    top_logprobs: list[TopLogprob] = []
+
+
 class Choice(_Model):
     """One of the ``n`` alternatives in a reply."""
 
@@ -316,6 +407,7 @@ class Choice(_Model):
     text: str
     finish_reason: FinishReason | None = None
     tool_calls: list[ToolCall] = []
+    logprobs: list[TokenLogprob] | None = Field(default=None, description="per generated token, with logprobs=True")
 
 
 ParsedT = TypeVar("ParsedT", default=Any)
@@ -343,6 +435,21 @@ class ChatResponse(_Model, Generic[ParsedT]):
     request_id: str | None = None
     warnings: list[str] = []
     parsed: ParsedT = Field(default=None, description="the validated response_model instance")  # type: ignore[assignment]
+    logprobs: list[TokenLogprob] | None = Field(
+        default=None, description="the first choice's token log probabilities (with logprobs=True)"
+    )
+
+    @property
+    def message(self) -> Message:
+        """The assistant's message (first choice), tool calls included, to append to the conversation.
+
+        Example:
+            ```python
+            messages.append(reply.message)  # then run the tools and send their results
+            ```
+        """
+        content = self.text if self.text or not self.tool_calls else None
+        return Message(role="assistant", content=content, tool_calls=self.tool_calls or None)
 
 
 class ChatChunk(_Model):
@@ -354,3 +461,4 @@ class ChatChunk(_Model):
     tool_calls: list[ToolCallDelta] = []
     usage: Usage | None = None
     model: str | None = None
+    logprobs: list[TokenLogprob] | None = None

@@ -298,7 +298,7 @@ def test_a_stream_left_early_is_paid_for(mode: str, ledger_file: Path) -> None:
             with Client(cfg) as client:
                 client.on(turnout.StreamAbandoned, seen.append)
                 consume(client)
-                spent = client.budgets.status()[0].spent if client.budgets else None
+                spent: Decimal | None = client.budgets.status()[0].spent if client.budgets else None
         else:
 
             async def go() -> Decimal | None:

@@ -148,6 +148,22 @@ def test_chat_mode_request(runner: Runner) -> None:
     assert headers["x-team"] == "ml" and headers["user-agent"].startswith("turnout/")
 
 
+def test_chat_mode_sends_penalties_and_logprobs(runner: Runner, fake_tgi: FakeTGIServer) -> None:
+    options = {"frequency_penalty": 0.5, "presence_penalty": 0.25, "logprobs": True, "top_logprobs": 3}
+    runner.chat(hf_config(fake_tgi), TARGET, "Hi", max_completion_tokens=9, **options)
+    sent = fake_tgi.chat_requests[0].json
+    assert {k: sent[k] for k in options} == options and sent["max_tokens"] == 9
+
+
+@pytest.mark.parametrize(
+    "option", [{"logit_bias": {"1": 5}}, {"parallel_tool_calls": False}, {"reasoning_effort": "low"}]
+)
+def test_chat_mode_refuses_what_tgi_ignores(runner: Runner, fake_tgi: FakeTGIServer, option: dict[str, Any]) -> None:
+    with pytest.raises(turnout.BadRequestError, match=f"TGI's chat API does not take {next(iter(option))}"):
+        runner.chat(hf_config(fake_tgi), TARGET, "Hi", **option)
+    assert fake_tgi.chat_requests == []
+
+
 def test_chat_stream_asks_for_usage(runner: Runner, fake_tgi: FakeTGIServer) -> None:
     runner.stream(hf_config(fake_tgi), TARGET, "Hi")
     [sent] = fake_tgi.chat_requests
@@ -246,8 +262,12 @@ def test_text_mode_sends_the_llama2_prompt_and_explicit_parameters(runner: Runne
             {"response_format": {"type": "json_schema", "json_schema": {"name": "p", "schema": SCHEMA}}},
             {"max_new_tokens": 100, "details": True, "grammar": {"type": "json", "value": SCHEMA}},
         ),
+        (
+            {"frequency_penalty": 0.5, "max_completion_tokens": 7},
+            {"max_new_tokens": 7, "details": True, "frequency_penalty": 0.5},
+        ),
     ],
-    ids=["greedy", "top_p-seed", "extra_body", "grammar"],
+    ids=["greedy", "top_p-seed", "extra_body", "grammar", "frequency_penalty-max_completion_tokens"],
 )
 def test_text_mode_parameters(
     runner: Runner, fake_tgi: FakeTGIServer, options: dict[str, Any], parameters: dict[str, Any]
@@ -269,8 +289,12 @@ def test_prompt_bos_sends_the_leading_bos(runner: Runner, fake_tgi: FakeTGIServe
         ("Hi", {"n": 2}, "n must be 1"),
         ("Hi", {"extra_body": {"best_of": 2}}, "extra_body key 'best_of' is not a TGI /generate parameter"),
         ("Hi", {"response_format": {"type": "xml"}}, "response_format type 'xml' has no TGI grammar"),
+        ("Hi", {"logprobs": True}, r"text mode \(TGI /generate\) cannot send logprobs"),
+        ("Hi", {"presence_penalty": 1.0, "logit_bias": {1: 5}}, "cannot send presence_penalty, logit_bias"),
+        ("Hi", {"reasoning_effort": "low"}, "cannot send reasoning_effort"),
     ],
-    ids=["assistant-last", "n", "extra_body", "response_format"],  # tools: tests/providers/test_tool_calling.py
+    ids=["assistant-last", "n", "extra_body", "response_format", "logprobs", "penalty-bias", "reasoning"],
+    # tools: tests/providers/test_tool_calling.py
 )
 def test_text_mode_refuses_what_it_cannot_send(
     runner: Runner, fake_tgi: FakeTGIServer, messages: Any, options: dict[str, Any], fragment: str

@@ -7,10 +7,11 @@ Connection pools are created lazily (sync and async separately), transport failu
 
 from __future__ import annotations
 
+import ssl
 import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx2
 
@@ -24,9 +25,14 @@ if TYPE_CHECKING:
     from ..embeddings import EmbeddingRequest
     from ..types import ChatRequest
 
-__all__ = ["HTTPProvider"]
+__all__ = ["HTTPProvider", "network_settings"]
 
 _USER_AGENT = f"turnout/{__version__}"
+#: What a send can raise for a transport failure. httpcore2 maps `ssl.SSLError` to ConnectError
+#: during the handshake only; on asyncio a TLS alert read later (TLS 1.3 sends "certificate
+#: required" after the handshake) escapes as a bare `ssl.SSLError`
+#: (https://github.com/encode/httpx/issues/3350).
+_TRANSPORT_ERRORS = (httpx2.TransportError, ssl.SSLError)
 
 
 class HTTPProvider(Provider):
@@ -46,14 +52,15 @@ class HTTPProvider(Provider):
         if config.api_key is not None:
             self._headers["authorization"] = f"Bearer {config.api_key.get_secret_value()}"
         self._timeout = httpx2.Timeout(config.timeout, connect=config.connect_timeout)
+        self._network = network_settings(name, config)
         self._sync: httpx2.Client | None = None
         self._async: httpx2.AsyncClient | None = None
         self._lock = threading.Lock()  # threads sharing a Client must not each build a pool
 
     def _limits(self) -> httpx2.Limits:
+        size = self.config.max_connections
         return httpx2.Limits(
-            max_connections=_defaults.MAX_CONNECTIONS,
-            max_keepalive_connections=_defaults.MAX_KEEPALIVE_CONNECTIONS,
+            max_connections=size, max_keepalive_connections=min(size, _defaults.MAX_KEEPALIVE_CONNECTIONS)
         )
 
     @property
@@ -62,7 +69,9 @@ class HTTPProvider(Provider):
         if self._sync is None:
             with self._lock:
                 if self._sync is None:
-                    self._sync = httpx2.Client(headers=self._headers, timeout=self._timeout, limits=self._limits())
+                    self._sync = httpx2.Client(
+                        headers=self._headers, timeout=self._timeout, limits=self._limits(), **self._network
+                    )
         return self._sync
 
     @property
@@ -72,7 +81,7 @@ class HTTPProvider(Provider):
             with self._lock:
                 if self._async is None:
                     self._async = httpx2.AsyncClient(
-                        headers=self._headers, timeout=self._timeout, limits=self._limits()
+                        headers=self._headers, timeout=self._timeout, limits=self._limits(), **self._network
                     )
         return self._async
 
@@ -109,7 +118,7 @@ class HTTPProvider(Provider):
         client = self.http
         try:
             response = client.send(self._build(client, path, body, request))
-        except httpx2.TransportError as exc:
+        except _TRANSPORT_ERRORS as exc:
             raise self._transport_error(exc, model) from exc
         self._check(response, model)
         return response
@@ -121,7 +130,7 @@ class HTTPProvider(Provider):
         client = self.ahttp
         try:
             response = await client.send(self._build(client, path, body, request))
-        except httpx2.TransportError as exc:
+        except _TRANSPORT_ERRORS as exc:
             raise self._transport_error(exc, model) from exc
         self._check(response, model)
         return response
@@ -132,7 +141,7 @@ class HTTPProvider(Provider):
         client = self.http
         try:
             response = client.send(self._build(client, path, body, request), stream=True)
-        except httpx2.TransportError as exc:
+        except _TRANSPORT_ERRORS as exc:
             raise self._transport_error(exc, model) from exc
         try:
             if response.status_code >= 400:
@@ -150,7 +159,7 @@ class HTTPProvider(Provider):
         client = self.ahttp
         try:
             response = await client.send(self._build(client, path, body, request), stream=True)
-        except httpx2.TransportError as exc:
+        except _TRANSPORT_ERRORS as exc:
             raise self._transport_error(exc, model) from exc
         try:
             if response.status_code >= 400:
@@ -164,7 +173,7 @@ class HTTPProvider(Provider):
         """A plain sync request (e.g. ``GET /models``) with the same error mapping as `post`."""
         try:
             response = self.http.request(method, url, json=json)
-        except httpx2.TransportError as exc:
+        except _TRANSPORT_ERRORS as exc:
             raise self._transport_error(exc, model) from exc
         self._check(response, model)
         return response
@@ -173,7 +182,7 @@ class HTTPProvider(Provider):
         """Async twin of `request`."""
         try:
             response = await self.ahttp.request(method, url, json=json)
-        except httpx2.TransportError as exc:
+        except _TRANSPORT_ERRORS as exc:
             raise self._transport_error(exc, model) from exc
         self._check(response, model)
         return response
@@ -184,7 +193,39 @@ class HTTPProvider(Provider):
                 response.status_code, response.headers, response.content, provider=self.name, model=model
             )
 
-    def _transport_error(self, exc: httpx2.TransportError, model: str) -> ProviderError:
+    def _transport_error(self, exc: httpx2.TransportError | ssl.SSLError, model: str) -> ProviderError:
         cls = APITimeoutError if isinstance(exc, httpx2.TimeoutException) else APIConnectionError
         reason = str(exc) or type(exc).__name__
         return cls(f"{type(exc).__name__} talking to {self.base_url}: {reason}", provider=self.name, model=model)
+
+
+def network_settings(name: str, config: ProviderConfig) -> dict[str, Any]:
+    """httpx2 client arguments from a provider's ``proxy``, ``ca_bundle`` and ``client_cert`` keys.
+
+    Verification stays on: ``ca_bundle`` replaces the CAs trusted (an `ssl.SSLContext` made with
+    ``cafile``, as httpx recommends: https://www.python-httpx.org/advanced/ssl/), it never turns
+    checking off. Without these keys, httpx2's defaults apply (its CA bundle, ``$HTTPS_PROXY``...).
+
+    Raises:
+        ConfigError: a file is not a usable PEM certificate or key.
+    """
+    settings: dict[str, Any] = {}
+    if config.proxy is not None:
+        settings["proxy"] = config.proxy.get_secret_value()
+    if config.ca_bundle is None and config.client_cert is None:
+        return settings
+    from ..errors import ConfigError
+
+    key = f"providers.{name}.ca_bundle"
+    try:
+        # without ca_bundle: httpx2's own default CAs, as a client without these keys uses
+        context = (
+            ssl.create_default_context(cafile=config.ca_bundle) if config.ca_bundle else httpx2.create_ssl_context()
+        )
+        if config.client_cert is not None:
+            key = f"providers.{name}.client_cert"
+            context.load_cert_chain(config.client_cert, config.client_key)
+    except (ssl.SSLError, OSError) as exc:
+        raise ConfigError(f"{key}: cannot be used for TLS ({exc}). Give a PEM file (and its key).") from None
+    settings["verify"] = context
+    return settings

@@ -20,8 +20,10 @@ from ..types import (
     ChatResponse,
     Choice,
     FunctionCall,
+    TokenLogprob,
     ToolCall,
     ToolCallDelta,
+    TopLogprob,
     Usage,
     finish_reason_from_wire,
     tool_call_id,
@@ -36,7 +38,6 @@ DONE_DATA = DONE.encode()  # as `_sse` hands it out
 _REQUEST_FIELDS = (
     "temperature",
     "top_p",
-    "max_tokens",
     "stop",
     "seed",
     "n",
@@ -44,6 +45,13 @@ _REQUEST_FIELDS = (
     "tools",
     "tool_choice",
     "user",
+    "frequency_penalty",
+    "presence_penalty",
+    "logit_bias",
+    "logprobs",
+    "top_logprobs",
+    "parallel_tool_calls",
+    "reasoning_effort",
 )
 
 
@@ -67,10 +75,25 @@ class _Message(_Wire):
     tool_calls: list[_ToolCall] | None = None
 
 
+class _TopLogprob(_Wire):
+    token: str = ""
+    logprob: float = 0.0
+    bytes: list[int] | None = None
+
+
+class _TokenLogprob(_TopLogprob):
+    top_logprobs: list[_TopLogprob] | None = None
+
+
+class _Logprobs(_Wire):
+    content: list[_TokenLogprob] | None = None
+
+
 class _Choice(_Wire):
     index: int = 0
     message: _Message
     finish_reason: str | None = None
+    logprobs: _Logprobs | None = None
 
 
 class _PromptDetails(_Wire):
@@ -105,6 +128,7 @@ class _ChunkChoice(_Wire):
     index: int = 0
     delta: _Delta | None = None
     finish_reason: str | None = None
+    logprobs: _Logprobs | None = None
 
 
 class _Chunk(_Wire):
@@ -114,17 +138,29 @@ class _Chunk(_Wire):
     error: Any = None
 
 
-def build_body(model: str, request: ChatRequest, *, stream: bool, fields: dict[str, Any] | None = None) -> bytes:
+def build_body(
+    model: str,
+    request: ChatRequest,
+    *,
+    stream: bool,
+    fields: dict[str, Any] | None = None,
+    completion_cap: bool = False,
+) -> bytes:
     """Encode a request as the JSON body of ``POST /chat/completions``.
 
     Streams ask for usage (``stream_options.include_usage``); non-streams must not send
     ``stream_options`` (vLLM rejects it, PROTOCOLS.md §2.3). ``fields`` are top-level keys from
-    the provider's typed options (vLLM's ``top_k``...); ``extra_body`` overrides them.
+    the provider's typed options (vLLM's ``top_k``...); ``extra_body`` overrides them. The
+    output cap goes as ``max_completion_tokens`` when the call named it so or ``completion_cap``
+    is set (a model that rejects ``max_tokens``), else as ``max_tokens``.
     """
     body: dict[str, Any] = {
         "model": model,
         "messages": [m.model_dump(exclude_none=True) for m in request.messages],
     }
+    if request.max_tokens is not None:
+        cap = completion_cap or request.max_completion_tokens is not None
+        body["max_completion_tokens" if cap else "max_tokens"] = request.max_tokens
     for field in _REQUEST_FIELDS:
         value = getattr(request, field)
         if value is not None:
@@ -151,6 +187,21 @@ def _usage(wire: _Usage | None) -> Usage:
         reasoning_tokens=(wire.completion_tokens_details.reasoning_tokens if wire.completion_tokens_details else None),
         estimated=False,
     )
+
+
+def _logprobs(wire: _Logprobs | None) -> list[TokenLogprob] | None:
+    """The ``logprobs.content`` list of a choice (None when the server sent none)."""
+    if wire is None or wire.content is None:
+        return None
+    return [
+        TokenLogprob(
+            token=t.token,
+            logprob=t.logprob,
+            bytes=t.bytes,
+            top_logprobs=[TopLogprob(token=x.token, logprob=x.logprob, bytes=x.bytes) for x in t.top_logprobs or ()],
+        )
+        for t in wire.content
+    ]
 
 
 def _tool_calls(wire: list[_ToolCall] | None) -> list[ToolCall]:
@@ -186,8 +237,9 @@ def parse_completion(raw: bytes, *, provider: str, model: str, request_id: str |
     for c in wire.choices:
         calls = _tool_calls(c.message.tool_calls)
         finish = tool_calls_finish(finish_reason_from_wire(c.finish_reason), bool(calls))
+        text, logprobs = c.message.content or "", _logprobs(c.logprobs)
         choices.append(
-            construct(Choice, index=c.index, text=c.message.content or "", finish_reason=finish, tool_calls=calls)
+            construct(Choice, index=c.index, text=text, finish_reason=finish, tool_calls=calls, logprobs=logprobs)
         )
     first = choices[0] if choices else Choice.model_construct(index=0, text="", finish_reason=None, tool_calls=[])
     return construct(
@@ -205,6 +257,7 @@ def parse_completion(raw: bytes, *, provider: str, model: str, request_id: str |
         request_id=request_id,
         warnings=[],
         parsed=None,
+        logprobs=first.logprobs,
     )
 
 
@@ -241,6 +294,7 @@ def parse_chunk(data: str | bytes, *, provider: str, model: str) -> list[ChatChu
                 tool_calls=[_tool_delta(t) for t in delta.tool_calls] if delta.tool_calls else [],
                 usage=None,
                 model=wire.model,
+                logprobs=_logprobs(choice.logprobs),
             )
         )
     if wire.usage is not None:
@@ -253,6 +307,7 @@ def parse_chunk(data: str | bytes, *, provider: str, model: str) -> list[ChatChu
                 tool_calls=[],
                 usage=_usage(wire.usage),
                 model=wire.model,
+                logprobs=None,
             )
         )
     return chunks
@@ -282,7 +337,7 @@ def _plain_choice(choice: object, model: str | None) -> ChatChunk | None:
     if type(choice) is not dict:
         return None
     delta, index, finish = choice.get("delta") or {}, choice.get("index", 0), choice.get("finish_reason")
-    if type(delta) is not dict or delta.get("tool_calls") or type(index) is not int:
+    if type(delta) is not dict or delta.get("tool_calls") or type(index) is not int or choice.get("logprobs"):
         return None
     text = delta.get("content")
     if not (text is None or type(text) is str) or not (finish is None or type(finish) is str):
@@ -295,6 +350,7 @@ def _plain_choice(choice: object, model: str | None) -> ChatChunk | None:
         tool_calls=[],
         usage=None,
         model=model,
+        logprobs=None,
     )
 
 

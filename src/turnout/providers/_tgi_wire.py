@@ -58,6 +58,27 @@ TEXT_PARAMETERS = frozenset(
 )
 
 
+#: Request fields ``InferenceClient.chat_completion`` sends to TGI's Messages API (TGI ``ChatRequest``).
+_CHAT_FIELDS = (
+    "temperature",
+    "top_p",
+    "max_tokens",
+    "seed",
+    "n",
+    "tools",
+    "tool_choice",
+    "frequency_penalty",
+    "presence_penalty",
+    "logprobs",
+    "top_logprobs",
+)
+#: OpenAI fields TGI's Messages API ignores (``logit_bias`` is documented "UNUSED"): rejected for a
+#: dedicated TGI endpoint, passed on in ``extra_body`` to HF router providers.
+_OPENAI_ONLY = ("logit_bias", "parallel_tool_calls", "reasoning_effort")
+#: Request fields text mode (``/generate``) cannot send.
+_NOT_IN_TEXT_MODE = ("presence_penalty", "logit_bias", "logprobs", "top_logprobs", "reasoning_effort")
+
+
 class Unsupported(Exception):
     """The request asks for something this mode cannot send (the provider turns it into BadRequestError)."""
 
@@ -132,10 +153,11 @@ def chat_kwargs(
         "messages": [m.model_dump(exclude_none=True) for m in request.messages],
         "model": model,
     }
-    for field in ("temperature", "top_p", "max_tokens", "seed", "n", "tools", "tool_choice"):
+    for field in _CHAT_FIELDS:
         value = getattr(request, field)
         if value is not None:
             kwargs[field] = value
+    openai_only = _openai_only(request, tgi=grammar)
     if request.stop is not None:
         kwargs["stop"] = [request.stop] if isinstance(request.stop, str) else list(request.stop)
     if request.response_format is not None:
@@ -144,7 +166,7 @@ def chat_kwargs(
             kwargs["response_format"] = fmt
     if fields:
         kwargs.update(fields)
-    extra: dict[str, Any] = {}
+    extra: dict[str, Any] = dict(openai_only)  # router providers speak OpenAI's API
     if request.user is not None:
         extra["user"] = request.user
     extra.update(request.extra_body or {})
@@ -154,6 +176,18 @@ def chat_kwargs(
         kwargs["stream"] = True
         kwargs["stream_options"] = {"include_usage": True}
     return kwargs
+
+
+def _openai_only(request: ChatRequest, *, tgi: bool) -> dict[str, Any]:
+    """The request's OpenAI-only fields (for a router provider's ``extra_body``).
+
+    Raises:
+        Unsupported: one is set and the target is a TGI endpoint (``tgi``), which would ignore it.
+    """
+    fields = {k: getattr(request, k) for k in _OPENAI_ONLY if getattr(request, k) is not None}
+    if fields and tgi:
+        raise Unsupported(f"TGI's chat API does not take {', '.join(fields)}; leave it out for this target")
+    return fields
 
 
 def text_kwargs(
@@ -173,6 +207,9 @@ def text_kwargs(
         raise Unsupported('text mode cannot send tools; use mode = "chat" for tool calls')
     if request.n not in (None, 1):
         raise Unsupported("text mode generates one answer per call (n must be 1)")
+    unsendable = [k for k in _NOT_IN_TEXT_MODE if getattr(request, k) not in (None, False)]
+    if unsendable:
+        raise Unsupported(f'text mode (TGI /generate) cannot send {", ".join(unsendable)}; use mode = "chat"')
     kwargs: dict[str, Any] = {
         "max_new_tokens": request.max_tokens or default_max_new_tokens,
         "details": True,
@@ -205,6 +242,8 @@ def _sampling(request: ChatRequest) -> dict[str, Any]:
         params["top_p"] = request.top_p
     if request.seed is not None:
         params["seed"] = request.seed
+    if request.frequency_penalty is not None:
+        params["frequency_penalty"] = request.frequency_penalty
     if request.stop is not None:
         params["stop"] = [request.stop] if isinstance(request.stop, str) else list(request.stop)
     return params

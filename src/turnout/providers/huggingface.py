@@ -61,6 +61,10 @@ SCALE_UP_HEADER = "X-Scale-Up-Timeout"
 _INSTALL = "pip install 'turnout[huggingface]'"
 
 
+#: `ProviderConfig`'s network keys, which huggingface_hub's shared session cannot honour per provider.
+_NETWORK_KEYS = frozenset({"proxy", "ca_bundle", "client_cert", "client_key", "max_connections"})
+
+
 class HuggingFaceConfig(ProviderConfig):
     """``type = "huggingface"``: an Inference Endpoint / TGI server (``base_url``) or the HF router (``provider``)."""
 
@@ -95,6 +99,16 @@ class HuggingFaceConfig(ProviderConfig):
     model_options: dict[str, TGIOptions] = Field(
         default_factory=dict, description="options per model id, over `options` (a call's own options win)"
     )
+
+    @model_validator(mode="after")
+    def _no_network_keys(self) -> HuggingFaceConfig:
+        keys = sorted(_NETWORK_KEYS & self.model_fields_set)
+        if keys:
+            raise ValueError(
+                f"{', '.join(keys)}: not supported by type 'huggingface' (huggingface_hub sends every request "
+                "through one shared HTTP session). Set HTTPS_PROXY or SSL_CERT_FILE in the environment instead."
+            )
+        return self
 
     @model_validator(mode="after")
     def _check_options(self) -> HuggingFaceConfig:

@@ -8,6 +8,7 @@ drops first). Wire shapes: PROTOCOLS.md §1.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, ClassVar, Literal
 
@@ -28,6 +29,9 @@ from ._sse import afinish_sse, aiter_sse_data, finish_sse, iter_sse_data
 __all__ = ["OpenAIConfig", "OpenAIProvider"]
 
 _CHAT_PATH = "/chat/completions"
+#: OpenAI's reasoning models (o-series, gpt-5) reject ``max_tokens`` and take ``max_completion_tokens``:
+#: https://platform.openai.com/docs/api-reference/chat/create#chat-create-max_tokens
+_REASONING_MODEL = re.compile(r"(ft:)?(o\d|gpt-5)(\b|[-.])")
 
 
 class OpenAIConfig(ProviderConfig):
@@ -159,7 +163,13 @@ class OpenAIProvider(HTTPProvider):
         return None if options is None else options.wire_fields()
 
     def _body(self, model: str, request: ChatRequest, *, stream: bool) -> bytes:
-        return build_body(model, request, stream=stream, fields=self.option_fields(model, request))
+        return build_body(
+            model,
+            request,
+            stream=stream,
+            fields=self.option_fields(model, request),
+            completion_cap=self.price_catalogue() == "openai" and _REASONING_MODEL.match(model) is not None,
+        )
 
     def _interrupted(self, model: str, exc: httpx2.TransportError | None) -> StreamInterruptedError:
         reason = f"{type(exc).__name__}: {exc}" if exc else "the server closed the stream without data: [DONE]"

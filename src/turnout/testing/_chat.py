@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +30,11 @@ NO_MESSAGES = {
     "openai": "Missing required parameter: 'messages'.",
     "vllm": "1 validation error:\n  {'type': 'missing', 'loc': ('body', 'messages'), 'msg': 'Field required'}\n",
 }
+#: OpenAI's reasoning models (o-series, gpt-5) answer `max_tokens` with this 400.
+_REASONING_MODEL = re.compile(r"(ft:)?(o\d|gpt-5)(\b|[-.])")
+_MAX_TOKENS_UNSUPPORTED = (
+    "Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead."
+)
 _STREAM_OPTIONS = (
     "1 validation error:\n  {'type': 'value_error', 'loc': ('body',), "
     "'msg': 'Value error, Stream options can only be defined when `stream=True`.'}\n"
@@ -46,6 +52,8 @@ class ChatRequest:
     n: int
     max_tokens: int | None
     prompt_tokens: int
+    logprobs: int | None = None
+    """`None`: no logprobs asked; else how many `top_logprobs` per token."""
 
 
 def error_context(fake: FakeServer, model: str = "", **values: Any) -> ErrorContext:
@@ -100,6 +108,9 @@ def parse_chat(body: Any, fake: FakeServer) -> ChatRequest | WireError:
     if isinstance(fields, WireError):
         return fields
     messages, model = fields
+    if fake.flavor == "openai" and "max_tokens" in body and _REASONING_MODEL.match(model):
+        ctx = error_context(fake, model)
+        return _errors.bad_request(ctx, _MAX_TOKENS_UNSUPPORTED, param="max_tokens", code="unsupported_parameter")
     param = "max_completion_tokens" if body.get("max_completion_tokens") is not None else "max_tokens"
     max_tokens = body.get(param) if isinstance(body.get(param), int) else None
     prompt = count_chat_tokens(messages)
@@ -112,7 +123,10 @@ def parse_chat(body: Any, fake: FakeServer) -> ChatRequest | WireError:
     default_usage = fake.flavor == "vllm"  # vLLM's StreamOptions.include_usage defaults to true
     include = stream and isinstance(options, dict) and options.get("include_usage", default_usage) is True
     n = body.get("n")
-    return ChatRequest(model, messages, stream, include, n if isinstance(n, int) and n > 0 else 1, max_tokens, prompt)
+    top = body.get("top_logprobs")
+    logprobs = (top if isinstance(top, int) else 0) if body.get("logprobs") is True else None
+    n = n if isinstance(n, int) and n > 0 else 1
+    return ChatRequest(model, messages, stream, include, n, max_tokens, prompt, logprobs)
 
 
 def _last_user_text(messages: list[dict[str, Any]]) -> str:
@@ -152,4 +166,5 @@ def resolve(reply: Reply, req: ChatRequest, flavor: Flavor) -> Generation:
         n=req.n,
         chunks=reply.chunks,
         tool_calls=calls,
+        logprobs=req.logprobs,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import ssl
 import threading
 import time
 from collections import deque
@@ -33,10 +34,16 @@ class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128  # the default 5 resets bursts of parallel connections
 
-    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        handler: type[BaseHTTPRequestHandler],
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         self._lock = threading.Lock()
         self._connections: dict[socket.socket, threading.Thread] = {}
         self.accepted = 0
+        self.ssl_context = ssl_context
         super().__init__(address, handler)
 
     def process_request(self, request: Any, client_address: Any) -> None:
@@ -53,12 +60,15 @@ class _HTTPServer(ThreadingHTTPServer):
         thread.start()
 
     def _serve_connection(self, request: socket.socket, client_address: Any) -> None:
+        connection = request
         try:
-            self.finish_request(request, client_address)
+            if self.ssl_context is not None:  # the TLS handshake on this connection's thread
+                connection = self.ssl_context.wrap_socket(request, server_side=True)
+            self.finish_request(connection, client_address)
         except Exception:
-            self.handle_error(request, client_address)
+            self.handle_error(connection, client_address)
         finally:
-            self.shutdown_request(request)
+            self.shutdown_request(connection)
             with self._lock:
                 self._connections.pop(request, None)
 
@@ -143,6 +153,8 @@ class FakeServer:
         port: The port to bind; 0 picks a free one.
         runner: vllm flavour: `"generate"` (a chat model: `/v1/embeddings` is a 404) or
             `"pooling"` (an embedding model: `/v1/embeddings` answers, chat is a 404).
+        ssl_context: A server-side context (`ssl.Purpose.CLIENT_AUTH`, with `load_cert_chain`):
+            serve HTTPS; `url` then starts with `https://`.
     """
 
     def __init__(
@@ -156,6 +168,7 @@ class FakeServer:
         host: str = "127.0.0.1",
         port: int = 0,
         runner: Literal["generate", "pooling"] = "generate",
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         if flavor not in get_args(Flavor):
             raise ValueError(f"flavor must be 'openai' or 'vllm', not {flavor!r}")
@@ -173,6 +186,7 @@ class FakeServer:
         self._max_model_len = max_model_len
         self._api_key = api_key
         self._address = (host, port)
+        self._ssl_context = ssl_context
         self._initial_reply = default_reply
         #: What to answer when no scripted item is queued (`None`: echo the last user message).
         self.default_reply: Reply | None = default_reply
@@ -203,7 +217,7 @@ class FakeServer:
         if self._closed:
             raise RuntimeError("this FakeServer is closed; create a new one")
         if self._httpd is None:
-            httpd = _HTTPServer(self._address, self._handler_class())
+            httpd = _HTTPServer(self._address, self._handler_class(), self._ssl_context)
             self._thread = threading.Thread(
                 target=httpd.serve_forever, kwargs={"poll_interval": 0.01}, name="turnout-fake-server", daemon=True
             )
@@ -255,7 +269,8 @@ class FakeServer:
     @property
     def url(self) -> str:
         """The server root, e.g. `http://127.0.0.1:PORT` (vLLM's `/health`, `/tokenize` live here)."""
-        return f"http://{self._address[0]}:{self.port}"
+        scheme = "https" if self._ssl_context is not None else "http"
+        return f"{scheme}://{self._address[0]}:{self.port}"
 
     @property
     def base_url(self) -> str:

@@ -197,6 +197,23 @@ class Generation:
     n: int = 1
     chunks: int | None = None
     tool_calls: list[dict[str, str]] = field(default_factory=list)
+    logprobs: int | None = None
+    """`None`: no logprobs; else the `top_logprobs` count (one entry per stream delta of the content)."""
+
+
+def _token_logprob(piece: str, top: int) -> dict[str, Any]:
+    """A logprobs entry for one piece of content: the piece at -0.25, then `top - 1` alternatives."""
+    alternatives = [(piece, -0.25)] + [(f"alt{k}", -2.0 - k) for k in range(1, top)]
+    entry: dict[str, Any] = {"token": piece, "logprob": -0.25, "bytes": list(piece.encode())}
+    entry["top_logprobs"] = [{"token": t, "logprob": p, "bytes": list(t.encode())} for t, p in alternatives[:top]]
+    return entry
+
+
+def logprobs_body(gen: Generation, pieces: list[str]) -> dict[str, Any] | None:
+    """A choice's `logprobs` object for `pieces` of content (`None` when the request asked for none)."""
+    if gen.logprobs is None:
+        return None
+    return {"content": [_token_logprob(p, gen.logprobs) for p in pieces], "refusal": None}
 
 
 def _usage_body(gen: Generation, flavor: Flavor) -> dict[str, Any] | None:
@@ -244,7 +261,9 @@ def _message_body(gen: Generation, flavor: Flavor) -> dict[str, Any]:
 
 
 def _choice_body(gen: Generation, flavor: Flavor, index: int) -> dict[str, Any]:
-    choice: dict[str, Any] = {"index": index, "message": _message_body(gen, flavor), "logprobs": None}
+    pieces = split_text(gen.content or "", gen.chunks)
+    choice: dict[str, Any] = {"index": index, "message": _message_body(gen, flavor)}
+    choice["logprobs"] = logprobs_body(gen, pieces)
     choice["finish_reason"] = gen.finish_reason
     if flavor == "vllm":
         choice |= {"stop_reason": None, "token_ids": None}
@@ -285,6 +304,7 @@ class _Chunker:
 
     def __init__(self, gen: Generation, flavor: Flavor, completion_id: str, created: int) -> None:
         self.flavor = flavor
+        self.gen = gen
         self.base: dict[str, Any] = {
             "id": completion_id,
             "object": "chat.completion.chunk",
@@ -295,7 +315,9 @@ class _Chunker:
             self.base |= {"service_tier": "default", "system_fingerprint": _OPENAI_FINGERPRINT}
 
     def chunk(self, index: int, delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
-        choice: dict[str, Any] = {"index": index, "delta": delta, "logprobs": None}
+        content = delta.get("content")
+        choice: dict[str, Any] = {"index": index, "delta": delta}
+        choice["logprobs"] = logprobs_body(self.gen, [content]) if content else None
         choice["finish_reason"] = finish_reason
         if self.flavor == "vllm" and finish_reason is not None:
             choice |= {"stop_reason": None, "token_ids": None}
