@@ -28,7 +28,7 @@ __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "Writer", "migrate"]
 
 logger = logging.getLogger("turnout")
 
-BATCH = 256
+BATCH = 64
 WRITE_DELAY = 0.1  # seconds a row may wait for others to share its transaction (the docs promise 0.5)
 MAX_PENDING = 100_000
 BUSY_WAIT = 0.5  # SQLite's own busy wait per attempt, on the writer thread only
