@@ -149,12 +149,25 @@ def _row(
             nothing = (None,) * 6  # tokens and cost
             return (time.time(), route, provider, model, *nothing, latency, outcome, len(attempts), False)
         usage, cost = paid  # failed, but replies were received (and paid for) before it did
-    estimated = bool(getattr(cost, "estimated", False) or getattr(usage, "estimated", False))
+    estimated = _flagged(cost) or _flagged(usage)
     return (
         *(time.time(), route, provider, model, usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens),
         *(usage.reasoning_tokens, None if cost is None else cost.total, None if cost is None else cost.source),
         *(latency, outcome, len(attempts), estimated),
     )
+
+
+_HAS_FLAG: dict[type, bool] = {}  # per type: can it say ``estimated``? (a pydantic model's miss costs µs)
+
+
+def _flagged(value: object) -> bool:
+    """``value.estimated``, or False when its type has no such attribute."""
+    kind = type(value)
+    has = _HAS_FLAG.get(kind)
+    if has is None:
+        fields = getattr(kind, "__pydantic_fields__", None) or {}
+        has = _HAS_FLAG[kind] = "estimated" in fields or hasattr(kind, "estimated") or fields == {}
+    return has and bool(getattr(value, "estimated", False))
 
 
 class Ledger:
