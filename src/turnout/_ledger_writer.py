@@ -165,16 +165,21 @@ class Writer:
         Returns early when a write fails for a reason other than a lock (it will not get better
         by waiting). ``stop``: the thread then exits and closes the file (a later row reopens it).
         """
+
+        def finished() -> bool:
+            if self.tries > tries:
+                return True
+            return self.done >= target and (not stop or self.thread is None or bool(self.pending))
+
         with self.cond:
             target, tries = self.queued, self.tries
-            if stop:
-                self.stopping = True
-            if self.thread is None or self.done >= target:
+            self.stopping = self.stopping or stop
+            if self.thread is None:
                 return self.queued - self.done
             self.waiters += 1
             self.cond.notify_all()
             try:
-                self.cond.wait_for(lambda: self.done >= target or self.tries > tries, timeout)
+                self.cond.wait_for(finished, timeout)
             finally:
                 self.waiters -= 1
             return max(0, target - self.done)
