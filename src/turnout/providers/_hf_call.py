@@ -105,7 +105,7 @@ class HubCalls:
         self._shared: AsyncInferenceClient | None = None
         self._http: httpx2.Client | None = None
         self._lock = threading.Lock()
-        forget_pools_after_fork(self)  # huggingface_hub resets its own shared session the same way
+        forget_pools_after_fork(self)  # (huggingface_hub closes its own shared session in a forked child)
 
     def _forget_pools(self) -> None:
         """In a forked child: drop the parent's shared async client and helper pool."""
