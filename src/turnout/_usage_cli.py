@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import sys
-from dataclasses import asdict
 from decimal import Decimal
 from pathlib import Path
 
@@ -15,45 +15,55 @@ from .ledger import Total, ledger_path, totals
 
 __all__ = ["format_table", "usage"]
 
-_HEADERS = ("day", "provider", "model", "calls", "failed", "prompt", "completion", "cost_usd", "unpriced")
+_METRICS = ("calls", "failed", "prompt", "completion", "cost_usd", "unpriced")
+_JSON_METRICS = ("calls", "failed", "prompt_tokens", "completion_tokens", "cost", "unpriced")  # `Total`'s names
+_DEFAULT_BY = ("day", "provider", "model")
 
 
 def _path(args: argparse.Namespace) -> Path:
+    """The ledger the app uses: --ledger, else $TURNOUT_LEDGER, else the config's [ledger], else the default."""
     if args.ledger:
-        return Path(args.ledger)
+        return Path(args.ledger).expanduser()
     ledger_config = None
-    if args.config:
-        from .config import load_config
+    if not os.environ.get("TURNOUT_LEDGER"):
+        from .config import find_config_file, load_config
 
-        ledger_config = load_config(args.config).ledger
+        config_file = args.config or find_config_file()
+        if config_file is not None:
+            ledger_config = load_config(config_file).ledger
     found = ledger_path(ledger_config)
     if found is None:
         raise TurnoutError("the spend ledger is off ([ledger] enabled = false or TURNOUT_LEDGER=off)")
     return found
 
 
-def _row(total: Total) -> list[str]:
-    fields = asdict(total)
-    return [format(v, "f") if k == "cost" else str(v) for k, v in fields.items()]
+def _row(total: Total, by: tuple[str, ...] = _DEFAULT_BY) -> list[str]:
+    metrics = (total.calls, total.failed, total.prompt_tokens, total.completion_tokens)
+    return [
+        *(str(getattr(total, key)) for key in by),
+        *(str(m) for m in metrics),
+        format(total.cost, "f"),
+        str(total.unpriced),
+    ]
 
 
-def _total_row(rows: list[Total]) -> list[str]:
+def _total_row(rows: list[Total], by: tuple[str, ...] = _DEFAULT_BY) -> list[str]:
     return [
         "total",
-        "",
-        "",
+        *([""] * (len(by) - 1)),
         *(str(sum(getattr(t, n) for t in rows)) for n in ("calls", "failed", "prompt_tokens", "completion_tokens")),
         format(sum((t.cost for t in rows), Decimal(0)), "f"),
         str(sum(t.unpriced for t in rows)),
     ]
 
 
-def format_table(rows: list[Total]) -> str:
+def format_table(rows: list[Total], by: tuple[str, ...] = _DEFAULT_BY) -> str:
     """Plain-text columns with a total line; costs in full, exact digits."""
-    table = [list(_HEADERS), *(_row(t) for t in rows), _total_row(rows)]
-    widths = [max(len(r[i]) for r in table) for i in range(len(_HEADERS))]
+    headers = [*by, *_METRICS]
+    table = [headers, *(_row(t, by) for t in rows), _total_row(rows, by)]
+    widths = [max(len(r[i]) for r in table) for i in range(len(headers))]
     lines = [
-        "  ".join(c.rjust(w) if i >= 3 else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
+        "  ".join(c.rjust(w) if i >= len(by) else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
         for r in table
     ]
     lines.insert(1, "  ".join("-" * w for w in widths))
@@ -61,25 +71,31 @@ def format_table(rows: list[Total]) -> str:
 
 
 def usage(args: argparse.Namespace) -> int:
-    """Print the ledger's totals by day, provider and model; return the exit status."""
+    """Print the ledger's totals by day, provider and model (or ``--by``); return the exit status."""
     path = _path(args)
+    by = tuple(args.by)
     try:
-        rows = totals(path, args.since)
+        rows = totals(path, args.since, args.until, by=by)
     except FileNotFoundError as exc:
         raise TurnoutError(f"{exc}: no call has been recorded yet (or pass --ledger FILE)") from None
     if args.json:
-        print(json.dumps([{**asdict(t), "cost": format(t.cost, "f")} for t in rows], indent=2))
+        print(json.dumps([dict(zip([*by, *_JSON_METRICS], _json_row(t, by), strict=True)) for t in rows], indent=2))
     elif args.csv:
         writer = csv.writer(sys.stdout, lineterminator="\n")
-        writer.writerow(_HEADERS)
-        writer.writerows(_row(t) for t in rows)
+        writer.writerow([*by, *_METRICS])
+        writer.writerows(_row(t, by) for t in rows)
     elif not rows:
         print(f"{path}: no calls recorded")
     elif _wants_rich(args):
-        print_rich_table(rows)
+        print_rich_table(rows, by)
     else:
-        print(format_table(rows))
+        print(format_table(rows, by))
     return 0
+
+
+def _json_row(total: Total, by: tuple[str, ...]) -> list[object]:
+    metrics = (total.calls, total.failed, total.prompt_tokens, total.completion_tokens)
+    return [*(getattr(total, key) for key in by), *metrics, format(total.cost, "f"), total.unpriced]
 
 
 def _wants_rich(args: argparse.Namespace) -> bool:
@@ -97,15 +113,15 @@ def _wants_rich(args: argparse.Namespace) -> bool:
     return True
 
 
-def print_rich_table(rows: list[Total]) -> None:
+def print_rich_table(rows: list[Total], by: tuple[str, ...] = _DEFAULT_BY) -> None:
     """The totals as a rich table (exact costs, a total row)."""
     from rich.console import Console
     from rich.table import Table
 
     table = Table(title="turnout spend", show_footer=True)
-    footer = _total_row(rows)
-    for index, header in enumerate(_HEADERS):
-        table.add_column(header, footer=footer[index], justify="right" if index >= 3 else "left")
+    footer = _total_row(rows, by)
+    for index, header in enumerate([*by, *_METRICS]):
+        table.add_column(header, footer=footer[index], justify="right" if index >= len(by) else "left")
     for total in rows:
-        table.add_row(*_row(total))
+        table.add_row(*_row(total, by))
     Console(width=200).print(table)

@@ -7,7 +7,8 @@ turnout models [--config FILE] [--json]
 turnout health [--config FILE] [--json]
 turnout config check [FILE]
 turnout config schema
-turnout usage [--ledger FILE | --config FILE] [--since YYYY-MM-DD] [--json | --csv | --plain | --rich]
+turnout usage [--ledger FILE | --config FILE] [--since DATE] [--until DATE] [--by KEYS]
+              [--json | --csv | --plain | --rich]
 ```
 
 Ctrl-C exits with status 130 and no traceback; warnings print as one line, ``turnout: warning: ...``.
@@ -58,16 +59,53 @@ def _parser() -> argparse.ArgumentParser:
     check = config_commands.add_parser("check", help="validate a config file")
     check.add_argument("file", nargs="?", help="config file (default: ./turnout.toml or $TURNOUT_CONFIG)")
     config_commands.add_parser("schema", help="print the config file's JSON schema")
-    usage = commands.add_parser("usage", help="spending totals by day, provider and model, from the ledger")
-    usage.add_argument("--ledger", help="the ledger file (default: [ledger] path, $TURNOUT_LEDGER, the data dir)")
-    usage.add_argument("--config", help="read [ledger] from this config file")
-    usage.add_argument("--since", help="only days on or after YYYY-MM-DD")
+    usage = commands.add_parser(
+        "usage",
+        help="spending totals by day, provider and model (or alias), from the ledger",
+        description="Sum the spend ledger. The file is --ledger FILE, else $TURNOUT_LEDGER, else [ledger] path "
+        "of --config FILE (else $TURNOUT_CONFIG, else ./turnout.toml), else the default under your data "
+        "directory: the file the app's Client writes.",
+    )
+    usage.add_argument("--ledger", help="the ledger file (overrides $TURNOUT_LEDGER and [ledger] path)")
+    usage.add_argument(
+        "--config", help="read [ledger] from this config file (default: $TURNOUT_CONFIG, ./turnout.toml)"
+    )
+    usage.add_argument("--since", type=_bound, help="only calls on or after YYYY-MM-DD (UTC) or an ISO datetime")
+    usage.add_argument("--until", type=_bound, help="only calls on or before YYYY-MM-DD (all of it) or an ISO datetime")
+    usage.add_argument(
+        "--by",
+        type=_group_keys,
+        default=("day", "provider", "model"),
+        metavar="KEYS",
+        help="group by these comma-separated keys, from day, alias, provider, model (default: day,provider,model)",
+    )
     form = usage.add_mutually_exclusive_group()
     form.add_argument("--json", action="store_true", help="print JSON")
     form.add_argument("--csv", action="store_true", help="print CSV")
     form.add_argument("--plain", action="store_true", help="plain-text columns even on a terminal")
     form.add_argument("--rich", action="store_true", help="a rich table even when not on a terminal")
     return parser
+
+
+def _bound(value: str) -> str:
+    """A ``--since``/``--until`` value, checked (argparse reports a bad one and exits with 2)."""
+    from .ledger import parse_bound
+
+    try:
+        parse_bound(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return value
+
+
+def _group_keys(value: str) -> tuple[str, ...]:
+    from .ledger import GROUP_KEYS
+
+    keys = tuple(key.strip() for key in value.split(",") if key.strip())
+    unknown = [key for key in keys if key not in GROUP_KEYS]
+    if unknown or not keys or len(set(keys)) != len(keys):
+        raise argparse.ArgumentTypeError(f"{value!r}: give distinct keys from {', '.join(GROUP_KEYS)}, e.g. day,alias")
+    return keys
 
 
 def route_line(reply: ChatResponse) -> str:

@@ -472,7 +472,7 @@ class AsyncClient(BaseClient):
         for provider in self._providers.values():
             await provider.aclose()
         if self._ledger is not None:
-            self._ledger.close()
+            await self._ledger.aclose()
 
     async def __aenter__(self) -> Self:
         return self

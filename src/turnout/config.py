@@ -276,7 +276,7 @@ def find_config_file() -> Path | None:
 
 
 def load_config(path: str | os.PathLike[str]) -> Config:
-    """Read, interpolate and validate a TOML config file.
+    """Read, interpolate and validate a TOML config file (a relative ``[ledger] path`` is from its folder).
 
     Raises:
         ConfigError: the file is missing, is not valid TOML, names a missing environment
@@ -291,7 +291,8 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{file}: invalid TOML: {exc}. Fix the syntax at that line.") from exc
-    return _build(data, str(file))
+    config = _build(data, str(file))
+    return config.model_copy(update={"ledger": config.ledger.relative_to(file.parent)})  # [ledger] path: from here
 
 
 def _build(data: Mapping[str, Any], source: str) -> Config:

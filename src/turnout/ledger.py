@@ -4,55 +4,56 @@ Every call (success or failure) is appended with its time, alias, provider, mode
 exact cost (as text, so no float rounding), latency, outcome and number of attempts. The file is
 ``$TURNOUT_LEDGER`` if set, else ``[ledger] path``, else ``turnout/ledger.sqlite3`` under the
 user's data directory. ``[ledger] enabled = false`` (or ``TURNOUT_LEDGER=off``) turns it off. A
-ledger that cannot be written logs a warning and never fails the call.
+ledger that cannot be written logs a warning and never fails or slows the call.
 
-Rows are written in batches (one transaction per ``_BATCH`` rows or ``_FLUSH_AFTER`` seconds,
-and always when the client closes or the interpreter exits), which keeps the ledger's cost per
-call to a few microseconds; a process killed outright can lose the rows of its last half second.
+A call only queues its row; a background thread writes it within half a second (see
+`turnout._ledger_writer`), and the rest is written when the client closes, at interpreter exit
+and when a ``multiprocessing`` worker exits. The schema is versioned (``PRAGMA user_version``) and
+migrated in place when a ledger is opened for writing.
 """
 
 from __future__ import annotations
 
-import logging
 import os
+import re
 import sqlite3
 import sys
-import threading
 import time
 import weakref
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from ._ledger_writer import CLOSE_WAIT, Writer
+from .errors import InvalidArgumentError
 
 if TYPE_CHECKING:
     from .embeddings import EmbeddingResponse
     from .types import Attempt, ChatResponse, Cost, Usage
 
-__all__ = ["Entry", "Ledger", "LedgerConfig", "Total", "default_ledger_path", "ledger_path", "totals"]
-
-logger = logging.getLogger("turnout")
+__all__ = [
+    "GROUP_KEYS",
+    "Entry",
+    "Ledger",
+    "LedgerConfig",
+    "Total",
+    "default_ledger_path",
+    "ledger_path",
+    "parse_bound",
+    "totals",
+]
 
 _ENV = "TURNOUT_LEDGER"
-_BATCH = 64
-_FLUSH_AFTER = 0.5
 _OFF = frozenset({"off", "0", "false", "no"})
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS calls (
-    ts TEXT NOT NULL, alias TEXT NOT NULL, provider TEXT, model TEXT,
-    prompt_tokens INTEGER, completion_tokens INTEGER, cached_tokens INTEGER, reasoning_tokens INTEGER,
-    cost TEXT, cost_source TEXT, latency REAL NOT NULL, outcome TEXT NOT NULL, attempts INTEGER NOT NULL
-)
-"""
-_COLUMNS = (
-    "ts, alias, provider, model, prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, "
-    "cost, cost_source, latency, outcome, attempts"
-)
+GroupKey = Literal["day", "alias", "provider", "model"]
+GROUP_KEYS: tuple[GroupKey, ...] = ("day", "alias", "provider", "model")
+"""What `totals` can group by."""
 
 
 class LedgerConfig(BaseModel):
@@ -61,7 +62,20 @@ class LedgerConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     enabled: bool = Field(default=True, description="append every call to the ledger")
-    path: str | None = Field(default=None, description="the SQLite file (default: under the user's data dir)")
+    path: str | None = Field(
+        default=None,
+        description="the SQLite file; relative to the config file's folder, ~ expands (default: the user's data dir)",
+    )
+
+    def relative_to(self, folder: str | os.PathLike[str]) -> LedgerConfig:
+        """This config with ``path`` made absolute: ``~`` expanded, a relative path joined to ``folder``.
+
+        `turnout.config.load_config` calls it with the config file's folder.
+        """
+        if self.path is None:
+            return self
+        path = Path(self.path).expanduser()
+        return self.model_copy(update={"path": str(path if path.is_absolute() else Path(folder).absolute() / path)})
 
 
 def default_ledger_path() -> Path:
@@ -78,14 +92,15 @@ def default_ledger_path() -> Path:
 def ledger_path(config: LedgerConfig | None) -> Path | None:
     """The ledger file to use, or None when the ledger is off.
 
-    ``$TURNOUT_LEDGER`` wins (a path, or ``off``); then ``[ledger]``; then the default path.
+    ``$TURNOUT_LEDGER`` wins (a path, or ``off``); then ``[ledger]``; then the default path. ``~``
+    expands; a relative ``[ledger] path`` read from a file was already joined to the file's folder.
     """
     env = os.environ.get(_ENV)
     if env:
-        return None if env.lower() in _OFF else Path(env)
+        return None if env.lower() in _OFF else Path(env).expanduser()
     if config is not None and not config.enabled:
         return None
-    return Path(config.path) if config is not None and config.path else default_ledger_path()
+    return Path(config.path).expanduser() if config is not None and config.path else default_ledger_path()
 
 
 @dataclass(frozen=True)
@@ -105,6 +120,11 @@ class Entry:
     outcome: str
     attempts: int
     ts: datetime | None = None
+    estimated: bool = False
+    cache_hit: bool = False
+    tags: Mapping[str, Any] | None = None
+    run_id: str | None = None
+    call_id: str | None = None
 
 
 def _row(
@@ -115,7 +135,10 @@ def _row(
     latency: float,
     paid: tuple[Usage, Cost | None] | None,
 ) -> tuple[object, ...]:
-    """A call's row as it waits to be written: the time as a POSIX timestamp, the cost as a Decimal."""
+    """A call's row as it waits to be written: the time as a POSIX timestamp, the cost as a Decimal.
+
+    The last element says whether the usage or cost was estimated rather than reported.
+    """
     last = attempts[-1] if attempts else None
     provider, model = (last.provider, last.model) if last else (None, None)
     if response is not None:
@@ -124,77 +147,50 @@ def _row(
         outcome = type(error).__name__ if error is not None else "closed"
         if paid is None:
             nothing = (None,) * 6  # tokens and cost
-            return (time.time(), route, provider, model, *nothing, latency, outcome, len(attempts))
+            return (time.time(), route, provider, model, *nothing, latency, outcome, len(attempts), False)
         usage, cost = paid  # failed, but replies were received (and paid for) before it did
+    estimated = _flagged(cost) or _flagged(usage)
     return (
         *(time.time(), route, provider, model, usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens),
         *(usage.reasoning_tokens, None if cost is None else cost.total, None if cost is None else cost.source),
-        *(latency, outcome, len(attempts)),
+        *(latency, outcome, len(attempts), estimated),
     )
 
 
-def _stored(row: tuple[object, ...]) -> tuple[object, ...]:
-    """A pending row as SQLite stores it: ISO time to the millisecond, the exact cost as text."""
-    ts, *middle, cost, source, latency, outcome, attempts = row
-    when = datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")  # type: ignore[arg-type]
-    return (when, *middle, None if cost is None else str(cost), source, latency, outcome, attempts)
+_HAS_FLAG: dict[type, bool] = {}  # per type: can it say ``estimated``? (a pydantic model's miss costs µs)
 
 
-class _Sink:
-    """The SQLite file and the rows waiting for it (what the exit-time finalizer flushes)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.db: sqlite3.Connection | None = None
-        self.pending: list[tuple[object, ...]] = []
-        self.flushed_at = time.monotonic()
-        self.broken = False
-
-    def flush(self) -> None:
-        rows, self.pending, self.flushed_at = self.pending, [], time.monotonic()
-        if not rows or self.broken:
-            return
-        try:
-            if self.db is None:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                db = sqlite3.connect(self.path, timeout=10.0, check_same_thread=False)  # the Ledger's lock serializes
-                db.execute("PRAGMA journal_mode = WAL")
-                db.execute("PRAGMA synchronous = NORMAL")  # with WAL: no fsync per commit, still crash-safe
-                db.execute(_SCHEMA)
-                self.db = db
-            with self.db:  # one transaction per batch
-                self.db.executemany(
-                    f"INSERT INTO calls ({_COLUMNS}) VALUES ({', '.join('?' * 13)})", [_stored(row) for row in rows]
-                )
-        except (sqlite3.Error, OSError) as exc:
-            self.broken = True
-            logger.warning("turnout: cannot write the spend ledger %s (%s); calls are not recorded", self.path, exc)
-
-    def close(self) -> None:
-        self.flush()
-        if self.db is not None:
-            self.db.close()
-            self.db = None
+def _flagged(value: object) -> bool:
+    """``value.estimated``, or False when its type has no such attribute."""
+    kind = type(value)
+    has = _HAS_FLAG.get(kind)
+    if has is None:
+        fields = getattr(kind, "__pydantic_fields__", None) or {}
+        has = _HAS_FLAG[kind] = "estimated" in fields or hasattr(kind, "estimated") or fields == {}
+    return has and bool(getattr(value, "estimated", False))
 
 
 class Ledger:
-    """Appends entries to one SQLite file; safe to share between threads."""
+    """Appends entries to one SQLite file; safe to share between threads, and across ``fork``.
+
+    Appending only queues the row; a background thread writes it within half a second.
+    """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         """Use (and create on the first write) the ledger at ``path``."""
         self.path = Path(path)
-        self._lock = threading.Lock()
-        self._sink = _Sink(self.path)
-        weakref.finalize(self, self._sink.close)  # at exit, or when the ledger is collected
+        self._writer = Writer(self.path)
+        weakref.finalize(self, self._writer.flush, CLOSE_WAIT, stop=True)  # when collected or at exit: as close()
 
     def append(self, entry: Entry) -> None:
-        """Record one call (written within ``_FLUSH_AFTER`` s); a failure to write is logged once, never raised."""
+        """Record one call (written within half a second); a failure to write is logged, never raised."""
         ts = (entry.ts or datetime.now(UTC)).timestamp()
-        self._add(
+        self._writer.add(
             (
                 *(ts, entry.alias, entry.provider, entry.model, entry.prompt_tokens, entry.completion_tokens),
                 *(entry.cached_tokens, entry.reasoning_tokens, entry.cost, entry.cost_source, entry.latency),
-                *(entry.outcome, entry.attempts),
+                *(entry.outcome, entry.attempts, entry.estimated, entry.cache_hit, entry.tags),
+                *(entry.run_id, entry.call_id),
             )
         )
 
@@ -207,36 +203,56 @@ class Ledger:
         latency: float,
         *,
         paid: tuple[Usage, Cost | None] | None = None,
+        estimated: bool = False,
+        cache_hit: bool = False,
+        tags: Mapping[str, Any] | None = None,
+        run_id: str | None = None,
+        call_id: str | None = None,
     ) -> None:
         """Record a call that ended with ``response`` (or ``error``) after ``attempts``.
 
-        ``paid``: for a failed call, the tokens and cost of the replies it received and rejected.
+        Args:
+            route: the model argument (an alias, or ``provider:model``).
+            attempts: the attempts made; the last one names the provider and model.
+            response: the reply, or None when the call failed.
+            error: what ended a failed call.
+            latency: seconds the call took.
+            paid: for a failed call, the tokens and cost of the replies it received and rejected.
+            estimated: the usage or cost was estimated rather than reported (also true when the
+                cost or usage says ``estimated``).
+            cache_hit: the reply came from a cache.
+            tags: the caller's labels, stored as JSON.
+            run_id: the run the call belongs to.
+            call_id: the call's own id.
         """
-        self._add(_row(route, attempts, response, error, latency, paid))
+        row = _row(route, attempts, response, error, latency, paid)
+        self._writer.add((*row[:-1], estimated or row[-1], cache_hit, tags, run_id, call_id))
 
-    def _add(self, row: tuple[object, ...]) -> None:
-        with self._lock:
-            sink = self._sink
-            if sink.broken:
-                return
-            sink.pending.append(row)
-            if len(sink.pending) >= _BATCH or time.monotonic() - sink.flushed_at >= _FLUSH_AFTER:
-                sink.flush()
-
-    def flush(self) -> None:
-        """Write the rows not yet written."""
-        with self._lock:
-            self._sink.flush()
+    def flush(self, timeout: float = CLOSE_WAIT) -> bool:
+        """Write the rows not yet written, waiting up to ``timeout`` seconds; return whether all were."""
+        return self._writer.flush(timeout) == 0
 
     def close(self) -> None:
-        """Write what is pending and close the file (a later append opens it again)."""
-        with self._lock:
-            self._sink.close()
+        """Write what is pending and close the file (a later append opens it again).
+
+        Waits at most a couple of seconds for a locked database; rows still unwritten then stay
+        queued, and the background thread writes them when it can (or at exit).
+        """
+        self._writer.flush(CLOSE_WAIT, stop=True)
+
+    async def aclose(self) -> None:
+        """`close` on a worker thread, so a locked database never blocks the event loop."""
+        import asyncio
+
+        await asyncio.to_thread(self.close)
 
 
 @dataclass(frozen=True)
 class Total:
-    """Totals of one day, provider and model."""
+    """Totals of one group of calls (by default: one day, provider and model).
+
+    A key the totals are not grouped by reads ``"*"``.
+    """
 
     day: str
     provider: str
@@ -247,31 +263,89 @@ class Total:
     completion_tokens: int
     cost: Decimal
     unpriced: int
+    alias: str = "*"
 
 
-def totals(path: str | os.PathLike[str], since: str | None = None) -> list[Total]:
-    """Sum the ledger by UTC day, provider and model (costs summed exactly, as ``Decimal``).
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}.*")
+
+
+def parse_bound(value: str, *, end: bool = False) -> str:
+    """Turn a ``--since``/``--until`` value into the ISO text the ledger's times compare with.
+
+    Args:
+        value: ``YYYY-MM-DD`` (a UTC day) or a full ISO 8601 datetime (UTC unless it has an offset).
+        end: the bound is an end: a day then includes all of it (the result is the next day, exclusive).
+
+    Raises:
+        InvalidArgumentError: ``value`` is neither.
+    """
+    try:
+        if _DATE.fullmatch(value):
+            day = date.fromisoformat(value)
+            return (day + timedelta(days=1)).isoformat() if end else day.isoformat()
+        if _DATETIME.fullmatch(value):
+            when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+            return (when + timedelta(milliseconds=1) if end else when).isoformat(timespec="milliseconds")
+    except ValueError:
+        pass
+    raise InvalidArgumentError(
+        f"{value!r} is not a date: give YYYY-MM-DD (e.g. 2026-12-05) or an ISO datetime (e.g. 2026-12-05T14:30:00Z)"
+    )
+
+
+def totals(
+    path: str | os.PathLike[str],
+    since: str | None = None,
+    until: str | None = None,
+    *,
+    by: Sequence[GroupKey] = ("day", "provider", "model"),
+) -> list[Total]:
+    """Sum the ledger by group (costs summed exactly, as ``Decimal``), sorted by group.
 
     Args:
         path: the ledger file.
-        since: only days on or after this ``YYYY-MM-DD``.
+        since: only calls on or after this ``YYYY-MM-DD`` (UTC day) or ISO datetime.
+        until: only calls on or before this day (all of it) or ISO datetime.
+        by: the keys to group by, from `GROUP_KEYS` (``"day"`` is the UTC day).
 
     Raises:
         FileNotFoundError: there is no ledger at ``path``.
+        InvalidArgumentError: ``since``/``until`` is not a date, ``by`` names an unknown key,
+            or the file is not a turnout spend ledger.
     """
+    unknown = [key for key in by if key not in GROUP_KEYS]
+    if unknown or not by:
+        raise InvalidArgumentError(f"cannot group by {unknown or 'nothing'}: use some of {', '.join(GROUP_KEYS)}")
+    where, params = [], []
+    if since is not None:
+        where.append("ts >= ?")
+        params.append(parse_bound(since))
+    if until is not None:
+        where.append("ts < ?")
+        params.append(parse_bound(until, end=True))
     if not Path(path).is_file():
         raise FileNotFoundError(f"no spend ledger at {path}")
-    query = "SELECT substr(ts, 1, 10), provider, model, prompt_tokens, completion_tokens, cost, outcome FROM calls"
-    with closing(sqlite3.connect(f"file:{Path(path).as_posix()}?mode=ro", uri=True)) as db:
-        rows = db.execute(query + (" WHERE ts >= ?" if since else ""), (since,) if since else ()).fetchall()
-    return _sum(rows)
+    query = "SELECT substr(ts, 1, 10), alias, provider, model, prompt_tokens, completion_tokens, cost, outcome"
+    query += " FROM calls"
+    query += (" WHERE " + " AND ".join(where)) if where else ""
+    try:
+        with closing(sqlite3.connect(f"file:{Path(path).as_posix()}?mode=ro", uri=True)) as db:
+            rows = db.execute(query, params).fetchall()
+    except sqlite3.DatabaseError as exc:
+        raise InvalidArgumentError(f"{path} is not a turnout spend ledger ({exc})") from None
+    return _sum(rows, tuple(by))
 
 
-def _sum(rows: Iterable[tuple[str, str | None, str | None, int | None, int | None, str | None, str]]) -> list[Total]:
-    groups: dict[tuple[str, str, str], list[int | Decimal]] = {}
-    for day, provider, model, prompt, completion, cost, outcome in rows:
-        key = (day, provider or "-", model or "-")
-        acc = groups.setdefault(key, [0, 0, 0, 0, Decimal(0), 0])
+def _sum(
+    rows: Iterable[tuple[str, str, str | None, str | None, int | None, int | None, str | None, str]],
+    by: tuple[GroupKey, ...],
+) -> list[Total]:
+    groups: dict[tuple[str, ...], list[int | Decimal]] = {}
+    for day, alias, provider, model, prompt, completion, cost, outcome in rows:
+        values = {"day": day, "alias": alias, "provider": provider or "-", "model": model or "-"}
+        acc = groups.setdefault(tuple(values[k] for k in by), [0, 0, 0, 0, Decimal(0), 0])
         acc[0] += 1
         acc[1] += outcome != "ok"
         acc[2] += prompt or 0
@@ -280,7 +354,13 @@ def _sum(rows: Iterable[tuple[str, str | None, str | None, int | None, int | Non
             acc[4] += Decimal(cost)
         elif outcome == "ok":
             acc[5] += 1
-    return [
-        Total(d, p, m, int(a[0]), int(a[1]), int(a[2]), int(a[3]), Decimal(a[4]), int(a[5]))
-        for (d, p, m), a in sorted(groups.items())
-    ]
+    result = []
+    for key, a in sorted(groups.items()):
+        named = dict.fromkeys(GROUP_KEYS, "*") | dict(zip(by, key, strict=True))
+        result.append(
+            Total(
+                *(named["day"], named["provider"], named["model"], int(a[0]), int(a[1]), int(a[2]), int(a[3])),
+                *(Decimal(a[4]), int(a[5]), named["alias"]),
+            )
+        )
+    return result

@@ -316,6 +316,8 @@ def test_a_stream_left_early_is_paid_for(mode: str, ledger_file: Path) -> None:
     [(provider, model, attempts, row_cost, outcome)] = _ledger_rows(ledger_file)
     assert (provider, model, attempts, outcome) == ("primary", "gpt-4o-mini", 1, "GeneratorExit")
     assert Decimal(row_cost) == cost.total
+    with sqlite3.connect(ledger_file) as db:
+        assert db.execute("SELECT estimated FROM calls").fetchall() == [(1,)]
 
 
 def test_a_cancelled_stream_task_is_paid_for(ledger_file: Path) -> None:

@@ -40,6 +40,7 @@ from ..errors import (
 )
 from ..types import ChatChunk, ChatRequest, ChatResponse
 from ._hf_errors import map_error
+from ._http import forget_pools_after_fork
 from ._tgi_wire import TextStream, decode_chat, decode_chat_chunk
 
 if TYPE_CHECKING:
@@ -103,6 +104,13 @@ class HubCalls:
         self.url = base or f"the HF router (provider {config.provider!r})"
         self._shared: AsyncInferenceClient | None = None
         self._http: httpx2.Client | None = None
+        self._lock = threading.Lock()
+        forget_pools_after_fork(self)  # (huggingface_hub closes its own shared session in a forked child)
+
+    def _forget_pools(self) -> None:
+        """In a forked child: drop the parent's shared async client and helper pool."""
+        self._shared = None
+        self._http = None
         self._lock = threading.Lock()
 
     # -- clients ----------------------------------------------------------------------------------

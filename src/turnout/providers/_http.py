@@ -7,11 +7,13 @@ Connection pools are created lazily (sync and async separately), transport failu
 
 from __future__ import annotations
 
+import os
 import ssl
 import threading
+import weakref
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import httpx2
 
@@ -25,7 +27,7 @@ if TYPE_CHECKING:
     from ..embeddings import EmbeddingRequest
     from ..types import ChatRequest
 
-__all__ = ["HTTPProvider", "network_settings"]
+__all__ = ["HTTPProvider", "forget_pools_after_fork", "network_settings"]
 
 _USER_AGENT = f"turnout/{__version__}"
 #: What a send can raise for a transport failure. httpcore2 maps `ssl.SSLError` to ConnectError
@@ -33,6 +35,35 @@ _USER_AGENT = f"turnout/{__version__}"
 #: required" after the handshake) escapes as a bare `ssl.SSLError`
 #: (https://github.com/encode/httpx/issues/3350).
 _TRANSPORT_ERRORS = (httpx2.TransportError, ssl.SSLError)
+
+
+class _PoolOwner(Protocol):
+    """What `forget_pools_after_fork` needs: a ``_forget_pools()`` that drops every pooled client."""
+
+    def _forget_pools(self) -> None: ...
+
+
+_POOL_OWNERS: weakref.WeakSet[_PoolOwner] = weakref.WeakSet()
+
+
+def forget_pools_after_fork(owner: _PoolOwner) -> None:
+    """Have ``owner._forget_pools()`` run in every child made by ``fork``.
+
+    A child must not send on the parent's pooled keep-alive sockets (both would write to, and read
+    from, one connection), so it drops the inherited clients, without closing them (that would take
+    locks a parent's thread may have held at the fork), and builds its own on first use. Their
+    socket copies are closed when collected, which leaves the parent's connections open.
+    """
+    _POOL_OWNERS.add(owner)
+
+
+def _forget_all_pools() -> None:
+    for owner in list(_POOL_OWNERS):
+        owner._forget_pools()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_all_pools)
 
 
 class HTTPProvider(Provider):
@@ -56,6 +87,12 @@ class HTTPProvider(Provider):
         self._sync: httpx2.Client | None = None
         self._async: httpx2.AsyncClient | None = None
         self._lock = threading.Lock()  # threads sharing a Client must not each build a pool
+        forget_pools_after_fork(self)
+
+    def _forget_pools(self) -> None:
+        """In a forked child: drop the parent's pools (see `forget_pools_after_fork`)."""
+        self._sync = self._async = None
+        self._lock = threading.Lock()
 
     def _limits(self) -> httpx2.Limits:
         size = self.config.max_connections

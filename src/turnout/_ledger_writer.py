@@ -1,0 +1,313 @@
+"""The spend ledger's SQLite side: its versioned schema, and the thread that writes its rows.
+
+A call only appends its row to a list in memory (a few µs). One daemon thread per ledger and
+process writes the rows, at most ``WRITE_DELAY`` seconds after the first of them came, or as soon
+as ``BATCH`` rows wait, in one transaction. A busy or locked database is retried later (bounded
+backoff) and the rows stay in memory until written, at most ``MAX_PENDING`` of them (the oldest
+beyond that are dropped, with a warning saying how many). Pending rows are written when the ledger
+is closed, at interpreter exit and when a ``multiprocessing`` worker exits. In a child made by
+``fork`` every ledger starts over: its own writer thread, no pending rows (the parent writes its
+own), and never the parent's SQLite connection (https://www.sqlite.org/howtocorrupt.html, 2.6).
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import os
+import sqlite3
+import sys
+import threading
+import time
+import weakref
+from datetime import UTC, datetime
+from pathlib import Path
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "Writer", "migrate"]
+
+logger = logging.getLogger("turnout")
+
+BATCH = 64
+WRITE_DELAY = 0.1  # seconds a row may wait for others to share its transaction (the docs promise 0.5)
+MAX_PENDING = 100_000
+BUSY_WAIT = 0.5  # SQLite's own busy wait per attempt, on the writer thread only
+MAX_BACKOFF = 2.0
+CLOSE_WAIT = 2.0  # how long close() waits for a locked database before leaving its rows to the writer
+EXIT_WAIT = 5.0
+
+# Version 0: the table as turnout <= 0.x created it (no user_version). Never edit; add a migration.
+_TABLE_V0 = """
+CREATE TABLE IF NOT EXISTS calls (
+    ts TEXT NOT NULL, alias TEXT NOT NULL, provider TEXT, model TEXT,
+    prompt_tokens INTEGER, completion_tokens INTEGER, cached_tokens INTEGER, reasoning_tokens INTEGER,
+    cost TEXT, cost_source TEXT, latency REAL NOT NULL, outcome TEXT NOT NULL, attempts INTEGER NOT NULL
+)
+"""
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    # 1: what budgets, caching, tags and runs record (estimated: usage or cost estimated, not reported)
+    (
+        "ALTER TABLE calls ADD COLUMN estimated INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE calls ADD COLUMN cache_hit INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE calls ADD COLUMN tags TEXT",
+        "ALTER TABLE calls ADD COLUMN run_id TEXT",
+        "ALTER TABLE calls ADD COLUMN call_id TEXT",
+    ),
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+_COLUMNS = (
+    "ts, alias, provider, model, prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, "
+    "cost, cost_source, latency, outcome, attempts, estimated, cache_hit, tags, run_id, call_id"
+)
+_INSERT = f"INSERT INTO calls ({_COLUMNS}) VALUES ({', '.join('?' * 18)})"
+_BUSY = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
+
+
+def _busy(exc: BaseException) -> bool:
+    """Whether a write failed only because another connection holds the database (worth waiting for)."""
+    return isinstance(exc, sqlite3.Error) and (exc.sqlite_errorcode or 0) & 0xFF in _BUSY
+
+
+def migrate(db: sqlite3.Connection) -> int:
+    """Bring the ledger to `SCHEMA_VERSION` in one transaction (``PRAGMA user_version``); return its version.
+
+    A file from a newer turnout is left alone: migrations only add columns, so its rows still read
+    and these columns still write.
+    """
+    version = int(db.execute("PRAGMA user_version").fetchone()[0])
+    if version >= SCHEMA_VERSION:
+        return version
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        version = int(db.execute("PRAGMA user_version").fetchone()[0])  # another process may have migrated it
+        if version == 0:
+            db.execute(_TABLE_V0)
+        for step in MIGRATIONS[version:]:
+            for statement in step:
+                db.execute(statement)
+        db.execute(f"PRAGMA user_version = {max(version, SCHEMA_VERSION)}")
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    return max(version, SCHEMA_VERSION)
+
+
+def _open(path: Path) -> sqlite3.Connection:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(path, timeout=BUSY_WAIT, isolation_level=None, check_same_thread=False)
+    try:
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute("PRAGMA synchronous = NORMAL")  # with WAL: no fsync per commit, still crash-safe
+        migrate(db)
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+def _stored(row: tuple[object, ...]) -> tuple[object, ...]:
+    """A pending row as SQLite stores it: ISO time to the millisecond, the exact cost as text."""
+    ts, *middle, cost, source, latency, outcome, attempts, estimated, cache_hit, tags, run_id, call_id = row
+    when = datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")  # type: ignore[arg-type]
+    text = None if tags is None else json.dumps(dict(tags), sort_keys=True, default=str)  # type: ignore[call-overload]
+    return (
+        *(when, *middle, None if cost is None else str(cost), source, latency, outcome, attempts),
+        *(int(bool(estimated)), int(bool(cache_hit)), text, run_id, call_id),
+    )
+
+
+class Writer:
+    """The rows of one ledger waiting to be written, and the daemon thread that writes them."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._reset()
+        _WRITERS.add(self)
+
+    def _reset(self) -> None:
+        """A fresh state (also in a forked child, where the parent's thread, lock and rows are not ours)."""
+        self.cond = threading.Condition(threading.Lock())
+        self.pending: list[tuple[object, ...]] = []
+        self.first_at = 0.0  # when the oldest pending row came (monotonic)
+        self.queued = 0  # rows ever appended
+        self.done = 0  # rows written or dropped
+        self.tries = 0  # write attempts that failed for a reason other than a lock
+        self.waiters = 0  # flush() calls waiting
+        self.stopping = False
+        self.thread: threading.Thread | None = None
+        self.db: sqlite3.Connection | None = None
+        self.failing: str | None = None  # the error of the current failure streak (logged once)
+
+    def add(self, row: tuple[object, ...]) -> None:
+        """Queue one row (the only part on a call's path)."""
+        with self.cond:
+            pending = self.pending
+            pending.append(row)
+            self.queued += 1
+            if self.thread is None:
+                self._start()
+            if len(pending) == 1:
+                self.first_at = time.monotonic()
+                self.cond.notify()
+            elif len(pending) == BATCH:
+                self.cond.notify()
+
+    def _start(self) -> None:
+        self.stopping = False
+        self.thread = threading.Thread(target=self._run, name="turnout-ledger", daemon=True)
+        self.thread.start()
+        _on_worker_exit()
+
+    def flush(self, timeout: float, *, stop: bool = False) -> int:
+        """Ask for the pending rows to be written now; wait up to ``timeout`` s; return how many are left.
+
+        Returns early when a write fails for a reason other than a lock (it will not get better
+        by waiting). ``stop``: the thread then exits and closes the file (a later row reopens it).
+        """
+
+        def finished() -> bool:
+            if self.tries > tries:
+                return True
+            return self.done >= target and (not stop or self.thread is None or bool(self.pending))
+
+        with self.cond:
+            target, tries = self.queued, self.tries
+            self.stopping = self.stopping or stop
+            if self.thread is None:
+                return self.queued - self.done
+            self.waiters += 1
+            self.cond.notify_all()
+            try:
+                self.cond.wait_for(finished, timeout)
+            finally:
+                self.waiters -= 1
+            return max(0, target - self.done)
+
+    def _run(self) -> None:
+        backoff = 0.05
+        while True:
+            with self.cond:
+                rows = self._take()
+                if rows is None:
+                    return
+            error = self._write(rows)
+            with self.cond:
+                if error is None:
+                    self.done += len(rows)
+                    backoff = 0.05
+                    self.cond.notify_all()
+                    continue
+                self.pending[:0] = rows
+                self._trim()
+                if not _busy(error):
+                    self.tries += 1
+                self.cond.notify_all()
+                self.cond.wait(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF)
+
+    def _take(self) -> list[tuple[object, ...]] | None:
+        """Under the lock: the next rows to write, once their delay is up; None when the thread should end."""
+        while not self.pending:
+            if self.stopping:
+                self.thread = None
+                if self.db is not None:
+                    self.db.close()
+                    self.db = None
+                self.cond.notify_all()
+                return None
+            self.cond.wait()
+        while len(self.pending) < BATCH and not (self.waiters or self.stopping):
+            left = self.first_at + WRITE_DELAY - time.monotonic()
+            if left <= 0:
+                break
+            self.cond.wait(left)
+        rows, self.pending = self.pending, []
+        return rows
+
+    def _write(self, rows: list[tuple[object, ...]]) -> sqlite3.Error | OSError | None:
+        """Write ``rows`` in one transaction (on the writer thread); return the error, if any."""
+        try:
+            if self.db is None:
+                self.db = _open(self.path)
+            db = self.db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.executemany(_INSERT, [_stored(row) for row in rows])
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        except (sqlite3.Error, OSError) as exc:
+            self._failed(exc, len(rows))
+            return exc
+        if self.failing is not None:
+            self.failing = None
+            logger.warning("turnout: the spend ledger %s is writable again; its pending rows are written", self.path)
+        return None
+
+    def _failed(self, exc: sqlite3.Error | OSError, rows: int) -> None:
+        if not _busy(exc) and self.db is not None:
+            self.db.close()  # reopen next time (the file may have been replaced)
+            self.db = None
+        if self.failing is None:
+            self.failing = str(exc)
+            logger.warning(
+                "turnout: cannot write the spend ledger %s (%s); %d rows are kept in memory and retried",
+                self.path,
+                exc,
+                rows,
+            )
+
+    def _trim(self) -> None:
+        excess = len(self.pending) - MAX_PENDING
+        if excess > 0:
+            del self.pending[:excess]
+            self.done += excess
+            logger.warning(
+                "turnout: the spend ledger %s is still not writable; dropped the %d oldest unwritten rows "
+                "(at most %d are kept in memory)",
+                self.path,
+                excess,
+                MAX_PENDING,
+            )
+
+
+_WRITERS: weakref.WeakSet[Writer] = weakref.WeakSet()
+_abandoned: list[sqlite3.Connection] = []  # a forked child's copies of its parent's connections, never used
+_mp_finalizer_pid = 0
+
+
+def _drain_all() -> None:
+    """At interpreter or worker exit: write what every ledger still holds."""
+    for writer in list(_WRITERS):
+        left = writer.flush(EXIT_WAIT, stop=True)
+        if left:
+            logger.warning("turnout: %d rows of the spend ledger %s could not be written", left, writer.path)
+
+
+def _on_worker_exit() -> None:
+    """In a ``multiprocessing`` child (which ends with ``os._exit``, skipping atexit): drain at its exit."""
+    global _mp_finalizer_pid
+    if _mp_finalizer_pid == os.getpid() or "multiprocessing" not in sys.modules:
+        return
+    import multiprocessing
+    import multiprocessing.util
+
+    if multiprocessing.parent_process() is not None:
+        _mp_finalizer_pid = os.getpid()
+        multiprocessing.util.Finalize(None, _drain_all, exitpriority=100)
+
+
+def _after_fork_in_child() -> None:
+    global _mp_finalizer_pid
+    _mp_finalizer_pid = 0
+    for writer in list(_WRITERS):
+        if writer.db is not None:
+            _abandoned.append(writer.db)  # closing it here could checkpoint the parent's WAL
+        writer._reset()
+
+
+atexit.register(_drain_all)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
