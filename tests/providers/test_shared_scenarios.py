@@ -143,8 +143,8 @@ def test_tool_calls_are_normalised(runner: Runner, backend: Backend, streamed: b
     reply = runner.call(streamed, backend.config(), backend.target, "Weather?", tools=tools)
     assert reply.finish_reason == "tool_calls"
     [made] = reply.tool_calls
-    assert made.id == "call_1" and made.function.name == "get_weather"
-    assert json.loads(made.function.arguments) == {"city": "Paris"}
+    assert made.id == "call_1" and made.name == "get_weather"
+    assert json.loads(made.arguments) == {"city": "Paris"}
     assert backend.chat_requests[0].json["tools"] == tools
 
 

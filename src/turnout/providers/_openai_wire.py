@@ -7,10 +7,11 @@ types and openapi.yaml, read 2026-08-21) and §2 for vLLM's differences.
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from typing import Any, Literal
 
 import pydantic_core
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from .._construct import construct
 from ..errors import APIStatusError, ResponseValidationError, error_from_response
@@ -24,7 +25,7 @@ from ..types import (
     ToolCallDelta,
     Usage,
     finish_reason_from_wire,
-    tool_call_id,
+    make_tool_call,
     tool_calls_finish,
 )
 
@@ -51,20 +52,56 @@ class _Wire(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
+def _json_text(value: object) -> str | None:
+    """Text as it is; any other JSON value (TGI's arguments as an object) as JSON text."""
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value)
+
+
 class _Function(_Wire):
     name: str | None = None
     arguments: str | None = None
+
+    _text = field_validator("arguments", mode="before")(_json_text)
+
+
+class _Custom(_Wire):
+    """A custom tool call's part: OpenAI's ``{"name", "input"}`` (input is free text)."""
+
+    name: str | None = None
+    input: str | None = None
+
+    _text = field_validator("input", mode="before")(_json_text)
 
 
 class _ToolCall(_Wire):
     index: int = 0
     id: str | None = None
+    type: str | None = None
     function: _Function | None = None
+    custom: _Custom | None = None
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _id_text(cls, value: object) -> object:
+        """TGI 1.4 numbers its calls (``"id": 0``): an id is text, whatever the server wrote."""
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    @property
+    def kind(self) -> Literal["function", "custom"] | None:
+        """``"custom"`` or ``"function"`` from ``type`` or the part present; None when neither says."""
+        if self.type == "custom" or (self.custom is not None and self.function is None):
+            return "custom"
+        if self.type in (None, "function"):
+            return "function" if self.function is not None or self.type == "function" else None
+        return None
 
 
 class _Message(_Wire):
     content: str | None = None
     tool_calls: list[_ToolCall] | None = None
+    function_call: _Function | None = None
 
 
 class _Choice(_Wire):
@@ -99,6 +136,7 @@ class _Completion(_Wire):
 class _Delta(_Wire):
     content: str | None = None
     tool_calls: list[_ToolCall] | None = None
+    function_call: _Function | None = None
 
 
 class _ChunkChoice(_Wire):
@@ -153,17 +191,27 @@ def _usage(wire: _Usage | None) -> Usage:
 
 
 def _tool_calls(wire: list[_ToolCall] | None) -> list[ToolCall]:
+    """The calls of a message; raises ValueError for a call that is neither a function nor a custom tool."""
     calls = []
     for position, call in enumerate(wire or ()):
-        function = call.function or _Function()
-        name, arguments = function.name or "", function.arguments or ""
-        calls.append(
-            ToolCall(
-                id=call.id or tool_call_id(position, name, arguments),
-                function=FunctionCall(name=name, arguments=arguments),
+        kind = call.kind
+        if kind == "custom":
+            custom = call.custom or _Custom()
+            name, text = custom.name or "", custom.input or ""
+        elif kind == "function" and call.function is not None:
+            name, text = call.function.name or "", call.function.arguments or ""
+        else:
+            raise ValueError(
+                f"tool call {position} of type {call.type!r} has no {call.type or 'function'} part to read"
             )
-        )
+        calls.append(make_tool_call(position, call.id, name, text, kind))
     return calls
+
+
+def _function_call(wire: _Function | None) -> FunctionCall | None:
+    if wire is None:
+        return None
+    return FunctionCall(name=wire.name or "", arguments=wire.arguments or "")
 
 
 def parse_completion(raw: bytes, *, provider: str, model: str, request_id: str | None) -> ChatResponse:
@@ -183,10 +231,25 @@ def parse_completion(raw: bytes, *, provider: str, model: str, request_id: str |
         ) from exc
     choices: list[Choice] = []
     for c in wire.choices:
-        calls = _tool_calls(c.message.tool_calls)
+        try:
+            calls = _tool_calls(c.message.tool_calls)
+        except ValueError as exc:
+            raise ResponseValidationError(
+                f"reply is not a chat completion: choices.{c.index}: {exc}",
+                provider=provider,
+                model=model,
+                request_id=request_id,
+            ) from None
         finish = tool_calls_finish(finish_reason_from_wire(c.finish_reason), bool(calls))
         choices.append(
-            construct(Choice, index=c.index, text=c.message.content or "", finish_reason=finish, tool_calls=calls)
+            construct(
+                Choice,
+                index=c.index,
+                text=c.message.content or "",
+                finish_reason=finish,
+                tool_calls=calls,
+                function_call=_function_call(c.message.function_call),
+            )
         )
     first = choices[0] if choices else Choice.model_construct(index=0, text="", finish_reason=None, tool_calls=[])
     return construct(
@@ -204,6 +267,7 @@ def parse_completion(raw: bytes, *, provider: str, model: str, request_id: str |
         request_id=request_id,
         warnings=[],
         parsed=None,
+        function_call=first.function_call,
     )
 
 
@@ -240,6 +304,7 @@ def parse_chunk(data: str | bytes, *, provider: str, model: str) -> list[ChatChu
                 tool_calls=[_tool_delta(t) for t in delta.tool_calls] if delta.tool_calls else [],
                 usage=None,
                 model=wire.model,
+                function_call=_legacy_delta(delta.function_call),
             )
         )
     if wire.usage is not None:
@@ -252,6 +317,7 @@ def parse_chunk(data: str | bytes, *, provider: str, model: str) -> list[ChatChu
                 tool_calls=[],
                 usage=_usage(wire.usage),
                 model=wire.model,
+                function_call=None,
             )
         )
     return chunks
@@ -281,7 +347,7 @@ def _plain_choice(choice: object, model: str | None) -> ChatChunk | None:
     if type(choice) is not dict:
         return None
     delta, index, finish = choice.get("delta") or {}, choice.get("index", 0), choice.get("finish_reason")
-    if type(delta) is not dict or delta.get("tool_calls") or type(index) is not int:
+    if type(delta) is not dict or delta.get("tool_calls") or delta.get("function_call") or type(index) is not int:
         return None
     text = delta.get("content")
     if not (text is None or type(text) is str) or not (finish is None or type(finish) is str):
@@ -294,25 +360,68 @@ def _plain_choice(choice: object, model: str | None) -> ChatChunk | None:
         tool_calls=[],
         usage=None,
         model=model,
+        function_call=None,
     )
 
 
 def _tool_delta(call: _ToolCall) -> ToolCallDelta:
+    if call.kind == "custom":
+        custom = call.custom or _Custom()
+        return ToolCallDelta.model_construct(
+            index=call.index, id=call.id, name=custom.name, arguments=custom.input or "", type="custom"
+        )
     function = call.function or _Function()
     return ToolCallDelta.model_construct(
-        index=call.index, id=call.id, name=function.name, arguments=function.arguments or ""
+        index=call.index, id=call.id, name=function.name, arguments=function.arguments or "", type=call.kind
     )
 
 
+def _legacy_delta(call: _Function | None) -> ToolCallDelta | None:
+    if call is None:
+        return None
+    return ToolCallDelta.model_construct(index=0, id=None, name=call.name, arguments=call.arguments or "", type=None)
+
+
+#: In-stream error ``type`` words that say which status the error stands for (used when no status
+#: is given). OpenAI's error types: https://platform.openai.com/docs/guides/error-codes; Groq
+#: sends OpenAI's (https://console.groq.com/docs/errors).
+_TYPE_STATUS = {
+    "invalid_request_error": 400,
+    "authentication_error": 401,
+    "permission_error": 403,
+    "not_found_error": 404,
+    "rate_limit_error": 429,
+    "rate_limit_exceeded": 429,
+    "insufficient_quota": 429,
+    "server_error": 500,
+    "api_error": 500,
+    "overloaded_error": 503,
+}
+_STATUS_KEYS = ("status_code", "http_status_code", "code")
+
+
+def _event_status(error: object) -> int:
+    """The HTTP status an in-stream error stands for: a numeric status it carries, else its type's, else 500."""
+    if not isinstance(error, dict):
+        return 500
+    for key in _STATUS_KEYS:
+        value = error.get(key)
+        if isinstance(value, str) and value.isdigit():
+            value = int(value)
+        if isinstance(value, int) and not isinstance(value, bool) and 400 <= value < 600:
+            return value
+    kind = error.get("type")
+    return _TYPE_STATUS.get(kind, 500) if isinstance(kind, str) else 500
+
+
 def _stream_error(error: object, *, provider: str, model: str) -> APIStatusError:
-    """Map an in-stream ``{"error": ...}`` event (OpenAI, vLLM, TGI shapes) to a typed error."""
-    status = 500
-    if isinstance(error, dict):
-        for key in ("code", "http_status_code"):
-            code = error.get(key)
-            if isinstance(code, int) and 400 <= code < 600:
-                status = code
-                break
+    """Map an in-stream ``{"error": ...}`` event (OpenAI, vLLM, TGI, Groq shapes) to a typed error.
+
+    The error is classified as an HTTP reply of the status it carries (Groq's ``status_code``,
+    TGI's ``http_status_code``, vLLM's numeric ``code``) or its ``type`` stands for, so a 400 is a
+    `BadRequestError` (not retried); without either it is a 500 `ServerError`.
+    """
+    status = _event_status(error)
     return error_from_response(status, {}, pydantic_core.to_json({"error": error}), provider=provider, model=model)
 
 
