@@ -41,7 +41,8 @@ __all__ = [
 ]
 
 JSONObject: TypeAlias = dict[str, Any]
-Role = Literal["system", "developer", "user", "assistant", "tool"]
+Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
+"""Who wrote a message; ``"function"``: the result of a legacy ``function_call`` (OpenAI's functions API)."""
 FinishReason = Literal["stop", "length", "tool_calls", "function_call", "content_filter", "error", "other"]
 """Why generation stopped, the same word whichever provider answered.
 
