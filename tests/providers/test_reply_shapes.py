@@ -368,3 +368,45 @@ def test_text_mode_without_details_or_tokenize_has_no_usage_and_says_so(runner: 
         reply = runner.call(streamed, hf_config(server, "text"), f"hf:{LLAMA}", "Hi")
     assert reply.text == "Hello!" and reply.usage == turnout.Usage() and reply.cost is None
     assert [w for w in reply.warnings if "no usage" in w]
+
+
+@tool
+def get_weather(city: str) -> str:
+    """Current weather in a city."""
+    return f"sunny in {city}"
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_run_tools_names_a_custom_call_even_without_a_tool_of_its_name(mode: str) -> None:
+    with FakeServer(flavor="openai", models=["m"]) as server:
+        server.enqueue(_custom_reply(), Reply("sorry"))
+        if mode == "sync":
+            with Client(config=_openai(server)) as client:
+                client.run_tools("p:m", "How many rows?", tools=[get_weather])
+        else:
+
+            async def go() -> None:
+                async with AsyncClient(config=_openai(server)) as client:
+                    await client.run_tools("p:m", "How many rows?", tools=[get_weather])
+
+            asyncio.run(go())
+        result = server.chat_requests[1].json["messages"][2]["content"]
+    assert "is a custom tool call" in result and "there is no tool named" not in result
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_run_tools_keeps_a_legacy_function_call_in_its_transcript(mode: str) -> None:
+    with FakeServer(flavor="openai", models=["m"]) as server:
+        server.enqueue(_legacy_reply())
+        if mode == "sync":
+            with Client(config=_openai(server)) as client:
+                run = client.run_tools("p:m", "Weather in Paris?", tools=[get_weather])
+        else:
+
+            async def go() -> turnout.ToolRun:
+                async with AsyncClient(config=_openai(server)) as client:
+                    return await client.run_tools("p:m", "Weather in Paris?", tools=[get_weather])
+
+            run = asyncio.run(go())
+    assert run.rounds == 1 and run.response.finish_reason == "function_call"
+    assert run.messages[-1].function_call == turnout.FunctionCall(name="get_weather", arguments='{"city": "Paris"}')
