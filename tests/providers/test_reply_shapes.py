@@ -208,6 +208,29 @@ def test_an_error_event_after_content_is_an_interruption_caused_by_the_bad_reque
     assert isinstance(caught.value.__cause__, turnout.BadRequestError) and caught.value.status_code == 400
 
 
+def test_the_tgi_fake_sends_a_hosts_error_event_on_its_chat_route() -> None:
+    with FakeTGIServer(LLAMA) as server:
+        server.enqueue(_groq_error())
+        raw = httpx2.post(f"{server.url}/v1/chat/completions", json={"messages": HI, "stream": True}).text
+    assert raw.startswith("event: error\ndata:")
+    assert json.loads(raw.split("\n")[1].removeprefix("data:")) == {"error": GROQ_ERROR}
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_an_error_event_with_a_status_is_a_bad_request_through_huggingface_hub(mode: str) -> None:
+    """The HF router's hosts (Groq among them) reach turnout through huggingface_hub's stream parser."""
+    with FakeTGIServer(LLAMA, api_key=CANARY_KEY) as server:
+        server.enqueue(_groq_error(), Reply("never sent"))
+        config = hf_config(server)
+        config["models"] = {"route": {"targets": [f"hf:{LLAMA}"]}}
+        config["defaults"] = {"retry": {"max_attempts": 3, "initial_delay": 0.001, "max_delay": 0.001}}
+        with pytest.raises(turnout.BadRequestError) as caught:
+            _stream_text(mode, config)
+        assert len(server.chat_requests) == 1
+    assert caught.value.status_code == 400 and caught.value.error_code == "tool_use_failed"
+    assert caught.value.message == GROQ_ERROR["message"]
+
+
 # -- 3. custom tool calls ---------------------------------------------------------------------------
 
 #: A custom tool call as OpenAI sends it (free-text input, not JSON arguments).

@@ -29,7 +29,7 @@ from ..types import (
     tool_calls_finish,
 )
 
-__all__ = ["DONE", "DONE_DATA", "build_body", "parse_chunk", "parse_completion"]
+__all__ = ["DONE", "DONE_DATA", "build_body", "event_status", "parse_chunk", "parse_completion"]
 
 #: The data payload that ends an OpenAI-style stream.
 DONE = "[DONE]"
@@ -400,10 +400,13 @@ _TYPE_STATUS = {
 _STATUS_KEYS = ("status_code", "http_status_code", "code")
 
 
-def _event_status(error: object) -> int:
-    """The HTTP status an in-stream error stands for: a numeric status it carries, else its type's, else 500."""
+def event_status(error: object) -> int | None:
+    """The HTTP status an in-stream error object stands for: a numeric status it carries, else its type's.
+
+    None when it says neither (the caller decides: a 500 here, the exception class's for huggingface_hub).
+    """
     if not isinstance(error, dict):
-        return 500
+        return None
     for key in _STATUS_KEYS:
         value = error.get(key)
         if isinstance(value, str) and value.isdigit():
@@ -411,7 +414,7 @@ def _event_status(error: object) -> int:
         if isinstance(value, int) and not isinstance(value, bool) and 400 <= value < 600:
             return value
     kind = error.get("type")
-    return _TYPE_STATUS.get(kind, 500) if isinstance(kind, str) else 500
+    return _TYPE_STATUS.get(kind) if isinstance(kind, str) else None
 
 
 def _stream_error(error: object, *, provider: str, model: str) -> APIStatusError:
@@ -421,7 +424,7 @@ def _stream_error(error: object, *, provider: str, model: str) -> APIStatusError
     TGI's ``http_status_code``, vLLM's numeric ``code``) or its ``type`` stands for, so a 400 is a
     `BadRequestError` (not retried); without either it is a 500 `ServerError`.
     """
-    status = _event_status(error)
+    status = event_status(error) or 500
     return error_from_response(status, {}, pydantic_core.to_json({"error": error}), provider=provider, model=model)
 
 

@@ -266,8 +266,21 @@ class TGIHandler(Handler):
             return {"error": {"message": error.message, "http_status_code": error.status}}
         return error_body(error.status, error.message, error.error_type)
 
-    def _event(self, obj: Any) -> None:
-        self._chunk(b"data:" + dumps(obj) + b"\n\n")
+    def _event(self, obj: Any, name: str | None = None) -> None:
+        self._chunk((f"event: {name}\n".encode() if name else b"") + b"data:" + dumps(obj) + b"\n\n")
+
+    def _fault_event(self, fault: Fault) -> None:
+        """A `stream_error` fault's event: TGI's own, or (chat route) the fields the fault sets, as a host sends."""
+        status = fault.status_code or 500
+        event = self._error_event(TGIError(status, fault.message or "", _error_type(status)))
+        error = event.get("error")
+        if isinstance(error, dict):
+            error |= {"type": fault.error_type} if fault.error_type is not None else {}
+            error |= {"code": fault.error_code} if fault.error_code is not None else {}
+            if fault.status_key is not None:
+                error.pop("http_status_code")
+                error[fault.status_key] = status
+        self._event(event, fault.event)
 
     def _start_stream(self, headers: Mapping[str, str]) -> None:
         head = {"content-type": _SSE, "transfer-encoding": "chunked", "x-accel-buffering": "no"}
@@ -283,8 +296,7 @@ class TGIHandler(Handler):
                 if fault.kind == "stall":
                     self._wait(fault.seconds)
                 elif fault.kind == "stream_error":
-                    status = fault.status_code or 500
-                    self._event(self._error_event(TGIError(status, fault.message or "", _error_type(status))))
+                    self._fault_event(fault)
                     self._chunk(b"")
                     return True
                 elif fault.kind == "end_stream":
