@@ -20,6 +20,7 @@ import pytest
 
 import turnout
 from turnout import AsyncClient, Client, Message
+from turnout.providers._openai_wire import parse_completion
 from turnout.testing import FakeServer, FakeTGIServer, Fault, Reply, ToolCallSpec
 from turnout.tools import tool
 
@@ -302,6 +303,21 @@ def test_run_tools_answers_a_custom_call_with_a_tool_call_error(mode: str) -> No
     assert second[1] == {"role": "assistant", "tool_calls": [CUSTOM_CALL]}
     assert second[2]["role"] == "tool" and second[2]["tool_call_id"] == "call_c1"
     assert second[2]["content"].startswith("Error: ToolCallError: tool call 'run_sql' is a custom tool call")
+
+
+@pytest.mark.parametrize(
+    ("call", "fragment"),
+    [
+        ({"id": "a", "type": "custom"}, "of type 'custom' has no such part"),
+        ({"id": "a", "type": "function"}, "of type 'function' has no such part"),
+        ({"id": "a", "type": "mcp", "mcp": {}}, "is of type 'mcp'"),
+    ],
+)
+def test_a_call_turnout_cannot_read_is_refused_not_invented(call: dict[str, Any], fragment: str) -> None:
+    """A unit test of the shared decoder: no empty function call is ever made up."""
+    body = {"choices": [{"index": 0, "message": {"role": "assistant", "tool_calls": [call]}}]}
+    with pytest.raises(turnout.ResponseValidationError, match=fragment):
+        parse_completion(json.dumps(body).encode(), provider="p", model="m", request_id=None)
 
 
 def test_a_custom_call_has_no_json_arguments() -> None:

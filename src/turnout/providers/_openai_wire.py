@@ -195,15 +195,14 @@ def _tool_calls(wire: list[_ToolCall] | None) -> list[ToolCall]:
     calls = []
     for position, call in enumerate(wire or ()):
         kind = call.kind
-        if kind == "custom":
-            custom = call.custom or _Custom()
-            name, text = custom.name or "", custom.input or ""
+        if kind == "custom" and call.custom is not None:
+            name, text = call.custom.name or "", call.custom.input or ""
         elif kind == "function" and call.function is not None:
             name, text = call.function.name or "", call.function.arguments or ""
+        elif call.type not in (None, "function", "custom"):
+            raise ValueError(f"tool call {position} is of type {call.type!r}; turnout reads function and custom calls")
         else:
-            raise ValueError(
-                f"tool call {position} of type {call.type!r} has no {call.type or 'function'} part to read"
-            )
+            raise ValueError(f"tool call {position} of type {call.type or 'function'!r} has no such part to read")
         calls.append(make_tool_call(position, call.id, name, text, kind))
     return calls
 
@@ -239,7 +238,7 @@ def parse_completion(raw: bytes, *, provider: str, model: str, request_id: str |
                 provider=provider,
                 model=model,
                 request_id=request_id,
-            ) from None
+            ) from exc
         finish = tool_calls_finish(finish_reason_from_wire(c.finish_reason), bool(calls))
         choices.append(
             construct(
