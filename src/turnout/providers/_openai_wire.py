@@ -382,8 +382,9 @@ def _legacy_delta(call: _Function | None) -> ToolCallDelta | None:
 
 
 #: In-stream error ``type`` words that say which status the error stands for (used when no status
-#: is given). OpenAI's error types: https://platform.openai.com/docs/guides/error-codes; Groq
-#: sends OpenAI's (https://console.groq.com/docs/errors).
+#: is given): OpenAI's (https://platform.openai.com/docs/guides/error-codes), which Groq sends
+#: too (https://console.groq.com/docs/errors), and Anthropic's, which compatible gateways pass on
+#: (https://docs.anthropic.com/en/api/errors).
 _TYPE_STATUS = {
     "invalid_request_error": 400,
     "authentication_error": 401,
