@@ -15,7 +15,18 @@ from turnout.testing import FakeServer, Reply
 from turnout.types import Attempt, ChatChunk, ChatResponse, Choice, Cost, Usage
 
 FULL: list[tuple[type[BaseModel], dict[str, Any]]] = [
-    (ChatChunk, {"text": "hi", "index": 0, "finish_reason": None, "tool_calls": [], "usage": None, "model": "m"}),
+    (
+        ChatChunk,
+        {
+            "text": "hi",
+            "index": 0,
+            "finish_reason": None,
+            "tool_calls": [],
+            "usage": None,
+            "model": "m",
+            "function_call": None,
+        },
+    ),
     (Cost, {"input": Decimal("0.1"), "output": Decimal("0.2"), "total": Decimal("0.3"), "source": "config"}),
     (
         Attempt,
