@@ -249,8 +249,8 @@ def test_tool_calls_are_normalised(
     )
     assert reply.finish_reason == "tool_calls"
     [call] = reply.tool_calls
-    assert call.id == "call_1" and call.function.name == "get_weather"
-    assert json.loads(call.function.arguments) == {"city": "Paris"}
+    assert call.id == "call_1" and call.name == "get_weather"
+    assert json.loads(call.arguments) == {"city": "Paris"}
 
 
 def test_n_choices(runner: Runner, config: dict[str, Any], fake_vllm: FakeServer) -> None:

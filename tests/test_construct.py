@@ -25,6 +25,7 @@ FULL: list[tuple[type[BaseModel], dict[str, Any]]] = [
             "usage": None,
             "model": "m",
             "logprobs": None,
+            "function_call": None,
         },
     ),
     # the hot path gives USD amounts (validation turns a Decimal into one)

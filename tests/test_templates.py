@@ -97,6 +97,13 @@ def test_invalid_dialogs_raise(messages: list[tuple[str, str]], fragment: str) -
         render(*messages)
 
 
+def test_legacy_function_calls_and_results_raise() -> None:
+    call = Message(role="assistant", function_call=turnout.FunctionCall(name="f", arguments="{}"))
+    for messages in ([Message(role="user", content="a"), call], [Message(role="function", name="f", content="r")]):
+        with pytest.raises(turnout.InvalidArgumentError, match="legacy function messages"):
+            LLAMA2.render(messages)
+
+
 def test_empty_dialog_raises() -> None:
     with pytest.raises(turnout.InvalidArgumentError, match="last message must be from the user"):
         LLAMA2.render([])

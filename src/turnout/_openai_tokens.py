@@ -64,7 +64,8 @@ def count_chat_tokens(model: str, request: ChatRequest) -> int | None:
         return None
     total = _TOKENS_PRIMING
     for message in request.messages:
-        if not isinstance(message.content, str | None) or message.tool_calls or message.tool_call_id:
+        calls = message.tool_calls or message.tool_call_id or message.function_call
+        if not isinstance(message.content, str | None) or calls:
             return None
         if message.model_extra:
             return None

@@ -155,6 +155,13 @@ def error_text(call: ToolCall, exc: Exception, on_error: OnToolError) -> str:
 
 
 def _lookup(tools: dict[str, Tool], call: ToolCall) -> Tool:
+    if call.type == "custom":
+        raise ToolCallError(
+            f"tool call {call.name!r} is a custom tool call (free-text input); run_tools runs function tools "
+            "only: handle reply.tool_calls yourself",
+            tool=call.name,
+            call_id=call.id,
+        )
     tool = tools.get(call.name)
     if tool is None:
         known = ", ".join(sorted(tools))
@@ -163,7 +170,7 @@ def _lookup(tools: dict[str, Tool], call: ToolCall) -> Tool:
 
 
 def _assistant(reply: ChatResponse) -> Message:
-    return Message(role="assistant", content=reply.text or None, tool_calls=list(reply.tool_calls) or None)
+    return reply.message  # custom tool calls and a legacy function_call are sent back as they came
 
 
 def _tool_message(call: ToolCall, content: str) -> Message:

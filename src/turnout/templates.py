@@ -146,8 +146,10 @@ class Llama2ChatTemplate(ChatTemplate):
     @staticmethod
     def _role(message: Message, index: int) -> str:
         role = "system" if message.role == "developer" else message.role
-        if role == "tool" or message.tool_calls:
-            raise InvalidArgumentError("llama2 template: tool messages and tool calls have no Llama 2 format")
+        if role in ("tool", "function") or message.tool_calls or message.function_call:
+            raise InvalidArgumentError(
+                "llama2 template: tool messages, legacy function messages and their calls have no Llama 2 format"
+            )
         if role == "system" and index != 0:
             raise InvalidArgumentError("llama2 template: only the first message may be a system message")
         return role

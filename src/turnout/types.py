@@ -23,6 +23,7 @@ __all__ = [
     "ChatResponse",
     "Choice",
     "Cost",
+    "CustomToolCall",
     "FinishReason",
     "FunctionCall",
     "JSONObject",
@@ -38,14 +39,19 @@ __all__ = [
     "USDField",
     "Usage",
     "normalize_messages",
+    "make_tool_call",
     "tool_call_id",
     "tool_calls_finish",
 ]
 
 JSONObject: TypeAlias = dict[str, Any]
-Role = Literal["system", "developer", "user", "assistant", "tool"]
-FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "error", "other"]
-"""Why generation stopped, the same word whichever provider answered."""
+Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
+"""Who wrote a message; ``"function"``: the result of a legacy ``function_call`` (OpenAI's functions API)."""
+FinishReason = Literal["stop", "length", "tool_calls", "function_call", "content_filter", "error", "other"]
+"""Why generation stopped, the same word whichever provider answered.
+
+``"function_call"`` is OpenAI's legacy ``functions`` API: the call is in ``reply.function_call``.
+"""
 
 _FINISH_REASONS: dict[str, FinishReason] = {
     "stop": "stop",
@@ -55,7 +61,7 @@ _FINISH_REASONS: dict[str, FinishReason] = {
     "length": "length",
     "max_tokens": "length",
     "tool_calls": "tool_calls",
-    "function_call": "tool_calls",
+    "function_call": "function_call",  # the legacy `functions` API (message.function_call)
     "content_filter": "content_filter",
     "error": "error",
 }
@@ -72,9 +78,10 @@ def tool_calls_finish(finish: FinishReason | None, has_tool_calls: bool) -> Fini
     """``"tool_calls"`` for a choice that made tool calls and stopped normally.
 
     vLLM says ``"stop"`` for a named ``tool_choice`` and TGI ``"eos_token"``, where OpenAI says
-    ``"tool_calls"``. ``"length"`` (the arguments were cut off) and the others are kept.
+    ``"tool_calls"``; a host that says ``"function_call"`` while sending ``tool_calls`` is read
+    the same way. ``"length"`` (the arguments were cut off) and the others are kept.
     """
-    if has_tool_calls and finish in (None, "stop", "other"):
+    if has_tool_calls and finish in (None, "stop", "other", "function_call"):
         return "tool_calls"
     return finish
 
@@ -90,10 +97,19 @@ class FunctionCall(_Model):
     arguments: str = ""
 
 
+class CustomToolCall(_Model):
+    """The custom tool a tool call invokes (OpenAI's ``"type": "custom"``), with its free-text input."""
+
+    name: str
+    input: str = ""
+
+
 class ToolCall(_Model):
     """One tool call requested by the model (OpenAI's shape), the same whichever provider answered.
 
-    A call that came without an id (some hosts send none) gets a stable one from `tool_call_id`.
+    A function call (``type == "function"``) has ``function`` set; a custom tool call (OpenAI's
+    ``"type": "custom"``, free-text input) has ``custom`` set. ``name`` and ``arguments`` work for
+    both. A call that came without an id (some hosts send none) gets a stable one from `tool_call_id`.
 
     Example:
         ```python
@@ -103,26 +119,50 @@ class ToolCall(_Model):
     """
 
     id: str
-    type: Literal["function"] = "function"
-    function: FunctionCall
+    type: Literal["function", "custom"] = "function"
+    function: FunctionCall | None = None
+    custom: CustomToolCall | None = None
+
+    @model_validator(mode="after")
+    def _check_kind(self) -> ToolCall:
+        """The part named by ``type`` is set, and only that one."""
+        if self.type == "function" and (self.function is None or self.custom is not None):
+            raise ValueError('a "function" tool call needs function (and no custom)')
+        if self.type == "custom" and (self.custom is None or self.function is not None):
+            raise ValueError('a "custom" tool call needs custom (and no function)')
+        return self
 
     @property
     def name(self) -> str:
-        """The name of the function called."""
-        return self.function.name
+        """The name of the function (or custom tool) called."""
+        if self.function is not None:
+            return self.function.name
+        return self.custom.name if self.custom is not None else ""
 
     @property
     def arguments(self) -> str:
-        """The arguments exactly as the model wrote them (JSON text, maybe invalid)."""
-        return self.function.arguments
+        """The arguments exactly as the model wrote them (JSON text, maybe invalid); a custom call's input."""
+        if self.function is not None:
+            return self.function.arguments
+        return self.custom.input if self.custom is not None else ""
 
     def arguments_json(self) -> dict[str, Any]:
         """The arguments parsed into a dict (empty text counts as ``{}``).
 
         Raises:
             ToolArgumentsError: the model's arguments are not a JSON object (the error names the tool).
+            ToolCallError: a custom tool call: its input is free text, not JSON arguments.
         """
-        text = self.function.arguments
+        if self.type == "custom":
+            from .errors import ToolCallError
+
+            raise ToolCallError(
+                f"tool call {self.name!r} is a custom tool call: its input is free text (call.custom.input), "
+                "not JSON arguments; run it yourself",
+                tool=self.name,
+                call_id=self.id,
+            )
+        text = self.arguments
         if not text.strip():
             return {}
         try:
@@ -148,6 +188,19 @@ class ToolCall(_Model):
         return self.arguments_json()
 
 
+def make_tool_call(
+    position: int, id: str | None, name: str, arguments: str, kind: Literal["function", "custom"] = "function"
+) -> ToolCall:
+    """A decoded tool call: a function call, or a custom one whose ``arguments`` is its raw input.
+
+    A missing id becomes `tool_call_id` of the call's position, name and arguments.
+    """
+    call_id = id or tool_call_id(position, name, arguments)
+    if kind == "custom":
+        return ToolCall(id=call_id, type="custom", custom=CustomToolCall(name=name, input=arguments))
+    return ToolCall(id=call_id, function=FunctionCall(name=name, arguments=arguments))
+
+
 def tool_call_id(index: int, name: str, arguments: str) -> str:
     """A stable id for a tool call that came without one: the same for the same call, streamed or not."""
     digest = hashlib.sha256(f"{index}\0{name}\0{arguments}".encode()).hexdigest()[:24]
@@ -159,12 +212,17 @@ def _clip(text: str, limit: int = 200) -> str:
 
 
 class ToolCallDelta(_Model):
-    """A fragment of a streamed tool call; fragments with the same ``index`` concatenate."""
+    """A fragment of a streamed tool call; fragments with the same ``index`` concatenate.
+
+    ``type`` is ``"custom"`` for a custom tool call (``arguments`` then holds pieces of its input),
+    ``None`` when the fragment does not say (a function call unless an earlier fragment said otherwise).
+    """
 
     index: int
     id: str | None = None
     name: str | None = None
     arguments: str = ""
+    type: Literal["function", "custom"] | None = None
 
 
 class Message(BaseModel):
@@ -177,6 +235,9 @@ class Message(BaseModel):
     name: str | None = None
     tool_calls: list[ToolCall] | None = None
     tool_call_id: str | None = None
+    function_call: FunctionCall | None = Field(
+        default=None, description="OpenAI's legacy functions API: the call an assistant message made"
+    )
 
 
 MessageInput: TypeAlias = str | Message | Mapping[str, Any]
@@ -401,13 +462,29 @@ class TokenLogprob(TopLogprob):
 
 
 class Choice(_Model):
-    """One of the ``n`` alternatives in a reply."""
+    """One of the ``n`` alternatives in a reply.
+
+    ``function_call`` is a legacy ``functions`` API call (OpenAI's ``message.function_call``, finish
+    reason ``"function_call"``); it is not a tool call and is not in ``tool_calls``.
+    """
 
     index: int
     text: str
     finish_reason: FinishReason | None = None
     tool_calls: list[ToolCall] = []
     logprobs: list[TokenLogprob] | None = Field(default=None, description="per generated token, with logprobs=True")
+    function_call: FunctionCall | None = None
+
+    @property
+    def message(self) -> Message:
+        """This choice as the assistant `Message` to append to a conversation (calls kept as they came)."""
+        return _assistant_message(self.text, self.tool_calls, self.function_call)
+
+
+def _assistant_message(text: str, tool_calls: list[ToolCall], function_call: FunctionCall | None) -> Message:
+    return Message(
+        role="assistant", content=text or None, tool_calls=list(tool_calls) or None, function_call=function_call
+    )
 
 
 ParsedT = TypeVar("ParsedT", default=Any)
@@ -417,7 +494,8 @@ ParsedT = TypeVar("ParsedT", default=Any)
 class ChatResponse(_Model, Generic[ParsedT]):
     """A complete chat reply.
 
-    ``text``, ``finish_reason`` and ``tool_calls`` are those of the first choice. With
+    ``text``, ``finish_reason``, ``tool_calls`` and ``function_call`` are those of the first choice;
+    ``message`` is it as the assistant `Message` to append to a conversation. With
     ``response_model=M``, the client returns a ``ChatResponse[M]`` whose ``parsed`` is the
     validated ``M``; without one, ``parsed`` is None (a bare ``ChatResponse`` is ``ChatResponse[Any]``).
     """
@@ -438,22 +516,30 @@ class ChatResponse(_Model, Generic[ParsedT]):
     logprobs: list[TokenLogprob] | None = Field(
         default=None, description="the first choice's token log probabilities (with logprobs=True)"
     )
+    function_call: FunctionCall | None = Field(
+        default=None, description="a legacy functions API call (finish_reason 'function_call'); not a tool call"
+    )
 
     @property
     def message(self) -> Message:
-        """The assistant's message (first choice), tool calls included, to append to the conversation.
+        """The reply as the assistant `Message` to append to a conversation.
+
+        Tool calls (custom ones too) and a legacy ``function_call`` are kept exactly as they came.
 
         Example:
             ```python
             messages.append(reply.message)  # then run the tools and send their results
             ```
         """
-        content = self.text if self.text or not self.tool_calls else None
-        return Message(role="assistant", content=content, tool_calls=self.tool_calls or None)
+        return _assistant_message(self.text, self.tool_calls, self.function_call)
 
 
 class ChatChunk(_Model):
-    """One streamed piece of a reply. ``usage`` is set only on the final usage chunk."""
+    """One streamed piece of a reply. ``usage`` is set only on the final usage chunk.
+
+    ``function_call`` is a fragment of a legacy ``functions`` API call (name first, then pieces of
+    its arguments; its ``index`` is 0): the final reply's ``function_call``, not a tool call.
+    """
 
     text: str | None = None
     index: int = 0
@@ -462,3 +548,4 @@ class ChatChunk(_Model):
     usage: Usage | None = None
     model: str | None = None
     logprobs: list[TokenLogprob] | None = None
+    function_call: ToolCallDelta | None = None

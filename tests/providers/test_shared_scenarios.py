@@ -129,8 +129,11 @@ def test_missing_usage_is_none_not_zero(runner: Runner, backend: Backend, stream
     backend.server.enqueue(Reply("no usage here", usage=False))
     reply = runner.call(streamed, backend.config(), backend.target, "Hi")
     assert reply.text == "no usage here"
-    assert reply.usage.prompt_tokens is None and reply.usage.completion_tokens is None
-    assert reply.cost is None
+    if backend.text_mode:  # TGI's `details: null`: the prompt is counted with /tokenize (test_reply_shapes.py)
+        assert reply.usage.prompt_tokens is not None and reply.warnings
+    else:
+        assert reply.usage.prompt_tokens is None
+    assert reply.usage.completion_tokens is None and reply.cost is None
 
 
 @STREAMED
@@ -143,8 +146,8 @@ def test_tool_calls_are_normalised(runner: Runner, backend: Backend, streamed: b
     reply = runner.call(streamed, backend.config(), backend.target, "Weather?", tools=tools)
     assert reply.finish_reason == "tool_calls"
     [made] = reply.tool_calls
-    assert made.id == "call_1" and made.function.name == "get_weather"
-    assert json.loads(made.function.arguments) == {"city": "Paris"}
+    assert made.id == "call_1" and made.name == "get_weather"
+    assert json.loads(made.arguments) == {"city": "Paris"}
     assert backend.chat_requests[0].json["tools"] == tools
 
 

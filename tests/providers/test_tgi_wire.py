@@ -45,7 +45,7 @@ def test_tgi_2_tool_call_arguments_as_an_object_become_json_text() -> None:
     }
     reply = decode_chat(output, provider="p", model="m")
     [call] = reply.tool_calls
-    assert json.loads(call.function.arguments) == {"city": "Paris"}
+    assert json.loads(call.arguments) == {"city": "Paris"}
     assert reply.usage.total_tokens == 7 and reply.model == "tgi"
 
 

@@ -144,4 +144,4 @@ def test_tool_call(vllm_server: VLLMServer, target: str) -> None:
         )
     assert reply.finish_reason == "tool_calls"
     [call] = reply.tool_calls
-    assert call.function.name == "get_weather" and isinstance(json.loads(call.function.arguments)["city"], str)
+    assert call.name == "get_weather" and isinstance(json.loads(call.arguments)["city"], str)

@@ -257,8 +257,8 @@ def test_tool_call_is_returned_and_normalised(vllm_server: VLLMServer, target: s
     )
     assert reply.finish_reason == "tool_calls"
     [call] = reply.tool_calls
-    assert call.function.name == "get_weather" and call.id
-    assert isinstance(json.loads(call.function.arguments)["city"], str)
+    assert call.name == "get_weather" and call.id
+    assert isinstance(json.loads(call.arguments)["city"], str)
 
 
 def _dead_port() -> int:

@@ -11,9 +11,8 @@ from ..types import (
     Choice,
     FinishReason,
     FunctionCall,
-    ToolCall,
     Usage,
-    tool_call_id,
+    make_tool_call,
     tool_calls_finish,
 )
 
@@ -29,12 +28,24 @@ class Accumulator:
     With a deadline it also ends a stream that is still sending when the call's time is up.
     """
 
-    __slots__ = ("_clock", "_deadline", "finish", "has_content", "in_tool_call", "model", "texts", "tools", "usage")
+    __slots__ = (
+        "_clock",
+        "_deadline",
+        "finish",
+        "has_content",
+        "in_tool_call",
+        "legacy",
+        "model",
+        "texts",
+        "tools",
+        "usage",
+    )
 
     def __init__(self, clock: Clock | None = None, deadline: float | None = None) -> None:
         self.texts: dict[int, list[str]] = {}
         self.finish: dict[int, FinishReason | None] = {}
         self.tools: dict[int, dict[int, dict[str, str]]] = {}
+        self.legacy: dict[int, dict[str, str]] = {}  # a legacy `function_call` per choice
         self.usage: Usage | None = None
         self.model: str | None = None
         self.has_content = False
@@ -60,10 +71,18 @@ class Accumulator:
             self.finish[chunk.index] = chunk.finish_reason
         for delta in chunk.tool_calls:
             self.has_content = self.in_tool_call = True
-            call = self.tools.setdefault(chunk.index, {}).setdefault(delta.index, {"id": "", "name": "", "args": ""})
+            call = self.tools.setdefault(chunk.index, {}).setdefault(
+                delta.index, {"id": "", "name": "", "args": "", "type": "function"}
+            )
             call["id"] = delta.id or call["id"]
             call["name"] = delta.name or call["name"]
             call["args"] += delta.arguments
+            call["type"] = delta.type or call["type"]
+        if chunk.function_call is not None:
+            self.has_content = self.in_tool_call = True
+            legacy = self.legacy.setdefault(chunk.index, {"name": "", "args": ""})
+            legacy["name"] = chunk.function_call.name or legacy["name"]
+            legacy["args"] += chunk.function_call.arguments
         if chunk.finish_reason is not None and chunk.index in self.tools:
             finish = tool_calls_finish(chunk.finish_reason, True)
             if finish != chunk.finish_reason:
@@ -79,23 +98,26 @@ class Accumulator:
         """Every choice's text and tool-call arguments delivered so far (for estimating a cut stream's cost)."""
         parts = ["".join(t) for t in self.texts.values()]
         parts += [c["name"] + c["args"] for calls in self.tools.values() for c in calls.values()]
+        parts += [c["name"] + c["args"] for c in self.legacy.values()]
         return "".join(parts)
 
     def response(self, provider: str, model: str) -> ChatResponse:
         """The whole reply, once the stream has ended."""
-        indexes = sorted({0, *self.texts, *self.finish, *self.tools})
+        indexes = sorted({0, *self.texts, *self.finish, *self.tools, *self.legacy})
         choices = [
             Choice.model_construct(
                 index=i,
                 text=self.text(i),
                 finish_reason=tool_calls_finish(self.finish.get(i), i in self.tools),
                 tool_calls=[
-                    ToolCall(
-                        id=c["id"] or tool_call_id(n, c["name"], c["args"]),
-                        function=FunctionCall(name=c["name"], arguments=c["args"]),
-                    )
+                    make_tool_call(n, c["id"], c["name"], c["args"], "custom" if c["type"] == "custom" else "function")
                     for n, (_, c) in enumerate(sorted(self.tools.get(i, {}).items()))
                 ],
+                function_call=(
+                    FunctionCall(name=self.legacy[i]["name"], arguments=self.legacy[i]["args"])
+                    if i in self.legacy
+                    else None
+                ),
             )
             for i in indexes
         ]
@@ -111,5 +133,15 @@ class Accumulator:
             tool_calls=choices[0].tool_calls,
             id=None,
             request_id=None,
-            warnings=[] if self.usage else ["the server sent no usage for this stream"],
+            warnings=_usage_warnings(self.usage),
+            function_call=choices[0].function_call,
         )
+
+
+def _usage_warnings(usage: Usage | None) -> list[str]:
+    """Say when a stream's usage is missing, or lacks the completion count (TGI text mode without details)."""
+    if usage is None:
+        return ["the server sent no usage for this stream"]
+    if usage.completion_tokens is None:
+        return ["the server sent no completion token count for this stream"]
+    return []

@@ -56,6 +56,15 @@ _T = TypeVar("_T")
 _BILL_TO_HEADER = "X-HF-Bill-To"
 
 
+def _token_count(response: httpx2.Response) -> int | None:
+    """The number of tokens in a ``/tokenize`` reply (a list of tokens), or None for anything else."""
+    try:
+        tokens = response.json()
+    except ValueError:
+        return None
+    return len(tokens) if isinstance(tokens, list) else None
+
+
 class FinishTracker:
     """Whether a chat stream delivered a ``finish_reason`` for every choice it started."""
 
@@ -287,6 +296,10 @@ class HubCalls:
                 yield from state.add(event)
         if not state.done:
             raise self._interrupted(model, state.text)
+        if state.usage is None:  # the last event had no details: ask /tokenize for the prompt's size
+            chunk = state.count_prompt(self.prompt_tokens(prompt))
+            if chunk is not None:
+                yield chunk
 
     async def atext_stream(
         self, model: str, prompt: str, kwargs: dict[str, Any], request: ChatRequest, state: TextStream | None = None
@@ -301,6 +314,10 @@ class HubCalls:
                         yield chunk
         if not state.done:
             raise self._interrupted(model, state.text)
+        if state.usage is None:
+            counted = state.count_prompt(await self.aprompt_tokens(prompt))
+            if counted is not None:
+                yield counted
 
     def text_reply(self, model: str, prompt: str, kwargs: dict[str, Any], request: ChatRequest) -> ChatResponse:
         """The whole text-mode reply, read from the stream (a broken stream is an `APIConnectionError`)."""
@@ -321,6 +338,20 @@ class HubCalls:
         except StreamInterruptedError as exc:
             raise self._broken(exc) from exc
         return state.response()
+
+    def prompt_tokens(self, prompt: str) -> int | None:
+        """The server's count of a raw prompt (``POST /tokenize``), or None when it cannot say."""
+        try:
+            return _token_count(self.request("POST", "/tokenize", json={"inputs": prompt}))
+        except ProviderError:
+            return None
+
+    async def aprompt_tokens(self, prompt: str) -> int | None:
+        """Async twin of `prompt_tokens`."""
+        try:
+            return _token_count(await self.arequest("POST", "/tokenize", json={"inputs": prompt}))
+        except ProviderError:
+            return None
 
     @staticmethod
     def _broken(exc: StreamInterruptedError) -> APIConnectionError:

@@ -37,6 +37,7 @@ from ..errors import (
     ResponseValidationError,
     error_from_response,
 )
+from ._openai_wire import event_status
 
 __all__ = ["TGI_ERROR_STATUS", "map_error", "ratelimit_reset", "response_body"]
 
@@ -91,9 +92,8 @@ def _from_event(exc: Exception, provider: str, model: str) -> ProviderError:
     payload: Any = exc.args[0] if exc.args else str(exc)
     error_type = _CLASS_ERROR_TYPE.get(type(exc).__name__)
     status = TGI_ERROR_STATUS.get(error_type or "", 500)
-    if isinstance(payload, dict):  # the chat route's {"message", "http_status_code"}
-        code = payload.get("http_status_code") or payload.get("code")
-        status = code if isinstance(code, int) and 400 <= code < 600 else status
+    if isinstance(payload, dict):  # the chat route's {"message", "http_status_code"}; a router host's own
+        status = event_status(payload) or status
         body: dict[str, Any] = {"error": payload}
     else:
         body = {"error": str(payload), "error_type": error_type}

@@ -7,10 +7,11 @@ types and openapi.yaml, read 2026-08-21) and §2 for vLLM's differences.
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from typing import Any, Literal
 
 import pydantic_core
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from .._construct import construct
 from ..errors import APIStatusError, ResponseValidationError, error_from_response
@@ -26,11 +27,11 @@ from ..types import (
     TopLogprob,
     Usage,
     finish_reason_from_wire,
-    tool_call_id,
+    make_tool_call,
     tool_calls_finish,
 )
 
-__all__ = ["DONE", "DONE_DATA", "build_body", "parse_chunk", "parse_completion"]
+__all__ = ["DONE", "DONE_DATA", "build_body", "event_status", "parse_chunk", "parse_completion"]
 
 #: The data payload that ends an OpenAI-style stream.
 DONE = "[DONE]"
@@ -59,20 +60,56 @@ class _Wire(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
+def _json_text(value: object) -> str | None:
+    """Text as it is; any other JSON value (TGI's arguments as an object) as JSON text."""
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value)
+
+
 class _Function(_Wire):
     name: str | None = None
     arguments: str | None = None
+
+    _text = field_validator("arguments", mode="before")(_json_text)
+
+
+class _Custom(_Wire):
+    """A custom tool call's part: OpenAI's ``{"name", "input"}`` (input is free text)."""
+
+    name: str | None = None
+    input: str | None = None
+
+    _text = field_validator("input", mode="before")(_json_text)
 
 
 class _ToolCall(_Wire):
     index: int = 0
     id: str | None = None
+    type: str | None = None
     function: _Function | None = None
+    custom: _Custom | None = None
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _id_text(cls, value: object) -> object:
+        """TGI 1.4 numbers its calls (``"id": 0``): an id is text, whatever the server wrote."""
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    @property
+    def kind(self) -> Literal["function", "custom"] | None:
+        """``"custom"`` or ``"function"`` from ``type`` or the part present; None when neither says."""
+        if self.type == "custom" or (self.custom is not None and self.function is None):
+            return "custom"
+        if self.type in (None, "function"):
+            return "function" if self.function is not None or self.type == "function" else None
+        return None
 
 
 class _Message(_Wire):
     content: str | None = None
     tool_calls: list[_ToolCall] | None = None
+    function_call: _Function | None = None
 
 
 class _TopLogprob(_Wire):
@@ -122,6 +159,7 @@ class _Completion(_Wire):
 class _Delta(_Wire):
     content: str | None = None
     tool_calls: list[_ToolCall] | None = None
+    function_call: _Function | None = None
 
 
 class _ChunkChoice(_Wire):
@@ -205,17 +243,26 @@ def _logprobs(wire: _Logprobs | None) -> list[TokenLogprob] | None:
 
 
 def _tool_calls(wire: list[_ToolCall] | None) -> list[ToolCall]:
+    """The calls of a message; raises ValueError for a call that is neither a function nor a custom tool."""
     calls = []
     for position, call in enumerate(wire or ()):
-        function = call.function or _Function()
-        name, arguments = function.name or "", function.arguments or ""
-        calls.append(
-            ToolCall(
-                id=call.id or tool_call_id(position, name, arguments),
-                function=FunctionCall(name=name, arguments=arguments),
-            )
-        )
+        kind = call.kind
+        if kind == "custom" and call.custom is not None:
+            name, text = call.custom.name or "", call.custom.input or ""
+        elif kind == "function" and call.function is not None:
+            name, text = call.function.name or "", call.function.arguments or ""
+        elif call.type not in (None, "function", "custom"):
+            raise ValueError(f"tool call {position} is of type {call.type!r}; turnout reads function and custom calls")
+        else:
+            raise ValueError(f"tool call {position} of type {call.type or 'function'!r} has no such part to read")
+        calls.append(make_tool_call(position, call.id, name, text, kind))
     return calls
+
+
+def _function_call(wire: _Function | None) -> FunctionCall | None:
+    if wire is None:
+        return None
+    return FunctionCall(name=wire.name or "", arguments=wire.arguments or "")
 
 
 def parse_completion(raw: bytes, *, provider: str, model: str, request_id: str | None) -> ChatResponse:
@@ -235,11 +282,27 @@ def parse_completion(raw: bytes, *, provider: str, model: str, request_id: str |
         ) from exc
     choices: list[Choice] = []
     for c in wire.choices:
-        calls = _tool_calls(c.message.tool_calls)
+        try:
+            calls = _tool_calls(c.message.tool_calls)
+        except ValueError as exc:
+            raise ResponseValidationError(
+                f"reply is not a chat completion: choices.{c.index}: {exc}",
+                provider=provider,
+                model=model,
+                request_id=request_id,
+            ) from exc
         finish = tool_calls_finish(finish_reason_from_wire(c.finish_reason), bool(calls))
         text, logprobs = c.message.content or "", _logprobs(c.logprobs)
         choices.append(
-            construct(Choice, index=c.index, text=text, finish_reason=finish, tool_calls=calls, logprobs=logprobs)
+            construct(
+                Choice,
+                index=c.index,
+                text=text,
+                finish_reason=finish,
+                tool_calls=calls,
+                logprobs=logprobs,
+                function_call=_function_call(c.message.function_call),
+            )
         )
     first = choices[0] if choices else Choice.model_construct(index=0, text="", finish_reason=None, tool_calls=[])
     return construct(
@@ -258,6 +321,7 @@ def parse_completion(raw: bytes, *, provider: str, model: str, request_id: str |
         warnings=[],
         parsed=None,
         logprobs=first.logprobs,
+        function_call=first.function_call,
     )
 
 
@@ -295,6 +359,7 @@ def parse_chunk(data: str | bytes, *, provider: str, model: str) -> list[ChatChu
                 usage=None,
                 model=wire.model,
                 logprobs=_logprobs(choice.logprobs),
+                function_call=_legacy_delta(delta.function_call),
             )
         )
     if wire.usage is not None:
@@ -308,6 +373,7 @@ def parse_chunk(data: str | bytes, *, provider: str, model: str) -> list[ChatChu
                 usage=_usage(wire.usage),
                 model=wire.model,
                 logprobs=None,
+                function_call=None,
             )
         )
     return chunks
@@ -337,7 +403,13 @@ def _plain_choice(choice: object, model: str | None) -> ChatChunk | None:
     if type(choice) is not dict:
         return None
     delta, index, finish = choice.get("delta") or {}, choice.get("index", 0), choice.get("finish_reason")
-    if type(delta) is not dict or delta.get("tool_calls") or type(index) is not int or choice.get("logprobs"):
+    if (
+        type(delta) is not dict
+        or delta.get("tool_calls")
+        or delta.get("function_call")
+        or type(index) is not int
+        or choice.get("logprobs")
+    ):
         return None
     text = delta.get("content")
     if not (text is None or type(text) is str) or not (finish is None or type(finish) is str):
@@ -351,25 +423,72 @@ def _plain_choice(choice: object, model: str | None) -> ChatChunk | None:
         usage=None,
         model=model,
         logprobs=None,
+        function_call=None,
     )
 
 
 def _tool_delta(call: _ToolCall) -> ToolCallDelta:
+    if call.kind == "custom":
+        custom = call.custom or _Custom()
+        return ToolCallDelta.model_construct(
+            index=call.index, id=call.id, name=custom.name, arguments=custom.input or "", type="custom"
+        )
     function = call.function or _Function()
     return ToolCallDelta.model_construct(
-        index=call.index, id=call.id, name=function.name, arguments=function.arguments or ""
+        index=call.index, id=call.id, name=function.name, arguments=function.arguments or "", type=call.kind
     )
 
 
+def _legacy_delta(call: _Function | None) -> ToolCallDelta | None:
+    if call is None:
+        return None
+    return ToolCallDelta.model_construct(index=0, id=None, name=call.name, arguments=call.arguments or "", type=None)
+
+
+#: In-stream error ``type`` words that say which status the error stands for (used when no status
+#: is given): OpenAI's (https://platform.openai.com/docs/guides/error-codes), which Groq sends
+#: too (https://console.groq.com/docs/errors), and Anthropic's, which compatible gateways pass on
+#: (https://docs.anthropic.com/en/api/errors).
+_TYPE_STATUS = {
+    "invalid_request_error": 400,
+    "authentication_error": 401,
+    "permission_error": 403,
+    "not_found_error": 404,
+    "rate_limit_error": 429,
+    "rate_limit_exceeded": 429,
+    "insufficient_quota": 429,
+    "server_error": 500,
+    "api_error": 500,
+    "overloaded_error": 503,
+}
+_STATUS_KEYS = ("status_code", "http_status_code", "code")
+
+
+def event_status(error: object) -> int | None:
+    """The HTTP status an in-stream error object stands for: a numeric status it carries, else its type's.
+
+    None when it says neither (the caller decides: a 500 here, the exception class's for huggingface_hub).
+    """
+    if not isinstance(error, dict):
+        return None
+    for key in _STATUS_KEYS:
+        value = error.get(key)
+        if isinstance(value, str) and value.isdigit():
+            value = int(value)
+        if isinstance(value, int) and not isinstance(value, bool) and 400 <= value < 600:
+            return value
+    kind = error.get("type")
+    return _TYPE_STATUS.get(kind) if isinstance(kind, str) else None
+
+
 def _stream_error(error: object, *, provider: str, model: str) -> APIStatusError:
-    """Map an in-stream ``{"error": ...}`` event (OpenAI, vLLM, TGI shapes) to a typed error."""
-    status = 500
-    if isinstance(error, dict):
-        for key in ("code", "http_status_code"):
-            code = error.get(key)
-            if isinstance(code, int) and 400 <= code < 600:
-                status = code
-                break
+    """Map an in-stream ``{"error": ...}`` event (OpenAI, vLLM, TGI, Groq shapes) to a typed error.
+
+    The error is classified as an HTTP reply of the status it carries (Groq's ``status_code``,
+    TGI's ``http_status_code``, vLLM's numeric ``code``) or its ``type`` stands for, so a 400 is a
+    `BadRequestError` (not retried); without either it is a 500 `ServerError`.
+    """
+    status = event_status(error) or 500
     return error_from_response(status, {}, pydantic_core.to_json({"error": error}), provider=provider, model=model)
 
 

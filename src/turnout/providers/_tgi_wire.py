@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
-from ..types import ChatChunk, ChatRequest, ChatResponse, Choice, Usage, finish_reason_from_wire
+from ..types import ChatChunk, ChatRequest, ChatResponse, Choice, FinishReason, Usage, finish_reason_from_wire
 from ._openai_wire import parse_chunk, parse_completion
 
 __all__ = [
@@ -323,17 +323,37 @@ class TextStream:
             return chunks
         self.done = True
         self.generated_text = event.get("generated_text")
-        details = details or {}
-        self.finish_reason = details.get("finish_reason")
-        prompt, completion = details.get("input_length"), details.get("generated_tokens")
-        total = prompt + completion if prompt is not None and completion is not None else None
-        self.usage = Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=total)
-        finish = finish_reason_from_wire(self.finish_reason)
+        finish: FinishReason | None = None
+        if details is not None:  # None: a server started without details, or a proxy that strips them
+            self.finish_reason = details.get("finish_reason")
+            prompt, completion = details.get("input_length"), details.get("generated_tokens")
+            total = prompt + completion if prompt is not None and completion is not None else None
+            self.usage = Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=total)
+            finish = finish_reason_from_wire(self.finish_reason)
         chunks.append(ChatChunk.model_construct(text=None, index=0, finish_reason=finish, tool_calls=[], usage=None))
-        chunks.append(
-            ChatChunk.model_construct(text=None, index=0, finish_reason=None, tool_calls=[], usage=self.usage)
-        )
+        if self.usage is not None:
+            chunks.append(self.usage_chunk())
         return chunks
+
+    def usage_chunk(self) -> ChatChunk:
+        """The chunk that carries `usage`."""
+        return ChatChunk.model_construct(text=None, index=0, finish_reason=None, tool_calls=[], usage=self.usage)
+
+    def count_prompt(self, tokens: int | None) -> ChatChunk | None:
+        """After a last event without ``details``: use a ``/tokenize`` count as the prompt's; its usage chunk."""
+        if tokens is None:
+            return None
+        self.usage = Usage(prompt_tokens=tokens)
+        return self.usage_chunk()
+
+    @property
+    def warnings(self) -> list[str]:
+        """What the reply lacks: usage, when the last event had no ``details``."""
+        if self.usage is None:
+            return ["the server sent no usage for this reply (no details in its last event)"]
+        if self.usage.completion_tokens is None:
+            return ["the server sent no completion token count (no details); prompt_tokens counted with /tokenize"]
+        return []
 
     @property
     def text(self) -> str:
@@ -356,5 +376,5 @@ class TextStream:
             tool_calls=[],
             id=None,
             request_id=None,
-            warnings=[],
+            warnings=self.warnings,
         )

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from turnout.testing import _errors
 from turnout.testing._errors import ErrorContext, WireError
-from turnout.testing._script import Fault, Reply
+from turnout.testing._script import Fault, Reply, ToolCallSpec
 from turnout.testing._wire import Flavor, Generation, count_chat_tokens, count_tokens, message_text, new_tool_call_id
 
 if TYPE_CHECKING:
@@ -136,11 +137,16 @@ def _last_user_text(messages: list[dict[str, Any]]) -> str:
     return ""
 
 
-def _usage(reply: Reply, req: ChatRequest, content: str | None, calls: list[dict[str, str]]) -> dict[str, Any]:
+def _call_text(call: dict[str, Any]) -> str:
+    arguments = call["arguments"]
+    return f"{call['name']} {arguments if isinstance(arguments, str) else json.dumps(arguments)}"
+
+
+def _usage(reply: Reply, req: ChatRequest, content: str | None, calls: list[dict[str, Any]]) -> dict[str, Any]:
     prompt = req.prompt_tokens if reply.prompt_tokens is None else reply.prompt_tokens
     completion = reply.completion_tokens
     if completion is None:
-        one = count_tokens(content or "") + sum(count_tokens(f"{c['name']} {c['arguments']}") for c in calls)
+        one = count_tokens(content or "") + sum(count_tokens(_call_text(c)) for c in calls)
         completion = (one + (reply.reasoning_tokens or 0)) * req.n
     usage: dict[str, Any] = {"prompt_tokens": prompt, "completion_tokens": completion}
     usage["total_tokens"] = prompt + completion
@@ -151,20 +157,28 @@ def _usage(reply: Reply, req: ChatRequest, content: str | None, calls: list[dict
     return usage
 
 
+def _call(spec: ToolCallSpec, flavor: Flavor) -> dict[str, Any]:
+    call_id = new_tool_call_id(flavor) if spec.id is None else spec.id
+    arguments = spec.arguments if isinstance(spec.arguments, str) else dict(spec.arguments)
+    return {"id": call_id, "name": spec.name, "arguments": arguments, "type": spec.type}
+
+
 def resolve(reply: Reply, req: ChatRequest, flavor: Flavor) -> Generation:
     """Turn a `Reply` into what the fake model answers to `req`, counting tokens where not given."""
-    calls = [
-        {"id": new_tool_call_id(flavor) if c.id is None else c.id, "name": c.name, "arguments": c.arguments}
-        for c in reply.tool_calls or ()
-    ]
-    content = reply.text if reply.text is not None else (None if calls else _last_user_text(req.messages))
+    calls = [_call(c, flavor) for c in reply.tool_calls or ()]
+    legacy = _call(reply.function_call, flavor) if reply.function_call is not None else None
+    counted = calls + ([legacy] if legacy is not None else [])
+    silent = bool(counted)
+    content = reply.text if reply.text is not None else (None if silent else _last_user_text(req.messages))
+    finish = reply.finish_reason or ("tool_calls" if calls else "function_call" if legacy else "stop")
     return Generation(
         model=reply.model or req.model,
         content=content,
-        finish_reason=reply.finish_reason or ("tool_calls" if calls else "stop"),
-        usage=_usage(reply, req, content, calls) if reply.usage else None,
+        finish_reason=finish,
+        usage=_usage(reply, req, content, counted) if reply.usage else None,
         n=req.n,
         chunks=reply.chunks,
         tool_calls=calls,
         logprobs=req.logprobs,
+        function_call=legacy,
     )

@@ -233,7 +233,7 @@ def _context(fault: Fault, ctx: ErrorContext) -> WireError:
 
 def _stream_error(fault: Fault, ctx: ErrorContext) -> WireError:
     status = fault.status_code or 500
-    return _error(ctx, status, fault.message or HTTPStatus(status).phrase)
+    return _error(ctx, status, fault.message or HTTPStatus(status).phrase, fault.error_type, fault.error_code)
 
 
 _RENDERERS: dict[str, Callable[[Fault, ErrorContext], WireError]] = {
@@ -270,5 +270,13 @@ def stream_error_event(fault: Fault, ctx: ErrorContext) -> dict[str, Any]:
     message = fault.message or HTTPStatus(status).phrase
     if ctx.flavor == "vllm":
         error_type = _VLLM_TYPES.get(status, "InternalServerError")
-        return {"error": {"message": message, "type": error_type, "param": None, "code": status}}
-    return {"error": {"message": message, "type": "server_error", "param": None, "code": None}}
+        error: dict[str, Any] = {"message": message, "type": error_type, "param": None, "code": status}
+    else:
+        error = {"message": message, "type": "server_error", "param": None, "code": None}
+    if fault.error_type is not None:
+        error["type"] = fault.error_type
+    if fault.error_code is not None:
+        error["code"] = fault.error_code
+    if fault.status_key is not None:
+        error[fault.status_key] = status
+    return {"error": error}

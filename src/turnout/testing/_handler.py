@@ -297,7 +297,8 @@ class Handler(BaseHTTPRequestHandler):
             self._wait(fault.seconds)
             return False
         if fault.kind == "stream_error":
-            self._chunk(sse(_errors.stream_error_event(fault, self._context())))
+            name = b"event: %s\n" % fault.event.encode() if fault.event else b""
+            self._chunk(name + sse(_errors.stream_error_event(fault, self._context())))
             if self.fake.flavor == "vllm":
                 self._chunk(DONE)
             self._chunk(b"")

@@ -41,18 +41,31 @@ FaultKind: TypeAlias = Literal[
 
 @dataclass(frozen=True)
 class ToolCallSpec:
-    """One function call the fake model makes.
+    """One tool call the fake model makes (or, as `Reply.function_call`, one legacy function call).
+
+    Example:
+        `ToolCallSpec("get_weather", {"city": "Paris"}, id=0)` is a TGI 1.4-style call (numeric id,
+        arguments as an object); `ToolCallSpec("run_sql", "SELECT 1", type="custom")` a custom tool call.
 
     Args:
-        name: The function name.
-        arguments: The arguments as a JSON string, sent as given (even if it is not valid JSON).
+        name: The function (or custom tool) name.
+        arguments: The arguments as a JSON string, sent as given (even if it is not valid JSON); a
+            mapping is sent as a JSON object, as TGI 1.4-3.0 do. For a custom call: its free-text input.
         id: The call id. `None` generates one in the flavor's style (`call_…` or `chatcmpl-tool-…`);
-            `""` sends the call without an id, as some OpenAI-compatible hosts do.
+            `""` sends the call without an id, as some OpenAI-compatible hosts do; an `int` is sent
+            as a JSON number, as TGI 1.4 does (`"id": 0`).
+        type: `"function"`, or `"custom"` for OpenAI's custom tool call
+            (`{"type": "custom", "custom": {"name", "input"}}`, `input` being `arguments`).
     """
 
     name: str
-    arguments: str = "{}"
-    id: str | None = None
+    arguments: str | Mapping[str, Any] = "{}"
+    id: str | int | None = None
+    type: Literal["function", "custom"] = "function"
+
+    def __post_init__(self) -> None:
+        if self.type == "custom" and not isinstance(self.arguments, str):
+            raise ValueError("a custom tool call's input (arguments) is text")
 
 
 @dataclass(frozen=True)
@@ -66,8 +79,11 @@ class Reply:
     Args:
         text: The assistant's content. `None` echoes the last user message, or sends no content
             (`null`) when `tool_calls` is set.
-        finish_reason: `None` means `"tool_calls"` when there are tool calls, else `"stop"`.
+        finish_reason: `None` means `"tool_calls"` when there are tool calls, `"function_call"` with
+            a `function_call`, else `"stop"` (TGI 1.4 says `"eos_token"` after tool calls: set it).
         tool_calls: Function calls to return; streamed as per-index deltas.
+        function_call: A legacy `functions` API call: sent as `message.function_call` (streamed as
+            `delta.function_call` fragments), finish reason `"function_call"` unless set.
         prompt_tokens: Reported prompt tokens. `None` counts the request with `count_chat_tokens`.
         completion_tokens: Reported completion tokens. `None` counts the text and tool calls with
             `count_tokens`, plus `reasoning_tokens`.
@@ -85,6 +101,7 @@ class Reply:
     _: KW_ONLY
     finish_reason: str | None = None
     tool_calls: Sequence[ToolCallSpec] | None = None
+    function_call: ToolCallSpec | None = None
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     cached_tokens: int | None = None
@@ -106,6 +123,8 @@ class Reply:
             raise ValueError("delays must be >= 0")
         if self.tool_calls is not None:
             object.__setattr__(self, "tool_calls", tuple(self.tool_calls))
+        if self.function_call is not None and self.function_call.type != "function":
+            raise ValueError("a legacy function_call is a function, not a custom tool call")
 
 
 @dataclass(frozen=True)
@@ -133,6 +152,8 @@ class Fault:
     after_chunks: int = 0
     seconds: float = 0.0
     then: Reply | Fault | None = None
+    status_key: str | None = None
+    event: str | None = None
 
     @property
     def is_error(self) -> bool:
@@ -307,6 +328,10 @@ class Fault:
         message: str = "The server had an error while processing your request. Sorry about that!",
         status: int = 500,
         *,
+        error_type: str | None = None,
+        error_code: str | int | None = None,
+        status_key: str | None = None,
+        event: str | None = None,
         reply: Reply | None = None,
     ) -> Fault:
         """A 200 stream that sends `data: {"error": {...}}` after `after_chunks` content chunks.
@@ -314,17 +339,39 @@ class Fault:
         openai: the stream then ends without `[DONE]`; vllm: `data: [DONE]` follows, as vLLM does.
         A non-stream request gets the same error as an HTTP `status` response.
 
+        Example:
+            Groq's refusal of a malformed tool call, before any content:
+            `Fault.stream_error(0, "Failed to call a function.", 400, error_type="invalid_request_error",
+            error_code="tool_use_failed", status_key="status_code", event="error")` sends
+            `event: error` and `data: {"error": {"message": ..., "type": "invalid_request_error",
+            "code": "tool_use_failed", "status_code": 400}}`.
+
         Args:
             after_chunks: Content chunks to send before the error event.
             message: `error.message`.
             status: The status the error stands for (vllm `error.code`; the non-stream status).
+            error_type: `error.type`; `None` is the flavor's (openai "server_error", vllm the class name).
+            error_code: `error.code`; `None` is the flavor's (openai `null`, vllm the status).
+            status_key: Also send `status` under this key of `error` (Groq: `"status_code"`, TGI:
+                `"http_status_code"`).
+            event: An SSE `event:` name sent before the `data:` line (Groq: `"error"`).
             reply: The reply being interrupted; `None` uses the server's default reply.
 
         Returns:
             The fault.
         """
         _check_after(after_chunks)
-        return cls("stream_error", status_code=status, message=message, after_chunks=after_chunks, then=reply)
+        return cls(
+            "stream_error",
+            status_code=status,
+            message=message,
+            error_type=error_type,
+            error_code=error_code,
+            after_chunks=after_chunks,
+            then=reply,
+            status_key=status_key,
+            event=event,
+        )
 
     @classmethod
     def malformed_json(cls) -> Fault:

@@ -6,6 +6,8 @@ Pure functions: `resolve_text` / `text_events` for raw generation, `resolve_chat
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -120,13 +122,25 @@ class ChatGen:
     calls: list[dict[str, Any]] = field(default_factory=list)
 
 
-def resolve_chat(reply: Reply, messages: list[dict[str, Any]], prompt: int, model: str) -> ChatGen:
-    """What the fake model answers to a chat (echoing the last user message by default)."""
+def resolve_chat(
+    reply: Reply,
+    messages: list[dict[str, Any]],
+    prompt: int,
+    model: str,
+    *,
+    numeric_ids: bool = False,
+    object_arguments: bool = False,
+) -> ChatGen:
+    """What the fake model answers to a chat (echoing the last user message by default).
+
+    A call without an id gets its position: ``"0"``, or ``0`` with ``numeric_ids`` (TGI 1.4).
+    ``object_arguments`` sends JSON-text arguments as an object (TGI 1.4-3.0).
+    """
     calls = [
         {
-            "id": c.id or str(i),
+            "id": (i if numeric_ids else str(i)) if c.id is None or c.id == "" else c.id,
             "type": "function",
-            "function": {"description": None, "name": c.name, "arguments": c.arguments},
+            "function": {"description": None, "name": c.name, "arguments": _arguments(c.arguments, object_arguments)},
         }
         for i, c in enumerate(reply.tool_calls or ())
     ]
@@ -141,6 +155,12 @@ def resolve_chat(reply: Reply, messages: list[dict[str, Any]], prompt: int, mode
     usage = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
     finish = reply.finish_reason or ("tool_calls" if calls else "stop")
     return ChatGen(reply.model or model, text, finish, prompt, completion, usage if reply.usage else None, calls)
+
+
+def _arguments(arguments: str | Mapping[str, Any], as_object: bool) -> Any:
+    if not isinstance(arguments, str):
+        return dict(arguments)
+    return json.loads(arguments or "{}") if as_object else arguments
 
 
 def chat_message(gen: ChatGen) -> dict[str, Any]:

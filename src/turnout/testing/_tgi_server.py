@@ -17,7 +17,6 @@ HF's proxy in front of TGI are approximations: ``{"error": ...}``.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -84,8 +83,11 @@ class FakeTGIServer(FakeServer):
         scaled_to_zero: Answer 503 until a request carries ``X-Scale-Up-Timeout``; it then waits
             ``scale_up_seconds``, answers, and the endpoint stays up.
         scale_up_seconds: How long the simulated cold start takes.
-        tool_arguments: ``"object"`` sends tool-call ``arguments`` as a JSON object, as TGI 2.x-3.0
+        tool_arguments: ``"object"`` sends tool-call ``arguments`` as a JSON object, as TGI 1.4-3.0
             do; ``"string"`` (default) as JSON text, like OpenAI.
+        tool_call_ids: ``"number"`` numbers tool calls without an id of their own as JSON numbers
+            (``"id": 0``), as TGI 1.4 does; ``"string"`` (default) as text (``"0"``).
+        tokenize_route: Serve ``POST /tokenize`` (False: 404, a server or proxy without it).
         host: The interface to bind.
         port: The port to bind; 0 picks a free one.
     """
@@ -102,6 +104,8 @@ class FakeTGIServer(FakeServer):
         scaled_to_zero: bool = False,
         scale_up_seconds: float = 0.05,
         tool_arguments: Literal["string", "object"] = "string",
+        tool_call_ids: Literal["string", "number"] = "string",
+        tokenize_route: bool = True,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
@@ -122,6 +126,8 @@ class FakeTGIServer(FakeServer):
         self.warm = not scaled_to_zero
         self.scale_up_seconds = scale_up_seconds
         self.tool_arguments = tool_arguments
+        self.tool_call_ids = tool_call_ids
+        self.tokenize_route = tokenize_route
         #: False makes ``/health`` answer 503 ``error_type: "healthcheck"``.
         self.healthy = True
         self._warm_lock = threading.Lock()
@@ -194,7 +200,7 @@ class TGIHandler(Handler):
             self._send(200, dumps(info_body(tgi.model_id, tgi.max_input_tokens, tgi.max_total_tokens)))
         elif method == "POST" and path in ("/", "/generate", "/generate_stream"):
             self._generate(record, stream=path == "/generate_stream")
-        elif method == "POST" and path == "/tokenize" and isinstance(record.json, dict):
+        elif method == "POST" and path == "/tokenize" and isinstance(record.json, dict) and tgi.tokenize_route:
             self._send(200, dumps(tokenize_body(str(record.json.get("inputs", "")))))
         elif method == "POST" and path == "/v1/chat/completions" and tgi.chat_route:
             self._chat(record)
@@ -260,8 +266,21 @@ class TGIHandler(Handler):
             return {"error": {"message": error.message, "http_status_code": error.status}}
         return error_body(error.status, error.message, error.error_type)
 
-    def _event(self, obj: Any) -> None:
-        self._chunk(b"data:" + dumps(obj) + b"\n\n")
+    def _event(self, obj: Any, name: str | None = None) -> None:
+        self._chunk((f"event: {name}\n".encode() if name else b"") + b"data:" + dumps(obj) + b"\n\n")
+
+    def _fault_event(self, fault: Fault) -> None:
+        """A `stream_error` fault's event: TGI's own, or (chat route) the fields the fault sets, as a host sends."""
+        status = fault.status_code or 500
+        event = self._error_event(TGIError(status, fault.message or "", _error_type(status)))
+        error = event.get("error")
+        if isinstance(error, dict):
+            error |= {"type": fault.error_type} if fault.error_type is not None else {}
+            error |= {"code": fault.error_code} if fault.error_code is not None else {}
+            if fault.status_key is not None:
+                error.pop("http_status_code")
+                error[fault.status_key] = status
+        self._event(event, fault.event)
 
     def _start_stream(self, headers: Mapping[str, str]) -> None:
         head = {"content-type": _SSE, "transfer-encoding": "chunked", "x-accel-buffering": "no"}
@@ -277,8 +296,7 @@ class TGIHandler(Handler):
                 if fault.kind == "stall":
                     self._wait(fault.seconds)
                 elif fault.kind == "stream_error":
-                    status = fault.status_code or 500
-                    self._event(self._error_event(TGIError(status, fault.message or "", _error_type(status))))
+                    self._fault_event(fault)
                     self._chunk(b"")
                     return True
                 elif fault.kind == "end_stream":
@@ -364,10 +382,14 @@ class TGIHandler(Handler):
             return
         reply, fault = resolved
         self._wait(reply.delay)
-        gen = resolve_chat(reply, messages, prompt, tgi.model_id)
-        if tgi.tool_arguments == "object":
-            for call in gen.calls:
-                call["function"]["arguments"] = json.loads(call["function"]["arguments"] or "{}")
+        gen = resolve_chat(
+            reply,
+            messages,
+            prompt,
+            tgi.model_id,
+            numeric_ids=tgi.tool_call_ids == "number",
+            object_arguments=tgi.tool_arguments == "object",
+        )
         created = int(time.time())
         if fault is not None and fault.kind == "malformed_json":
             self._malformed_tgi(stream, b'{"object":"chat.completion","choices":[{')

@@ -94,9 +94,12 @@ def _message_words(message: Mapping[str, Any]) -> list[str]:
     words += _TOKEN_RE.findall(message_text(message.get("content")))
     if isinstance(message.get("name"), str):
         words += _TOKEN_RE.findall(message["name"])
-    for call in message.get("tool_calls") or []:
-        function = call.get("function", {}) if isinstance(call, dict) else {}
-        words += _TOKEN_RE.findall(f"{function.get('name', '')} {function.get('arguments', '')}")
+    calls = [c for c in message.get("tool_calls") or [] if isinstance(c, dict)]
+    legacy = message.get("function_call")
+    for part in [c.get("function") or c.get("custom") for c in calls] + [legacy]:
+        if isinstance(part, dict):
+            text = part.get("arguments", part.get("input", ""))
+            words += _TOKEN_RE.findall(f"{part.get('name', '')} {text}")
     return words
 
 
@@ -196,7 +199,8 @@ class Generation:
     usage: dict[str, Any] | None
     n: int = 1
     chunks: int | None = None
-    tool_calls: list[dict[str, str]] = field(default_factory=list)
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    function_call: dict[str, Any] | None = None
     logprobs: int | None = None
     """`None`: no logprobs; else the `top_logprobs` count (one entry per stream delta of the content)."""
 
@@ -233,12 +237,20 @@ def _usage_body(gen: Generation, flavor: Flavor) -> dict[str, Any] | None:
     return dict(usage)
 
 
+def _tool_call_body(call: dict[str, Any]) -> dict[str, Any]:
+    head: dict[str, Any] = {} if call["id"] == "" else {"id": call["id"]}
+    if call["type"] == "custom":
+        return head | {"type": "custom", "custom": {"name": call["name"], "input": call["arguments"]}}
+    return head | {"type": "function", "function": {"name": call["name"], "arguments": call["arguments"]}}
+
+
 def _tool_calls_body(gen: Generation) -> list[dict[str, Any]]:
-    return [
-        ({"id": c["id"]} if c["id"] else {})
-        | {"type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
-        for c in gen.tool_calls
-    ]
+    return [_tool_call_body(c) for c in gen.tool_calls]
+
+
+def _function_call_body(gen: Generation) -> dict[str, Any] | None:
+    call = gen.function_call
+    return None if call is None else {"name": call["name"], "arguments": call["arguments"]}
 
 
 def _message_body(gen: Generation, flavor: Flavor) -> dict[str, Any]:
@@ -249,13 +261,15 @@ def _message_body(gen: Generation, flavor: Flavor) -> dict[str, Any]:
             "refusal": None,
             "annotations": None,
             "audio": None,
-            "function_call": None,
+            "function_call": _function_call_body(gen),
             "tool_calls": _tool_calls_body(gen),
             "reasoning": None,
         }
     message: dict[str, Any] = {"role": "assistant", "content": gen.content, "refusal": None}
     if gen.tool_calls:
         message["tool_calls"] = _tool_calls_body(gen)
+    if gen.function_call is not None:
+        message["function_call"] = _function_call_body(gen)
     message["annotations"] = []
     return message
 
@@ -330,19 +344,35 @@ class _Chunker:
         return self.base | {"choices": [], "usage": usage}
 
 
+def _fragments(text: str) -> list[str]:
+    return [text[i : i + _ARGUMENT_FRAGMENT] for i in range(0, len(text), _ARGUMENT_FRAGMENT)]
+
+
+def _tool_deltas(index: int, call: dict[str, Any]) -> list[dict[str, Any]]:
+    """A call's deltas: id, type and name first, then its arguments (input) in fragments.
+
+    Arguments given as an object are sent whole in the first delta (they cannot be cut).
+    """
+    key, text = ("custom", "input") if call["type"] == "custom" else ("function", "arguments")
+    first: dict[str, Any] = {"index": index} | ({"id": call["id"]} if call["id"] != "" else {})
+    arguments = call["arguments"]
+    whole = "" if isinstance(arguments, str) else arguments
+    deltas = [{"tool_calls": [first | {"type": call["type"], key: {"name": call["name"], text: whole}}]}]
+    for fragment in _fragments(arguments) if isinstance(arguments, str) else ():
+        deltas.append({"tool_calls": [{"index": index, key: {text: fragment}}]})
+    return deltas
+
+
 def _deltas(gen: Generation, flavor: Flavor) -> list[dict[str, Any]]:
     deltas: list[dict[str, Any]] = [{"content": piece} for piece in split_text(gen.content or "", gen.chunks)]
     for index, call in enumerate(gen.tool_calls):
-        first = (
-            {"index": index, "id": call["id"], "type": "function"}
-            if call["id"]
-            else {"index": index, "type": "function"}
-        )
-        deltas.append({"tool_calls": [first | {"function": {"name": call["name"], "arguments": ""}}]})
-        arguments = call["arguments"]
-        for i in range(0, len(arguments), _ARGUMENT_FRAGMENT):
-            fragment = arguments[i : i + _ARGUMENT_FRAGMENT]
-            deltas.append({"tool_calls": [{"index": index, "function": {"arguments": fragment}}]})
+        deltas += _tool_deltas(index, call)
+    if gen.function_call is not None:  # the legacy functions API: name first, then the arguments
+        arguments = gen.function_call["arguments"]
+        whole = "" if isinstance(arguments, str) else arguments
+        deltas.append({"function_call": {"name": gen.function_call["name"], "arguments": whole}})
+        for fragment in _fragments(arguments) if isinstance(arguments, str) else ():
+            deltas.append({"function_call": {"arguments": fragment}})
     if flavor == "vllm" and not deltas:
         deltas.append({"content": ""})
     return deltas
