@@ -137,7 +137,7 @@ class Price(BaseModel):
 
 
 def hourly_price(usd_per_hour: Decimal, tokens_per_second: Decimal, utilization: Decimal = Decimal(1)) -> Decimal:
-    """USD per million generated tokens of an endpoint billed by the hour (PROTOCOLS §5.4).
+    """USD per million generated tokens of an endpoint billed by the hour.
 
     Args:
         usd_per_hour: what the endpoint costs per hour.

@@ -85,7 +85,8 @@ __all__ = [
     "parse_retry_after",
 ]
 
-# 429 codes that mean "out of money", not "too fast" (PROTOCOLS.md §1.5, checked 2026-08-21).
+# 429 codes that mean "out of money", not "too fast" (checked 2026-08-21; OpenAI lists
+# insufficient_quota at https://platform.openai.com/docs/guides/error-codes).
 _QUOTA_CODES = frozenset(
     {
         "insufficient_quota",
@@ -96,7 +97,8 @@ _QUOTA_CODES = frozenset(
     }
 )
 # Substrings of context-overflow messages from servers whose error codes do not say so
-# (vLLM 0.4-0.32: PROTOCOLS.md §2.4 and VLLM_CPU.md; TGI: §3.2).
+# (vLLM 0.4-0.32, seen on vLLM 0.32 on 2026-11-27; TGI's validation errors in
+# https://github.com/huggingface/text-generation-inference/blob/main/router/src/validation.rs).
 _CONTEXT_MARKERS = (
     "maximum context length",
     "context length is only",
