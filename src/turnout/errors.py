@@ -34,12 +34,15 @@ retry and fallback logic only read the flag.
 Example:
     ```python
     try:
-        reply = client.chat(model="fast", messages="Hi")
+        reply = client.chat(model="openai:gpt-4o-mini", messages="Hi")  # one target
     except turnout.RateLimitError as exc:
         print("slow down for", exc.retry_after, "s")
     except turnout.TurnoutError as exc:
         print("failed:", exc)
     ```
+
+    A route with several targets falls back instead, and raises `AllTargetsFailedError` (an
+    ``ExceptionGroup`` of the causes, for ``except*``) when every target has failed.
 """
 
 from __future__ import annotations
