@@ -39,6 +39,7 @@ import importlib
 import io
 import json
 import linecache
+import logging
 import os
 import re
 import shlex
@@ -54,7 +55,7 @@ from typing import Any
 import pytest
 
 import turnout
-from turnout.testing import FakeServer, FakeTGIServer, Reply, ToolCallSpec
+from turnout.testing import FakeServer, FakeTGIServer, Fault, Reply, ToolCallSpec
 
 ROOT = Path(__file__).parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -64,10 +65,8 @@ KEY = "sk-docs-test-4e1f"
 VLLM_MODELS = [LLAMA, "BAAI/bge-small-en-v1.5"]
 
 _FENCE = re.compile(r"^(?P<indent>[ ]*)(?P<fence>```+)(?P<lang>[\w-]*)\s*$")
-_DIRECTIVE = re.compile(
-    r"^\s*<!--\s*docs-test:\s*(?P<kind>[\w.-]+)(?:\s+(?P<arg>[^(]*?))?\s*(?:\((?P<why>.*)\))?\s*-->\s*$"
-)
-_KINDS = {"skip", "turnout.toml", "fragment", "file", "output"}
+_DIRECTIVE = re.compile(r"^\s*<!--\s*docs-test:\s*(?P<kind>[\w.-]+)\s*(?P<arg>.*?)\s*-->\s*$")
+_KINDS = {"skip", "turnout.toml", "fragment", "file", "output", "equals", "logged"}
 
 
 @dataclass(frozen=True)
@@ -79,8 +78,13 @@ class Block:
     lang: str
     code: str
     directive: str | None = None
-    arg: str | None = None
-    why: str | None = None
+    arg: str = ""  # what follows the directive's name
+
+    @property
+    def why(self) -> str | None:
+        """The reason of a ``skip (why)``."""
+        match = re.fullmatch(r"\((.+)\)", self.arg)
+        return match.group(1) if match else None
 
     @property
     def id(self) -> str:
@@ -112,7 +116,7 @@ def parse_blocks(path: Path) -> list[Block]:
                 start + 1,
                 lang,
                 code,
-                *(directive["kind"], (directive["arg"] or None), directive["why"]) if directive else (),
+                *(directive["kind"], directive["arg"]) if directive else (),
             )
         )
         i = end + 1
@@ -179,6 +183,11 @@ def _script_tools(servers: Servers) -> None:
     )
 
 
+def _script_errors(servers: Servers) -> None:
+    # The first block's call: three rate limits (every attempt at openai), then the route falls back.
+    servers.openai.enqueue(*[Fault.rate_limit(retry_after_ms=1)] * 3)
+
+
 def _script_structured(servers: Servers) -> None:
     servers.openai.enqueue(
         Reply('{"city": "Oslo", "high_c": 21, "sky": "sunny"}'),
@@ -197,6 +206,7 @@ SETUPS: dict[str, Setup] = {
     ),
     "docs/embeddings.md": Setup(vllm_runner="pooling"),
     "docs/tools.md": Setup(script=_script_tools),
+    "docs/errors.md": Setup(script=_script_errors),
     "docs/structured-output.md": Setup(script=_script_structured),
     "docs/testing.md": Setup(
         prelude="from turnout.testing import FakeServer, Fault, Reply\nserver = FakeServer().start()\n"
@@ -219,6 +229,7 @@ class PageRun:
         self.namespace: dict[str, Any] = {"__name__": "__docs__"}
         self.results: dict[int, Exception | None] = {}
         self.clients: list[Any] = []  # every Client and AsyncClient the page made
+        self.logged: list[str] = []  # what the page's calls logged on the turnout logger
         self._stack = contextlib.ExitStack()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._started = False
@@ -239,7 +250,15 @@ class PageRun:
             warnings.filterwarnings("ignore", category=turnout.CostUnknownWarning)
             for cls in (turnout.Client, turnout.AsyncClient):  # remember every client, to close it
                 patch.setattr(cls, "__init__", _recording_init(cls.__init__, self.clients))
-            yield
+            logger = logging.getLogger("turnout")
+            handler, level = _Recorder(self.logged), logger.level
+            logger.setLevel(logging.DEBUG)
+            logger.addHandler(handler)
+            try:
+                yield
+            finally:
+                logger.removeHandler(handler)
+                logger.setLevel(level)
 
     def start(self) -> None:
         self._started = True
@@ -312,6 +331,16 @@ class PageRun:
                 del sys.modules[name]
 
 
+class _Recorder(logging.Handler):
+    def __init__(self, messages: list[str]) -> None:
+        super().__init__(logging.DEBUG)
+        self.messages = messages
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.name == "turnout":
+            self.messages.append(record.getMessage())
+
+
 def _recording_init(init: Callable[..., None], made: list[Any]) -> Callable[..., None]:
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
         init(self, *args, **kwargs)
@@ -344,12 +373,25 @@ def check_block(block: Block, run: PageRun) -> None:
         "sh": check_shell,
         "bash": check_shell,
         "console": check_shell,
-        "json": lambda b, _: json.loads(b.code),
-        "text": lambda b, _: None,
+        "json": check_json,
+        "text": check_text,
         "": lambda b, _: None,
     }
     assert block.lang in checkers, f"{block.id}: no checker for ```{block.lang}: add one, or mark the block skip"
     checkers[block.lang](block, run)
+
+
+def check_json(block: Block, run: PageRun) -> None:
+    data = json.loads(block.code)
+    if block.directive == "equals":  # the JSON is what a Python expression of the page gives
+        assert data == eval(block.arg, run.namespace), f"{block.id}: not what `{block.arg}` gives"  # noqa: S307
+
+
+def check_text(block: Block, run: PageRun) -> None:
+    """Text is output shown to the reader; ``logged`` text must be what the page's calls logged."""
+    if block.directive == "logged":
+        for line in block.code.strip().splitlines():
+            assert line in run.logged, f"{block.id}: turnout never logged {line!r}; it logged {run.logged}"
 
 
 def parse_block(block: Block) -> None:
