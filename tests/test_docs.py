@@ -11,7 +11,7 @@ How each block is checked (one test per block, ``test_block[docs/errors.md:58-py
 - ``sh`` / ``bash`` / ``console``: ``turnout ...`` commands run (``turnout.cli.main``) in the
   page's working directory; a command's exit status must be 1 when the page shows an error
   (``turnout: ...``) and 0 otherwise. Other commands are only split with `shlex`.
-- ``json``: `json.loads`. ``text``: output shown to the reader, not checked.
+- ``json``: `json.loads`. ``text``: output shown to the reader, not checked unless marked.
 
 Each page runs in a temporary working directory holding its ``turnout.toml``, with fake servers
 (`FakeServer`, `FakeTGIServer`) standing in for the hosted providers: the docs' configs read
@@ -28,6 +28,10 @@ An HTML comment on the line before a fence changes how it is checked:
 - ``<!-- docs-test: file NAME -->``: written to ``NAME`` in the working directory (a module a later
   block imports).
 - ``<!-- docs-test: output -->``: a console block whose output must match exactly.
+- ``<!-- docs-test: equals EXPR -->``: a json block equal to what ``EXPR`` gives in the page's
+  namespace.
+- ``<!-- docs-test: logged -->``: a text block whose lines the page's calls logged on the
+  ``turnout`` logger.
 """
 
 from __future__ import annotations
@@ -384,7 +388,7 @@ def check_block(block: Block, run: PageRun) -> None:
 def check_json(block: Block, run: PageRun) -> None:
     data = json.loads(block.code)
     if block.directive == "equals":  # the JSON is what a Python expression of the page gives
-        assert data == eval(block.arg, run.namespace), f"{block.id}: not what `{block.arg}` gives"  # noqa: S307
+        assert data == eval(block.arg, run.namespace), f"{block.id}: not what `{block.arg}` gives"
 
 
 def check_text(block: Block, run: PageRun) -> None:
@@ -416,9 +420,9 @@ def check_python(block: Block, run: PageRun) -> None:
         return
     code = compile(source, filename, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True)
     if code.co_flags & 0x80:  # CO_COROUTINE: the block awaits at top level
-        run.loop().run_until_complete(eval(code, run.namespace))  # noqa: S307
+        run.loop().run_until_complete(eval(code, run.namespace))
     else:
-        exec(code, run.namespace)  # noqa: S102
+        exec(code, run.namespace)
 
 
 def run_with_pytest(block: Block, run: PageRun) -> None:
