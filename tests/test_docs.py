@@ -49,6 +49,7 @@ import re
 import shlex
 import subprocess
 import sys
+import threading
 import tomllib
 import warnings
 from collections.abc import Callable, Iterator, Mapping
@@ -232,7 +233,7 @@ class PageRun:
         self.cwd.mkdir(parents=True)
         self.namespace: dict[str, Any] = {"__name__": "__docs__"}
         self.results: dict[int, Exception | None] = {}
-        self.clients: list[Any] = []  # every Client and AsyncClient the page made
+        self.made: list[Any] = []  # every Client, AsyncClient and FakeServer the page made
         self.logged: list[str] = []  # what the page's calls logged on the turnout logger
         self._stack = contextlib.ExitStack()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -252,8 +253,8 @@ class PageRun:
             patch.syspath_prepend(str(self.cwd))
             # A reader sees this warning (docs/cost.md); not every example prices its models.
             warnings.filterwarnings("ignore", category=turnout.CostUnknownWarning)
-            for cls in (turnout.Client, turnout.AsyncClient):  # remember every client, to close it
-                patch.setattr(cls, "__init__", _recording_init(cls.__init__, self.clients))
+            for cls in (turnout.Client, turnout.AsyncClient, FakeServer):  # remember each, to close it
+                patch.setattr(cls, "__init__", _recording_init(cls.__init__, self.made))
             logger = logging.getLogger("turnout")
             handler, level = _Recorder(self.logged), logger.level
             logger.setLevel(logging.DEBUG)
@@ -315,14 +316,11 @@ class PageRun:
         if not self._started:
             return
         with self.active():
-            for client in self.clients:
-                if isinstance(client, turnout.Client):
-                    client.close()
+            for made in self.made:
+                if isinstance(made, turnout.AsyncClient):
+                    self.loop().run_until_complete(made.aclose())
                 else:
-                    self.loop().run_until_complete(client.aclose())
-            for value in self.namespace.values():
-                if isinstance(value, FakeServer):
-                    value.close()
+                    made.close()
         if self._loop is not None:
             self._loop.close()
         self._stack.close()
@@ -528,6 +526,8 @@ def page_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Pa
     finally:
         for run in runs.values():
             run.close()
+    left = [thread.name for thread in threading.enumerate() if thread.name.startswith("turnout-fake")]
+    assert not left, f"the docs left fake servers running: {left}"
 
 
 @pytest.mark.parametrize("block", BLOCKS, ids=[b.id for b in BLOCKS])
