@@ -29,7 +29,7 @@ def test_alias_answers_from_first_target_with_usage_cost_and_attempts(
     assert reply.model == "gpt-4o-mini"
     assert (reply.usage.prompt_tokens, reply.usage.completion_tokens, reply.usage.total_tokens) == (12, 5, 17)
     assert reply.finish_reason == "stop"
-    # gpt-4o-mini: $0.15 in / $0.60 out per 1M tokens (genai-prices; PROTOCOLS.md §5.1)
+    # gpt-4o-mini: $0.15 in / $0.60 out per 1M tokens (genai-prices; https://openai.com/api/pricing/)
     assert reply.cost is not None
     assert reply.cost.input == Decimal("0.15") * 12 / 1_000_000
     assert reply.cost.output == Decimal("0.60") * 5 / 1_000_000

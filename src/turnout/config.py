@@ -164,7 +164,9 @@ class Price(BaseModel):
         if not isinstance(data, Mapping) or data.get("usd_per_hour") is None:
             return data
         if data.get("tokens_per_second") is None:
-            raise ValueError("usd_per_hour needs tokens_per_second (measure it: turnout.measure_vllm_throughput)")
+            raise ValueError(
+                "usd_per_hour needs tokens_per_second (measure it with turnout.throughput.measure_vllm_throughput)"
+            )
         if "input_per_million" in data or "output_per_million" in data:
             raise ValueError("give usd_per_hour and tokens_per_second, or input/output_per_million, not both")
         per_million = hourly_price(
@@ -175,7 +177,7 @@ class Price(BaseModel):
 
 
 def hourly_price(usd_per_hour: Decimal, tokens_per_second: Decimal, utilization: Decimal = Decimal(1)) -> Decimal:
-    """USD per million generated tokens of an endpoint billed by the hour (PROTOCOLS §5.4).
+    """USD per million generated tokens of an endpoint billed by the hour.
 
     Args:
         usd_per_hour: what the endpoint costs per hour.

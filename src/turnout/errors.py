@@ -34,12 +34,15 @@ retry and fallback logic only read the flag.
 Example:
     ```python
     try:
-        reply = client.chat(model="fast", messages="Hi")
+        reply = client.chat(model="openai:gpt-4o-mini", messages="Hi")  # one target
     except turnout.RateLimitError as exc:
         print("slow down for", exc.retry_after, "s")
     except turnout.TurnoutError as exc:
         print("failed:", exc)
     ```
+
+    A route with several targets falls back instead, and raises `AllTargetsFailedError` (an
+    ``ExceptionGroup`` of the causes, for ``except*``) when every target has failed.
 """
 
 from __future__ import annotations
@@ -85,7 +88,8 @@ __all__ = [
     "parse_retry_after",
 ]
 
-# 429 codes that mean "out of money", not "too fast" (PROTOCOLS.md §1.5, checked 2026-08-21).
+# 429 codes that mean "out of money", not "too fast" (checked 2026-08-21; OpenAI lists
+# insufficient_quota at https://platform.openai.com/docs/guides/error-codes).
 _QUOTA_CODES = frozenset(
     {
         "insufficient_quota",
@@ -96,7 +100,8 @@ _QUOTA_CODES = frozenset(
     }
 )
 # Substrings of context-overflow messages from servers whose error codes do not say so
-# (vLLM 0.4-0.32: PROTOCOLS.md §2.4 and VLLM_CPU.md; TGI: §3.2).
+# (vLLM 0.4-0.32, seen on vLLM 0.32 on 2026-11-27; TGI's validation errors in
+# https://github.com/huggingface/text-generation-inference/blob/main/router/src/validation.rs).
 _CONTEXT_MARKERS = (
     "maximum context length",
     "context length is only",

@@ -18,7 +18,9 @@ file is loaded)::
 Later layers win, field by field: ``options``, then ``model_options``, then the call's. ``extra_body``
 stays the untyped escape hatch: its keys override everything. An unknown option is an error that
 names it and the valid ones. Shapes: vLLM 0.32 ``ChatCompletionRequest`` and
-``StructuredOutputsParams``; TGI ``GenerateParameters`` and ``GrammarType`` (PROTOCOLS.md §2.3, §3.2).
+``StructuredOutputsParams``; TGI ``GenerateParameters`` and ``GrammarType``
+(https://github.com/vllm-project/vllm/blob/main/vllm/entrypoints/openai/protocol.py,
+https://github.com/huggingface/text-generation-inference/blob/main/docs/openapi.json).
 """
 
 from __future__ import annotations

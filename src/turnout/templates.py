@@ -4,8 +4,8 @@ A text-mode provider (TGI's ``/generate``, see ``type = "huggingface"`` with ``m
 has no chat route, so turnout renders the conversation itself. Llama 2's format is built in
 (``"llama2"``); other formats are added with `register_template`.
 
-The Llama 2 format, exactly as ``llama/generation.py::chat_completion`` builds it (PROTOCOLS.md
-§4.1, meta-llama/llama @ 689c7f2)::
+The Llama 2 format, exactly as ``llama/generation.py::chat_completion`` builds it (meta-llama/llama
+@ 689c7f2, https://github.com/meta-llama/llama/blob/main/llama/generation.py)::
 
     <s>[INST] <<SYS>>\n{system}\n<</SYS>>\n\n{user 1} [/INST] {answer 1} </s><s>[INST] {user 2} [/INST]
 

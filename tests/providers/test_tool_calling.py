@@ -88,7 +88,7 @@ def test_a_function_tool_is_sent_and_its_call_parsed(runner: Runner, backend: Ba
     ids=["required", "named"],
 )
 def test_stop_with_tool_calls_is_normalised(runner: Runner, backend: Backend, streamed: bool, tool_choice: Any) -> None:
-    """vLLM answers a named tool_choice with finish_reason "stop" (VLLM_CPU.md); OpenAI says "tool_calls"."""
+    """vLLM answers a named tool_choice with finish_reason "stop" (seen on vLLM 0.32); OpenAI says "tool_calls"."""
     if backend.text_mode:
         pytest.skip("no tools in text mode")
     calls = [ToolCallSpec("get_weather", PARIS, id="a"), ToolCallSpec("get_weather", '{"city": "Oslo"}', id="b")]

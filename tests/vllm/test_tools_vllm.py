@@ -1,7 +1,7 @@
 """Tool calling against the real vLLM server (llama3_json parser; a random model, so shapes only).
 
 With this model ``tool_choice="auto"`` never calls a tool, so calls are forced: ``"required"``
-answers ``finish_reason: "tool_calls"``, a named choice ``"stop"`` (VLLM_CPU.md), which turnout
+answers ``finish_reason: "tool_calls"``, a named choice ``"stop"`` (seen on vLLM 0.32), which turnout
 normalises to ``"tool_calls"``. Both the ``vllm`` provider and ``huggingface`` (an endpoint running
 vLLM, through huggingface_hub) are exercised, sync and async, streamed and not.
 """

@@ -223,7 +223,11 @@ class Call(Generic[RequestT, ResponseT]):
         fall_back = more and should_fall_back(exc, self.policy.fallback_on)
         if fall_back:
             logger.info(
-                "route %s: %s:%s gave %s; falling back", self.route, exc.provider, exc.model, type(exc).__name__
+                "route %s: %s:%s gave %s; falling back to the next target",
+                self.route,
+                exc.provider,
+                exc.model,
+                type(exc).__name__,
             )
             return None
         logger.debug("route %s: %s:%s gave %s; giving up", self.route, exc.provider, exc.model, type(exc).__name__)

@@ -1,14 +1,14 @@
 """``POST /embeddings`` of the OpenAI wire format (OpenAI, vLLM, OpenAI-compatible hosts).
 
-Request and reply shapes: PROTOCOLS.md §1.8. ``encoding_format: "base64"`` (what the openai SDK
-sends) makes the reply about four times smaller; each vector is then little-endian float32,
-decoded here. A reply with float lists is accepted whatever was asked, since some hosts ignore
-the field. What a server says when it has no embeddings for the model becomes
-`EmbeddingsNotSupportedError`:
+Request and reply shapes: https://platform.openai.com/docs/api-reference/embeddings.
+``encoding_format: "base64"`` (what the openai SDK sends) makes the reply about four times
+smaller; each vector is then little-endian float32, decoded here. A reply with float lists is
+accepted whatever was asked, since some hosts ignore the field. What a server says when it has
+no embeddings for the model becomes `EmbeddingsNotSupportedError`:
 
 - vLLM serving a generation model has no ``/v1/embeddings`` route: 404 ``{"detail":"Not Found"}``
-  (VLLM_CPU.md), the body of any unknown route, unlike its 404 for an unknown model, which has
-  the error envelope;
+  (seen on vLLM 0.32: FastAPI's body for any unknown route), unlike its 404 for an unknown
+  model, which has the error envelope;
 - OpenAI refused embeddings from a chat model with 403 "You are not allowed to generate
   embeddings from this model" (reported by users in 2023; not re-checked).
 """

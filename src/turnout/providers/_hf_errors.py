@@ -43,7 +43,7 @@ __all__ = ["TGI_ERROR_STATUS", "map_error", "ratelimit_reset", "response_body"]
 
 _RATELIMIT = re.compile(r'"[^"]*"\s*;\s*r\s*=\s*(?P<r>\d+)\s*;\s*t\s*=\s*(?P<t>\d+)')
 
-#: HTTP status of each TGI ``error_type`` (PROTOCOLS.md §3.4, TGI ``router/src/infer/mod.rs``).
+#: HTTP status of each TGI ``error_type`` (https://github.com/huggingface/text-generation-inference/blob/main/router/src/infer/mod.rs).
 TGI_ERROR_STATUS = {
     "validation": 422,
     "template_error": 422,

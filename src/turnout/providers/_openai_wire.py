@@ -1,8 +1,9 @@
 """The OpenAI chat-completions wire format <-> turnout's types. Pure functions, no I/O.
 
 Shared by every provider that speaks ``POST /v1/chat/completions`` (OpenAI, vLLM, TGI's
-Messages API, OpenAI-compatible hosts). Shapes: PROTOCOLS.md §1.2-1.5 (openai-python v1.109.1
-types and openapi.yaml, read 2026-08-21) and §2 for vLLM's differences.
+Messages API, OpenAI-compatible hosts). Shapes: https://platform.openai.com/docs/api-reference/chat
+(openai-python v1.109.1 types and openapi.yaml, read 2026-08-21); vLLM's differences:
+https://docs.vllm.ai/en/latest/serving/openai_compatible_server.html.
 """
 
 from __future__ import annotations
@@ -187,10 +188,10 @@ def build_body(
     """Encode a request as the JSON body of ``POST /chat/completions``.
 
     Streams ask for usage (``stream_options.include_usage``); non-streams must not send
-    ``stream_options`` (vLLM rejects it, PROTOCOLS.md §2.3). ``fields`` are top-level keys from
-    the provider's typed options (vLLM's ``top_k``...); ``extra_body`` overrides them. The
-    output cap goes as ``max_completion_tokens`` when the call named it so or ``completion_cap``
-    is set (a model that rejects ``max_tokens``), else as ``max_tokens``.
+    ``stream_options`` (vLLM answers 400: it is only allowed with ``stream=True``). ``fields`` are
+    top-level keys from the provider's typed options (vLLM's ``top_k``...); ``extra_body``
+    overrides them. The output cap goes as ``max_completion_tokens`` when the call named it so or
+    ``completion_cap`` is set (a model that rejects ``max_tokens``), else as ``max_tokens``.
     """
     body: dict[str, Any] = {
         "model": model,

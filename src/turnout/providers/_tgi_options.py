@@ -4,7 +4,7 @@
   repetition_penalty=, truncate=)``).
 - Chat mode on a TGI server: TGI's Messages API takes only the grammar, as its
   ``response_format`` (the same ``GrammarType``); ``top_k``, ``repetition_penalty`` and
-  ``truncate`` are not fields of its ``ChatRequest`` (TGI ``docs/openapi.json``; PROTOCOLS.md §3.5)
+  ``truncate`` are not fields of its ``ChatRequest`` (https://github.com/huggingface/text-generation-inference/blob/main/docs/openapi.json)
   and would be ignored, so they are refused.
 - The HF router and ``response_format_style = "openai"`` endpoints are not TGI: no `TGIOptions`.
 """

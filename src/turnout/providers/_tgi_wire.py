@@ -8,7 +8,8 @@
   ``details``) into chunks and a reply.
 - `EndpointInfo`: TGI's ``GET /info``.
 
-Shapes: PROTOCOLS.md §3.2-3.5 (TGI ``docs/openapi.json`` 3.3.6-dev0, ``router/src/*.rs``) and
+Shapes: TGI's ``docs/openapi.json`` 3.3.6-dev0 and ``router/src/*.rs``
+(https://github.com/huggingface/text-generation-inference) and
 huggingface_hub 2.4.0 (``inference/_client.py``, ``_providers/hf_inference.py``).
 """
 

@@ -16,7 +16,8 @@ prompt size (``details.input_length``) without asking TGI for per-token prefill 
 ``info()`` / ``health()`` / ``count_prompt_tokens()`` call TGI's ``/info``, ``/health`` and
 ``/tokenize`` over httpx2 (huggingface_hub's ``get_endpoint_info`` has no timeout, ignores
 custom headers and refuses a URL unless ``provider="hf-inference"``). Shapes and behaviour:
-PROTOCOLS.md §3; the provider's docs page is docs/llama2-huggingface.md.
+https://huggingface.github.io/text-generation-inference/ (TGI's API); the provider's docs page
+is docs/llama2-huggingface.md.
 """
 
 from __future__ import annotations

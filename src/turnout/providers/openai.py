@@ -3,7 +3,7 @@
 turnout speaks the documented wire format itself rather than through the openai SDK's
 client: one HTTP stack (httpx2), no SDK retries to stack under turnout's own, and a stream
 that must end with ``data: [DONE]`` (the SDK's iterator ends silently when the connection
-drops first). Wire shapes: PROTOCOLS.md §1.
+drops first). Wire shapes: https://platform.openai.com/docs/api-reference/chat.
 """
 
 from __future__ import annotations
@@ -50,7 +50,8 @@ class OpenAIProvider(HTTPProvider):
     catalogue_provider: ClassVar[str | None] = "openai"
     default_base_url: ClassVar[str | None] = _defaults.OPENAI_BASE_URL
     requires_api_key: ClassVar[bool] = True
-    embed_batch_size: ClassVar[int] = 2048  # OpenAI's limit per request (PROTOCOLS.md §1.8)
+    # OpenAI takes at most 2048 inputs per request: https://platform.openai.com/docs/api-reference/embeddings/create
+    embed_batch_size: ClassVar[int] = 2048
     embed_encoding: ClassVar[Encoding] = "base64"  # what /embeddings is asked for (decoded to floats)
 
     def __init__(self, name: str, config: ProviderConfig) -> None:

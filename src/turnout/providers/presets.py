@@ -67,7 +67,7 @@ class HFRouterConfig(_PresetConfig):
 
 
 class HFRouterProvider(_PresetProvider):
-    """The HF router's OpenAI-compatible API (PROTOCOLS.md §3.9)."""
+    """The HF router's OpenAI-compatible API (https://huggingface.co/docs/inference-providers)."""
 
     config_model: ClassVar[type[ProviderConfig]] = HFRouterConfig
     default_base_url: ClassVar[str | None] = "https://router.huggingface.co/v1"

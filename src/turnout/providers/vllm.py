@@ -1,10 +1,10 @@
 """A vLLM OpenAI-compatible server (``vllm serve``). Reuses the OpenAI wire code.
 
-Differences from OpenAI handled here or in the shared error mapping (PROTOCOLS.md §2,
-VLLM_CPU.md, vLLM 0.32): the key is optional; error ``code`` is the integer status; context
-overflow is a 400 whose message says "maximum context length"; 401 bodies are the bare
-``{"error": "Unauthorized"}``; ``/v1/models`` reports ``max_model_len``; ``/tokenize`` counts
-a chat's prompt tokens exactly.
+Differences from OpenAI handled here or in the shared error mapping (vLLM 0.32, seen
+2026-11-27; https://docs.vllm.ai/en/latest/serving/openai_compatible_server.html): the key is
+optional; error ``code`` is the integer status; context overflow is a 400 whose message says
+"maximum context length"; 401 bodies are the bare ``{"error": "Unauthorized"}``; ``/v1/models``
+reports ``max_model_len``; ``/tokenize`` counts a chat's prompt tokens exactly.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 - vllm flavour with ``runner="generate"`` (the default): the route does not exist, so the answer
   is FastAPI's 404 ``{"detail":"Not Found"}``, as vLLM 0.32 serving a generation model answers
-  (VLLM_CPU.md). With ``runner="pooling"`` (``vllm serve --runner pooling``) embeddings are served
+  (seen 2026-11-27). With ``runner="pooling"`` (``vllm serve --runner pooling``) embeddings are served
   and chat is the 404 instead. Replies and errors copy what the real server sent (seen
   2026-11-27): ``id`` ``embd-<hex>``, ``usage`` with ``completion_tokens: 0``, 400 "You must pass
   at least one prompt", 400 for ``dimensions`` on a model without Matryoshka support, the

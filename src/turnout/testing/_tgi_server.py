@@ -6,7 +6,7 @@ huggingface_hub's ``text_generation`` uses: ``"stream": true`` streams), ``POST 
 the Messages API ``POST /v1/chat/completions`` (streams end with ``data: [DONE]``). Scripting is
 `FakeServer`'s: `Reply` and `Fault`, consumed in order.
 
-TGI-specific behaviour imitated (PROTOCOLS.md §3): validation failures are 422
+TGI-specific behaviour imitated (https://huggingface.github.io/text-generation-inference/): validation failures are 422
 ``{"error", "error_type": "validation"}`` with TGI's wording, and inside a stream an error
 *event* on a 200 response (TGI's own errors: 422, 424 generation, 429 overloaded, 500
 incomplete); non-stream replies carry ``x-prompt-tokens`` / ``x-generated-tokens`` and the other

@@ -3,7 +3,8 @@
 ``/info``, ``/generate`` bodies and stream events, Messages API chunks, ``/tokenize``, and
 ``{"error", "error_type"}`` error bodies, plus the validation of a ``/generate`` request.
 
-Shapes follow TGI 3.3 (PROTOCOLS.md §3.1-3.5): compact JSON; ``/generate_stream`` events carry
+Shapes follow TGI 3.3 (https://huggingface.github.io/text-generation-inference/): compact JSON;
+``/generate_stream`` events carry
 ``token`` and, on the last one only, ``generated_text`` and ``details`` (with ``input_length``);
 Llama's first streamed token keeps the space before the word, which ``generated_text`` drops; the
 chat route's ids are ``""`` and ``system_fingerprint`` is ``"{version}-native"``.
