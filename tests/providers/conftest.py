@@ -1,7 +1,8 @@
 """One shared chat scenario suite, many backends: each `Backend` is a fake server plus the config that uses it.
 
-Backends: ``openai`` (OpenAI-shaped fake), ``azure`` (`FakeAzureServer`, a deployment with an api-key), ``vllm`` (vLLM-shaped fake), ``together`` (the preset over an
-OpenAI-shaped fake, priced from the catalogue), and ``huggingface`` in ``chat`` and ``text`` mode over
+Backends: ``openai`` (OpenAI-shaped fake), ``azure`` (`FakeAzureServer`, a deployment with an
+api-key), ``vllm`` (vLLM-shaped fake), ``together`` (the preset over an OpenAI-shaped fake, priced
+from the catalogue), and ``huggingface`` in ``chat`` and ``text`` mode over
 `FakeTGIServer` and in chat mode over the vLLM-shaped fake (an endpoint running vLLM), driven through
 the real huggingface_hub client.
 """

@@ -271,7 +271,10 @@ def test_async_token_provider_on_the_sync_client_is_a_config_error() -> None:
         return "never"
 
     provider: Callable[[], Awaitable[str]] = token_provider
-    with FakeAzureServer(DEPLOYMENTS) as server, Client(azure_config(server, api_key=None, token_provider=provider)) as c:
+    with (
+        FakeAzureServer(DEPLOYMENTS) as server,
+        Client(azure_config(server, api_key=None, token_provider=provider)) as c,
+    ):
         with pytest.raises(turnout.ConfigError, match="sync provider"):
             c.chat("azure:gpt-4o-mini", "Hi")
         assert server.requests == []

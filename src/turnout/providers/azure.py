@@ -395,4 +395,3 @@ def _inner_results(body: object) -> dict[str, Any]:
         return {}
     results = inner.get("content_filter_result") or inner.get("content_filter_results")
     return dict(results) if isinstance(results, dict) else {}
-

@@ -144,7 +144,10 @@ class AzureHandler(Handler):
         return {"x-request-id": self._request_id, "apim-request-id": secrets.token_hex(16), "x-ms-region": "East US"}
 
     def _rate_headers(self, req: ChatRequest) -> dict[str, str]:
-        return {"x-ratelimit-remaining-requests": "99", "x-ratelimit-remaining-tokens": str(100_000 - req.prompt_tokens)}
+        return {
+            "x-ratelimit-remaining-requests": "99",
+            "x-ratelimit-remaining-tokens": str(100_000 - req.prompt_tokens),
+        }
 
     def _route(self, record: RecordedRequest) -> None:
         found = self._operation(record)
