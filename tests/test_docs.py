@@ -60,7 +60,7 @@ from typing import Any
 import pytest
 
 import turnout
-from turnout.testing import FakeServer, FakeTGIServer, Fault, Reply, ToolCallSpec
+from turnout.testing import FakeAzureServer, FakeServer, FakeTGIServer, Fault, Reply, ToolCallSpec
 
 ROOT = Path(__file__).parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -150,6 +150,7 @@ class Servers:
     vllm: FakeServer
     together: FakeServer
     tgi: FakeTGIServer
+    azure: FakeAzureServer
 
     def env(self) -> dict[str, str]:
         """The environment variables the docs' configs read."""
@@ -161,6 +162,8 @@ class Servers:
             "TOGETHER_BASE_URL": self.together.base_url,
             "HF_TOKEN": "hf_docs_test",
             "HF_ENDPOINT_URL": self.tgi.url,
+            "AZURE_OPENAI_API_KEY": KEY,
+            "AZURE_OPENAI_ENDPOINT": self.azure.endpoint,
         }
 
 
@@ -193,6 +196,10 @@ def _script_tools(servers: Servers) -> None:
     )
 
 
+def _script_azure(servers: Servers) -> None:
+    servers.azure.enqueue(Fault.content_filter({"violence": "high"}))  # the refused prompt
+
+
 def _script_errors(servers: Servers) -> None:
     # The first block's call: three rate limits (every attempt at openai), then the route falls back.
     servers.openai.enqueue(*[Fault.rate_limit(retry_after_ms=1)] * 3)
@@ -217,6 +224,7 @@ SETUPS: dict[str, Setup] = {
     "docs/embeddings.md": Setup(vllm_runner="pooling"),
     "docs/tools.md": Setup(script=_script_tools),
     "docs/errors.md": Setup(script=_script_errors),
+    "docs/azure.md": Setup(script=_script_azure),
     "docs/structured-output.md": Setup(script=_script_structured),
     "docs/testing.md": Setup(
         prelude="from turnout.testing import FakeServer, Fault, Reply\nserver = FakeServer().start()\n"
@@ -279,6 +287,9 @@ class PageRun:
             ),
             together=self._stack.enter_context(FakeServer("openai", api_key=KEY)),
             tgi=self._stack.enter_context(FakeTGIServer(LLAMA)),
+            azure=self._stack.enter_context(
+                FakeAzureServer({"my-gpt4o-mini": "gpt-4o-mini", "embed-small": "text-embedding-3-small"}, api_key=KEY)
+            ),
         )
         self.env = {**servers.env(), "TURNOUT_LEDGER": str(self.cwd.parent / "ledger.sqlite3")}
         (self.cwd / "turnout.toml").write_text(self.turnout_toml, encoding="utf-8")

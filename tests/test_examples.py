@@ -10,6 +10,15 @@ import pytest
 
 EXAMPLES = sorted((Path(__file__).parents[1] / "examples").glob("*.py"))
 EXPECTED = {
+    "azure.py": [
+        "answered by azure; cost $",
+        "sent to: /openai/deployments/my-mini/chat/completions?api-version=2024-10-21",
+        "fallback: azure ServerError -> azure ServerError -> azure ServerError -> openai ok",
+        "refused: ['violence'] 400",
+        "filtered: content_filter ['content_filter: choice 0 was filtered: sexual (medium)']",
+        "not found: deployment 'gpt-4o' does not exist on http://127.0.0.1:",
+        "bearer: ['Bearer token-1', 'Bearer token-2']",
+    ],
     "cost_and_budget.py": [
         "prompt tokens (exact: True), $0.0000000 to $0.0011574",
         "actual: $0.0009259259",

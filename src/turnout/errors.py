@@ -12,7 +12,8 @@ TurnoutError
 │   ├── APIStatusError           any HTTP error status; .body .error_type .error_code
 │   │   ├── BadRequestError      400, 413, 422
 │   │   │   ├── ContextWindowExceededError   prompt + max_tokens do not fit the model
-│   │   │   └── EmbeddingsNotSupportedError  the provider or model serves no embeddings
+│   │   │   ├── EmbeddingsNotSupportedError  the provider or model serves no embeddings
+│   │   │   └── ContentFilterError           a content filter blocked the prompt; .categories
 │   │   ├── AuthenticationError  401, 403
 │   │   ├── NotFoundError        404, unknown model
 │   │   ├── RateLimitError       429 (retryable) .retry_after
@@ -68,6 +69,7 @@ __all__ = [
     "BudgetExceededError",
     "CircuitOpenError",
     "ConfigError",
+    "ContentFilterError",
     "ContextWindowExceededError",
     "EmbeddingsNotSupportedError",
     "InvalidArgumentError",
@@ -253,6 +255,26 @@ class EmbeddingsNotSupportedError(BadRequestError):
     or before sending, by a provider type without an embeddings route (``status_code`` None).
     Route ``embed`` calls to an embedding model (vLLM: ``--runner pooling``). Not retryable.
     """
+
+
+class ContentFilterError(BadRequestError):
+    """A content filter refused the prompt (Azure OpenAI: 400 with code ``content_filter``).
+
+    Not retryable: the same prompt is refused again. Routes do not fall back on it unless their
+    ``fallback_on`` lists ``"bad_request"``.
+
+    Attributes:
+        categories: the filter categories that fired (``"violence"``, ``"jailbreak"``, ...), sorted.
+        results: the filter's verdict per category as the server sent it
+            (``{"violence": {"filtered": True, "severity": "medium"}, ...}``).
+    """
+
+    def __init__(
+        self, message: str, *, categories: Sequence[str] = (), results: Mapping[str, Any] | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(message, **kwargs)
+        self.categories = sorted(categories)
+        self.results = dict(results or {})
 
 
 class AuthenticationError(APIStatusError):

@@ -1,7 +1,8 @@
 """One shared chat scenario suite, many backends: each `Backend` is a fake server plus the config that uses it.
 
-Backends: ``openai`` (OpenAI-shaped fake), ``vllm`` (vLLM-shaped fake), ``together`` (the preset over an
-OpenAI-shaped fake, priced from the catalogue), and ``huggingface`` in ``chat`` and ``text`` mode over
+Backends: ``openai`` (OpenAI-shaped fake), ``azure`` (`FakeAzureServer`, a deployment with an
+api-key), ``vllm`` (vLLM-shaped fake), ``together`` (the preset over an OpenAI-shaped fake, priced
+from the catalogue), and ``huggingface`` in ``chat`` and ``text`` mode over
 `FakeTGIServer` and in chat mode over the vLLM-shaped fake (an endpoint running vLLM), driven through
 the real huggingface_hub client.
 """
@@ -15,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from turnout.testing import FakeServer, FakeTGIServer
+from turnout.testing import FakeAzureServer, FakeServer, FakeTGIServer
 
 from ..conftest import CANARY_KEY, LLAMA
 
@@ -63,6 +64,18 @@ def _openai() -> Iterator[Backend]:
         yield Backend("openai", server, provider, "gpt-4o-mini", (Decimal("0.15"), Decimal("0.60")))
 
 
+def _azure() -> Iterator[Backend]:
+    with FakeAzureServer({"my-mini": "gpt-4o-mini"}, api_key=CANARY_KEY, api_version="2024-10-21") as server:
+        provider = {
+            "type": "azure",
+            "endpoint": server.endpoint,
+            "api_key": CANARY_KEY,
+            "deployments": {"gpt-4o-mini": "my-mini"},
+        }
+        # genai-prices has no Azure entry for gpt-4o-mini: its azure provider falls back to OpenAI's price
+        yield Backend("azure", server, provider, "gpt-4o-mini", (Decimal("0.15"), Decimal("0.60")))
+
+
 def _vllm() -> Iterator[Backend]:
     with FakeServer(flavor="vllm", models=[LLAMA], max_model_len=4096) as server:
         provider = {"type": "vllm", "base_url": server.base_url}
@@ -106,6 +119,7 @@ def _huggingface_on_vllm() -> Iterator[Backend]:
 
 BACKENDS: dict[str, Callable[[], Iterator[Backend]]] = {
     "openai": _openai,
+    "azure": _azure,
     "vllm": _vllm,
     "together": _together,
     "huggingface-chat": _huggingface("chat"),

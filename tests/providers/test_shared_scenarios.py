@@ -35,8 +35,9 @@ def test_reply_usage_cost_and_attempts(runner: Runner, backend: Backend, streame
     assert reply.cost.output == price_out * 5 / 1_000_000
     assert [(a.provider, a.model, a.outcome) for a in reply.attempts] == [("p", backend.model, "ok")]
     assert len(backend.chat_requests) == 1
-    keyless = backend.name in ("vllm", "huggingface-vllm")
+    keyless = backend.name in ("vllm", "huggingface-vllm", "azure")
     assert backend.chat_requests[0].headers.get("authorization") == (None if keyless else f"Bearer {CANARY_KEY}")
+    assert backend.chat_requests[0].headers.get("api-key") == (CANARY_KEY if backend.name == "azure" else None)
 
 
 @STREAMED
@@ -153,7 +154,7 @@ def test_tool_calls_are_normalised(runner: Runner, backend: Backend, streamed: b
 
 @pytest.mark.filterwarnings("ignore::turnout.CostUnknownWarning")
 def test_unknown_price_is_none_not_zero(runner: Runner, backend: Backend) -> None:
-    if backend.name in ("openai", "together"):
+    if backend.name in ("openai", "together", "azure"):
         pytest.skip("list-priced in the catalogue")
     reply = runner.chat(backend.config(prices={}), backend.target, "Hi")
     assert reply.usage.prompt_tokens is not None and reply.cost is None

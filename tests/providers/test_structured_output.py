@@ -54,12 +54,13 @@ def expected_body(backend: Backend, streamed: bool, messages: list[dict[str, Any
             "parameters": {"details": True, "grammar": TGI_GRAMMAR, "max_new_tokens": 64},
             "stream": True,
         }
-    body: dict[str, Any] = {"model": backend.model, "messages": messages, "max_tokens": 64}
+    model = "my-mini" if backend.name == "azure" else backend.model  # Azure: the deployment's name
+    body: dict[str, Any] = {"model": model, "messages": messages, "max_tokens": 64}
     if backend.name == "huggingface-chat":  # TGI's Messages API: its GrammarType
         body["response_format"] = TGI_GRAMMAR
     elif backend.name == "huggingface-vllm":  # vLLM behind huggingface_hub: vLLM's structured_outputs
         body["structured_outputs"] = {"json": SCHEMA}
-    else:  # OpenAI, vLLM, Together: OpenAI's json_schema
+    else:  # OpenAI, Azure, vLLM, Together: OpenAI's json_schema
         body["response_format"] = OPENAI_FORMAT
     if streamed:
         body.update(stream=True, stream_options={"include_usage": True})

@@ -26,6 +26,7 @@ _BUILTIN: dict[str, str] = {
     "openai": "turnout.providers.openai:OpenAIProvider",
     "vllm": "turnout.providers.vllm:VLLMProvider",
     "openai-compatible": "turnout.providers.openai_compatible:OpenAICompatibleProvider",
+    "azure": "turnout.providers.azure:AzureProvider",
     "huggingface": "turnout.providers.huggingface:HuggingFaceProvider",
     "together": "turnout.providers.presets:TogetherProvider",
     "hf-router": "turnout.providers.presets:HFRouterProvider",

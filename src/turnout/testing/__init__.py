@@ -1,8 +1,9 @@
-"""In-process fake OpenAI / vLLM / TGI servers for testing code that calls chat completions.
+"""In-process fake OpenAI / vLLM / TGI / Azure OpenAI servers for testing code that calls chat completions.
 
 `FakeServer` listens on 127.0.0.1 and speaks the real wire format (JSON bodies, SSE streams,
 error envelopes, rate-limit headers) of the chosen flavor; `FakeTGIServer` speaks Text
-Generation Inference's (a Hugging Face Inference Endpoint). Script them with `Reply` and `Fault`,
+Generation Inference's (a Hugging Face Inference Endpoint); `FakeAzureServer` an Azure OpenAI
+resource's (deployments, ``api-version``, ``api-key``, content filters). Script them with `Reply` and `Fault`,
 then inspect `server.requests`. It needs only the standard library. See docs/testing.md.
 
 Example:
@@ -15,6 +16,7 @@ Example:
     ```
 """
 
+from turnout.testing._azure import FakeAzureServer
 from turnout.testing._faults import FakeClock, refused_url
 from turnout.testing._script import Fault, FaultKind, RecordedRequest, Reply, Scripted, ToolCallSpec
 from turnout.testing._server import FakeServer
@@ -23,6 +25,7 @@ from turnout.testing._tgi_server import FakeTGIServer
 from turnout.testing._wire import Flavor, count_chat_tokens, count_tokens
 
 __all__ = [
+    "FakeAzureServer",
     "FakeClock",
     "FakeServer",
     "FakeTEIServer",

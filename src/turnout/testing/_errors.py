@@ -24,6 +24,7 @@ __all__ = [
     "ErrorContext",
     "WireError",
     "bad_request",
+    "content_filter_results",
     "context_error",
     "max_tokens_error",
     "missing_api_key",
@@ -236,6 +237,45 @@ def _stream_error(fault: Fault, ctx: ErrorContext) -> WireError:
     return _error(ctx, status, fault.message or HTTPStatus(status).phrase, fault.error_type, fault.error_code)
 
 
+_FILTER_MESSAGE = (
+    "The response was filtered due to the prompt triggering Azure OpenAI's content management policy. "
+    "Please modify your prompt and retry. To learn more about our content filtering policies please read "
+    "our documentation: https://go.microsoft.com/fwlink/?linkid=2198766"
+)
+_SEVERITY_CATEGORIES = ("hate", "self_harm", "sexual", "violence")
+_DETECTION_CATEGORIES = ("jailbreak",)
+
+
+def content_filter_results(fired: Mapping[str, str] | None) -> dict[str, Any]:
+    """Azure's per-category verdicts: the ``fired`` categories filtered at their severity, the rest safe.
+
+    Severity categories (hate, self_harm, sexual, violence) carry ``severity``; detection
+    categories (jailbreak) carry ``detected``
+    (https://learn.microsoft.com/en-us/azure/ai-foundry/openai/concepts/content-filter).
+    """
+    fired = fired or {}
+    results: dict[str, Any] = {}
+    for name in sorted({*_SEVERITY_CATEGORIES, *fired}):
+        if name in _DETECTION_CATEGORIES:
+            results[name] = {"filtered": name in fired, "detected": name in fired}
+        else:
+            results[name] = {"filtered": name in fired, "severity": fired.get(name, "safe")}
+    return results
+
+
+def _content_filter(fault: Fault, ctx: ErrorContext) -> WireError:  # noqa: ARG001 - one shape for every flavor
+    inner = {"code": "ResponsibleAIPolicyViolation", "content_filter_result": content_filter_results(fault.categories)}
+    body = {
+        "message": _FILTER_MESSAGE,
+        "type": None,
+        "param": "prompt",
+        "code": "content_filter",
+        "status": 400,
+        "innererror": inner,
+    }
+    return WireError(400, dumps({"error": body}, "openai"))
+
+
 _RENDERERS: dict[str, Callable[[Fault, ErrorContext], WireError]] = {
     "status": _status,
     "server_error": _status,
@@ -246,6 +286,7 @@ _RENDERERS: dict[str, Callable[[Fault, ErrorContext], WireError]] = {
     "unauthorized": lambda _, c: missing_api_key(c, provided=True),
     "not_found": lambda f, c: _not_found(c, f.model or c.model),
     "context_length": _context,
+    "content_filter": _content_filter,
     "stream_error": _stream_error,
 }
 

@@ -17,6 +17,7 @@ from turnout.testing._script import Fault, RecordedRequest, Reply, Scripted
 from turnout.testing._wire import (
     DONE,
     VLLM_VERSION,
+    Generation,
     StreamPlan,
     chat_token_ids,
     completion_body,
@@ -230,7 +231,7 @@ class Handler(BaseHTTPRequestHandler):
             plan = stream_plan(gen, self.fake.flavor, completion_id, created, req.include_usage)
             self._stream(plan, reply, headers, fault)
             return
-        body = dumps(completion_body(gen, self.fake.flavor, completion_id, created), self.fake.flavor)
+        body = dumps(self._completion(gen, reply, completion_id, created), self.fake.flavor)
         if fault is None:
             self._send(200, body, headers)
             return
@@ -241,6 +242,11 @@ class Handler(BaseHTTPRequestHandler):
             return
         self._wait(fault.seconds)
         self.wfile.write(body)
+
+    def _completion(self, gen: Generation, reply: Reply, completion_id: str, created: int) -> dict[str, Any]:
+        """The non-streaming completion object (the Azure handler adds its content-filter results)."""
+        del reply
+        return completion_body(gen, self.fake.flavor, completion_id, created)
 
     def _rate_headers(self, req: ChatRequest) -> dict[str, str]:
         if self.fake.flavor == "vllm":

@@ -29,6 +29,7 @@ FaultKind: TypeAlias = Literal[
     "unauthorized",
     "not_found",
     "context_length",
+    "content_filter",
     "drop",
     "truncate",
     "end_stream",
@@ -95,6 +96,10 @@ class Reply:
         model: The model id to report. `None` reports the requested one.
         headers: Extra response headers; they override the defaults.
         delay: Seconds to wait before sending the response headers.
+        content_filter: `FakeAzureServer` only: content-filter categories that fired on the
+            completion, with their severity (`{"violence": "medium"}`); they are marked
+            `filtered: true` in the choices' `content_filter_results`. Pair it with
+            `finish_reason="content_filter"`.
     """
 
     text: str | None = None
@@ -112,6 +117,7 @@ class Reply:
     model: str | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
     delay: float = 0.0
+    content_filter: Mapping[str, str] | None = None
 
     def __post_init__(self) -> None:
         counts = (self.prompt_tokens, self.completion_tokens, self.cached_tokens, self.reasoning_tokens)
@@ -154,6 +160,7 @@ class Fault:
     then: Reply | Fault | None = None
     status_key: str | None = None
     event: str | None = None
+    categories: Mapping[str, str] | None = None
 
     @property
     def is_error(self) -> bool:
@@ -280,6 +287,22 @@ class Fault:
             The fault.
         """
         return cls("context_length", status_code=400, max_model_len=max_model_len, prompt_tokens=prompt_tokens)
+
+    @classmethod
+    def content_filter(cls, categories: Mapping[str, str] | None = None) -> Fault:
+        """Azure OpenAI's 400 for a prompt its content filter refused (``code`` "content_filter").
+
+        The body has ``innererror`` {``code`` "ResponsibleAIPolicyViolation",
+        ``content_filter_result``}, as Azure sends it (every flavor renders Azure's shape).
+
+        Args:
+            categories: The categories that fired and their severity (``"jailbreak"``: any
+                value); `None` is `{"violence": "medium"}`.
+
+        Returns:
+            The fault.
+        """
+        return cls("content_filter", status_code=400, categories=dict(categories or {"violence": "medium"}))
 
     @classmethod
     def drop(cls) -> Fault:
