@@ -29,7 +29,18 @@ class Accumulator:
     With a deadline it also ends a stream that is still sending when the call's time is up.
     """
 
-    __slots__ = ("_clock", "_deadline", "finish", "has_content", "in_tool_call", "model", "texts", "tools", "usage")
+    __slots__ = (
+        "_clock",
+        "_deadline",
+        "finish",
+        "first",
+        "has_content",
+        "in_tool_call",
+        "model",
+        "texts",
+        "tools",
+        "usage",
+    )
 
     def __init__(self, clock: Clock | None = None, deadline: float | None = None) -> None:
         self.texts: dict[int, list[str]] = {}
@@ -39,6 +50,8 @@ class Accumulator:
         self.model: str | None = None
         self.has_content = False
         self.in_tool_call = False
+        self.first: float | None = None
+        """The clock's time when the first chunk came (for time to first chunk), or None."""
         self._clock, self._deadline = clock, deadline
 
     def add(self, chunk: ChatChunk) -> ChatChunk:
@@ -47,6 +60,8 @@ class Accumulator:
         Raises:
             APITimeoutError: the call's deadline passed while the stream was still sending.
         """
+        if self.first is None and self._clock is not None:
+            self.first = self._clock.now()
         if self._deadline is not None and self._clock is not None and self._clock.now() > self._deadline:
             raise APITimeoutError("the call's deadline passed while the stream was still sending")
         if chunk.usage is not None:
