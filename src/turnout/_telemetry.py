@@ -56,14 +56,15 @@ _SECONDS_BUCKETS = [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 
 
 
 class _CallSpans:
-    """The open spans of one call in flight."""
+    """The open spans of one call in flight (``recording`` False: the tracer is a no-op or sampled it out)."""
 
-    __slots__ = ("attempts", "operation", "span")
+    __slots__ = ("attempts", "operation", "recording", "span")
 
     def __init__(self, span: Span, operation: str) -> None:
         self.span = span
         self.operation = operation
-        self.attempts: dict[tuple[str, str, float], list[tuple[Span, dict[str, Any]]]] = {}
+        self.recording = span.is_recording()
+        self.attempts: dict[tuple[str, str, float], list[tuple[Span | None, dict[str, Any]]]] = {}
 
 
 class Telemetry:
@@ -101,7 +102,7 @@ class Telemetry:
             "turnout.client.cost", unit="USD", description="What turnout's calls cost, by provider, model and alias"
         )
         self._calls: dict[int, _CallSpans] = {}
-        self._servers: dict[str, dict[str, Any]] = {}
+        self._bases: dict[tuple[str, str, str, str], dict[str, Any]] = {}
         self._lock = threading.Lock()  # a hedged sync call publishes from two threads
 
     def subscribe(self, events: Events) -> None:
@@ -139,12 +140,25 @@ class Telemetry:
                 return
             left = [entry for entries in call.attempts.values() for entry in entries]
         for span, _ in left:  # cancelled while a request was out, or a hedge's losing side
+            if span is None:
+                continue
             reason = "cancelled" if event.error is None else type(event.error).__name__
             span.set_attribute("turnout.outcome", "cancelled")
             span.set_attribute(N["ERROR_TYPE"], reason)
             span.set_status(Status(StatusCode.ERROR, "the call ended before this attempt did"))
             span.end()
-        span = call.span
+        if call.recording:
+            self._end_call(call.span, event)
+        if event.cost is not None and event.cost.total:
+            last = event.attempts[-1] if event.attempts else None
+            provider = event.response.provider if event.response is not None else (last.provider if last else "")
+            model = event.response.model if event.response is not None else (last.model if last else "")
+            self._cost.add(
+                float(event.cost.total),
+                {"turnout.provider": provider, N["GEN_AI_REQUEST_MODEL"]: model, "turnout.route.alias": event.route},
+            )
+
+    def _end_call(self, span: Span, event: CallFinished) -> None:
         sent = [a for a in event.attempts if not a.skipped]
         error = None if isinstance(event.error, GeneratorExit) else event.error  # the caller left a stream
         outcome = "ok" if event.error is None else "abandoned" if error is None else type(error).__name__
@@ -161,14 +175,6 @@ class Telemetry:
             span.set_attribute(N["ERROR_TYPE"], outcome)
             span.set_status(Status(StatusCode.ERROR, _describe(error)))
         span.end()
-        if event.cost is not None and event.cost.total:
-            last = event.attempts[-1] if event.attempts else None
-            provider = event.response.provider if event.response is not None else (last.provider if last else "")
-            model = event.response.model if event.response is not None else (last.model if last else "")
-            self._cost.add(
-                float(event.cost.total),
-                {"turnout.provider": provider, N["GEN_AI_REQUEST_MODEL"]: model, "turnout.route.alias": event.route},
-            )
 
     @contextmanager
     def tool_run(self, alias: str) -> Iterator[Callable[[ToolRun], None]]:
@@ -201,32 +207,44 @@ class Telemetry:
             call = self._calls.get(event.call_id)
         if call is None:
             return
-        operation = _GENAI_OPERATION[call.operation]
-        attributes: dict[str, Any] = {
-            N["GEN_AI_OPERATION_NAME"]: operation,
+        base = self._bases.get((call.operation, event.route, event.provider, event.model))
+        if base is None:
+            base = self._base(call.operation, event)
+        span = None
+        if call.recording:
+            attributes = dict(base)
+            if call.operation == "stream":
+                attributes[N["GEN_AI_REQUEST_STREAM"]] = True
+            _request_attributes(attributes, event.request)
+            if self.capture_content and isinstance(event.request, ChatRequest):
+                attributes[N["GEN_AI_INPUT_MESSAGES"]] = json.dumps([_message(m) for m in event.request.messages])
+            span = self._tracer.start_span(
+                f"{base[N['GEN_AI_OPERATION_NAME']]} {event.model}",
+                context=trace.set_span_in_context(call.span),
+                kind=SpanKind.CLIENT,
+                attributes=attributes,
+            )
+        metric_attributes = base
+        with self._lock:
+            call.attempts.setdefault((event.provider, event.model, event.started), []).append((span, metric_attributes))
+
+    def _base(self, operation: str, event: AttemptStarted) -> dict[str, Any]:
+        """The attributes every attempt of one operation, route and target shares (spans and metrics)."""
+        base: dict[str, Any] = {
+            N["GEN_AI_OPERATION_NAME"]: _GENAI_OPERATION[operation],
             N["GEN_AI_REQUEST_MODEL"]: event.model,
             "turnout.provider": event.provider,
             "turnout.route.alias": event.route,
         }
         if event.target is not None:
-            attributes[N["GEN_AI_PROVIDER_NAME"]] = event.target.config.type
-            attributes.update(self._server(event.target))
-        metric_attributes = dict(attributes)
-        if call.operation == "stream":
-            attributes[N["GEN_AI_REQUEST_STREAM"]] = True
-        _request_attributes(attributes, event.request)
-        if self.capture_content and isinstance(event.request, ChatRequest):
-            attributes[N["GEN_AI_INPUT_MESSAGES"]] = json.dumps([_message(m) for m in event.request.messages])
-        span = self._tracer.start_span(
-            f"{operation} {event.model}",
-            context=trace.set_span_in_context(call.span),
-            kind=SpanKind.CLIENT,
-            attributes=attributes,
-        )
-        with self._lock:
-            call.attempts.setdefault((event.provider, event.model, event.started), []).append((span, metric_attributes))
+            base[N["GEN_AI_PROVIDER_NAME"]] = event.target.config.type
+            base.update(_server(event.target))
+        self._bases[(operation, event.route, event.provider, event.model)] = base
+        return base
 
-    def _take(self, call_id: int, provider: str, model: str, started: float) -> tuple[Span, dict[str, Any]] | None:
+    def _take(
+        self, call_id: int, provider: str, model: str, started: float
+    ) -> tuple[Span | None, dict[str, Any]] | None:
         with self._lock:
             call = self._calls.get(call_id)
             if call is None:
@@ -243,47 +261,66 @@ class Telemetry:
     def _attempt_finished(self, event: AttemptFinished) -> None:
         attempt = event.attempt
         if attempt.skipped:
-            with self._lock:
-                call = self._calls.get(event.call_id)
-            if call is not None:
-                call.span.add_event(
-                    "turnout.target_skipped",
-                    {
-                        "turnout.provider": attempt.provider,
-                        N["GEN_AI_REQUEST_MODEL"]: attempt.model,
-                        N["ERROR_TYPE"]: attempt.outcome,
-                        "turnout.reason": attempt.error or "",
-                    },
-                )
+            self._skipped(event)
             return
         taken = self._take(event.call_id, attempt.provider, attempt.model, event.started)
         if taken is None:
             return
         span, metric_attributes = taken
-        span.set_attribute("turnout.outcome", attempt.outcome)
         reply = event.response
         if reply is not None:
-            _response_attributes(span, reply, self.capture_content)
             if reply.model:
-                metric_attributes[N["GEN_AI_RESPONSE_MODEL"]] = reply.model
+                metric_attributes = {**metric_attributes, N["GEN_AI_RESPONSE_MODEL"]: reply.model}
             self._record_tokens(reply.usage.prompt_tokens, reply.usage.completion_tokens, metric_attributes)
         if event.first_chunk is not None:
-            span.set_attribute(N["GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK"], event.first_chunk)
             self._first_chunk.record(event.first_chunk, metric_attributes)
+        if event.error is not None:
+            metric_attributes = {**metric_attributes, N["ERROR_TYPE"]: attempt.outcome}
+        self._duration.record(attempt.latency, metric_attributes)
+        if span is not None:
+            self._end_attempt(span, event)
+
+    def _end_attempt(self, span: Span, event: AttemptFinished) -> None:
+        attempt = event.attempt
+        span.set_attribute("turnout.outcome", attempt.outcome)
+        if event.response is not None:
+            _response_attributes(span, event.response, self.capture_content)
+        if event.first_chunk is not None:
+            span.set_attribute(N["GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK"], event.first_chunk)
         if event.error is not None:
             span.set_attribute(N["ERROR_TYPE"], attempt.outcome)
             if attempt.status_code is not None:
                 span.set_attribute("http.response.status_code", attempt.status_code)
             span.set_status(Status(StatusCode.ERROR, _describe(event.error)))
-            metric_attributes[N["ERROR_TYPE"]] = attempt.outcome
-        self._duration.record(attempt.latency, metric_attributes)
         span.end()
+
+    def _skipped(self, event: AttemptFinished) -> None:
+        """A target skipped before sending: an event on the call span."""
+        attempt = event.attempt
+        with self._lock:
+            call = self._calls.get(event.call_id)
+        if call is not None and call.recording:
+            call.span.add_event(
+                "turnout.target_skipped",
+                {
+                    "turnout.provider": attempt.provider,
+                    N["GEN_AI_REQUEST_MODEL"]: attempt.model,
+                    N["ERROR_TYPE"]: attempt.outcome,
+                    "turnout.reason": attempt.error or "",
+                },
+            )
 
     def _abandoned(self, event: StreamAbandoned) -> None:
         taken = self._take(event.call_id, event.provider, event.model, event.started)
         if taken is None:
             return
         span, metric_attributes = taken
+        if event.first_chunk is not None:
+            self._first_chunk.record(event.first_chunk, metric_attributes)
+        if not event.usage.estimated:
+            self._record_tokens(event.usage.prompt_tokens, event.usage.completion_tokens, metric_attributes)
+        if span is None:
+            return
         span.set_attribute("turnout.outcome", "abandoned")
         span.set_attribute("turnout.usage_estimated", event.usage.estimated)
         if event.usage.prompt_tokens is not None:
@@ -292,15 +329,12 @@ class Telemetry:
             span.set_attribute(N["GEN_AI_USAGE_OUTPUT_TOKENS"], event.usage.completion_tokens)
         if event.first_chunk is not None:
             span.set_attribute(N["GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK"], event.first_chunk)
-            self._first_chunk.record(event.first_chunk, metric_attributes)
-        if not event.usage.estimated:
-            self._record_tokens(event.usage.prompt_tokens, event.usage.completion_tokens, metric_attributes)
         span.end()
 
     def _retry(self, event: RetryScheduled) -> None:
         with self._lock:
             call = self._calls.get(event.call_id)
-        if call is not None:
+        if call is not None and call.recording:
             call.span.add_event(
                 "turnout.retry",
                 {
@@ -321,19 +355,17 @@ class Telemetry:
         if completion is not None:
             self._tokens.record(completion, {**attributes, key: "output"})
 
-    def _server(self, provider: Provider) -> dict[str, Any]:
-        """``server.address`` / ``server.port`` of a provider's base URL (parsed once per provider)."""
-        found = self._servers.get(provider.name)
-        if found is None:
-            base = getattr(provider, "base_url", None) or provider.config.base_url
-            found = {}
-            if isinstance(base, str):
-                parts = urlsplit(base)
-                if parts.hostname:
-                    found[N["SERVER_ADDRESS"]] = parts.hostname
-                    found[N["SERVER_PORT"]] = parts.port or (443 if parts.scheme == "https" else 80)
-            self._servers[provider.name] = found
-        return found
+
+def _server(provider: Provider) -> dict[str, Any]:
+    """``server.address`` / ``server.port`` of a provider's base URL."""
+    base = getattr(provider, "base_url", None) or provider.config.base_url
+    found: dict[str, Any] = {}
+    if isinstance(base, str):
+        parts = urlsplit(base)
+        if parts.hostname:
+            found[N["SERVER_ADDRESS"]] = parts.hostname
+            found[N["SERVER_PORT"]] = parts.port or (443 if parts.scheme == "https" else 80)
+    return found
 
 
 def _request_attributes(attributes: dict[str, Any], request: ChatRequest | EmbeddingRequest | None) -> None:
