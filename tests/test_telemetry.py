@@ -24,7 +24,7 @@ import turnout
 from turnout import AsyncClient, ChatResponse, Client
 from turnout.testing import FakeClock, FakeServer, Fault, Reply, ToolCallSpec
 
-from .conftest import LLAMA, make_config
+from .conftest import CANARY_KEY, LLAMA, make_config
 
 _EXPORTER = InMemorySpanExporter()
 _READER = InMemoryMetricReader(
@@ -113,6 +113,10 @@ def test_a_fallback_gives_one_call_span_with_two_attempt_children(
     assert sorted(str(p.attributes.get(error_attributes.ERROR_TYPE)) for p in durations) == ["None", "ServerError"]
     tokens = {p.attributes[genai.GEN_AI_TOKEN_TYPE]: p.sum for p in points[gen_ai_metrics.GEN_AI_CLIENT_TOKEN_USAGE]}
     assert tokens == {"input": reply.usage.prompt_tokens, "output": reply.usage.completion_tokens}
+    for span in spans.get_finished_spans():  # the canary API key is in no span
+        assert CANARY_KEY not in repr(dict(span.attributes or {})) + repr(
+            [dict(e.attributes or {}) for e in span.events]
+        )
     [cost] = points["turnout.client.cost"]
     assert cost.value == pytest.approx(float(reply.cost.total))
     assert cost.attributes == {
@@ -326,3 +330,17 @@ def test_a_call_without_telemetry_is_not_traced(
     with Client(make_config(fake_openai, fake_vllm)) as client:
         reply: ChatResponse = client.chat("fast", "Hi")
     assert reply.text and spans.get_finished_spans() == ()
+
+
+def test_a_hedged_call_has_both_sides_under_one_call_span(
+    spans: InMemorySpanExporter, fake_openai: FakeServer, fake_vllm: FakeServer, runner: Any
+) -> None:
+    config = make_config(fake_openai, fake_vllm)
+    config["models"]["fast"]["hedge_after"] = 0.05
+    fake_openai.enqueue(Reply("too late", delay=0.5))
+    reply = runner.chat(on(config), "fast", "Hi")
+    root, attempts = tree(spans)  # every attempt span is a child of the one call span
+    assert reply.provider == "local"
+    outcomes = {a.attributes["turnout.provider"]: a.attributes["turnout.outcome"] for a in attempts if a.attributes}
+    assert outcomes == {"openai": "cancelled", "local": "ok"}
+    assert root.attributes is not None and root.attributes["turnout.outcome"] == "ok"

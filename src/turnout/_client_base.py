@@ -78,9 +78,9 @@ class BaseClient:
 
         Events (`turnout.events`): `CallStarted`, `AttemptStarted`, `AttemptFinished`,
         `RetryScheduled`, `StreamAbandoned`, `CallFinished`. Callbacks run synchronously on the
-        calling thread (in the event loop, for `AsyncClient`; on a worker thread for the second
-        side of a hedged `Client` call), so keep them quick and never block; an exception in one
-        is logged and never reaches the call.
+        calling thread (in the event loop, for `AsyncClient`; on a worker thread for the attempts
+        of a hedged `Client` call), so keep them quick and never block; an exception in one is
+        logged and never reaches the call.
 
         Example:
             ```python

@@ -7,7 +7,7 @@ Events nobody subscribed to are not even built, so an unobserved call pays nothi
 
 Callbacks run synchronously where the event happens: on the calling thread for `Client`, in
 the event loop's task for `AsyncClient` (never awaited: a callback must not block), and, for a
-hedged `Client` call, on the hedge's worker thread for the attempts of its second side. Every
+hedged `Client` call, on the hedge's worker threads for its attempts. Every
 event of one call carries the same ``call_id`` (unique among the calls in flight), and an
 attempt's ``started`` (the clock's time when it was sent) pairs `AttemptStarted` with the
 `AttemptFinished` or `StreamAbandoned` that ends it.
