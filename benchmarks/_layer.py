@@ -101,7 +101,10 @@ def _telemetry_us(config: dict[str, Any], bare: float, provider_us: float, n: in
     except ImportError:
         return {"telemetry_noop_us": None, "telemetry_sdk_us": None}
     quiet = {**config, "ledger": {"enabled": False}}
-    noop = turnout.Client(config=quiet, telemetry=True)  # no provider set yet: the API's no-ops
+    try:
+        noop = turnout.Client(config=quiet, telemetry=True)  # no provider set yet: the API's no-ops
+    except TypeError:  # a turnout build from before telemetry (an A/B run)
+        return {"telemetry_noop_us": None, "telemetry_sdk_us": None}
     noop_us = _per_call_us(lambda: noop.chat(model="config-priced", messages=MESSAGES), n) - provider_us - bare
     exporter = InMemorySpanExporter()
     tracing = TracerProvider()

@@ -344,3 +344,12 @@ def test_a_hedged_call_has_both_sides_under_one_call_span(
     outcomes = {a.attributes["turnout.provider"]: a.attributes["turnout.outcome"] for a in attempts if a.attributes}
     assert outcomes == {"openai": "cancelled", "local": "ok"}
     assert root.attributes is not None and root.attributes["turnout.outcome"] == "ok"
+
+
+def test_without_the_conventions_package_the_pinned_names_are_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    from turnout import _semconv
+
+    for path in _semconv._MODULES:
+        monkeypatch.setitem(sys.modules, path, None)  # as if opentelemetry-semantic-conventions were absent
+    monkeypatch.setattr(_semconv, "_PINNED", {**_semconv._PINNED, "ERROR_TYPE": "pinned.error.type"})
+    assert _semconv.names()["ERROR_TYPE"] == "pinned.error.type"
