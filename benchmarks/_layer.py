@@ -5,14 +5,18 @@ route (the first succeeds) times what turnout adds on the success path: argument
 routing, retry/fallback bookkeeping, pricing and the spend ledger. The layer is timed with the
 ledger on and off (their difference is the ledger's cost); argument checks (``ChatRequest``)
 and pricing (``Pricing.cost``) are also timed alone; what is left of the layer without the
-ledger is the routing and retry/fallback bookkeeping. Runs only in an interpreter that has turnout.
+ledger is the routing and retry/fallback bookkeeping. Telemetry's cost is the layer (ledger
+off) with ``telemetry=True`` minus the layer without it, first with OpenTelemetry's no-op API
+providers, then with the SDK recording every span (in-memory exporter) and metric (in-memory
+reader); it is None where ``opentelemetry-sdk`` is not installed. Runs only in an interpreter
+that has turnout.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from _wire import COMPLETION_TOKENS, MESSAGES, MODEL, PROMPT_TOKENS, REPLY
 
@@ -85,6 +89,41 @@ def _pricing_us(client: turnout.Client, provider: str, n: int) -> float | None:
         return None
 
 
+def _telemetry_us(config: dict[str, Any], bare: float, provider_us: float, n: int) -> dict[str, float | None]:
+    """µs per call that telemetry adds: with the API's no-op providers, then with the SDK in memory."""
+    try:
+        from opentelemetry import metrics, trace
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    except ImportError:
+        return {"telemetry_noop_us": None, "telemetry_sdk_us": None}
+    quiet = {**config, "ledger": {"enabled": False}}
+    try:
+        noop = turnout.Client(config=quiet, telemetry=True)  # no provider set yet: the API's no-ops
+    except TypeError:  # a turnout build from before telemetry (an A/B run)
+        return {"telemetry_noop_us": None, "telemetry_sdk_us": None}
+    noop_us = _per_call_us(lambda: noop.chat(model="config-priced", messages=MESSAGES), n) - provider_us - bare
+    exporter = InMemorySpanExporter()
+    tracing = TracerProvider()
+    tracing.add_span_processor(SimpleSpanProcessor(exporter))
+    trace.set_tracer_provider(tracing)
+    metrics.set_meter_provider(MeterProvider(metric_readers=[InMemoryMetricReader()]))
+    sdk = turnout.Client(config=quiet, telemetry=True)
+    calls = [0]
+
+    def traced() -> None:
+        sdk.chat(model="config-priced", messages=MESSAGES)
+        calls[0] += 1
+        if calls[0] % 1000 == 0:
+            exporter.clear()  # keep memory flat; the spans were recorded all the same
+
+    sdk_us = _per_call_us(traced, n) - provider_us - bare
+    return {"telemetry_noop_us": noop_us, "telemetry_sdk_us": sdk_us}
+
+
 def measure(n: int = 5000) -> dict[str, float | None]:
     """µs per call that turnout adds above its provider (see `_per_call_us`)."""
     register("bench-stub", _Stub)
@@ -115,6 +154,7 @@ def measure(n: int = 5000) -> dict[str, float | None]:
     checks = _per_call_us(lambda: turnout.ChatRequest(messages=MESSAGES), n)  # type: ignore[arg-type]
     pricing = _pricing_us(client, "primary", n)
     return {
+        **_telemetry_us(config, bare, provider_us, n),
         "layer_us": layer,
         "layer_catalogue_us": _per_call_us(lambda: client.chat(model="catalogue-priced", messages=MESSAGES), n // 10)
         - provider_us,

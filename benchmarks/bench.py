@@ -76,6 +76,8 @@ LAYER = [
     ("pricing_us", "Pricing.cost alone, config price"),
     ("pricing_catalogue_us", "Pricing.cost alone, genai-prices catalogue price"),
     ("bookkeeping_us", "routing + retry/fallback bookkeeping = layer without ledger − checks − pricing"),
+    ("telemetry_noop_us", "telemetry on, OpenTelemetry API without an SDK (no-op) = layer with it − without"),
+    ("telemetry_sdk_us", "telemetry on, SDK recording spans (in-memory exporter) and metrics = layer with − without"),
 ]
 
 

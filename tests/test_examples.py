@@ -68,6 +68,15 @@ EXPECTED = {
         "rounds: 2, tokens: ",
         "sent: ['city']",
     ],
+    "telemetry.py": [
+        "span 'chat gpt-4o-mini' (ERROR) gen_ai.provider.name=openai, error.type=ServerError",
+        "span 'chat llama' (UNSET) gen_ai.provider.name=vllm, gen_ai.usage.input_tokens=8",
+        "span 'chat chat' (UNSET) turnout.attempts=2, turnout.fell_back=True",
+        "hook: chat cost 0.0000010",
+        "span 'stream chat' (UNSET) turnout.attempts=1",
+        "metric gen_ai.client.token.usage [{token}]",
+        "metric gen_ai.client.operation.time_to_first_chunk [s]: 1 series",
+    ],
     "fallback_and_errors.py": [
         "primary:gpt-4o-mini -> ServerError",
         "backup:llama -> ok",

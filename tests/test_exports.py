@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -33,6 +34,23 @@ def test_import_is_lazy() -> None:
     code = f"import sys, turnout; print(','.join(m for m in {heavy} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == ""
+
+
+def test_telemetry_off_imports_no_opentelemetry(tmp_path: Path) -> None:
+    """A client without telemetry imports neither OpenTelemetry nor turnout's telemetry, even after a call."""
+    code = (
+        "import sys, turnout\n"
+        "from turnout.testing import FakeServer\n"
+        "with FakeServer(flavor='openai') as s:\n"
+        "    config = {'providers': {'p': {'type': 'openai', 'base_url': s.base_url, 'api_key': 'k'}}}\n"
+        "    with turnout.Client(config) as c:\n"
+        "        c.chat('p:gpt-4o-mini', 'Hi')\n"
+        "names = ('opentelemetry', 'turnout._telemetry', 'turnout._semconv')\n"
+        "print(','.join(m for m in sys.modules if m.startswith(names)))"
+    )
+    env = {**os.environ, "TURNOUT_LEDGER": str(tmp_path / "ledger.sqlite3")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env).stdout
+    assert out.strip() == ""
 
 
 def test_import_does_not_need_the_network() -> None:

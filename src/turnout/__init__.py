@@ -54,7 +54,7 @@ if TYPE_CHECKING:
         TurnoutError,
         UnsupportedFeatureError,
     )
-    from .events import AttemptFinished, AttemptStarted, CallFinished, StreamAbandoned
+    from .events import AttemptFinished, AttemptStarted, CallFinished, CallStarted, RetryScheduled, StreamAbandoned
     from .options import ProviderOptions, TGIGrammar, TGIOptions, VLLMOptions, VLLMStructuredOutputs
     from .policies.breaker import TargetHealth
     from .pricing import CostUnknownWarning
@@ -93,6 +93,7 @@ __all__ = [
     "BudgetExceededError",
     "BudgetStatus",
     "CallFinished",
+    "CallStarted",
     "ChatChunk",
     "ChatRequest",
     "ChatResponse",
@@ -125,6 +126,7 @@ __all__ = [
     "QuotaExceededError",
     "RateLimitError",
     "ResponseValidationError",
+    "RetryScheduled",
     "ServerError",
     "StreamAbandoned",
     "StreamInterruptedError",
@@ -184,7 +186,7 @@ _HOMES = {
         "TurnoutError",
         "UnsupportedFeatureError",
     ),
-    "events": ("AttemptFinished", "AttemptStarted", "CallFinished", "StreamAbandoned"),
+    "events": ("AttemptFinished", "AttemptStarted", "CallFinished", "CallStarted", "RetryScheduled", "StreamAbandoned"),
     "options": ("ProviderOptions", "TGIGrammar", "TGIOptions", "VLLMOptions", "VLLMStructuredOutputs"),
     "policies.breaker": ("TargetHealth",),
     "pricing": ("CostUnknownWarning",),

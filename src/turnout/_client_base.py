@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Literal, Self
+from typing import TYPE_CHECKING, Any, Literal, Self
 
 from pydantic import BaseModel, ValidationError
 from typing_extensions import TypeVar
@@ -24,6 +25,9 @@ from .pricing import Pricing
 from .provider import Provider
 from .types import ChatRequest, JSONObject, Message, MessageInput, normalize_messages
 
+if TYPE_CHECKING:
+    from ._telemetry import Telemetry
+
 __all__ = ["BaseClient", "ConfigInput", "Messages", "ModelT", "ToolChoice", "call_options"]
 
 ConfigInput = Config | Mapping[str, Any] | str | os.PathLike[str] | None
@@ -36,7 +40,14 @@ ModelT = TypeVar("ModelT", bound=BaseModel, default=Any)
 class BaseClient:
     """Configuration, routing and argument checking shared by both clients."""
 
-    def __init__(self, config: ConfigInput = None, *, clock: Clock | None = None, budget: Budget | None = None) -> None:
+    def __init__(
+        self,
+        config: ConfigInput = None,
+        *,
+        clock: Clock | None = None,
+        budget: Budget | None = None,
+        telemetry: bool | None = None,
+    ) -> None:
         """Create a client.
 
         Args:
@@ -45,6 +56,12 @@ class BaseClient:
                 one provider, ``openai`` (``$OPENAI_BASE_URL`` honoured), and bare OpenAI model ids.
             clock: where retries and deadlines read the time and sleep (tests pass a fake one).
             budget: a spending limit on every call (replaces the config's ``[budget]``).
+            telemetry: emit OpenTelemetry spans and metrics (True/False replaces the config's
+                ``[telemetry] enabled``; needs ``pip install 'turnout[otel]'``).
+
+        Raises:
+            ConfigError: the config is invalid, telemetry is on without ``opentelemetry-api``,
+                or a ``[hooks]`` function cannot be imported.
         """
         self.config, self._bare_provider = _resolve_config(config)
         self._pricing = Pricing(self.config.prices)
@@ -54,13 +71,17 @@ class BaseClient:
         path = ledger_path(self.config.ledger)
         self._ledger = None if path is None else Ledger(path)
         self._state = RouteState(clock or SystemClock(), self._pricing, self.budgets, self._ledger)
+        self._telemetry = _start_telemetry(self.config, telemetry, self._state)
+        _attach_hooks(self.config, self._state)
 
     def on(self, event: type[E], callback: Callable[[E], object]) -> None:
         """Call ``callback(event)`` for every event of that type from this client's calls.
 
-        Events (`turnout.events`): `AttemptStarted`, `AttemptFinished`, `StreamAbandoned`,
-        `CallFinished`. Callbacks run on the calling thread (the event loop's, for `AsyncClient`),
-        so keep them quick; an exception in one is logged and never reaches the call.
+        Events (`turnout.events`): `CallStarted`, `AttemptStarted`, `AttemptFinished`,
+        `RetryScheduled`, `StreamAbandoned`, `CallFinished`. Callbacks run synchronously on the
+        calling thread (in the event loop, for `AsyncClient`; on a worker thread for the attempts
+        of a hedged `Client` call), so keep them quick and never block; an exception in one is
+        logged and never reaches the call.
 
         Example:
             ```python
@@ -192,6 +213,50 @@ def call_options(arguments: dict[str, Any]) -> dict[str, Any]:
 
 
 _NOT_TOOL_OPTIONS = _NOT_OPTIONS | {"tools", "max_rounds", "on_error"}
+
+
+def _start_telemetry(config: Config, enabled: bool | None, state: RouteState) -> Telemetry | None:
+    """Spans and metrics subscribed to the client's events, when telemetry is on (else nothing is imported)."""
+    if not (config.telemetry.enabled if enabled is None else enabled):
+        return None
+    try:
+        from ._telemetry import Telemetry
+    except ImportError as exc:
+        raise ConfigError(
+            f"telemetry is enabled but OpenTelemetry cannot be imported ({exc}): "
+            "pip install 'turnout[otel]', or turn it off ([telemetry] enabled = false, telemetry=False)."
+        ) from None
+    found = Telemetry(config.telemetry.capture_content)
+    found.subscribe(state.events)
+    return found
+
+
+_HOOK_EVENTS = {
+    "on_call_started": "CallStarted",
+    "on_attempt_started": "AttemptStarted",
+    "on_attempt_finished": "AttemptFinished",
+    "on_retry_scheduled": "RetryScheduled",
+    "on_stream_abandoned": "StreamAbandoned",
+    "on_call_finished": "CallFinished",
+}
+
+
+def _attach_hooks(config: Config, state: RouteState) -> None:
+    """Subscribe the functions named in ``[hooks]`` (``"package.module:function"``)."""
+    from .engine import events
+
+    for key, kind in _HOOK_EVENTS.items():
+        for ref in getattr(config.hooks, key):
+            module, _, name = ref.partition(":")
+            try:
+                function = getattr(importlib.import_module(module), name)
+            except (ImportError, AttributeError) as exc:
+                raise ConfigError(
+                    f"hooks.{key}: cannot import {ref!r} ({exc}). Fix the module path or the name."
+                ) from None
+            if not callable(function):
+                raise ConfigError(f"hooks.{key}: {ref!r} is not callable.")
+            state.events.subscribe(getattr(events, kind), function)
 
 
 def _budgets(config: Config, budget: Budget | None) -> Budgets | None:

@@ -241,7 +241,12 @@ class Client(BaseClient):
         runnable = _tool_run.tool_map(tools, need_sync=True)
         msgs, options = self._tool_run_args(messages, arguments)
         send = partial(self.chat, model)
-        return _tool_run.run(send, msgs, runnable, max_rounds=max_rounds, on_error=on_error, options=options)
+        if self._telemetry is None:
+            return _tool_run.run(send, msgs, runnable, max_rounds=max_rounds, on_error=on_error, options=options)
+        with self._telemetry.tool_run(model) as note:
+            run = _tool_run.run(send, msgs, runnable, max_rounds=max_rounds, on_error=on_error, options=options)
+            note(run)
+            return run
 
     def estimate_cost(
         self, model: str, messages: Messages, *, max_tokens: int | None = None, n: int | None = None
@@ -442,7 +447,12 @@ class AsyncClient(BaseClient):
         runnable = _tool_run.tool_map(tools, need_sync=False)
         msgs, options = self._tool_run_args(messages, arguments)
         send = partial(self.chat, model)
-        return await _tool_run.arun(send, msgs, runnable, max_rounds=max_rounds, on_error=on_error, options=options)
+        if self._telemetry is None:
+            return await _tool_run.arun(send, msgs, runnable, max_rounds=max_rounds, on_error=on_error, options=options)
+        with self._telemetry.tool_run(model) as note:
+            run = await _tool_run.arun(send, msgs, runnable, max_rounds=max_rounds, on_error=on_error, options=options)
+            note(run)
+            return run
 
     async def estimate_cost(
         self, model: str, messages: Messages, *, max_tokens: int | None = None, n: int | None = None

@@ -39,10 +39,12 @@ from .policies.route import RoutePolicy
 
 __all__ = [
     "Config",
+    "HooksConfig",
     "ModelRoute",
     "Price",
     "ProviderConfig",
     "RoutePolicy",
+    "TelemetryConfig",
     "config_json_schema",
     "find_config_file",
     "hourly_price",
@@ -202,6 +204,40 @@ def _decimal(value: Any) -> Decimal:
         raise ValueError(f"{value!r} is not a number") from None
 
 
+class TelemetryConfig(BaseModel):
+    """``[telemetry]``: OpenTelemetry spans and metrics of every call (``turnout[otel]``; docs/observability.md)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = Field(default=False, description="emit GenAI spans and metrics through the application's providers")
+    capture_content: bool = Field(
+        default=False, description="also record prompts and completions on the spans (they may hold personal data)"
+    )
+
+
+class HooksConfig(BaseModel):
+    """``[hooks]``: functions called with each event, as ``"package.module:function"`` (docs/observability.md)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    on_call_started: list[str] = Field(default_factory=list, description="called with each CallStarted")
+    on_attempt_started: list[str] = Field(default_factory=list, description="called with each AttemptStarted")
+    on_attempt_finished: list[str] = Field(default_factory=list, description="called with each AttemptFinished")
+    on_retry_scheduled: list[str] = Field(default_factory=list, description="called with each RetryScheduled")
+    on_stream_abandoned: list[str] = Field(default_factory=list, description="called with each StreamAbandoned")
+    on_call_finished: list[str] = Field(default_factory=list, description="called with each CallFinished")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _check_refs(cls, value: Any) -> Any:
+        refs = [value] if isinstance(value, str) else value
+        for ref in refs if isinstance(refs, list) else ():
+            module, sep, name = str(ref).partition(":")
+            if not (sep and module and name):
+                raise ValueError(f"{ref!r} is not 'package.module:function'")
+        return refs
+
+
 class Config(BaseModel):
     """A whole turnout configuration.
 
@@ -216,6 +252,8 @@ class Config(BaseModel):
     defaults: RoutePolicy = Field(default_factory=RoutePolicy, description="policy of every route unless it says")
     budget: Budget | None = Field(default=None, description="a spending limit on every call of the client")
     ledger: LedgerConfig = Field(default_factory=LedgerConfig, description="the spend ledger (SQLite)")
+    telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig, description="OpenTelemetry spans and metrics")
+    hooks: HooksConfig = Field(default_factory=HooksConfig, description="event callbacks named in the config")
 
     def policy(self, alias: str | None) -> RoutePolicy:
         """The effective policy of a model alias (``[defaults]`` overlaid with what the alias sets)."""

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from .call import Call, ChatCall, EmbedCall, should_fall_back
 from .drive import adrive, adrive_stream, drive, drive_stream
-from .events import AttemptFinished, AttemptStarted, CallFinished, Events, StreamAbandoned
+from .events import AttemptFinished, AttemptStarted, CallFinished, CallStarted, Events, RetryScheduled, StreamAbandoned
 from .flow import attempts, call_flow, embed_target, stream_attempts
 from .hooks import CallHook, ReplyCheck
 from .state import RouteState, Target
@@ -30,10 +30,12 @@ __all__ = [
     "Call",
     "CallFinished",
     "CallHook",
+    "CallStarted",
     "ChatCall",
     "EmbedCall",
     "Events",
     "ReplyCheck",
+    "RetryScheduled",
     "RouteState",
     "StreamAbandoned",
     "Target",

@@ -32,6 +32,7 @@ class Accumulator:
         "_clock",
         "_deadline",
         "finish",
+        "first",
         "has_content",
         "in_tool_call",
         "legacy",
@@ -50,6 +51,8 @@ class Accumulator:
         self.model: str | None = None
         self.has_content = False
         self.in_tool_call = False
+        self.first: float | None = None
+        """The clock's time when the first chunk came (for time to first chunk), or None."""
         self._clock, self._deadline = clock, deadline
 
     def add(self, chunk: ChatChunk) -> ChatChunk:
@@ -58,8 +61,8 @@ class Accumulator:
         Raises:
             APITimeoutError: the call's deadline passed while the stream was still sending.
         """
-        if self._deadline is not None and self._clock is not None and self._clock.now() > self._deadline:
-            raise APITimeoutError("the call's deadline passed while the stream was still sending")
+        if self._clock is not None and (self.first is None or self._deadline is not None):
+            self._tick(self._clock.now())
         if chunk.usage is not None:
             self.usage = chunk.usage
         if chunk.model:
@@ -69,8 +72,26 @@ class Accumulator:
             self.has_content = True
         if chunk.finish_reason is not None:
             self.finish[chunk.index] = chunk.finish_reason
+        if chunk.tool_calls or chunk.function_call is not None:
+            self._add_calls(chunk)
+        if chunk.finish_reason is not None and chunk.index in self.tools:
+            finish = tool_calls_finish(chunk.finish_reason, True)
+            if finish != chunk.finish_reason:
+                self.finish[chunk.index] = finish
+                return chunk.model_copy(update={"finish_reason": finish})
+        return chunk
+
+    def _tick(self, now: float) -> None:
+        """Note the first chunk's time; end a stream still sending past the call's deadline."""
+        if self.first is None:
+            self.first = now
+        if self._deadline is not None and now > self._deadline:
+            raise APITimeoutError("the call's deadline passed while the stream was still sending")
+
+    def _add_calls(self, chunk: ChatChunk) -> None:
+        """Join tool-call fragments (and a legacy ``function_call``'s) by index."""
+        self.has_content = self.in_tool_call = True
         for delta in chunk.tool_calls:
-            self.has_content = self.in_tool_call = True
             call = self.tools.setdefault(chunk.index, {}).setdefault(
                 delta.index, {"id": "", "name": "", "args": "", "type": "function"}
             )
@@ -79,16 +100,9 @@ class Accumulator:
             call["args"] += delta.arguments
             call["type"] = delta.type or call["type"]
         if chunk.function_call is not None:
-            self.has_content = self.in_tool_call = True
             legacy = self.legacy.setdefault(chunk.index, {"name": "", "args": ""})
             legacy["name"] = chunk.function_call.name or legacy["name"]
             legacy["args"] += chunk.function_call.arguments
-        if chunk.finish_reason is not None and chunk.index in self.tools:
-            finish = tool_calls_finish(chunk.finish_reason, True)
-            if finish != chunk.finish_reason:
-                self.finish[chunk.index] = finish
-                return chunk.model_copy(update={"finish_reason": finish})
-        return chunk
 
     def text(self, index: int = 0) -> str:
         """The text delivered so far for choice ``index``."""

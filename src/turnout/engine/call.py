@@ -29,7 +29,15 @@ from ..errors import (
 )
 from ..policies.route import FallbackOn, RoutePolicy
 from ..types import Attempt, ChatRequest, ChatResponse, Cost, Usage
-from .events import AttemptFinished, AttemptStarted, CallFinished, StreamAbandoned
+from .events import (
+    AttemptFinished,
+    AttemptStarted,
+    CallFinished,
+    CallStarted,
+    Operation,
+    RetryScheduled,
+    StreamAbandoned,
+)
 from .state import Retries, RouteState, Target, label
 
 if TYPE_CHECKING:
@@ -99,6 +107,12 @@ class Call(Generic[RequestT, ResponseT]):
         self.cost_unknown = False
         self._hold: Reservation | None = None
 
+    def begin(self, operation: Operation) -> None:
+        """Publish `CallStarted` (for subscribers such as telemetry), once the budget hold is taken."""
+        events = self.state.events
+        if events.wants(CallStarted):
+            events.publish(CallStarted(self.route, operation, self.request, id(self)))
+
     # -- money ----------------------------------------------------------------------------------
 
     def worst_case(self) -> Decimal:
@@ -133,6 +147,8 @@ class Call(Generic[RequestT, ResponseT]):
         A failed call spends what it paid for (rejected replies, a stream left early) and frees
         the rest; a stream cut after content without usage spends the whole hold.
         """
+        if logger.isEnabledFor(logging.DEBUG):
+            self._log_finish(response, error)
         events = self.state.events
         if not events.wants(CallFinished):
             return
@@ -157,7 +173,27 @@ class Call(Generic[RequestT, ResponseT]):
                 cost,
                 cost_unknown and not self.paid,
                 self._hold,
+                id(self),
             )
+        )
+
+    def _log_finish(self, response: ResponseT | None, error: BaseException | None) -> None:
+        cost = None if response is None or response.cost is None else str(response.cost.total)
+        outcome = "ok" if error is None else type(error).__name__
+        latency = self.clock.now() - self.started
+        logger.debug(
+            "route %s: call %s after %d attempt(s) in %.3fs",
+            self.route,
+            outcome,
+            len(self.attempts),
+            latency,
+            extra={
+                "alias": self.route,
+                "outcome": outcome,
+                "attempt": len(self.attempts),
+                "latency": latency,
+                "cost": cost,
+            },
         )
 
     # -- time -----------------------------------------------------------------------------------
@@ -221,6 +257,12 @@ class Call(Generic[RequestT, ResponseT]):
         """After a target's last attempt: None to fall back to the next target, else the error to raise."""
         self.errors.append(exc)
         fall_back = more and should_fall_back(exc, self.policy.fallback_on)
+        extra = {
+            "alias": self.route,
+            "target": f"{exc.provider}:{exc.model}",
+            "attempt": len(self.attempts),
+            "outcome": type(exc).__name__,
+        }
         if fall_back:
             logger.info(
                 "route %s: %s:%s gave %s; falling back to the next target",
@@ -228,9 +270,12 @@ class Call(Generic[RequestT, ResponseT]):
                 exc.provider,
                 exc.model,
                 type(exc).__name__,
+                extra=extra,
             )
             return None
-        logger.debug("route %s: %s:%s gave %s; giving up", self.route, exc.provider, exc.model, type(exc).__name__)
+        logger.debug(
+            "route %s: %s:%s gave %s; giving up", self.route, exc.provider, exc.model, type(exc).__name__, extra=extra
+        )
         if exc.after_content or more:
             return exc
         return self.exhausted()
@@ -252,14 +297,21 @@ class Call(Generic[RequestT, ResponseT]):
     def retries(self, provider: Provider, model: str) -> Retries:
         """The retry decisions for one target, made after its first failure (the success path skips them)."""
         name = label(provider, model)
-        return Retries(
-            self.policy,
-            self.remaining,
-            self.state.budget(name, self.policy),
-            lambda seconds, attempt: logger.debug(
-                "route %s: retrying %s in %.3fs (attempt %d failed)", self.route, name, seconds, attempt
-            ),
-        )
+
+        def note(seconds: float, attempt: int, exc: ProviderError) -> None:
+            logger.debug(
+                "route %s: retrying %s in %.3fs (attempt %d failed)",
+                self.route,
+                name,
+                seconds,
+                attempt,
+                extra={"alias": self.route, "target": name, "attempt": attempt, "outcome": type(exc).__name__},
+            )
+            events = self.state.events
+            if events.wants(RetryScheduled):
+                events.publish(RetryScheduled(self.route, provider.name, model, seconds, attempt, exc, id(self)))
+
+        return Retries(self.policy, self.remaining, self.state.budget(name, self.policy), note)
 
     def check(self, provider: Provider, model: str) -> ReplyCheck | None:
         """A hook's check of this target's replies (``response_model``), or None."""
@@ -269,27 +321,39 @@ class Call(Generic[RequestT, ResponseT]):
                 return found
         return None
 
-    def starting(self, provider: Provider, model: str) -> float:
-        """Note that an attempt starts now (an event for subscribers); return the start time."""
+    def starting(self, provider: Provider, model: str, request: RequestT | None = None) -> float:
+        """Note that an attempt sending ``request`` starts now (an event for subscribers); return the start time."""
+        started = self.clock.now()
         events = self.state.events
         if events.wants(AttemptStarted):
-            events.publish(AttemptStarted(self.route, provider.name, model))
-        return self.clock.now()
+            events.publish(AttemptStarted(self.route, provider.name, model, request, provider, started, id(self)))
+        return started
 
     def validate(self, provider: Provider, model: str, request: RequestT, reply: ResponseT) -> None:
         """Check a reply before accepting it (raise a `ProviderError` to count the attempt as failed)."""
 
     def attempt_failed(self, provider: Provider, model: str, exc: ProviderError, started: float) -> None:
         """Record one failed attempt and tell the target's breaker when the failure is the target's."""
-        self._record(provider.name, model, exc, self.clock.now() - started)
+        self._record(provider.name, model, exc, self.clock.now() - started, started=started)
         breaker = self.state.breaker(label(provider, model), self.policy)
         if exc.retryable or isinstance(exc, APIConnectionError):
             breaker.record(False, type(exc).__name__)
         else:
             breaker.record(True)
 
-    def record_success(self, provider: Provider, model: str, started: float) -> None:
-        """Record a successful attempt that started at ``started``: its attempt, circuit and latency."""
+    def record_success(
+        self,
+        provider: Provider,
+        model: str,
+        started: float,
+        reply: ResponseT | None = None,
+        first_chunk: float | None = None,
+    ) -> None:
+        """Record a successful attempt that started at ``started``: its attempt, circuit and latency.
+
+        ``reply`` (the target's, as it came) and ``first_chunk`` (a stream's time to its first
+        chunk) only go to `AttemptFinished` subscribers.
+        """
         latency = self.clock.now() - started
         name = label(provider, model)
         attempt = construct(
@@ -305,11 +369,15 @@ class Call(Generic[RequestT, ResponseT]):
         self.attempts.append(attempt)
         self.state.breaker(name, self.policy).record(True)
         self.state.observe(name, latency)
+        if logger.isEnabledFor(logging.DEBUG):
+            _log_attempt(self.route, attempt, len(self.attempts))
         events = self.state.events
         if events.wants(AttemptFinished):
-            events.publish(AttemptFinished(self.route, attempt))
+            events.publish(AttemptFinished(self.route, attempt, reply, None, started, first_chunk, id(self)))
 
-    def accepted(self, provider: Provider, model: str, started: float, reply: ResponseT) -> ResponseT:
+    def accepted(
+        self, provider: Provider, model: str, started: float, reply: ResponseT, first_chunk: float | None = None
+    ) -> ResponseT:
         """A target's reply is accepted: record it and return the reply the flow goes on with."""
         raise NotImplementedError
 
@@ -326,7 +394,15 @@ class Call(Generic[RequestT, ResponseT]):
         )
         return cast("ResponseT", reply.model_copy(update={"attempts": list(self.attempts)}))
 
-    def _record(self, provider: str, model: str, exc: ProviderError, latency: float, skipped: bool = False) -> None:
+    def _record(
+        self,
+        provider: str,
+        model: str,
+        exc: ProviderError,
+        latency: float,
+        skipped: bool = False,
+        started: float = 0.0,
+    ) -> None:
         attempt = Attempt(
             provider=provider,
             model=model,
@@ -338,9 +414,11 @@ class Call(Generic[RequestT, ResponseT]):
         )
         self.attempts.append(attempt)
         exc.attempts = list(self.attempts)
+        if logger.isEnabledFor(logging.DEBUG):
+            _log_attempt(self.route, attempt, len(self.attempts))
         events = self.state.events
         if events.wants(AttemptFinished):
-            events.publish(AttemptFinished(self.route, attempt))
+            events.publish(AttemptFinished(self.route, attempt, None, exc, started, None, id(self)))
 
 
 class ChatCall(Call[ChatRequest, ChatResponse]):
@@ -387,9 +465,11 @@ class ChatCall(Call[ChatRequest, ChatResponse]):
             model=model,
         )
 
-    def accepted(self, provider: Provider, model: str, started: float, reply: ChatResponse) -> ChatResponse:
+    def accepted(
+        self, provider: Provider, model: str, started: float, reply: ChatResponse, first_chunk: float | None = None
+    ) -> ChatResponse:
         """Record the successful attempt; return the reply with its cost and attempts filled in."""
-        self.record_success(provider, model, started)
+        self.record_success(provider, model, started, reply, first_chunk)
         cost = self.state.pricing.cost(provider, model, reply.usage)
         update: dict[str, object] = {"attempts": list(self.attempts)}
         if self.paid:  # replies rejected by response_model before this one: paid for, so counted
@@ -453,7 +533,8 @@ class ChatCall(Call[ChatRequest, ChatResponse]):
             self.cost_unknown = True
         events = self.state.events
         if events.wants(StreamAbandoned):
-            events.publish(StreamAbandoned(self.route, provider.name, model, usage, cost))
+            first = None if acc.first is None else acc.first - started
+            events.publish(StreamAbandoned(self.route, provider.name, model, usage, cost, started, first, id(self)))
 
 
 class EmbedCall(Call["EmbeddingRequest", "EmbeddingResponse"]):
@@ -507,9 +588,16 @@ class EmbedCall(Call["EmbeddingRequest", "EmbeddingResponse"]):
                 model=model,
             )
 
-    def accepted(self, provider: Provider, model: str, started: float, reply: EmbeddingResponse) -> EmbeddingResponse:
+    def accepted(
+        self,
+        provider: Provider,
+        model: str,
+        started: float,
+        reply: EmbeddingResponse,
+        first_chunk: float | None = None,  # noqa: ARG002 - streams only
+    ) -> EmbeddingResponse:
         """One batch answered: record the attempt (the call is priced once all batches are in)."""
-        self.record_success(provider, model, started)
+        self.record_success(provider, model, started, reply)
         return reply
 
     def done(self, provider: Provider, model: str, parts: list[EmbeddingResponse]) -> EmbeddingResponse:
@@ -521,3 +609,22 @@ class EmbedCall(Call["EmbeddingRequest", "EmbeddingResponse"]):
         priced = usage if usage.completion_tokens is not None else usage.model_copy(update={"completion_tokens": 0})
         cost = self.state.pricing.cost(provider, model, priced) if usage.prompt_tokens is not None else None
         return joined.model_copy(update={"cost": cost, "attempts": list(self.attempts)})
+
+
+def _log_attempt(route: str, attempt: Attempt, number: int) -> None:
+    """One DEBUG record per attempt, its fields also as ``extra`` (for structured log handlers)."""
+    target = f"{attempt.provider}:{attempt.model}"
+    logger.debug(
+        "route %s: attempt on %s: %s in %.3fs",
+        route,
+        target,
+        attempt.outcome,
+        attempt.latency,
+        extra={
+            "alias": route,
+            "target": target,
+            "attempt": number,
+            "outcome": attempt.outcome,
+            "latency": attempt.latency,
+        },
+    )

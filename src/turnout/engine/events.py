@@ -1,8 +1,16 @@
 """What the engine tells the rest of turnout about a call: typed events and the bus that carries them.
 
 The ledger and the budgets subscribe to `CallFinished` instead of being called from inside the
-loop; an application can subscribe too (``client.on(CallFinished, callback)``). A subscriber's
-error is logged and never reaches the call. Events nobody subscribed to are not even built.
+loop; an application can subscribe too (``client.on(CallFinished, callback)``), and so does
+telemetry (`turnout._telemetry`). A subscriber's error is logged and never reaches the call.
+Events nobody subscribed to are not even built, so an unobserved call pays nothing for them.
+
+Callbacks run synchronously where the event happens: on the calling thread for `Client`, in
+the event loop's task for `AsyncClient` (never awaited: a callback must not block), and, for a
+hedged `Client` call, on the hedge's worker threads for its attempts. Every
+event of one call carries the same ``call_id`` (unique among the calls in flight), and an
+attempt's ``started`` (the clock's time when it was sent) pairs `AttemptStarted` with the
+`AttemptFinished` or `StreamAbandoned` that ends it.
 """
 
 from __future__ import annotations
@@ -10,33 +18,95 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar
 
 if TYPE_CHECKING:
     from ..budget import Reservation
-    from ..embeddings import EmbeddingResponse
-    from ..types import Attempt, ChatResponse, Cost, Usage
+    from ..embeddings import EmbeddingRequest, EmbeddingResponse
+    from ..errors import ProviderError
+    from ..provider import Provider
+    from ..types import Attempt, ChatRequest, ChatResponse, Cost, Usage
 
-__all__ = ["AttemptFinished", "AttemptStarted", "CallFinished", "Event", "Events", "StreamAbandoned"]
+__all__ = [
+    "AttemptFinished",
+    "AttemptStarted",
+    "CallFinished",
+    "CallStarted",
+    "Event",
+    "Events",
+    "Operation",
+    "RetryScheduled",
+    "StreamAbandoned",
+]
+
+Operation: TypeAlias = Literal["chat", "stream", "embed"]
+
+
+@dataclass(frozen=True, slots=True)
+class CallStarted:
+    """A call starts along its route (after its budget hold, before anything is sent).
+
+    ``operation`` is ``"chat"``, ``"stream"`` or ``"embed"``; ``request`` is what the caller
+    asked for (each attempt may send it changed: see `AttemptStarted.request`).
+    """
+
+    route: str
+    operation: Operation
+    request: ChatRequest | EmbeddingRequest
+    call_id: int = 0
+
 
 logger = logging.getLogger("turnout")
 
 
 @dataclass(frozen=True, slots=True)
 class AttemptStarted:
-    """A request is about to be sent to a target."""
+    """A request is about to be sent to a target.
+
+    ``target`` is the configured `Provider` (its ``config.type`` and ``base_url`` say which
+    API and server), ``request`` what is sent (with the call's deadline as its timeout, a
+    re-ask's messages, one batch of an embedding), ``started`` the clock's time.
+    """
 
     route: str
     provider: str
     model: str
+    request: ChatRequest | EmbeddingRequest | None = None
+    target: Provider | None = field(default=None, repr=False)
+    started: float = 0.0
+    call_id: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class AttemptFinished:
-    """One attempt ended: ``attempt.outcome`` is ``"ok"`` or the error's class name."""
+    """One attempt ended: ``attempt.outcome`` is ``"ok"`` or the error's class name.
+
+    A target skipped before sending (open circuit, deadline, context pre-check) ends with
+    ``attempt.skipped`` True and no `AttemptStarted` before it. ``response`` is the target's
+    reply as it came (before cost and attempts are filled in), ``error`` the failure;
+    ``first_chunk`` is the seconds from ``started`` to a stream's first chunk.
+    """
 
     route: str
     attempt: Attempt
+    response: ChatResponse | EmbeddingResponse | None = None
+    error: ProviderError | None = None
+    started: float = 0.0
+    first_chunk: float | None = None
+    call_id: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RetryScheduled:
+    """A target failed and is tried again after ``seconds`` (``attempt`` is the number that failed)."""
+
+    route: str
+    provider: str
+    model: str
+    seconds: float
+    attempt: int
+    error: ProviderError
+    call_id: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +122,9 @@ class StreamAbandoned:
     model: str
     usage: Usage
     cost: Cost | None
+    started: float = 0.0
+    first_chunk: float | None = None
+    call_id: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,10 +147,11 @@ class CallFinished:
     cost_unknown: bool = False
     hold: Reservation | None = field(default=None, repr=False)
     """The budget hold of this call (for the budgets' subscriber)."""
+    call_id: int = 0
 
 
-Event: TypeAlias = AttemptStarted | AttemptFinished | StreamAbandoned | CallFinished
-E = TypeVar("E", AttemptStarted, AttemptFinished, StreamAbandoned, CallFinished)
+Event: TypeAlias = CallStarted | AttemptStarted | AttemptFinished | RetryScheduled | StreamAbandoned | CallFinished
+E = TypeVar("E", CallStarted, AttemptStarted, AttemptFinished, RetryScheduled, StreamAbandoned, CallFinished)
 
 
 class Events:

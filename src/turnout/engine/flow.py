@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from ..provider import Provider
     from ..types import ChatResponse
     from .call import Call, ChatCall, EmbedCall
+    from .events import Operation
 
 __all__ = ["EMBED_CONCURRENCY", "call_flow"]
 
@@ -38,6 +39,7 @@ def call_flow(call: Call[Any, Any], target: Any) -> Flow[Any]:
     or `embed_target`.
     """
     call.reserve()
+    call.begin(_OPERATIONS.get(target, "chat"))
     response = error = None
     try:
         response = yield from _recovering(call, target)
@@ -111,7 +113,7 @@ def attempts(call: Call[Any, Any], provider: Provider, model: str, request: Any 
     base = call.request if request is None else request
     while True:
         sent = call.in_time(base if check is None else check.request(base))
-        started = call.starting(provider, model)
+        started = call.starting(provider, model, sent)
         try:
             reply = yield Send(provider, model, sent, call.embeds)
             call.validate(provider, model, sent, reply)
@@ -132,9 +134,10 @@ def stream_attempts(call: ChatCall, provider: Provider, model: str) -> Flow[Chat
     retries = None
     while True:
         acc = Accumulator(call.clock, call.deadline)
-        started = call.starting(provider, model)
+        sent = call.in_time(call.request)
+        started = call.starting(provider, model, sent)
         try:
-            yield Stream(provider, model, call.in_time(call.request), acc)
+            yield Stream(provider, model, sent, acc)
         except ProviderError as exc:
             call.attempt_failed(provider, model, exc, started)
             if acc.has_content:
@@ -150,7 +153,7 @@ def stream_attempts(call: ChatCall, provider: Provider, model: str) -> Flow[Chat
         check = call.check(provider, model)
         if check is not None:  # response_model: validate the whole reply (a stream is never re-asked)
             response = check.verify_streamed(response, started)
-        return call.accepted(provider, model, started, response)
+        return call.accepted(provider, model, started, response, None if acc.first is None else acc.first - started)
 
 
 def embed_target(call: EmbedCall, provider: Provider, model: str) -> Flow[EmbeddingResponse]:
@@ -161,3 +164,6 @@ def embed_target(call: EmbedCall, provider: Provider, model: str) -> Flow[Embedd
     else:
         parts = yield Gather([attempts(call, provider, model, b) for b in batches], EMBED_CONCURRENCY)
     return call.done(provider, model, parts)
+
+
+_OPERATIONS: dict[Any, Operation] = {attempts: "chat", stream_attempts: "stream", embed_target: "embed"}

@@ -49,7 +49,7 @@ class Retries:
         policy: RoutePolicy,
         remaining: Callable[[], float],
         budget: RetryBudget,
-        log: Callable[[float, int], None],
+        log: Callable[[float, int, ProviderError], None],
     ) -> None:
         self._retrying = Retrying(
             retry=retry_if_retryable,
@@ -67,7 +67,7 @@ class Retries:
         action = self._retrying.iter(self._state)  # raises exc: not retryable, or a stop condition hit
         if not isinstance(action, DoSleep):
             raise AssertionError(f"tenacity decided {action!r} after a failure")
-        self._log(float(action), self._state.attempt_number)
+        self._log(float(action), self._state.attempt_number, exc)
         self._state.prepare_for_next_attempt()
         return float(action)
 
