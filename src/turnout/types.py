@@ -11,9 +11,11 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any, Generic, Literal, TypeAlias
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, TypeAdapter, field_validator
 from typing_extensions import TypeVar
 
+from . import _defaults
+from ._checks import NoBoolNumbers, check_headers
 from .options import ProviderOptionsField
 
 __all__ = [
@@ -196,7 +198,7 @@ def normalize_messages(messages: str | list[Message] | list[Mapping[str, Any]] |
     return _MESSAGES.validate_python([m if isinstance(m, Message) else dict(m) for m in messages])  # type: ignore[arg-type]
 
 
-class ChatRequest(_Model):
+class ChatRequest(NoBoolNumbers, _Model):
     """One provider-neutral chat request; providers turn it into their own wire format.
 
     ``extra_body`` is the documented escape hatch: its keys are merged into the JSON body sent
@@ -219,8 +221,13 @@ class ChatRequest(_Model):
     user: str | None = None
     extra_body: JSONObject | None = None
     extra_headers: dict[str, str] | None = None
-    timeout: float | None = Field(default=None, gt=0)
+    timeout: float | None = Field(default=None, gt=0, le=_defaults.MAX_TIMEOUT)
     provider_options: ProviderOptionsField = ()
+
+    @field_validator("extra_headers")
+    @classmethod
+    def _check_headers(cls, headers: dict[str, str] | None) -> dict[str, str] | None:
+        return None if headers is None else check_headers(headers)
 
 
 class Usage(_Model):

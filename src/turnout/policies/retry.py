@@ -13,12 +13,13 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 from tenacity import RetryCallState, stop_after_attempt
 from tenacity.retry import retry_base
 from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
+from .._checks import NoBoolNumbers
 from ..errors import ProviderError, RateLimitError
 from .budget import RetryBudget
 
@@ -31,7 +32,7 @@ __all__ = [
 ]
 
 
-class RetryPolicy(BaseModel):
+class RetryPolicy(NoBoolNumbers):
     """How one target is retried before the route falls back to the next."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)

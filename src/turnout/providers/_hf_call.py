@@ -16,6 +16,7 @@ its last event came: the event with ``generated_text`` / ``details`` (text mode)
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import (
     AsyncGenerator,
@@ -102,6 +103,7 @@ class HubCalls:
         self.root_url = base.removesuffix("/v1")
         self.url = base or f"the HF router (provider {config.provider!r})"
         self._shared: AsyncInferenceClient | None = None
+        self._shared_loop: asyncio.AbstractEventLoop | None = None  # the event loop `_shared` belongs to
         self._http: httpx2.Client | None = None
         self._lock = threading.Lock()
 
@@ -132,14 +134,16 @@ class HubCalls:
         return cast("AsyncInferenceClient", self.hub.AsyncInferenceClient(**self._client_kwargs(request, text=text)))
 
     def _shared_aclient(self) -> AsyncInferenceClient:
-        if self._shared is None:
+        loop = asyncio.get_running_loop()  # a pool belongs to its loop: a new loop gets a new client
+        if self._shared is None or self._shared_loop is not loop:
             self._shared = cast("AsyncInferenceClient", self.hub.AsyncInferenceClient(**self._client_kwargs(None)))
+            self._shared_loop = loop
         return self._shared
 
     async def aclose(self) -> None:
         """Close the shared async client and the async helper pool."""
         shared, self._shared = self._shared, None
-        if shared is not None:
+        if shared is not None and self._shared_loop is asyncio.get_running_loop():
             await shared.close()  # type: ignore[no-untyped-call]  # untyped in huggingface_hub 2.4
 
     def close(self) -> None:

@@ -7,6 +7,7 @@ Connection pools are created lazily (sync and async separately), transport failu
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -15,8 +16,18 @@ from typing import TYPE_CHECKING, ClassVar
 import httpx2
 
 from .. import _defaults
+from .._secrets import mask, mask_url, url_secrets
 from .._version import __version__
-from ..errors import APIConnectionError, APITimeoutError, ProviderError, error_from_response
+from ..errors import (
+    APIConnectionError,
+    APITimeoutError,
+    ProviderError,
+    ResponseValidationError,
+    describe_body,
+    error_from_response,
+    error_in_body,
+    redirect_error,
+)
 from ..provider import Provider
 
 if TYPE_CHECKING:
@@ -42,12 +53,17 @@ class HTTPProvider(Provider):
 
             raise ConfigError(f"providers.{name}.base_url: required for type {config.type!r}. Add base_url = ...")
         self.base_url = base_url.rstrip("/")
-        self._headers = {"user-agent": _USER_AGENT, "content-type": "application/json", **config.headers}
+        headers = config.header_values()
+        self._headers = {"user-agent": _USER_AGENT, "content-type": "application/json", **headers}
+        # what error messages must never repeat: the key, header values, credentials in base_url
+        self._secrets = [*headers.values(), *url_secrets(base_url)]
         if config.api_key is not None:
             self._headers["authorization"] = f"Bearer {config.api_key.get_secret_value()}"
+            self._secrets.append(config.api_key.get_secret_value())
         self._timeout = httpx2.Timeout(config.timeout, connect=config.connect_timeout)
         self._sync: httpx2.Client | None = None
         self._async: httpx2.AsyncClient | None = None
+        self._async_loop: asyncio.AbstractEventLoop | None = None  # the event loop `_async` belongs to
         self._lock = threading.Lock()  # threads sharing a Client must not each build a pool
 
     def _limits(self) -> httpx2.Limits:
@@ -67,13 +83,20 @@ class HTTPProvider(Provider):
 
     @property
     def ahttp(self) -> httpx2.AsyncClient:
-        """The async connection pool (created on first use)."""
-        if self._async is None:
+        """The async connection pool of the running event loop (created on first use).
+
+        A pool belongs to the event loop it was opened in. An `AsyncClient` used under another
+        loop (a second ``asyncio.run()``, pytest-asyncio's loop per test) gets a new pool: the
+        old one's connections died with their loop.
+        """
+        loop = asyncio.get_running_loop()
+        if self._async is None or self._async_loop is not loop:
             with self._lock:
-                if self._async is None:
+                if self._async is None or self._async_loop is not loop:
                     self._async = httpx2.AsyncClient(
                         headers=self._headers, timeout=self._timeout, limits=self._limits()
                     )
+                    self._async_loop = loop
         return self._async
 
     def close(self) -> None:
@@ -85,8 +108,9 @@ class HTTPProvider(Provider):
     async def aclose(self) -> None:
         """Close the async connection pool."""
         if self._async is not None:
-            await self._async.aclose()
-            self._async = None
+            if self._async_loop is asyncio.get_running_loop():
+                await self._async.aclose()
+            self._async = self._async_loop = None
 
     def _build(
         self,
@@ -135,9 +159,10 @@ class HTTPProvider(Provider):
         except httpx2.TransportError as exc:
             raise self._transport_error(exc, model) from exc
         try:
-            if response.status_code >= 400:
+            if response.status_code >= 300 or not _is_stream(response):
                 response.read()
                 self._check(response, model)
+                raise self._not_a_stream(response, model)
             yield response
         finally:
             response.close()
@@ -153,9 +178,10 @@ class HTTPProvider(Provider):
         except httpx2.TransportError as exc:
             raise self._transport_error(exc, model) from exc
         try:
-            if response.status_code >= 400:
+            if response.status_code >= 300 or not _is_stream(response):
                 await response.aread()
                 self._check(response, model)
+                raise self._not_a_stream(response, model)
             yield response
         finally:
             await response.aclose()
@@ -179,12 +205,57 @@ class HTTPProvider(Provider):
         return response
 
     def _check(self, response: httpx2.Response, model: str) -> None:
-        if response.status_code >= 400:
+        status = response.status_code
+        if status >= 400:
             raise error_from_response(
-                response.status_code, response.headers, response.content, provider=self.name, model=model
+                status, response.headers, response.content, provider=self.name, model=model, secrets=self._secrets
             )
+        if status >= 300:
+            raise redirect_error(status, response.headers, base_url=self.base_url, provider=self.name, model=model)
+
+    def error_in_reply(
+        self, response: httpx2.Response, model: str, *, expected: str = "JSON", problem: str | None = None
+    ) -> ProviderError:
+        """The error for a 2xx reply that is not what was asked: the error its body carries, or what came.
+
+        Args:
+            response: the reply, its body read.
+            model: the model id that was requested.
+            expected: what was asked for, for the message (``"JSON"``, ``"a stream"``).
+            problem: what is wrong with the body, when known (it leads the message).
+        """
+        found = error_in_body(
+            response.status_code,
+            response.headers,
+            response.content,
+            provider=self.name,
+            model=model,
+            secrets=self._secrets,
+        )
+        if found is not None:
+            return found
+        what = describe_body(response.headers, response.content, secrets=self._secrets)
+        lead = f"{problem}; " if problem else ""
+        return ResponseValidationError(
+            f"{lead}expected {expected}, the server answered HTTP {response.status_code} with {what}. "
+            f"Check that base_url ({mask_url(self.base_url)}) is the API root of an OpenAI-compatible server",
+            provider=self.name,
+            model=model,
+            status_code=response.status_code,
+            request_id=response.headers.get("x-request-id"),
+        )
+
+    def _not_a_stream(self, response: httpx2.Response, model: str) -> ProviderError:
+        return self.error_in_reply(response, model, expected="a stream (text/event-stream)")
 
     def _transport_error(self, exc: httpx2.TransportError, model: str) -> ProviderError:
         cls = APITimeoutError if isinstance(exc, httpx2.TimeoutException) else APIConnectionError
-        reason = str(exc) or type(exc).__name__
-        return cls(f"{type(exc).__name__} talking to {self.base_url}: {reason}", provider=self.name, model=model)
+        reason = mask(str(exc) or type(exc).__name__, self._secrets)
+        where = mask_url(self.base_url)
+        return cls(f"{type(exc).__name__} talking to {where}: {reason}", provider=self.name, model=model)
+
+
+def _is_stream(response: httpx2.Response) -> bool:
+    """False for a body that is surely not server-sent events: JSON or an HTML page (a missing type passes)."""
+    content_type = response.headers.get("content-type", "").lower()
+    return "json" not in content_type and "html" not in content_type

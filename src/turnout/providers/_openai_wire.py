@@ -170,7 +170,7 @@ def parse_completion(raw: bytes, *, provider: str, model: str, request_id: str |
     """Decode a ``chat.completion`` body.
 
     Raises:
-        ResponseValidationError: the body is not JSON or lacks ``choices``.
+        ResponseValidationError: the body is not JSON, or has no ``choices`` (an empty list included).
     """
     try:
         wire = _Completion.model_validate_json(raw)
@@ -181,6 +181,13 @@ def parse_completion(raw: bytes, *, provider: str, model: str, request_id: str |
             model=model,
             request_id=request_id,
         ) from exc
+    if not wire.choices:
+        raise ResponseValidationError(
+            "reply is not a chat completion: choices is empty (no answer at all)",
+            provider=provider,
+            model=model,
+            request_id=request_id,
+        )
     choices: list[Choice] = []
     for c in wire.choices:
         calls = _tool_calls(c.message.tool_calls)
@@ -188,7 +195,7 @@ def parse_completion(raw: bytes, *, provider: str, model: str, request_id: str |
         choices.append(
             construct(Choice, index=c.index, text=c.message.content or "", finish_reason=finish, tool_calls=calls)
         )
-    first = choices[0] if choices else Choice.model_construct(index=0, text="", finish_reason=None, tool_calls=[])
+    first = choices[0]
     return construct(
         ChatResponse,
         text=first.text,

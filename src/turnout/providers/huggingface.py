@@ -154,7 +154,7 @@ class HuggingFaceProvider(Provider):
         super().__init__(name, config)
         self.hf_config = config
         self.template: ChatTemplate = get_template(config.chat_template)
-        headers = {"user-agent": f"turnout/{__version__}", **config.headers}
+        headers = {"user-agent": f"turnout/{__version__}", **config.header_values()}
         if config.scale_up_timeout is not None:
             headers[SCALE_UP_HEADER] = f"{config.scale_up_timeout:g}"
         self._calls = HubCalls(hub, name, config, headers)
