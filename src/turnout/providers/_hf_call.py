@@ -28,6 +28,7 @@ from collections.abc import (
     Mapping,
 )
 from contextlib import aclosing
+from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import httpx2
@@ -41,6 +42,7 @@ from ..errors import (
 )
 from ..types import ChatChunk, ChatRequest, ChatResponse
 from ._hf_errors import map_error
+from ._loops import on_loop_shutdown
 from ._tgi_wire import TextStream, decode_chat, decode_chat_chunk
 
 if TYPE_CHECKING:
@@ -104,6 +106,7 @@ class HubCalls:
         self.url = base or f"the HF router (provider {config.provider!r})"
         self._shared: AsyncInferenceClient | None = None
         self._shared_loop: asyncio.AbstractEventLoop | None = None  # the event loop `_shared` belongs to
+        self._shared_guard: AsyncGenerator[None, None] | None = None  # closes `_shared` when its loop shuts down
         self._http: httpx2.Client | None = None
         self._lock = threading.Lock()
 
@@ -136,15 +139,22 @@ class HubCalls:
     def _shared_aclient(self) -> AsyncInferenceClient:
         loop = asyncio.get_running_loop()  # a pool belongs to its loop: a new loop gets a new client
         if self._shared is None or self._shared_loop is not loop:
-            self._shared = cast("AsyncInferenceClient", self.hub.AsyncInferenceClient(**self._client_kwargs(None)))
-            self._shared_loop = loop
+            client = cast("AsyncInferenceClient", self.hub.AsyncInferenceClient(**self._client_kwargs(None)))
+            self._shared, self._shared_loop = client, loop
+            self._shared_guard = on_loop_shutdown(partial(self._close_shared, client))
         return self._shared
+
+    async def _close_shared(self, client: AsyncInferenceClient) -> None:
+        if self._shared is client:
+            self._shared = self._shared_loop = None
+        await client.close()  # type: ignore[no-untyped-call]  # untyped in huggingface_hub 2.4
 
     async def aclose(self) -> None:
         """Close the shared async client and the async helper pool."""
-        shared, self._shared = self._shared, None
-        if shared is not None and self._shared_loop is asyncio.get_running_loop():
-            await shared.close()  # type: ignore[no-untyped-call]  # untyped in huggingface_hub 2.4
+        guard, self._shared_guard = self._shared_guard, None
+        if guard is not None and self._shared_loop is asyncio.get_running_loop():
+            await guard.aclose()  # closes the shared client
+        self._shared = self._shared_loop = None
 
     def close(self) -> None:
         """Close the sync helper pool (``/info``, ``/health``, ``/tokenize``)."""

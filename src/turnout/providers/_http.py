@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from functools import partial
 from typing import TYPE_CHECKING, ClassVar
 
 import httpx2
@@ -29,6 +30,7 @@ from ..errors import (
     redirect_error,
 )
 from ..provider import Provider
+from ._loops import on_loop_shutdown
 
 if TYPE_CHECKING:
     from ..config import ProviderConfig
@@ -64,6 +66,7 @@ class HTTPProvider(Provider):
         self._sync: httpx2.Client | None = None
         self._async: httpx2.AsyncClient | None = None
         self._async_loop: asyncio.AbstractEventLoop | None = None  # the event loop `_async` belongs to
+        self._async_guard: AsyncGenerator[None, None] | None = None  # closes `_async` when its loop shuts down
         self._lock = threading.Lock()  # threads sharing a Client must not each build a pool
 
     def _limits(self) -> httpx2.Limits:
@@ -85,19 +88,23 @@ class HTTPProvider(Provider):
     def ahttp(self) -> httpx2.AsyncClient:
         """The async connection pool of the running event loop (created on first use).
 
-        A pool belongs to the event loop it was opened in. An `AsyncClient` used under another
-        loop (a second ``asyncio.run()``, pytest-asyncio's loop per test) gets a new pool: the
-        old one's connections died with their loop.
+        A pool belongs to the event loop it was opened in, and is closed when that loop shuts
+        down (`on_loop_shutdown`). An `AsyncClient` used under another loop (a second
+        ``asyncio.run()``, pytest-asyncio's loop per test) gets a new pool.
         """
         loop = asyncio.get_running_loop()
         if self._async is None or self._async_loop is not loop:
             with self._lock:
                 if self._async is None or self._async_loop is not loop:
-                    self._async = httpx2.AsyncClient(
-                        headers=self._headers, timeout=self._timeout, limits=self._limits()
-                    )
-                    self._async_loop = loop
+                    client = httpx2.AsyncClient(headers=self._headers, timeout=self._timeout, limits=self._limits())
+                    self._async, self._async_loop = client, loop
+                    self._async_guard = on_loop_shutdown(partial(self._close_pool, client))
         return self._async
+
+    async def _close_pool(self, client: httpx2.AsyncClient) -> None:
+        if self._async is client:
+            self._async = self._async_loop = None
+        await client.aclose()
 
     def close(self) -> None:
         """Close the sync connection pool."""
@@ -107,10 +114,10 @@ class HTTPProvider(Provider):
 
     async def aclose(self) -> None:
         """Close the async connection pool."""
-        if self._async is not None:
-            if self._async_loop is asyncio.get_running_loop():
-                await self._async.aclose()
-            self._async = self._async_loop = None
+        guard, self._async_guard = self._async_guard, None
+        if guard is not None and self._async_loop is asyncio.get_running_loop():
+            await guard.aclose()  # closes the pool
+        self._async = self._async_loop = None
 
     def _build(
         self,
