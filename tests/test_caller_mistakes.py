@@ -22,7 +22,13 @@ from turnout.throughput import ameasure_vllm_throughput, measure_vllm_throughput
 
 from .conftest import LLAMA
 
-BAD_HEADERS: list[dict[str, Any]] = [{"X-Note": "a\nb"}, {"Bad Name": "x"}, {"X-Num": 5}, {"X-Euro": "5 \u20ac"}, {"X-Nul": "a\x00"}]
+BAD_HEADERS: list[dict[str, Any]] = [
+    {"X-Note": "a\nb"},
+    {"Bad Name": "x"},
+    {"X-Num": 5},
+    {"X-Euro": "5 \u20ac"},
+    {"X-Nul": "a\x00"},
+]
 
 
 def _config(server: FakeServer, **provider: Any) -> dict[str, Any]:

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
-__all__ = ["MASK", "mask", "mask_url", "url_secrets"]
+__all__ = ["MASK", "mask", "mask_url", "split_userinfo", "url_secrets"]
 
 MASK = "***"
 # OpenAI-style keys (sk-, sk-proj-, rk-, pk-), Hugging Face tokens, and bearer credentials.
@@ -62,3 +62,18 @@ def url_secrets(url: str | None) -> list[str]:
     userinfo = parts.netloc.rpartition("@")[0]
     secret = parts.password if parts.password else parts.username  # a token alone is written as the user name
     return [s for s in (userinfo, secret) if s]
+
+
+def split_userinfo(url: str) -> tuple[str, tuple[str, str] | None]:
+    """``url`` without its userinfo, and the (user, password) it held, percent-decoded; None without any.
+
+    HTTP clients log request URLs whole: the credentials travel as an ``Authorization`` header instead.
+    """
+    if "@" not in url:
+        return url, None
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url, None
+    host = parts.netloc.rpartition("@")[2]
+    credentials = (unquote(parts.username or ""), unquote(parts.password or ""))
+    return urlunsplit(parts._replace(netloc=host)), credentials

@@ -15,6 +15,7 @@ import json
 import sys
 from collections.abc import Sequence
 
+from ._secrets import mask_url
 from .errors import AllTargetsFailedError, TurnoutError
 from .types import ChatResponse, Message
 
@@ -92,7 +93,8 @@ def _config(args: argparse.Namespace) -> int:
     config = load_config(path)
     print(f"{path}: OK")
     for name, provider in sorted(config.providers.items()):
-        print(f"  provider {name}: type={provider.type} base_url={provider.base_url or '(default)'}")
+        base_url = mask_url(provider.base_url) if provider.base_url else "(default)"
+        print(f"  provider {name}: type={provider.type} base_url={base_url}")
     for alias, route in sorted(config.models.items()):
         print(f"  model {alias}: {' -> '.join(route.targets)}")
     return 0

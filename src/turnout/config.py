@@ -29,7 +29,16 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 
 from . import _defaults
 from ._checks import NoBoolNumbers, check_headers
@@ -61,8 +70,8 @@ class ProviderConfig(NoBoolNumbers):
     """Settings every provider type accepts. Provider types extend it with their own keys.
 
     ``headers`` values are `SecretStr` (they often carry keys: ``api-key``, ``Authorization``):
-    reprs and dumps show ``**********``; `header_values` gives the real ones. A password in
-    ``base_url`` is masked in reprs too.
+    reprs and dumps show ``**********``; `header_values` gives the real ones. Credentials in
+    ``base_url`` (``http://user:pw@host``) are masked in reprs and JSON dumps.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -95,6 +104,10 @@ class ProviderConfig(NoBoolNumbers):
             return value
         plain = {k: v.get_secret_value() if isinstance(v, SecretStr) else v for k, v in value.items()}
         return check_headers(plain)
+
+    @field_serializer("base_url", when_used="json")
+    def _mask_base_url(self, value: str | None) -> str | None:
+        return None if value is None else mask_url(value)
 
     def header_values(self) -> dict[str, str]:
         """The ``headers`` table with its real values, to send."""

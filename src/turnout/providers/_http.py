@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, ClassVar
 import httpx2
 
 from .. import _defaults
-from .._secrets import mask, mask_url, url_secrets
+from .._secrets import mask, mask_url, split_userinfo, url_secrets
 from .._version import __version__
 from ..errors import (
     APIConnectionError,
@@ -54,7 +54,10 @@ class HTTPProvider(Provider):
             from ..errors import ConfigError
 
             raise ConfigError(f"providers.{name}.base_url: required for type {config.type!r}. Add base_url = ...")
-        self.base_url = base_url.rstrip("/")
+        # credentials in base_url (http://user:pw@host) go as basic auth, not in the URL that httpx2 logs
+        plain_url, credentials = split_userinfo(base_url.rstrip("/"))
+        self.base_url = plain_url
+        self._auth = None if credentials is None else httpx2.BasicAuth(*credentials)
         headers = config.header_values()
         self._headers = {"user-agent": _USER_AGENT, "content-type": "application/json", **headers}
         # what error messages must never repeat: the key, header values, credentials in base_url
@@ -81,7 +84,9 @@ class HTTPProvider(Provider):
         if self._sync is None:
             with self._lock:
                 if self._sync is None:
-                    self._sync = httpx2.Client(headers=self._headers, timeout=self._timeout, limits=self._limits())
+                    self._sync = httpx2.Client(
+                        headers=self._headers, timeout=self._timeout, limits=self._limits(), auth=self._auth
+                    )
         return self._sync
 
     @property
@@ -96,7 +101,9 @@ class HTTPProvider(Provider):
         if self._async is None or self._async_loop is not loop:
             with self._lock:
                 if self._async is None or self._async_loop is not loop:
-                    client = httpx2.AsyncClient(headers=self._headers, timeout=self._timeout, limits=self._limits())
+                    client = httpx2.AsyncClient(
+                        headers=self._headers, timeout=self._timeout, limits=self._limits(), auth=self._auth
+                    )
                     self._async, self._async_loop = client, loop
                     self._async_guard = on_loop_shutdown(partial(self._close_pool, client))
         return self._async

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 import httpx2
 from pydantic import Field, model_validator
 
+from .._secrets import mask_url
 from .._version import __version__
 from ..config import ProviderConfig
 from ..errors import (
@@ -162,7 +163,9 @@ class HuggingFaceProvider(Provider):
 
     def __repr__(self) -> str:
         where = (
-            f"base_url={self.config.base_url!r}" if self.config.base_url else f"provider={self.hf_config.provider!r}"
+            f"base_url={mask_url(self.config.base_url)!r}"
+            if self.config.base_url
+            else f"provider={self.hf_config.provider!r}"
         )
         return f"HuggingFaceProvider(name={self.name!r}, {where}, mode={self.hf_config.mode!r})"
 
