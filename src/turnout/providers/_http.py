@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, ClassVar
 import httpx2
 
 from .. import _defaults
-from .._secrets import mask, mask_url, split_userinfo, url_secrets
+from .._secrets import header_secrets, mask, mask_url, split_userinfo, url_secrets
 from .._version import __version__
 from ..errors import (
     APIConnectionError,
@@ -61,7 +61,7 @@ class HTTPProvider(Provider):
         headers = config.header_values()
         self._headers = {"user-agent": _USER_AGENT, "content-type": "application/json", **headers}
         # what error messages must never repeat: the key, header values, credentials in base_url
-        self._secrets = [*headers.values(), *url_secrets(base_url)]
+        self._secrets = [*header_secrets(headers), *url_secrets(base_url)]
         if config.api_key is not None:
             self._headers["authorization"] = f"Bearer {config.api_key.get_secret_value()}"
             self._secrets.append(config.api_key.get_secret_value())
