@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import httpx2
 
+from .._secrets import mask_url
 from ..errors import (
     APIConnectionError,
     ConfigError,
@@ -103,7 +104,7 @@ class HubCalls:
         self.headers = dict(headers)
         base = config.base_url or ""
         self.root_url = base.removesuffix("/v1")
-        self.url = base or f"the HF router (provider {config.provider!r})"
+        self.url = mask_url(base) if base else f"the HF router (provider {config.provider!r})"  # for messages
         self._shared: AsyncInferenceClient | None = None
         self._shared_loop: asyncio.AbstractEventLoop | None = None  # the event loop `_shared` belongs to
         self._shared_guard: AsyncGenerator[None, None] | None = None  # closes `_shared` when its loop shuts down
@@ -357,7 +358,7 @@ class HubCalls:
         return response
 
     def _helper_error(self, exc: httpx2.HTTPError) -> ProviderError:
-        error = map_error(exc, provider=self.name, model="", url=self.root_url)
+        error = map_error(exc, provider=self.name, model="", url=mask_url(self.root_url))
         assert error is not None
         error.model = None
         return error
