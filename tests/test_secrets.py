@@ -197,3 +197,32 @@ def test_config_check_hides_the_base_url_password(
     out = capsys.readouterr()
     assert "base_url=http://***@127.0.0.1:" in out.out
     _no_canary(out.out + out.err)
+
+
+@pytest.mark.parametrize("stream", [True, False], ids=["stream", "no-stream"])
+def test_turnout_chat_errors_hide_every_canary(
+    tmp_path: Path, keyless: FakeServer, capsys: pytest.CaptureFixture[str], stream: bool
+) -> None:
+    keyless.enqueue(_echo_401(f"Incorrect API key provided: {CANARY_KEY}; api-key {CANARY_HEADER}"))
+    path = tmp_path / "turnout.toml"
+    path.write_text(f"""
+[providers.openai]
+type = "openai"
+base_url = "{_with_userinfo(keyless.base_url)}"
+api_key = "{CANARY_KEY}"
+headers = {{ api-key = "{CANARY_HEADER}" }}
+
+[providers.down]
+type = "vllm"
+base_url = "{_with_userinfo(refused_url())}"
+
+[models.fast]
+targets = ["openai:gpt-4o-mini", "down:m"]
+fallback_on = ["auth", "connection"]
+retry = {{ max_attempts = 1 }}
+""")
+    argv = ["chat", "fast", "Hi", "--config", str(path)] + ([] if stream else ["--no-stream"])
+    assert cli.main(argv) == 1
+    out = capsys.readouterr()
+    assert "AuthenticationError" in out.err and "APIConnectionError" in out.err
+    _no_canary(out.out + out.err)
