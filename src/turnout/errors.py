@@ -537,7 +537,8 @@ def describe_body(headers: Mapping[str, str], body: bytes | str, *, secrets: Col
         return f"{content_type}, empty body"
     start = " ".join(text[: _BODY_START * 2].split())
     start = mask(start, secrets)[:_BODY_START] + ("..." if len(text) > _BODY_START else "")
-    return f"{content_type}, {len(body)} bytes: {start!r}"
+    size = len(body) if isinstance(body, bytes) else len(body.encode())
+    return f"{content_type}, {size} bytes: {start!r}"
 
 
 def _status_class(status: int, message: str, error_type: str | None, code: object) -> type[APIStatusError]:

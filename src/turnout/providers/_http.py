@@ -97,7 +97,7 @@ class HTTPProvider(Provider):
         down (`on_loop_shutdown`). An `AsyncClient` used under another loop (a second
         ``asyncio.run()``, pytest-asyncio's loop per test) gets a new pool.
         """
-        loop = asyncio.get_running_loop()
+        loop = _running_loop()
         if self._async is None or self._async_loop is not loop:
             with self._lock:
                 if self._async is None or self._async_loop is not loop:
@@ -105,7 +105,8 @@ class HTTPProvider(Provider):
                         headers=self._headers, timeout=self._timeout, limits=self._limits(), auth=self._auth
                     )
                     self._async, self._async_loop = client, loop
-                    self._async_guard = on_loop_shutdown(partial(self._close_pool, client))
+                    if loop is not None:
+                        self._async_guard = on_loop_shutdown(partial(self._close_pool, client))
         return self._async
 
     async def _close_pool(self, client: httpx2.AsyncClient) -> None:
@@ -122,8 +123,10 @@ class HTTPProvider(Provider):
     async def aclose(self) -> None:
         """Close the async connection pool."""
         guard, self._async_guard = self._async_guard, None
-        if guard is not None and self._async_loop is asyncio.get_running_loop():
+        if guard is not None and self._async_loop is _running_loop():
             await guard.aclose()  # closes the pool
+        elif self._async is not None and self._async_loop is None:  # not asyncio (trio): one pool, no guard
+            await self._async.aclose()
         self._async = self._async_loop = None
 
     def _build(
@@ -267,6 +270,14 @@ class HTTPProvider(Provider):
         reason = mask(str(exc) or type(exc).__name__, self._secrets)
         where = mask_url(self.base_url)
         return cls(f"{type(exc).__name__} talking to {where}: {reason}", provider=self.name, model=model)
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    """The running asyncio loop; None under another async library (one pool then serves every call)."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 def _is_stream(response: httpx2.Response) -> bool:
