@@ -165,8 +165,14 @@ def test_config_of_a_wrong_type() -> None:
 def test_huge_timeouts_fail_at_load(key: str, fake_vllm: FakeServer) -> None:
     with pytest.raises(turnout.ConfigError, match=rf"providers\.local\.{key}: .*86400"):
         Client(config=_config(fake_vllm, **{key: 1e308}))
-    with pytest.raises(turnout.ConfigError, match=r"deadline: .*86400"):
-        Client(config={**_config(fake_vllm), "defaults": {"deadline": 1e308}})
+    for defaults, where in [
+        ({"deadline": 1e308}, "deadline"),
+        ({"hedge_after": 1e308}, "hedge_after"),
+        ({"retry": {"max_delay": 1e308}}, "retry.max_delay"),
+        ({"retry": {"max_retry_after": 1e308}}, "retry.max_retry_after"),
+    ]:
+        with pytest.raises(turnout.ConfigError, match=rf"defaults\.{where}: .*86400"):
+            Client(config={**_config(fake_vllm), "defaults": defaults})
 
 
 def test_bom_prefixed_toml_is_read(tmp_path: Path, fake_vllm: FakeServer) -> None:

@@ -49,7 +49,10 @@ class RoutePolicy(NoBoolNumbers):
     wait_for_recovery: bool = Field(default=False, description="when every circuit is open, wait for the first probe")
     precheck_context: bool = Field(default=True, description="skip targets whose known window cannot fit the call")
     hedge_after: float | None = Field(
-        default=None, gt=0, description="seconds: if the first target has not answered, also ask the next one"
+        default=None,
+        gt=0,
+        le=_defaults.MAX_TIMEOUT,
+        description="seconds: if the first target has not answered, also ask the next one",
     )
     output_retries: int = Field(
         default=1,
