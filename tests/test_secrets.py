@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import traceback
@@ -140,7 +141,8 @@ def test_secret_headers_and_basic_auth_are_still_sent(
     assert reply.text == "Hi"
     sent = keyless.chat_requests[0].headers
     assert sent["api-key"] == CANARY_HEADER and sent["x-api-key"] == CANARY_HEADER and sent["x-team"] == "blue"
-    assert sent["authorization"].startswith("Basic ")  # the URL's credentials, as before
+    basic = base64.b64encode(f"turnout:{CANARY_PASSWORD}".encode()).decode()
+    assert sent["authorization"] == f"Basic {basic}"  # the URL's credentials, sent as before
     _no_canary(caplog.text + repr(reply) + str(reply))
 
 

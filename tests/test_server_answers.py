@@ -39,6 +39,7 @@ BODY_ERRORS = [
     ({"message": "no such key", "code": "invalid_api_key"}, turnout.AuthenticationError, False),
     ({"message": "gone", "code": 404}, turnout.NotFoundError, False),
     ({"message": "out of credit", "type": "insufficient_quota"}, turnout.QuotaExceededError, False),
+    ({"object": "error", "message": "flat", "type": "BadRequestError", "code": 400}, turnout.BadRequestError, False),
 ]
 
 
@@ -47,7 +48,8 @@ BODY_ERRORS = [
 def test_an_error_body_sent_with_200_is_the_typed_error(
     runner: Runner, fake_openai: FakeServer, streamed: bool, error: dict[str, Any], cls: type, retryable: bool
 ) -> None:
-    fake_openai.enqueue(Fault.response(200, json.dumps({"error": error})))
+    body = error if error.get("object") == "error" else {"error": error}  # vLLM < 0.10.1 sends errors flat
+    fake_openai.enqueue(Fault.response(200, json.dumps(body)))
     exc = _fails(runner, streamed, fake_openai)
     assert type(exc) is cls
     assert exc.retryable is retryable

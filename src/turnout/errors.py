@@ -656,10 +656,13 @@ def error_in_body(
         parsed = json.loads(text)
     except ValueError:
         return None
-    if not isinstance(parsed, dict) or not parsed.get("error") or "choices" in parsed or "data" in parsed:
+    if not isinstance(parsed, dict) or "choices" in parsed or "data" in parsed:
+        return None
+    error = parsed.get("error") or (parsed if parsed.get("object") == "error" else None)  # vLLM < 0.10.1: flat
+    if not error:
         return None
     _, message, error_type, code = _unpack_body(text)
-    implied = _implied_status(parsed["error"], message, error_type, code)
+    implied = _implied_status(error, message, error_type, code)
     message = f"{message} (sent as an error body with HTTP {status})"
     return _make(implied, status, headers, parsed, message, error_type, code, provider, model)
 
