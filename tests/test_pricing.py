@@ -152,9 +152,10 @@ def test_hourly_price_follows_the_documented_formula() -> None:
 def test_hourly_config_entry_derives_per_token_prices() -> None:
     config = Config.from_dict(
         {
+            "providers": {"local": {"type": "vllm"}},  # a price must name a configured provider
             "prices": {
                 "local:llama": {"usd_per_hour": 1.00, "tokens_per_second": 120, "utilization": 0.5, "input_weight": 0.2}
-            }
+            },
         }
     )
     price = config.prices["local:llama"]

@@ -7,7 +7,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, Self
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, PydanticUserError, ValidationError
 from typing_extensions import TypeVar
 
 from ._structured import OutputHook, take_output
@@ -16,7 +16,7 @@ from .config import Config, find_config_file, load_config, split_target
 from .embeddings import EmbeddingRequest
 from .engine import CallHook, ChatCall, EmbedCall, RouteState, Target
 from .engine.events import E
-from .errors import ConfigError, InvalidArgumentError
+from .errors import ClientClosedError, ConfigError, InvalidArgumentError
 from .ledger import Ledger, ledger_path
 from .policies.breaker import TargetHealth
 from .policies.clock import Clock, SystemClock
@@ -73,6 +73,7 @@ class BaseClient:
         self._state = RouteState(clock or SystemClock(), self._pricing, self.budgets, self._ledger)
         self._telemetry = _start_telemetry(self.config, telemetry, self._state)
         _attach_hooks(self.config, self._state)
+        self._closed = False  # set by close()/aclose(): a closed client sends nothing more
 
     def on(self, event: type[E], callback: Callable[[E], object]) -> None:
         """Call ``callback(event)`` for every event of that type from this client's calls.
@@ -147,6 +148,7 @@ class BaseClient:
         )
 
     def _request(self, messages: Messages, options: dict[str, Any]) -> ChatRequest:
+        _check_messages(messages)
         if options.get("tools"):
             from .tools import tool_definitions
 
@@ -160,7 +162,14 @@ class BaseClient:
             raise InvalidArgumentError(_describe_arguments(exc)) from None
 
     def _plan(self, model: str, messages: Messages, options: dict[str, Any]) -> ChatCall:
-        output = take_output(options)  # response_model -> response_format
+        self._check_open()
+        try:
+            output = take_output(options)  # response_model -> response_format
+        except PydanticUserError as exc:  # a field type without a JSON schema (a callable, an arbitrary class)
+            raise InvalidArgumentError(
+                f"response_model: no JSON schema can be made for it ({str(exc).splitlines()[0]}). "
+                "Use field types that JSON can carry (str, int, float, bool, lists, dicts, nested models)."
+            ) from None
         request = self._request(messages, options)
         targets, policy = self._route(model)
         hooks: list[CallHook] = [] if output is None else [OutputHook(output)]
@@ -180,13 +189,24 @@ class BaseClient:
 
     def _route(self, model: str) -> tuple[list[Target], RoutePolicy]:
         """The targets and policy of a ``model`` argument (resolved once: the config is frozen)."""
-        route = self._routes.get(model)
+        self._check_open()
+        route = self._routes.get(model) if isinstance(model, str) else None
         if route is None:
+            if not isinstance(model, str):
+                raise InvalidArgumentError(
+                    f"model must be a string (an alias from [models] or '<provider>:<model-id>'), "
+                    f"not {type(model).__name__}"
+                )
             targets = [(self.provider(p), m) for p, m in self.targets(model)]
             route = self._routes[model] = (targets, self.config.policy(model))
         return route
 
     def _plan_embed(self, model: str, texts: str | Sequence[str], options: dict[str, Any]) -> EmbedCall:
+        self._check_open()
+        if not isinstance(texts, str) and (not isinstance(texts, Sequence) or isinstance(texts, bytes)):
+            raise InvalidArgumentError(
+                f"input must be a string or a list of strings, not {type(texts).__name__}: e.g. input=['first text']"
+            )
         batch_size = options.pop("batch_size", None)
         options.pop("input", None)  # passed as ``texts``
         try:
@@ -197,6 +217,13 @@ class BaseClient:
             raise InvalidArgumentError(_describe_arguments(exc)) from None
         targets, policy = self._route(model)
         return EmbedCall(model, policy, request, targets, self._state, batch_size)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClientClosedError(
+                f"this {type(self).__name__} was closed; nothing was sent. Create a new client (or keep one open "
+                "for the life of your program and close it once, at exit)."
+            )
 
     def _tool_run_args(self, messages: Messages, arguments: dict[str, Any]) -> tuple[list[Message], dict[str, Any]]:
         """The normalised messages and the chat options (those set) among a `run_tools` call's arguments."""
@@ -259,6 +286,36 @@ def _attach_hooks(config: Config, state: RouteState) -> None:
             state.events.subscribe(getattr(events, kind), function)
 
 
+def _check_messages(messages: object) -> None:
+    """Turn the common wrong shapes of ``messages`` into an error that shows the right one."""
+    if isinstance(messages, str):
+        return
+    if isinstance(messages, Mapping):
+        raise InvalidArgumentError(
+            "messages is one message (a dict), not a list: wrap it in a list, messages=[{...}], or pass a string"
+        )
+    if not isinstance(messages, Sequence) or isinstance(messages, bytes):
+        raise InvalidArgumentError(
+            f"messages must be a string or a list of messages, not {type(messages).__name__}: "
+            'e.g. messages="Hi" or messages=[{"role": "user", "content": "Hi"}]'
+        )
+    for position, message in enumerate(messages):
+        if isinstance(message, str):
+            raise InvalidArgumentError(
+                f"messages[{position}] is a bare string: give each message a role, "
+                f'{{"role": "user", "content": {_clip(message)!r}}}, or pass one string as messages="..."'
+            )
+        if not isinstance(message, Message | Mapping):
+            raise InvalidArgumentError(
+                f"messages[{position}] must be a dict like {{'role': 'user', 'content': '...'}} or a Message, "
+                f"not {type(message).__name__}"
+            )
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= 40 else text[:40] + "..."
+
+
 def _budgets(config: Config, budget: Budget | None) -> Budgets | None:
     client = budget or config.budget
     aliases = {alias: route.budget for alias, route in config.models.items() if route.budget is not None}
@@ -271,8 +328,13 @@ def _resolve_config(config: ConfigInput) -> tuple[Config, str | None]:
         return config, None
     if isinstance(config, Mapping):
         return Config.from_dict(config), None
-    if config is not None:
+    if isinstance(config, str | os.PathLike):
         return load_config(config), None
+    if config is not None:
+        raise ConfigError(
+            "config must be a Config, a dict of the same shape, or the path of a TOML file, "
+            f"not {type(config).__name__}"
+        )
     found = find_config_file()
     if found is not None:
         return load_config(found), None
@@ -295,5 +357,6 @@ def _describe_arguments(exc: ValidationError | ValueError) -> str:
     parts = []
     for error in exc.errors(include_input=False, include_url=False):
         loc = ".".join(str(p) for p in error["loc"])
-        parts.append(f"{loc}: {error['msg']}")
+        msg = error["msg"].removeprefix("Value error, ")
+        parts.append(f"{loc}: {msg}" if loc else msg)
     return "invalid arguments: " + "; ".join(parts)

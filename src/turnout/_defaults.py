@@ -8,6 +8,7 @@ __all__ = [
     "CONNECT_TIMEOUT",
     "MAX_CONNECTIONS",
     "MAX_KEEPALIVE_CONNECTIONS",
+    "MAX_TIMEOUT",
     "TIMEOUT",
     "VLLM_BASE_URL",
     "OPENAI_BASE_URL",
@@ -15,6 +16,8 @@ __all__ = [
 
 #: Seconds to wait on each network step (read, write, pool), as httpx2 counts it; the openai SDK uses 600 too.
 TIMEOUT = 600.0
+#: The longest timeout or deadline accepted, in seconds (one day); more overflows the clocks' arithmetic.
+MAX_TIMEOUT = 86_400.0
 #: Seconds to establish a connection.
 CONNECT_TIMEOUT = 5.0
 #: Connection pool size per provider.

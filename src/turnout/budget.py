@@ -26,8 +26,9 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
+from ._checks import NoBoolNumbers
 from .errors import BudgetExceededError
 from .types import USD, fixed_point
 
@@ -36,7 +37,7 @@ __all__ = ["Budget", "BudgetStatus", "Budgets", "Reservation"]
 Period = Literal["day", "month"]
 
 
-class Budget(BaseModel):
+class Budget(NoBoolNumbers):
     """A spending limit in US dollars, optionally renewed each UTC day or month."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)

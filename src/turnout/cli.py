@@ -23,6 +23,7 @@ import warnings
 from collections.abc import Sequence
 from typing import TextIO
 
+from ._secrets import mask_url
 from ._version import __version__
 from .errors import AllTargetsFailedError, TurnoutError
 from .types import USD, ChatResponse, Message
@@ -172,7 +173,8 @@ def _config(args: argparse.Namespace) -> int:
     config = load_config(path)
     print(f"{path}: OK")
     for name, provider in sorted(config.providers.items()):
-        print(f"  provider {name}: type={provider.type} base_url={provider.base_url or '(default)'}")
+        base_url = mask_url(provider.base_url) if provider.base_url else "(default)"
+        print(f"  provider {name}: type={provider.type} base_url={base_url}")
     for alias, route in sorted(config.models.items()):
         print(f"  model {alias}: {' -> '.join(route.targets)}")
     return 0

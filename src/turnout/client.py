@@ -313,7 +313,8 @@ class Client(BaseClient):
         return engine.embed(self._plan_embed(model, input, call_options(locals())))
 
     def close(self) -> None:
-        """Close every provider's connections."""
+        """Close every provider's connections; later calls raise `ClientClosedError`."""
+        self._closed = True
         for provider in self._providers.values():
             provider.close()
         if self._ledger is not None:
@@ -478,7 +479,8 @@ class AsyncClient(BaseClient):
         return await engine.aembed(self._plan_embed(model, input, call_options(locals())))
 
     async def aclose(self) -> None:
-        """Close every provider's connections."""
+        """Close every provider's connections; later calls raise `ClientClosedError`."""
+        self._closed = True
         for provider in self._providers.values():
             await provider.aclose()
         if self._ledger is not None:

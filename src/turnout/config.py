@@ -29,9 +29,20 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 
 from . import _defaults
+from ._checks import NoBoolNumbers, check_headers
+from ._secrets import mask_url
 from .budget import Budget
 from .errors import ConfigError
 from .ledger import LedgerConfig
@@ -53,10 +64,17 @@ __all__ = [
 ]
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_ANY_VAR = re.compile(r"\$\{([^}]*)\}")
+_NO_DASH = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)[:=]([^-].*|)")  # ${HOST:127.0.0.1}, ${HOST=x}: the shell's is :-
 
 
-class ProviderConfig(BaseModel):
-    """Settings every provider type accepts. Provider types extend it with their own keys."""
+class ProviderConfig(NoBoolNumbers):
+    """Settings every provider type accepts. Provider types extend it with their own keys.
+
+    ``headers`` values are `SecretStr` (they often carry keys: ``api-key``, ``Authorization``):
+    reprs and dumps show ``**********``; `header_values` gives the real ones. Credentials in
+    ``base_url`` (``http://user:pw@host``) are masked in reprs and JSON dumps.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -64,10 +82,15 @@ class ProviderConfig(BaseModel):
     base_url: str | None = Field(default=None, description="API root, e.g. http://127.0.0.1:8000/v1")
     api_key: SecretStr | None = Field(default=None, description='key sent as a Bearer token; use "${VAR}"')
     timeout: float = Field(
-        default=_defaults.TIMEOUT, gt=0, description="seconds to wait on each network read, write or pool checkout"
+        default=_defaults.TIMEOUT,
+        gt=0,
+        le=_defaults.MAX_TIMEOUT,
+        description="seconds to wait on each network read, write or pool checkout",
     )
-    connect_timeout: float = Field(default=_defaults.CONNECT_TIMEOUT, gt=0)
-    headers: dict[str, str] = Field(default_factory=dict, description="extra HTTP headers on every request")
+    connect_timeout: float = Field(default=_defaults.CONNECT_TIMEOUT, gt=0, le=_defaults.MAX_TIMEOUT)
+    headers: dict[str, SecretStr] = Field(
+        default_factory=dict, description="extra HTTP headers on every request (values are kept secret)"
+    )
     proxy: SecretStr | None = Field(
         default=None,
         description="proxy URL for this provider: http://, https://, socks5:// (kept secret: it may hold user:pw@)",
@@ -114,6 +137,26 @@ class ProviderConfig(BaseModel):
             raise ValueError("client_key: set client_cert too (the certificate the key belongs to)")
         return self
 
+    @field_validator("headers", mode="before")
+    @classmethod
+    def _check_headers(cls, value: Any) -> Any:
+        if not isinstance(value, Mapping):
+            return value
+        plain = {k: v.get_secret_value() if isinstance(v, SecretStr) else v for k, v in value.items()}
+        return check_headers(plain)
+
+    @field_serializer("base_url", when_used="json")
+    def _mask_base_url(self, value: str | None) -> str | None:
+        return None if value is None else mask_url(value)
+
+    def header_values(self) -> dict[str, str]:
+        """The ``headers`` table with its real values, to send."""
+        return {name: value.get_secret_value() for name, value in self.headers.items()}
+
+    def __repr_args__(self) -> Any:
+        for name, value in super().__repr_args__():
+            yield name, mask_url(value) if name == "base_url" and isinstance(value, str) else value
+
 
 class ModelRoute(RoutePolicy):
     """A model alias: the targets to try, in order, and the route's policy (overriding ``[defaults]``)."""
@@ -135,7 +178,7 @@ class ModelRoute(RoutePolicy):
         return self
 
 
-class Price(BaseModel):
+class Price(NoBoolNumbers):
     """A price in USD per one million tokens; overrides the catalogue.
 
     Give either ``input_per_million`` and ``output_per_million``, or, for a self-hosted or
@@ -262,6 +305,14 @@ class Config(BaseModel):
 
     @model_validator(mode="after")
     def _check_references(self) -> Config:
+        for target in self.prices:
+            provider, _ = split_target(target, what="prices key")
+            if provider not in self.providers:
+                known = ", ".join(sorted(self.providers)) or "none"
+                raise ValueError(
+                    f"prices: {target!r} names provider {provider!r}, which is not configured "
+                    f"(configured: {known}). Price a model as '<provider>:<model-id>' with a provider of [providers]."
+                )
         for alias, route in self.models.items():
             for target in route.targets:
                 provider = split_target(target)[0]
@@ -294,7 +345,7 @@ def _overlay(base: BaseModel, top: BaseModel) -> Any:
     return base.model_copy(update=update)
 
 
-def split_target(target: str) -> tuple[str, str]:
+def split_target(target: str, *, what: str = "target") -> tuple[str, str]:
     """Split ``"provider:model-id"`` at the first colon.
 
     Raises:
@@ -302,7 +353,7 @@ def split_target(target: str) -> tuple[str, str]:
     """
     provider, sep, model = target.partition(":")
     if not sep or not provider or not model:
-        raise ValueError(f"{target!r} is not '<provider>:<model-id>' (e.g. 'openai:gpt-4o-mini')")
+        raise ValueError(f"{what} {target!r} is not '<provider>:<model-id>' (e.g. 'openai:gpt-4o-mini')")
     return provider, model
 
 
@@ -324,9 +375,15 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     """
     file = Path(path)
     try:
-        text = file.read_text(encoding="utf-8")
+        text = file.read_bytes().decode("utf-8-sig")  # a leading BOM (Windows editors) is dropped
     except OSError as exc:
         raise ConfigError(f"{file}: cannot read the config file ({exc.strerror}).") from exc
+    except UnicodeDecodeError as exc:
+        line = file.read_bytes()[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{file}: not UTF-8 text (byte {exc.object[exc.start]:#04x} on line {line}). "
+            "TOML files are UTF-8: save the file as UTF-8."
+        ) from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -342,6 +399,11 @@ def _build(data: Mapping[str, Any], source: str) -> Config:
     if not isinstance(raw_providers, Mapping):
         raise ConfigError(f"{source}: providers: must be a table of [providers.<name>] tables.")
     for name, raw in raw_providers.items():
+        if not name or ":" in name or name != name.strip():
+            raise ConfigError(
+                f"{source}: providers.{name!r}: a provider name must be non-empty, without ':' or surrounding "
+                "spaces (targets are written '<provider>:<model-id>'). Rename the table, e.g. [providers.local]."
+            )
         providers[name] = _provider_config(name, raw, source)
     try:
         return Config.model_validate({**data, "providers": providers})
@@ -358,8 +420,9 @@ def _provider_config(name: str, raw: object, source: str) -> ProviderConfig:
         raise ConfigError(f"{source}: providers.{name}: must be a table with at least `type = ...`.")
     kind = raw.get("type")
     if not isinstance(kind, str):
+        problem = "missing" if kind is None else f"must be a string, not {type(kind).__name__} {kind!r}"
         raise ConfigError(
-            f'{source}: providers.{name}.type: missing. Add `type = "..."`, one of: {", ".join(known_types())}.'
+            f'{source}: providers.{name}.type: {problem}. Write `type = "..."`, one of: {", ".join(known_types())}.'
         )
     cls = provider_class(kind, where=f"{source}: providers.{name}.type")
     try:
@@ -370,12 +433,29 @@ def _provider_config(name: str, raw: object, source: str) -> ProviderConfig:
 
 def _interpolate(value: Any, source: str, path: tuple[str, ...]) -> Any:
     if isinstance(value, str):
+        if "${" in value:
+            _check_references(value, source, path)
         return _VAR.sub(lambda m: _lookup(m, source, path), value)
     if isinstance(value, Mapping):
         return {k: _interpolate(v, source, (*path, str(k))) for k, v in value.items()}
     if isinstance(value, list):
         return [_interpolate(v, source, (*path, str(i))) for i, v in enumerate(value)]
     return value
+
+
+def _check_references(value: str, source: str, path: tuple[str, ...]) -> None:
+    """Reject a ``${...}`` that is not ``${VAR}`` or ``${VAR:-default}`` (it would be kept as text)."""
+    for match in _ANY_VAR.finditer(value):
+        if _VAR.fullmatch(match.group(0)):
+            continue
+        inner = match.group(1)
+        typo = _NO_DASH.fullmatch(inner)
+        hint = (
+            f"For a default, write ${{{typo.group(1)}:-{typo.group(2)}}}."
+            if typo
+            else "Write ${VAR} or ${VAR:-default} (VAR: letters, digits and _)."
+        )
+        raise ConfigError(f"{source}: {'.'.join(path)}: {match.group(0)} is not a valid reference. {hint}")
 
 
 def _lookup(match: re.Match[str], source: str, path: tuple[str, ...]) -> str:

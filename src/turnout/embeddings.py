@@ -11,14 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field
+from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator
 
+from . import _defaults
+from ._checks import NoBoolNumbers, check_headers
 from .types import Attempt, Cost, JSONObject, Usage
 
 __all__ = ["EmbeddingRequest", "EmbeddingResponse", "combine", "split"]
 
 
-class EmbeddingRequest(BaseModel):
+class EmbeddingRequest(NoBoolNumbers):
     """One provider-neutral embeddings request (a whole call's input, or one batch of it).
 
     ``extra_body`` keys are merged into the JSON body (e.g. vLLM's ``truncate_prompt_tokens``);
@@ -33,7 +35,12 @@ class EmbeddingRequest(BaseModel):
     user: str | None = None
     extra_body: JSONObject | None = None
     extra_headers: dict[str, str] | None = None
-    timeout: float | None = Field(default=None, gt=0)
+    timeout: float | None = Field(default=None, gt=0, le=_defaults.MAX_TIMEOUT)
+
+    @field_validator("extra_headers")
+    @classmethod
+    def _check_headers(cls, headers: dict[str, str] | None) -> dict[str, str] | None:
+        return None if headers is None else check_headers(headers)
 
 
 class EmbeddingResponse(BaseModel):

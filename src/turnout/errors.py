@@ -6,6 +6,7 @@ TurnoutError
 ├── InvalidArgumentError         a call argument is invalid (also a ValueError); nothing was sent
 │   └── UnsupportedFeatureError  no target of the route can do what the call asks (e.g. tools)
 ├── BudgetExceededError          the call could overspend a budget; nothing was sent
+├── ClientClosedError            the client was closed; create a new one
 ├── ProviderError                .provider .model .status_code .request_id .retryable
 │   ├── APIConnectionError       could not reach the server, or it hung up (retryable)
 │   │   └── APITimeoutError      connect/read timeout (retryable)
@@ -18,6 +19,7 @@ TurnoutError
 │   │   ├── NotFoundError        404, unknown model
 │   │   ├── RateLimitError       429 (retryable) .retry_after
 │   │   ├── QuotaExceededError   429 insufficient_quota / billing: not retryable
+│   │   ├── RedirectError        3xx: base_url points at an old or wrong address
 │   │   └── ServerError          >= 500 (retryable)
 │   ├── ResponseValidationError  2xx reply that is not what the protocol promises
 │   ├── OutputValidationError    the reply does not fit response_model; .text .errors .response
@@ -50,9 +52,12 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from email.utils import parsedate_to_datetime
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
+
+from ._secrets import mask, mask_url
 
 if TYPE_CHECKING:
     from decimal import Decimal
@@ -68,6 +73,7 @@ __all__ = [
     "BadRequestError",
     "BudgetExceededError",
     "CircuitOpenError",
+    "ClientClosedError",
     "ConfigError",
     "ContentFilterError",
     "ContextWindowExceededError",
@@ -78,6 +84,7 @@ __all__ = [
     "ProviderError",
     "QuotaExceededError",
     "RateLimitError",
+    "RedirectError",
     "ResponseValidationError",
     "ServerError",
     "StreamInterruptedError",
@@ -86,8 +93,11 @@ __all__ = [
     "ToolRoundsExceededError",
     "TurnoutError",
     "UnsupportedFeatureError",
+    "describe_body",
     "error_from_response",
+    "error_in_body",
     "parse_retry_after",
+    "redirect_error",
 ]
 
 # 429 codes that mean "out of money", not "too fast" (checked 2026-08-21; OpenAI lists
@@ -112,6 +122,17 @@ _CONTEXT_MARKERS = (
     "`inputs` must have less than",
 )
 _MAX_MESSAGE = 500
+_BODY_START = 200  # characters of an unexpected body quoted in an error message
+# Words in an error body's type, code or message -> the status they stand for, for an error sent
+# with a 2xx status (`error_in_body`), where the status says nothing.
+_IMPLIED_STATUS = (
+    (("rate_limit", "too_many_requests", "toomanyrequests"), 429),
+    (("context_length_exceeded",), 400),
+    (("invalid_api_key", "authentication", "unauthorized", "permission", "forbidden"), 401),
+    (("not_found", "notfound", "model_not_found"), 404),
+    (("invalid_request", "badrequest", "bad request", "validation"), 400),
+    (("overloaded", "unavailable", "server_error", "internalserver", "timeout"), 503),
+)
 
 
 class TurnoutError(Exception):
@@ -122,6 +143,13 @@ class ConfigError(TurnoutError):
     """The configuration is invalid, or names something that cannot be used.
 
     The message names the file, the key and the fix.
+    """
+
+
+class ClientClosedError(TurnoutError):
+    """The client was closed (``close()``, ``aclose()`` or the end of its ``with`` block); nothing was sent.
+
+    A closed client does not reopen connections behind your back: create a new client.
     """
 
 
@@ -299,6 +327,21 @@ class QuotaExceededError(APIStatusError):
     """The account is out of quota or credit (429 ``insufficient_quota``). Retrying will not help."""
 
 
+class RedirectError(APIStatusError):
+    """The server answered with a redirect (3xx): ``base_url`` points at an old or wrong address.
+
+    turnout does not follow redirects (a POST is not safely re-sent elsewhere); set the
+    provider's ``base_url`` to the address in ``location``. Not retryable.
+
+    Attributes:
+        location: where the server redirected to (credentials masked), when it said.
+    """
+
+    def __init__(self, message: str, *, location: str | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.location = location
+
+
 class ServerError(APIStatusError):
     """The server failed (>= 500). Usually retryable."""
 
@@ -472,13 +515,14 @@ def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -
     return max(when - (time.time() if now is None else now), 0.0)
 
 
-def _unpack_body(raw: bytes | str) -> tuple[object, str, str | None, str | int | None]:
+def _unpack_body(text: str) -> tuple[object, str, str | None, str | int | None]:
     """Return (body, message, type, code) from the error body shapes of OpenAI, vLLM and TGI."""
-    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
     try:
-        body: object = json.loads(text) if text else None
+        body: object = json.loads(text) if text.strip() else None
     except ValueError:
-        return text, text[:_MAX_MESSAGE] or "no error body", None, None
+        return text, text[:_MAX_MESSAGE], None, None
+    if body is None:
+        return None, "", None, None
     if not isinstance(body, dict):
         return body, str(body)[:_MAX_MESSAGE], None, None
     err = body.get("error", body)  # vLLM < 0.10.1 is flat
@@ -493,6 +537,38 @@ def _unpack_body(raw: bytes | str) -> tuple[object, str, str | None, str | int |
 
 def _as_str(value: object) -> str | None:
     return value if isinstance(value, str) else None
+
+
+def _text(body: bytes | str) -> str:
+    return body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+
+
+def _phrase(status: int) -> str:
+    try:
+        return f"HTTP {status} {HTTPStatus(status).phrase}"
+    except ValueError:
+        return f"HTTP {status}"
+
+
+def describe_body(headers: Mapping[str, str], body: bytes | str, *, secrets: Collection[str] = ()) -> str:
+    """What an unexpected body is: its content-type, size and first characters (secrets masked).
+
+    Args:
+        headers: the response headers.
+        body: the raw body.
+        secrets: credentials to mask besides key-like tokens (the provider's key and header values).
+
+    Returns:
+        e.g. ``text/html, 1532 bytes: '<!DOCTYPE html><html><head><title>502 Bad Gateway...'``.
+    """
+    text = _text(body)
+    content_type = headers.get("content-type") or "no content-type"
+    if not text.strip():
+        return f"{content_type}, empty body"
+    start = " ".join(text[: _BODY_START * 2].split())
+    start = mask(start, secrets)[:_BODY_START] + ("..." if len(text) > _BODY_START else "")
+    size = len(body) if isinstance(body, bytes) else len(body.encode())
+    return f"{content_type}, {size} bytes: {start!r}"
 
 
 def _status_class(status: int, message: str, error_type: str | None, code: object) -> type[APIStatusError]:
@@ -521,6 +597,7 @@ def error_from_response(
     *,
     provider: str | None = None,
     model: str | None = None,
+    secrets: Collection[str] = (),
 ) -> APIStatusError:
     """Build the typed error for an HTTP error reply.
 
@@ -530,13 +607,35 @@ def error_from_response(
         body: the raw response body.
         provider: the configured provider name.
         model: the model id that was requested.
+        secrets: credentials to mask in the message and body (key-like tokens are always masked).
 
     Returns:
         An instance of the most specific `APIStatusError` subclass.
     """
-    parsed, message, error_type, code = _unpack_body(body)
-    cls = _status_class(status, message, error_type, code)
-    retryable = cls.retryable or status in (408, 409)
+    text = mask(_text(body), secrets)
+    parsed, message, error_type, code = _unpack_body(text)
+    if not message.strip() or parsed is text and _is_html(headers, text):
+        message = f"{_phrase(status)}; the body is not an API error ({describe_body(headers, text)})"
+    return _make(status, status, headers, parsed, message, error_type, code, provider, model)
+
+
+def _is_html(headers: Mapping[str, str], text: str) -> bool:
+    return "html" in (headers.get("content-type") or "") or text.lstrip()[:1] == "<"
+
+
+def _make(
+    classify_as: int,
+    status: int,
+    headers: Mapping[str, str],
+    parsed: object,
+    message: str,
+    error_type: str | None,
+    code: str | int | None,
+    provider: str | None,
+    model: str | None,
+) -> APIStatusError:
+    cls = _status_class(classify_as, message, error_type, code)
+    retryable = cls.retryable or classify_as in (408, 409)
     should_retry = headers.get("x-should-retry")
     if should_retry in ("true", "false") and cls is not QuotaExceededError:
         retryable = should_retry == "true"
@@ -553,3 +652,100 @@ def error_from_response(
     if cls is RateLimitError:
         kwargs["retry_after"] = parse_retry_after(headers)
     return cls(message[:_MAX_MESSAGE], **kwargs)
+
+
+def error_in_body(
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes | str,
+    *,
+    provider: str | None = None,
+    model: str | None = None,
+    secrets: Collection[str] = (),
+) -> APIStatusError | None:
+    """The error a successful (2xx) reply carries instead of a result (``{"error": {...}}``), or None.
+
+    Some servers and proxies answer 200 with an error body. The class comes from the body: an
+    integer ``code`` that is an HTTP status, else words in its ``type``, ``code`` or message
+    ("overloaded" -> `ServerError`, retryable; "rate_limit" -> `RateLimitError`...); an error
+    that says nothing known is a `ServerError`. ``status_code`` stays the status that came.
+
+    Args:
+        status: the HTTP status of the reply.
+        headers: the response headers.
+        body: the raw body.
+        provider: the configured provider name.
+        model: the model id that was requested.
+        secrets: credentials to mask.
+
+    Returns:
+        The typed error, or None when the body is not an error object.
+    """
+    text = mask(_text(body), secrets)
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(parsed, dict) or "choices" in parsed or "data" in parsed:
+        return None
+    error = parsed.get("error") or (parsed if parsed.get("object") == "error" else None)  # vLLM < 0.10.1: flat
+    if not error:
+        return None
+    _, message, error_type, code = _unpack_body(text)
+    implied = _implied_status(error, message, error_type, code)
+    message = f"{message} (sent as an error body with HTTP {status})"
+    return _make(implied, status, headers, parsed, message, error_type, code, provider, model)
+
+
+def _implied_status(error: object, message: str, error_type: str | None, code: str | int | None) -> int:
+    if isinstance(code, int) and 400 <= code <= 599:
+        return code
+    if isinstance(error, dict):
+        for key in ("status", "status_code", "http_status_code"):
+            value = error.get(key)
+            if isinstance(value, int) and 400 <= value <= 599:
+                return value
+    if code in _QUOTA_CODES or error_type in _QUOTA_CODES:
+        return 429
+    words = " ".join(str(w).lower() for w in (error_type, code) if w is not None)
+    for markers, status in _IMPLIED_STATUS:
+        if any(m in words for m in markers):
+            return status
+    lowered = message.lower()
+    if any(m.lower() in lowered for m in _CONTEXT_MARKERS):
+        return 400
+    return 503 if "overloaded" in lowered or "unavailable" in lowered else 500
+
+
+def redirect_error(
+    status: int, headers: Mapping[str, str], *, base_url: str, provider: str | None = None, model: str | None = None
+) -> RedirectError:
+    """The error for a 3xx reply: name where the server points, and the ``base_url`` to fix.
+
+    Args:
+        status: the HTTP status (300-399).
+        headers: the response headers (``location``).
+        base_url: the provider's configured ``base_url`` (credentials are masked).
+        provider: the configured provider name.
+        model: the model id that was requested.
+
+    Returns:
+        A `RedirectError` (not retryable).
+    """
+    location = headers.get("location")
+    shown = mask_url(location) if location else None
+    where = f"to {shown}" if shown else "without a location"
+    fix = f"providers.{provider}.base_url" if provider else "the provider's base_url"
+    message = (
+        f"the server redirected {where} ({_phrase(status)}); turnout does not follow redirects. "
+        f"Set {fix} (now {mask_url(base_url)}) to the address the server moved to."
+    )
+    return RedirectError(
+        message,
+        location=shown,
+        provider=provider,
+        model=model,
+        status_code=status,
+        request_id=headers.get("x-request-id"),
+        retryable=False,
+    )

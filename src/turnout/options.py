@@ -30,6 +30,8 @@ from typing import Annotated, Any, Literal, TypeAlias
 
 from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from ._checks import NoBoolNumbers
+
 __all__ = [
     "ProviderOptions",
     "ProviderOptionsInput",
@@ -40,7 +42,7 @@ __all__ = [
 ]
 
 
-class _Strict(BaseModel):
+class _Strict(NoBoolNumbers):
     """Frozen, no unknown keys; an unknown key's error names it and lists the valid ones."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)

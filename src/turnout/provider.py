@@ -51,7 +51,10 @@ class Provider(ABC):
         self.config = config
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(name={self.name!r}, base_url={self.config.base_url!r})"
+        from ._secrets import mask_url
+
+        base_url = None if self.config.base_url is None else mask_url(self.config.base_url)
+        return f"{type(self).__name__}(name={self.name!r}, base_url={base_url!r})"
 
     @abstractmethod
     def chat(self, model: str, request: ChatRequest) -> ChatResponse:

@@ -23,6 +23,10 @@ from dataclasses import dataclass
 
 import httpx2
 
+from ._secrets import mask_url
+from .errors import APIConnectionError, APITimeoutError, InvalidArgumentError, ProviderError, ResponseValidationError
+from .errors import error_from_response as _error_from_response
+
 __all__ = ["Throughput", "ameasure_vllm_throughput", "measure_vllm_throughput", "parse_vllm_counters"]
 
 _PROMPT = "vllm:prompt_tokens_total"
@@ -79,6 +83,36 @@ def parse_vllm_counters(text: str, model: str | None = None) -> tuple[float, flo
     return totals.get(_PROMPT, 0.0), totals[_GENERATION]
 
 
+def _metrics_url(root_url: str) -> str:
+    root = root_url.rstrip("/")
+    if root.endswith("/v1"):
+        raise InvalidArgumentError(
+            f"root_url is the server root, not its API path: use {mask_url(root.removesuffix('/v1'))!r}, "
+            f"not {mask_url(root)!r} (vLLM serves /metrics beside /v1, not under it)"
+        )
+    return root + "/metrics"
+
+
+def _counters(url: str, response: httpx2.Response, model: str | None) -> tuple[float, float]:
+    if response.status_code >= 300:
+        error = _error_from_response(response.status_code, response.headers, response.content, provider="vllm")
+        error.message = f"GET {mask_url(url)}: {error.message}"
+        error.args = (error.message,)
+        raise error
+    try:
+        return parse_vllm_counters(response.text, model)
+    except ValueError as exc:
+        raise ResponseValidationError(f"GET {mask_url(url)}: {exc}", provider="vllm") from exc
+
+
+def _unreachable(url: str, exc: httpx2.TransportError) -> ProviderError:
+    cls = APITimeoutError if isinstance(exc, httpx2.TimeoutException) else APIConnectionError
+    return cls(
+        f"cannot read {mask_url(url)} ({type(exc).__name__}: {exc}); is the vLLM server running there?",
+        provider="vllm",
+    )
+
+
 def _delta(first: tuple[float, float], second: tuple[float, float], seconds: float) -> Throughput:
     return Throughput(seconds=seconds, prompt_tokens=second[0] - first[0], generation_tokens=second[1] - first[1])
 
@@ -102,15 +136,20 @@ def measure_vllm_throughput(
         The `Throughput` over the window.
 
     Raises:
-        httpx2.HTTPError: the server could not be read.
-        ValueError: the page is not vLLM's metrics.
+        InvalidArgumentError: ``root_url`` ends with ``/v1`` (give the server root).
+        APIConnectionError: the server could not be reached.
+        APIStatusError: it answered an error status (a subclass says which).
+        ResponseValidationError: the page is not vLLM's metrics.
     """
-    url = root_url.rstrip("/") + "/metrics"
+    url = _metrics_url(root_url)
     with httpx2.Client(timeout=30.0) as http:
-        start = time.monotonic()
-        first = parse_vllm_counters(http.get(url).raise_for_status().text, model)
-        sleep(seconds)
-        second = parse_vllm_counters(http.get(url).raise_for_status().text, model)
+        try:
+            start = time.monotonic()
+            first = _counters(url, http.get(url), model)
+            sleep(seconds)
+            second = _counters(url, http.get(url), model)
+        except httpx2.TransportError as exc:
+            raise _unreachable(url, exc) from exc
         return _delta(first, second, time.monotonic() - start)
 
 
@@ -125,10 +164,13 @@ async def ameasure_vllm_throughput(
     import asyncio
 
     wait = sleep or asyncio.sleep
-    url = root_url.rstrip("/") + "/metrics"
+    url = _metrics_url(root_url)
     async with httpx2.AsyncClient(timeout=30.0) as http:
-        start = time.monotonic()
-        first = parse_vllm_counters((await http.get(url)).raise_for_status().text, model)
-        await wait(seconds)
-        second = parse_vllm_counters((await http.get(url)).raise_for_status().text, model)
+        try:
+            start = time.monotonic()
+            first = _counters(url, await http.get(url), model)
+            await wait(seconds)
+            second = _counters(url, await http.get(url), model)
+        except httpx2.TransportError as exc:
+            raise _unreachable(url, exc) from exc
         return _delta(first, second, time.monotonic() - start)

@@ -11,9 +11,20 @@ from collections.abc import Iterable, Mapping
 from decimal import Decimal, localcontext
 from typing import Annotated, Any, Generic, Literal, TypeAlias
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, NonNegativeInt, TypeAdapter, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    TypeAdapter,
+    field_validator,
+    model_validator,
+)
 from typing_extensions import TypeVar
 
+from . import _defaults
+from ._checks import NoBoolNumbers, check_headers
 from .options import ProviderOptionsField
 
 __all__ = [
@@ -261,7 +272,7 @@ def normalize_messages(messages: str | list[Message] | list[Mapping[str, Any]] |
     return _MESSAGES.validate_python([m if isinstance(m, Message) else dict(m) for m in messages])  # type: ignore[arg-type]
 
 
-class ChatRequest(_Model):
+class ChatRequest(NoBoolNumbers, _Model):
     """One provider-neutral chat request; providers turn it into their own wire format.
 
     ``extra_body`` is the documented escape hatch: its keys are merged into the JSON body sent
@@ -296,7 +307,7 @@ class ChatRequest(_Model):
     user: str | None = None
     extra_body: JSONObject | None = None
     extra_headers: dict[str, str] | None = None
-    timeout: float | None = Field(default=None, gt=0)
+    timeout: float | None = Field(default=None, gt=0, le=_defaults.MAX_TIMEOUT)
     provider_options: ProviderOptionsField = ()
 
     @model_validator(mode="before")
@@ -309,6 +320,11 @@ class ChatRequest(_Model):
         if other is not None and other != cap:
             raise ValueError("give max_tokens or max_completion_tokens (the same cap), not both")
         return {**data, "max_tokens": cap}
+
+    @field_validator("extra_headers")
+    @classmethod
+    def _check_headers(cls, headers: dict[str, str] | None) -> dict[str, str] | None:
+        return None if headers is None else check_headers(headers)
 
 
 _COUNTS = ("prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens", "reasoning_tokens")

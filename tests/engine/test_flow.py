@@ -47,7 +47,7 @@ def config(primary: FakeServer, backup: FakeServer | None = None, **route: Any) 
         "models": {"m": {"targets": targets, **route}},
         "prices": {
             "primary:gpt-4o-mini": {"input_per_million": 1000, "output_per_million": 1000},
-            "backup:llama": {"input_per_million": 1, "output_per_million": 1},
+            **({} if backup is None else {"backup:llama": {"input_per_million": 1, "output_per_million": 1}}),
         },
         "ledger": {"enabled": False},
     }

@@ -14,6 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .._checks import NoBoolNumbers
 from .clock import Clock
 
 __all__ = ["BreakerPolicy", "CircuitBreaker", "TargetHealth"]
@@ -21,7 +22,7 @@ __all__ = ["BreakerPolicy", "CircuitBreaker", "TargetHealth"]
 State = Literal["closed", "open", "half_open"]
 
 
-class BreakerPolicy(BaseModel):
+class BreakerPolicy(NoBoolNumbers):
     """When to open a target's circuit, and for how long."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)

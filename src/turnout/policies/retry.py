@@ -13,12 +13,14 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 from tenacity import RetryCallState, stop_after_attempt
 from tenacity.retry import retry_base
 from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
+from .. import _defaults
+from .._checks import NoBoolNumbers
 from ..errors import ProviderError, RateLimitError
 from .retry_budget import RetryBudget
 
@@ -31,16 +33,20 @@ __all__ = [
 ]
 
 
-class RetryPolicy(BaseModel):
+class RetryPolicy(NoBoolNumbers):
     """How one target is retried before the route falls back to the next."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     max_attempts: int = Field(default=3, ge=1, description="attempts per target, the first included")
-    initial_delay: float = Field(default=0.5, ge=0, description="seconds before the first retry")
-    max_delay: float = Field(default=8.0, ge=0, description="cap of the exponential backoff")
+    initial_delay: float = Field(
+        default=0.5, ge=0, le=_defaults.MAX_TIMEOUT, description="seconds before the first retry"
+    )
+    max_delay: float = Field(default=8.0, ge=0, le=_defaults.MAX_TIMEOUT, description="cap of the exponential backoff")
     jitter: float = Field(default=0.25, ge=0, le=1, description="waits are scaled by a random factor in [1-jitter, 1]")
-    max_retry_after: float = Field(default=120.0, ge=0, description="longest server Retry-After believed")
+    max_retry_after: float = Field(
+        default=120.0, ge=0, le=_defaults.MAX_TIMEOUT, description="longest server Retry-After believed"
+    )
     budget_ratio: float = Field(default=0.1, ge=0, description="retry tokens each call earns its target")
     budget_burst: float = Field(default=10.0, ge=0, description="most retry tokens a target can hold")
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
+from .. import _defaults
+from .._checks import NoBoolNumbers
 from .breaker import BreakerPolicy
 from .retry import RetryPolicy
 
@@ -28,7 +30,7 @@ FallbackOn = Literal[
 _DEFAULT_FALLBACK: tuple[FallbackOn, ...] = ("retryable", "context_window", "connection")
 
 
-class RoutePolicy(BaseModel):
+class RoutePolicy(NoBoolNumbers):
     """Reliability settings of a route. ``[defaults]`` sets them for every route; a model alias overrides."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -38,14 +40,19 @@ class RoutePolicy(BaseModel):
         default_factory=lambda: list(_DEFAULT_FALLBACK),
         description="errors, once retries are spent, that move the call to the next target",
     )
-    deadline: float | None = Field(default=None, gt=0, description="seconds for the whole call, all tries included")
+    deadline: float | None = Field(
+        default=None, gt=0, le=_defaults.MAX_TIMEOUT, description="seconds for the whole call, all tries included"
+    )
     balance: Literal["ordered", "weighted", "least-latency", "lowest-cost"] = "ordered"
     weights: list[float] | None = Field(default=None, description="with balance = 'weighted': one per target")
     breaker: BreakerPolicy = Field(default_factory=BreakerPolicy)
     wait_for_recovery: bool = Field(default=False, description="when every circuit is open, wait for the first probe")
     precheck_context: bool = Field(default=True, description="skip targets whose known window cannot fit the call")
     hedge_after: float | None = Field(
-        default=None, gt=0, description="seconds: if the first target has not answered, also ask the next one"
+        default=None,
+        gt=0,
+        le=_defaults.MAX_TIMEOUT,
+        description="seconds: if the first target has not answered, also ask the next one",
     )
     output_retries: int = Field(
         default=1,

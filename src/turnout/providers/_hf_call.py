@@ -16,6 +16,7 @@ its last event came: the event with ``generated_text`` / ``details`` (text mode)
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import (
     AsyncGenerator,
@@ -27,10 +28,12 @@ from collections.abc import (
     Mapping,
 )
 from contextlib import aclosing
+from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import httpx2
 
+from .._secrets import mask_url
 from ..errors import (
     APIConnectionError,
     ConfigError,
@@ -41,6 +44,7 @@ from ..errors import (
 from ..types import ChatChunk, ChatRequest, ChatResponse
 from ._hf_errors import map_error
 from ._http import forget_pools_after_fork
+from ._loops import on_loop_shutdown
 from ._tgi_wire import TextStream, decode_chat, decode_chat_chunk
 
 if TYPE_CHECKING:
@@ -110,8 +114,10 @@ class HubCalls:
         self.headers = dict(headers)
         base = config.base_url or ""
         self.root_url = base.removesuffix("/v1")
-        self.url = base or f"the HF router (provider {config.provider!r})"
+        self.url = mask_url(base) if base else f"the HF router (provider {config.provider!r})"  # for messages
         self._shared: AsyncInferenceClient | None = None
+        self._shared_loop: asyncio.AbstractEventLoop | None = None  # the event loop `_shared` belongs to
+        self._shared_guard: AsyncGenerator[None, None] | None = None  # closes `_shared` when its loop shuts down
         self._http: httpx2.Client | None = None
         self._lock = threading.Lock()
         forget_pools_after_fork(self)  # (huggingface_hub closes its own shared session in a forked child)
@@ -149,15 +155,24 @@ class HubCalls:
         return cast("AsyncInferenceClient", self.hub.AsyncInferenceClient(**self._client_kwargs(request, text=text)))
 
     def _shared_aclient(self) -> AsyncInferenceClient:
-        if self._shared is None:
-            self._shared = cast("AsyncInferenceClient", self.hub.AsyncInferenceClient(**self._client_kwargs(None)))
+        loop = asyncio.get_running_loop()  # a pool belongs to its loop: a new loop gets a new client
+        if self._shared is None or self._shared_loop is not loop:
+            client = cast("AsyncInferenceClient", self.hub.AsyncInferenceClient(**self._client_kwargs(None)))
+            self._shared, self._shared_loop = client, loop
+            self._shared_guard = on_loop_shutdown(partial(self._close_shared, client))
         return self._shared
+
+    async def _close_shared(self, client: AsyncInferenceClient) -> None:
+        if self._shared is client:
+            self._shared = self._shared_loop = None
+        await client.close()  # type: ignore[no-untyped-call]  # untyped in huggingface_hub 2.4
 
     async def aclose(self) -> None:
         """Close the shared async client and the async helper pool."""
-        shared, self._shared = self._shared, None
-        if shared is not None:
-            await shared.close()  # type: ignore[no-untyped-call]  # untyped in huggingface_hub 2.4
+        guard, self._shared_guard = self._shared_guard, None
+        if guard is not None and self._shared_loop is asyncio.get_running_loop():
+            await guard.aclose()  # closes the shared client
+        self._shared = self._shared_loop = None
 
     def close(self) -> None:
         """Close the sync helper pool (``/info``, ``/health``, ``/tokenize``)."""
@@ -382,7 +397,7 @@ class HubCalls:
         return response
 
     def _helper_error(self, exc: httpx2.HTTPError) -> ProviderError:
-        error = map_error(exc, provider=self.name, model="", url=self.root_url)
+        error = map_error(exc, provider=self.name, model="", url=mask_url(self.root_url))
         assert error is not None
         error.model = None
         return error

@@ -7,20 +7,33 @@ Connection pools are created lazily (sync and async separately), transport failu
 
 from __future__ import annotations
 
+import asyncio
 import os
 import ssl
 import threading
 import weakref
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import httpx2
 
 from .. import _defaults
+from .._secrets import header_secrets, mask, mask_url, split_userinfo, url_secrets
 from .._version import __version__
-from ..errors import APIConnectionError, APITimeoutError, ProviderError, error_from_response
+from ..errors import (
+    APIConnectionError,
+    APITimeoutError,
+    ProviderError,
+    ResponseValidationError,
+    describe_body,
+    error_from_response,
+    error_in_body,
+    redirect_error,
+)
 from ..provider import Provider
+from ._loops import on_loop_shutdown
 
 if TYPE_CHECKING:
     from ..config import ProviderConfig
@@ -78,20 +91,30 @@ class HTTPProvider(Provider):
             from ..errors import ConfigError
 
             raise ConfigError(f"providers.{name}.base_url: required for type {config.type!r}. Add base_url = ...")
-        self.base_url = base_url.rstrip("/")
-        self._headers = {"user-agent": _USER_AGENT, "content-type": "application/json", **config.headers}
+        # credentials in base_url (http://user:pw@host) go as basic auth, not in the URL that httpx2 logs
+        plain_url, credentials = split_userinfo(base_url.rstrip("/"))
+        self.base_url = plain_url
+        self._auth: httpx2.Auth | None = None if credentials is None else httpx2.BasicAuth(*credentials)
+        headers = config.header_values()
+        self._headers = {"user-agent": _USER_AGENT, "content-type": "application/json", **headers}
+        # what error messages must never repeat: the key, header values, credentials in base_url
+        self._secrets = [*header_secrets(headers), *url_secrets(base_url)]
         if config.api_key is not None:
             self._headers["authorization"] = f"Bearer {config.api_key.get_secret_value()}"
+            self._secrets.append(config.api_key.get_secret_value())
         self._timeout = httpx2.Timeout(config.timeout, connect=config.connect_timeout)
         self._network = network_settings(name, config)
         self._sync: httpx2.Client | None = None
         self._async: httpx2.AsyncClient | None = None
+        self._async_loop: asyncio.AbstractEventLoop | None = None  # the event loop `_async` belongs to
+        self._async_guard: AsyncGenerator[None, None] | None = None  # closes `_async` when its loop shuts down
         self._lock = threading.Lock()  # threads sharing a Client must not each build a pool
         forget_pools_after_fork(self)
 
     def _forget_pools(self) -> None:
         """In a forked child: drop the parent's pools (see `forget_pools_after_fork`)."""
         self._sync = self._async = None
+        self._async_loop = self._async_guard = None
         self._lock = threading.Lock()
 
     def _limits(self) -> httpx2.Limits:
@@ -107,20 +130,42 @@ class HTTPProvider(Provider):
             with self._lock:
                 if self._sync is None:
                     self._sync = httpx2.Client(
-                        headers=self._headers, timeout=self._timeout, limits=self._limits(), **self._network
+                        headers=self._headers,
+                        timeout=self._timeout,
+                        limits=self._limits(),
+                        auth=self._auth,
+                        **self._network,
                     )
         return self._sync
 
     @property
     def ahttp(self) -> httpx2.AsyncClient:
-        """The async connection pool (created on first use)."""
-        if self._async is None:
+        """The async connection pool of the running event loop (created on first use).
+
+        A pool belongs to the event loop it was opened in, and is closed when that loop shuts
+        down (`on_loop_shutdown`). An `AsyncClient` used under another loop (a second
+        ``asyncio.run()``, pytest-asyncio's loop per test) gets a new pool.
+        """
+        loop = _running_loop()
+        if self._async is None or self._async_loop is not loop:
             with self._lock:
-                if self._async is None:
-                    self._async = httpx2.AsyncClient(
-                        headers=self._headers, timeout=self._timeout, limits=self._limits(), **self._network
+                if self._async is None or self._async_loop is not loop:
+                    client = httpx2.AsyncClient(
+                        headers=self._headers,
+                        timeout=self._timeout,
+                        limits=self._limits(),
+                        auth=self._auth,
+                        **self._network,
                     )
+                    self._async, self._async_loop = client, loop
+                    if loop is not None:
+                        self._async_guard = on_loop_shutdown(partial(self._close_pool, client))
         return self._async
+
+    async def _close_pool(self, client: httpx2.AsyncClient) -> None:
+        if self._async is client:
+            self._async = self._async_loop = None
+        await client.aclose()
 
     def close(self) -> None:
         """Close the sync connection pool."""
@@ -130,9 +175,12 @@ class HTTPProvider(Provider):
 
     async def aclose(self) -> None:
         """Close the async connection pool."""
-        if self._async is not None:
+        guard, self._async_guard = self._async_guard, None
+        if guard is not None and self._async_loop is _running_loop():
+            await guard.aclose()  # closes the pool
+        elif self._async is not None and self._async_loop is None:  # not asyncio (trio): one pool, no guard
             await self._async.aclose()
-            self._async = None
+        self._async = self._async_loop = None
 
     def _build(
         self,
@@ -181,9 +229,10 @@ class HTTPProvider(Provider):
         except _TRANSPORT_ERRORS as exc:
             raise self._transport_error(exc, model) from exc
         try:
-            if response.status_code >= 400:
+            if response.status_code >= 300 or not _is_stream(response):
                 response.read()
                 self._check(response, model)
+                raise self._not_a_stream(response, model)
             yield response
         finally:
             response.close()
@@ -199,9 +248,10 @@ class HTTPProvider(Provider):
         except _TRANSPORT_ERRORS as exc:
             raise self._transport_error(exc, model) from exc
         try:
-            if response.status_code >= 400:
+            if response.status_code >= 300 or not _is_stream(response):
                 await response.aread()
                 self._check(response, model)
+                raise self._not_a_stream(response, model)
             yield response
         finally:
             await response.aclose()
@@ -225,15 +275,68 @@ class HTTPProvider(Provider):
         return response
 
     def _check(self, response: httpx2.Response, model: str) -> None:
-        if response.status_code >= 400:
+        status = response.status_code
+        if status >= 400:
             raise error_from_response(
-                response.status_code, response.headers, response.content, provider=self.name, model=model
+                status, response.headers, response.content, provider=self.name, model=model, secrets=self._secrets
             )
+        if status >= 300:
+            raise redirect_error(status, response.headers, base_url=self.base_url, provider=self.name, model=model)
+
+    def error_in_reply(
+        self, response: httpx2.Response, model: str, *, expected: str = "JSON", problem: str | None = None
+    ) -> ProviderError:
+        """The error for a 2xx reply that is not what was asked: the error its body carries, or what came.
+
+        Args:
+            response: the reply, its body read.
+            model: the model id that was requested.
+            expected: what was asked for, for the message (``"JSON"``, ``"a stream"``).
+            problem: what is wrong with the body, when known (it leads the message).
+        """
+        found = error_in_body(
+            response.status_code,
+            response.headers,
+            response.content,
+            provider=self.name,
+            model=model,
+            secrets=self._secrets,
+        )
+        if found is not None:
+            return found
+        what = describe_body(response.headers, response.content, secrets=self._secrets)
+        lead = f"{problem}; " if problem else ""
+        return ResponseValidationError(
+            f"{lead}expected {expected}, the server answered HTTP {response.status_code} with {what}. "
+            f"Check that base_url ({mask_url(self.base_url)}) is the API root of an OpenAI-compatible server",
+            provider=self.name,
+            model=model,
+            status_code=response.status_code,
+            request_id=response.headers.get("x-request-id"),
+        )
+
+    def _not_a_stream(self, response: httpx2.Response, model: str) -> ProviderError:
+        return self.error_in_reply(response, model, expected="a stream (text/event-stream)")
 
     def _transport_error(self, exc: httpx2.TransportError | ssl.SSLError, model: str) -> ProviderError:
         cls = APITimeoutError if isinstance(exc, httpx2.TimeoutException) else APIConnectionError
-        reason = str(exc) or type(exc).__name__
-        return cls(f"{type(exc).__name__} talking to {self.base_url}: {reason}", provider=self.name, model=model)
+        reason = mask(str(exc) or type(exc).__name__, self._secrets)
+        where = mask_url(self.base_url)
+        return cls(f"{type(exc).__name__} talking to {where}: {reason}", provider=self.name, model=model)
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    """The running asyncio loop; None under another async library (one pool then serves every call)."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+def _is_stream(response: httpx2.Response) -> bool:
+    """False for a body that is surely not server-sent events: JSON or an HTML page (a missing type passes)."""
+    content_type = response.headers.get("content-type", "").lower()
+    return "json" not in content_type and "html" not in content_type
 
 
 def network_settings(name: str, config: ProviderConfig) -> dict[str, Any]:

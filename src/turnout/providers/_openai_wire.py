@@ -270,7 +270,7 @@ def parse_completion(raw: bytes, *, provider: str, model: str, request_id: str |
     """Decode a ``chat.completion`` body.
 
     Raises:
-        ResponseValidationError: the body is not JSON or lacks ``choices``.
+        ResponseValidationError: the body is not JSON, or has no ``choices`` (an empty list included).
     """
     try:
         wire = _Completion.model_validate_json(raw)
@@ -281,6 +281,13 @@ def parse_completion(raw: bytes, *, provider: str, model: str, request_id: str |
             model=model,
             request_id=request_id,
         ) from exc
+    if not wire.choices:
+        raise ResponseValidationError(
+            "reply is not a chat completion: choices is empty (no answer at all)",
+            provider=provider,
+            model=model,
+            request_id=request_id,
+        )
     choices: list[Choice] = []
     for c in wire.choices:
         try:
@@ -305,7 +312,7 @@ def parse_completion(raw: bytes, *, provider: str, model: str, request_id: str |
                 function_call=_function_call(c.message.function_call),
             )
         )
-    first = choices[0] if choices else Choice.model_construct(index=0, text="", finish_reason=None, tool_calls=[])
+    first = choices[0]
     return construct(
         ChatResponse,
         text=first.text,

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 import httpx2
 from pydantic import Field, model_validator
 
+from .._secrets import mask_url
 from .._version import __version__
 from ..config import ProviderConfig
 from ..errors import (
@@ -169,7 +170,7 @@ class HuggingFaceProvider(Provider):
         super().__init__(name, config)
         self.hf_config = config
         self.template: ChatTemplate = get_template(config.chat_template)
-        headers = {"user-agent": f"turnout/{__version__}", **config.headers}
+        headers = {"user-agent": f"turnout/{__version__}", **config.header_values()}
         if config.scale_up_timeout is not None:
             headers[SCALE_UP_HEADER] = f"{config.scale_up_timeout:g}"
         self._calls = HubCalls(hub, name, config, headers)
@@ -177,7 +178,9 @@ class HuggingFaceProvider(Provider):
 
     def __repr__(self) -> str:
         where = (
-            f"base_url={self.config.base_url!r}" if self.config.base_url else f"provider={self.hf_config.provider!r}"
+            f"base_url={mask_url(self.config.base_url)!r}"
+            if self.config.base_url
+            else f"provider={self.hf_config.provider!r}"
         )
         return f"HuggingFaceProvider(name={self.name!r}, {where}, mode={self.hf_config.mode!r})"
 

@@ -18,7 +18,7 @@ from pydantic import Field, SecretStr
 from .. import _defaults
 from ..config import ProviderConfig
 from ..embeddings import EmbeddingRequest, EmbeddingResponse
-from ..errors import StreamInterruptedError
+from ..errors import ResponseValidationError, StreamInterruptedError
 from ..types import ChatChunk, ChatRequest, ChatResponse
 from . import _embed_wire
 from ._embed_wire import Encoding
@@ -73,26 +73,33 @@ class OpenAIProvider(HTTPProvider):
     def chat(self, model: str, request: ChatRequest) -> ChatResponse:
         """Send a chat completion request and decode the reply."""
         response = self.post(_CHAT_PATH, self._body(model, request, stream=False), request, model)
-        return parse_completion(
-            response.content, provider=self.name, model=model, request_id=response.headers.get("x-request-id")
-        )
+        return self._completion(response, model)
 
     async def achat(self, model: str, request: ChatRequest) -> ChatResponse:
         """Async twin of `chat`."""
         response = await self.apost(_CHAT_PATH, self._body(model, request, stream=False), request, model)
-        return parse_completion(
-            response.content, provider=self.name, model=model, request_id=response.headers.get("x-request-id")
-        )
+        return self._completion(response, model)
+
+    def _completion(self, response: httpx2.Response, model: str) -> ChatResponse:
+        try:
+            return parse_completion(
+                response.content, provider=self.name, model=model, request_id=response.headers.get("x-request-id")
+            )
+        except ResponseValidationError as exc:  # say what came: an error body, a web page, nothing
+            raise self.error_in_reply(response, model, expected="a chat completion", problem=exc.message) from exc
 
     def stream(self, model: str, request: ChatRequest) -> Iterator[ChatChunk]:
         """Stream a chat completion; raise `StreamInterruptedError` if it ends before ``[DONE]``."""
         with self.post_stream(_CHAT_PATH, self._body(model, request, stream=True), request, model) as response:
             try:
-                events = iter_sse_data(response.iter_bytes())
+                events, empty = iter_sse_data(response.iter_bytes()), True
                 for data in events:
                     if data == DONE_DATA:
+                        if empty:
+                            raise self._empty_stream(model)
                         finish_sse(events)
                         return
+                    empty = False
                     yield from parse_chunk(data, provider=self.name, model=model)
             except httpx2.TransportError as exc:
                 raise self._interrupted(model, exc) from exc
@@ -103,11 +110,14 @@ class OpenAIProvider(HTTPProvider):
         body = self._body(model, request, stream=True)
         async with self.apost_stream(_CHAT_PATH, body, request, model) as response:
             try:
-                events = aiter_sse_data(response.aiter_bytes())
+                events, empty = aiter_sse_data(response.aiter_bytes()), True
                 async for data in events:
                     if data == DONE_DATA:
+                        if empty:
+                            raise self._empty_stream(model)
                         await afinish_sse(events)
                         return
+                    empty = False
                     for chunk in parse_chunk(data, provider=self.name, model=model):
                         yield chunk
             except httpx2.TransportError as exc:
@@ -170,6 +180,11 @@ class OpenAIProvider(HTTPProvider):
             stream=stream,
             fields=self.option_fields(model, request),
             completion_cap=self.price_catalogue() == "openai" and _REASONING_MODEL.match(model) is not None,
+        )
+
+    def _empty_stream(self, model: str) -> ResponseValidationError:
+        return ResponseValidationError(
+            "the stream ended (data: [DONE]) without a single chunk: no answer at all", provider=self.name, model=model
         )
 
     def _interrupted(self, model: str, exc: httpx2.TransportError | None) -> StreamInterruptedError:

@@ -131,6 +131,13 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
 
+    def _send_raw(self, fault: Fault) -> None:
+        headers = {"content-length": str(len(fault.body)), **fault.headers}
+        if fault.content_type is not None:
+            headers["content-type"] = fault.content_type
+        self._send_head(fault.status_code or 200, headers)
+        self.wfile.write(fault.body)
+
     def _send_error(self, error: WireError) -> None:
         self._send(error.status, error.body, error.headers)
 
@@ -213,6 +220,8 @@ class Handler(BaseHTTPRequestHandler):
             self._answer(item.then, req)
         elif item.kind == "drop":
             self.close_connection = True
+        elif item.kind == "response":
+            self._send_raw(item)
         elif item.is_error or (item.kind == "stream_error" and not req.stream):
             ctx = self._context(req.model, prompt_tokens=req.prompt_tokens, max_tokens=req.max_tokens)
             self._send_error(_errors.render_fault(item, ctx))

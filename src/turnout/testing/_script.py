@@ -37,6 +37,7 @@ FaultKind: TypeAlias = Literal[
     "malformed_json",
     "slow",
     "stall",
+    "response",
 ]
 
 
@@ -161,11 +162,22 @@ class Fault:
     status_key: str | None = None
     event: str | None = None
     categories: Mapping[str, str] | None = None
+    body: bytes = b""
+    content_type: str | None = None
 
     @property
     def is_error(self) -> bool:
         """Whether this fault is answered with an HTTP error status and body."""
-        return self.kind not in ("drop", "truncate", "end_stream", "stream_error", "malformed_json", "slow", "stall")
+        return self.kind not in (
+            "drop",
+            "truncate",
+            "end_stream",
+            "stream_error",
+            "malformed_json",
+            "slow",
+            "stall",
+            "response",
+        )
 
     @classmethod
     def status(
@@ -434,6 +446,34 @@ class Fault:
         if seconds < 0:
             raise ValueError("seconds must be >= 0")
         return cls("stall", after_chunks=after_chunks, seconds=seconds, then=reply)
+
+    @classmethod
+    def response(
+        cls,
+        status: int,
+        body: bytes | str = b"",
+        *,
+        content_type: str | None = "application/json",
+        headers: Mapping[str, str] | None = None,
+    ) -> Fault:
+        """Answer exactly this status, body and content-type, whatever was asked (stream or not).
+
+        For servers that misbehave: an error body sent with 200, a proxy's HTML page, an empty
+        500, a redirect (give ``headers={"location": ...}``). `FakeServer` only.
+
+        Args:
+            status: The HTTP status (100-599).
+            body: The body, sent as given (a str is encoded as UTF-8).
+            content_type: The `content-type` header; `None` sends none.
+            headers: Extra response headers.
+
+        Returns:
+            The fault.
+        """
+        if not 100 <= status <= 599:
+            raise ValueError("status must be 100-599")
+        raw = body.encode() if isinstance(body, str) else body
+        return cls("response", status_code=status, body=raw, content_type=content_type, headers=dict(headers or {}))
 
 
 def _check_after(after_chunks: int) -> None:
