@@ -78,6 +78,7 @@ def test_x_should_retry_false_is_obeyed(servers: tuple[FakeServer, FakeServer]) 
     assert len(primary.chat_requests) == 1 and backup.chat_requests == []
 
 
+@pytest.mark.wallclock
 def test_retry_after_one_second_really_waits() -> None:
     """The one wall-clock test: a real Retry-After of 1 s is slept, not skipped."""
     with FakeServer(flavor="openai") as server:
@@ -121,6 +122,7 @@ def test_outage_does_not_multiply_load(servers: tuple[FakeServer, FakeServer]) -
 # --- deadline ------------------------------------------------------------------------------
 
 
+@pytest.mark.wallclock
 def test_deadline_shortens_the_network_timeout(servers: tuple[FakeServer, FakeServer]) -> None:
     primary, backup = servers
     primary.enqueue(Fault.slow(3.0))
@@ -133,6 +135,7 @@ def test_deadline_shortens_the_network_timeout(servers: tuple[FakeServer, FakeSe
     assert "APITimeoutError" in [a.outcome for a in info.value.attempts]  # type: ignore[attr-defined]
 
 
+@pytest.mark.wallclock
 def test_no_target_is_tried_after_the_deadline(servers: tuple[FakeServer, FakeServer]) -> None:
     primary, backup = servers
     primary.enqueue(Fault.slow(2.0))
@@ -362,6 +365,7 @@ def test_fallback_on_is_configurable(servers: tuple[FakeServer, FakeServer]) -> 
 # --- hedging --------------------------------------------------------------------------------
 
 
+@pytest.mark.wallclock
 @pytest.mark.parametrize("mode", ["sync", "async"])
 def test_hedge_asks_the_next_target_when_the_first_is_slow(servers: tuple[FakeServer, FakeServer], mode: str) -> None:
     primary, backup = servers
