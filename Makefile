@@ -60,7 +60,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench.py $(BENCH_ARGS)
 
 # Mutation testing of the policies, budgets and pricing ([tool.mutmut] in pyproject.toml; not part of
-# `make test`): about 15 minutes on 2 cores. MUTMUT_ARGS=--max-children 4 for more cores.
+# `make test`): about 10 minutes on 2 cores. MUTMUT_ARGS=--max-children 4 for more cores.
 mutation: $(STAMP)
 	rm -rf mutants
 	$(BIN)/mutmut run $(MUTMUT_ARGS)

@@ -33,6 +33,8 @@ def main() -> int:
     print(f"{'module':<40} {'mutants':>7} {'killed':>7} {'score':>7}")
     for meta in metas:
         codes = json.loads(meta.read_text("utf-8"))["exit_code_by_key"]
+        if not codes:  # nothing to mutate (re-exports only)
+            continue
         statuses = {name: status_by_exit_code[code] for name, code in codes.items()}
         counts = Counter("killed" if s in KILLED else s for s in statuses.values())
         total.update(counts)

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
+import turnout.budget
 from tests.conftest import LLAMA, Runner
 from turnout import AsyncClient, Budget, BudgetExceededError, Client, ServerError, StreamInterruptedError
-import turnout.budget
 from turnout.budget import Budgets
 from turnout.testing import FakeServer, Fault, Reply
 
@@ -280,7 +280,7 @@ def test_only_the_first_settlement_counts() -> None:
     held.commit(Decimal("0.5"))
     held.release()
     (status,) = budgets.status()
-    assert (status.spent, status.reserved) == (0, 0)
+    assert (status.spent, status.reserved) == (Decimal(0), Decimal(0))
 
 
 def test_an_unbounded_call_names_the_aliass_limit_before_the_clients() -> None:
@@ -312,7 +312,7 @@ def test_a_route_without_a_budget_needs_no_max_tokens(server: FakeServer) -> Non
 
 
 def test_n_choices_multiply_the_worst_case(server: FakeServer) -> None:
-    """"Hi" (2 bytes) + "user" (4) + 4 + 3 overhead = 13 prompt tokens at most, plus 2 x 10 output = 33."""
+    """ "Hi" (2 bytes) + "user" (4) + 4 + 3 overhead = 13 prompt tokens at most, plus 2 x 10 output = 33."""
     with Client(config=_config(server), budget=Budget(max_usd=Decimal("0.00003"))) as client:
         with pytest.raises(BudgetExceededError) as info:
             client.chat("llama", "Hi", max_tokens=10, n=2)

@@ -91,7 +91,9 @@ def test_unknown_price_gives_no_range(fake_vllm: FakeServer, fake_openai: FakeSe
 
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
-def test_the_window_left_after_a_long_prompt_is_no_output(fake_vllm: FakeServer, fake_openai: FakeServer, mode: str) -> None:
+def test_the_window_left_after_a_long_prompt_is_no_output(
+    fake_vllm: FakeServer, fake_openai: FakeServer, mode: str
+) -> None:
     """Sync and async: the window bounds the output, and a prompt longer than the window leaves 0 (not less)."""
     config = _config(fake_vllm, fake_openai)
 
@@ -113,18 +115,22 @@ def test_the_window_left_after_a_long_prompt_is_no_output(fake_vllm: FakeServer,
 
 
 def test_the_heuristic_counts_utf8_bytes_of_messages_tools_and_response_format() -> None:
-    from turnout.types import ChatRequest
+    from turnout.types import ChatRequest, Message
 
-    plain = ChatRequest(messages=[{"role": "user", "content": "é" * 8}])
+    plain = ChatRequest(messages=[Message(role="user", content="é" * 8)])
     # "user" (4 bytes) + 8 x "é" (2 bytes each) = 20 bytes; 4 per message + 3 priming
     assert heuristic_tokens(plain) == (5 + 7, 20 + 7)
     tool = {"type": "function", "function": {"name": "f", "parameters": {}}}
     tools = plain.model_copy(update={"tools": [tool]})
     tool_bytes = len(json.dumps([tool], ensure_ascii=False).encode())
     assert heuristic_tokens(tools) == (math.ceil((20 + tool_bytes) / 4) + 7, 20 + tool_bytes + 7)
+    odd = {"type": "function", "function": {"name": "ñ", "parameters": {"maximum": Decimal("1.5")}}}
+    odd_bytes = len('[{"type": "function", "function": {"name": "ñ", "parameters": {"maximum": "1.5"}}}]'.encode())
+    # UTF-8, not JSON's \u escapes; values JSON cannot encode (a Decimal) are measured as text
+    assert heuristic_tokens(plain.model_copy(update={"tools": [odd]}))[1] == 20 + odd_bytes + 7
     fmt = {"type": "json_object"}
     both = tools.model_copy(update={"response_format": fmt})
-    fmt_bytes = len("json_object".encode())
+    fmt_bytes = len(b"json_object")
     assert heuristic_tokens(both)[1] == 20 + tool_bytes + fmt_bytes + 7
 
 

@@ -68,6 +68,19 @@ def test_a_failed_probe_opens_the_circuit_again_for_a_whole_cooldown() -> None:
     assert breaker.health().reason == "RateLimitError"
 
 
+def test_a_failed_probe_reopens_even_when_no_rule_would_trip() -> None:
+    """Opened by the failure rate; by the probe the window holds only the probe, and 2 failures < 100."""
+    clock = FakeClock()
+    breaker = _breaker(clock, failure_threshold=100, failure_rate=0.5, window=1, min_calls=2, cooldown=10)
+    breaker.record(True)
+    breaker.record(False, "ServerError")
+    assert breaker.health().state == "open"
+    clock.advance(10)
+    assert breaker.allow()
+    breaker.record(False, "ServerError")
+    assert breaker.health().state == "open" and not breaker.allow()
+
+
 def test_a_successful_probe_closes_it_and_clears_the_reason() -> None:
     clock = FakeClock()
     breaker = _breaker(clock, failure_threshold=1, cooldown=1)

@@ -166,7 +166,9 @@ def test_retry_defaults_match_the_docs() -> None:
     }
 
 
-def test_the_default_policy_makes_three_attempts_with_half_second_backoff(servers: tuple[FakeServer, FakeServer]) -> None:
+def test_the_default_policy_makes_three_attempts_with_half_second_backoff(
+    servers: tuple[FakeServer, FakeServer],
+) -> None:
     primary, backup = servers
     primary.enqueue(*[Fault.server_error(500)] * 3)
     clock = FakeClock()

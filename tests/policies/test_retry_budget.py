@@ -32,8 +32,10 @@ def _config(dead: FakeServer, healthy: FakeServer, **retry: Any) -> dict[str, An
                 "breaker": {"enabled": False},  # only the budget limits the retries here
             }
         },
-        "prices": {"dead:m": {"input_per_million": 1, "output_per_million": 1}, "healthy:m": {
-            "input_per_million": 1, "output_per_million": 1}},
+        "prices": {
+            "dead:m": {"input_per_million": 1, "output_per_million": 1},
+            "healthy:m": {"input_per_million": 1, "output_per_million": 1},
+        },
     }
 
 
