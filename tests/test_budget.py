@@ -193,6 +193,11 @@ def test_a_stream_cut_off_after_content_spends_its_whole_reservation(server: Fak
     assert (status.spent, status.reserved) == (Decimal(23) / 1_000_000, Decimal(0))  # worst case: 13 + 10 tokens
 
 
+def test_a_budget_without_a_period_lasts_the_clients_lifetime() -> None:
+    """docs/configuration.md: `budget.period` absent: the client's lifetime."""
+    assert Budget(max_usd=Decimal(1)).period is None
+
+
 # --- periods (UTC days and months) -------------------------------------------------------------
 
 
@@ -318,3 +323,26 @@ def test_n_choices_multiply_the_worst_case(server: FakeServer) -> None:
             client.chat("llama", "Hi", max_tokens=10, n=2)
     assert info.value.needed == Decimal(33) / 1_000_000
     assert server.requests == []
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_reply_without_usage_commits_its_whole_reservation(server: FakeServer, mode: str) -> None:
+    """No usage, no actual cost: the worst case (13 prompt + 10 output tokens at $1/M) counts as spent."""
+    server.enqueue(Reply("fine", usage=False))
+    config, budget = _config(server), Budget(max_usd=Decimal(1))
+    if mode == "sync":
+        with Client(config=config, budget=budget) as client:
+            reply = client.chat("llama", "Hi", max_tokens=10)
+            assert client.budgets is not None
+            (status,) = client.budgets.status()
+    else:
+
+        async def go() -> Any:
+            async with AsyncClient(config=config, budget=budget) as client:
+                reply = await client.chat("llama", "Hi", max_tokens=10)
+                assert client.budgets is not None
+                return reply, client.budgets.status()[0]
+
+        reply, status = asyncio.run(go())
+    assert reply.cost is None
+    assert (status.spent, status.reserved) == (Decimal(23) / 1_000_000, Decimal(0))

@@ -152,3 +152,25 @@ def test_n_choices_multiply_the_high_bound(fake_vllm: FakeServer, fake_openai: F
     assert (target.prompt_tokens, target.max_output_tokens) == (9, 10)
     assert target.low == Decimal(9) / 10**6 and target.high == Decimal(13 + 60) / 10**6
     assert estimate.low == target.low and estimate.high == target.high
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_an_openai_target_is_counted_with_its_models_tokenizer(fake_openai: FakeServer, mode: str) -> None:
+    """gpt-4o: 3 per message + "user" (1) + "Hello there" (2) + 3 to prime the reply = 9, exact and offline."""
+    config = {
+        "providers": {"cloud": {"type": "openai", "base_url": fake_openai.base_url, "api_key": CANARY_KEY}},
+        "prices": {"cloud:gpt-4o": {"input_per_million": 1, "output_per_million": 1}},
+    }
+
+    async def go() -> Any:
+        async with AsyncClient(config=config) as client:
+            return await client.estimate_cost("cloud:gpt-4o", "Hello there", max_tokens=1)
+
+    if mode == "async":
+        estimate = asyncio.run(go())
+    else:
+        with Client(config=config) as client:
+            estimate = client.estimate_cost("cloud:gpt-4o", "Hello there", max_tokens=1)
+    (target,) = estimate.targets
+    assert (target.prompt_tokens, target.estimated) == (9, False)
+    assert fake_openai.requests == []
