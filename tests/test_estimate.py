@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import math
 import random
 from decimal import Decimal
 from typing import Any
@@ -11,6 +13,7 @@ import pytest
 
 from tests.conftest import CANARY_KEY, LLAMA
 from turnout import AsyncClient, Client, InvalidArgumentError
+from turnout._estimate import heuristic_tokens
 from turnout.testing import FakeServer, Reply
 
 WORDS = "llama alpaca camel wool ü 日本 grass mountain, herd! the a of 42".split()
@@ -85,3 +88,89 @@ def test_unknown_price_gives_no_range(fake_vllm: FakeServer, fake_openai: FakeSe
         assert (local.low, local.high, local.source) == (None, None, None)
         with pytest.raises(InvalidArgumentError):
             client.estimate_cost(f"local:{LLAMA}", [], max_tokens=5)
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_the_window_left_after_a_long_prompt_is_no_output(
+    fake_vllm: FakeServer, fake_openai: FakeServer, mode: str
+) -> None:
+    """Sync and async: the window bounds the output, and a prompt longer than the window leaves 0 (not less)."""
+    config = _config(fake_vllm, fake_openai)
+
+    async def go(prompt: str) -> Any:
+        async with AsyncClient(config=config) as client:
+            return await client.estimate_cost(f"local:{LLAMA}", prompt)
+
+    def estimate(prompt: str) -> Any:
+        if mode == "async":
+            return asyncio.run(go(prompt))
+        with Client(config=config) as client:
+            return client.estimate_cost(f"local:{LLAMA}", prompt)
+
+    (short,) = estimate("Hello there").targets
+    assert not short.estimated and short.max_output_tokens == 4096 - short.prompt_tokens
+    (long,) = estimate("word " * 5000).targets
+    assert long.prompt_tokens > 4096 and long.max_output_tokens == 0
+    assert long.high == long.prompt_tokens * Decimal("0.10") / 10**6
+
+
+def test_the_heuristic_counts_utf8_bytes_of_messages_tools_and_response_format() -> None:
+    from turnout.types import ChatRequest, Message
+
+    plain = ChatRequest(messages=[Message(role="user", content="é" * 8)])
+    # "user" (4 bytes) + 8 x "é" (2 bytes each) = 20 bytes; 4 per message + 3 priming
+    assert heuristic_tokens(plain) == (5 + 7, 20 + 7)
+    tool = {"type": "function", "function": {"name": "f", "parameters": {}}}
+    tools = plain.model_copy(update={"tools": [tool]})
+    tool_bytes = len(json.dumps([tool], ensure_ascii=False).encode())
+    assert heuristic_tokens(tools) == (math.ceil((20 + tool_bytes) / 4) + 7, 20 + tool_bytes + 7)
+    odd = {"type": "function", "function": {"name": "ñ", "parameters": {"maximum": Decimal("1.5")}}}
+    odd_bytes = len('[{"type": "function", "function": {"name": "ñ", "parameters": {"maximum": "1.5"}}}]'.encode())
+    # UTF-8, not JSON's \u escapes; values JSON cannot encode (a Decimal) are measured as text
+    assert heuristic_tokens(plain.model_copy(update={"tools": [odd]}))[1] == 20 + odd_bytes + 7
+    fmt = {"type": "json_object"}
+    both = tools.model_copy(update={"response_format": fmt})
+    fmt_bytes = len(b"json_object")
+    assert heuristic_tokens(both)[1] == 20 + tool_bytes + fmt_bytes + 7
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_n_choices_multiply_the_high_bound(fake_vllm: FakeServer, fake_openai: FakeServer, mode: str) -> None:
+    config = _config(fake_vllm, fake_openai)
+
+    async def go() -> Any:
+        async with AsyncClient(config=config) as client:
+            return await client.estimate_cost("compat:gpt-4o-mini", "Hi", max_tokens=10, n=3)
+
+    if mode == "async":
+        estimate = asyncio.run(go())
+    else:
+        with Client(config=config) as client:
+            estimate = client.estimate_cost("compat:gpt-4o-mini", "Hi", max_tokens=10, n=3)
+    (target,) = estimate.targets
+    # heuristic ceiling: "Hi" + "user" = 6 bytes + 4 + 3 = 13 prompt tokens at $1/M; 3 x 10 output at $2/M
+    assert (target.prompt_tokens, target.max_output_tokens) == (9, 10)
+    assert target.low == Decimal(9) / 10**6 and target.high == Decimal(13 + 60) / 10**6
+    assert estimate.low == target.low and estimate.high == target.high
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_an_openai_target_is_counted_with_its_models_tokenizer(fake_openai: FakeServer, mode: str) -> None:
+    """gpt-4o: 3 per message + "user" (1) + "Hello there" (2) + 3 to prime the reply = 9, exact and offline."""
+    config = {
+        "providers": {"cloud": {"type": "openai", "base_url": fake_openai.base_url, "api_key": CANARY_KEY}},
+        "prices": {"cloud:gpt-4o": {"input_per_million": 1, "output_per_million": 1}},
+    }
+
+    async def go() -> Any:
+        async with AsyncClient(config=config) as client:
+            return await client.estimate_cost("cloud:gpt-4o", "Hello there", max_tokens=1)
+
+    if mode == "async":
+        estimate = asyncio.run(go())
+    else:
+        with Client(config=config) as client:
+            estimate = client.estimate_cost("cloud:gpt-4o", "Hello there", max_tokens=1)
+    (target,) = estimate.targets
+    assert (target.prompt_tokens, target.estimated) == (9, False)
+    assert fake_openai.requests == []

@@ -21,7 +21,7 @@ import pytest
 
 from tests import _ledger_workers
 from tests.conftest import LLAMA, Runner
-from turnout import AsyncClient, Client, _ledger_writer
+from turnout import AsyncClient, BadRequestError, Client, _ledger_writer
 from turnout.cli import main
 from turnout.config import load_config
 from turnout.ledger import Entry, Ledger, LedgerConfig, default_ledger_path, ledger_path, totals
@@ -46,7 +46,7 @@ def test_every_call_is_recorded_with_its_exact_cost(
     path = tmp_path / "spend.sqlite3"
     fake_vllm.enqueue(Reply("a", prompt_tokens=7, completion_tokens=3), Fault.status(400))
     reply = runner.call(streamed, _config(fake_vllm, path), "llama", "Hi", max_tokens=5)
-    with pytest.raises(Exception, match="400|Bad"):
+    with pytest.raises(BadRequestError):
         runner.call(streamed, _config(fake_vllm, path), "llama", "Hi", max_tokens=5)
     (total,) = totals(path)
     assert reply.cost is not None

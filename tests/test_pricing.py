@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 from decimal import Decimal
 from typing import Any
@@ -11,7 +12,7 @@ import pytest
 from tests.conftest import CANARY_KEY, Runner
 from turnout import ConfigError, Price, Usage
 from turnout.config import Config, hourly_price
-from turnout.pricing import Pricing, catalogue_refs
+from turnout.pricing import CostUnknownWarning, Pricing, catalogue_context_window, catalogue_refs
 from turnout.providers.openai_compatible import OpenAICompatibleProvider
 from turnout.testing import FakeServer, Reply
 
@@ -187,3 +188,131 @@ def test_same_exact_cost_streamed_or_not(runner: Runner, streamed: bool) -> None
         reply = runner.call(streamed, config, "openai:gpt-4o-mini", "Hello", max_tokens=600)
     assert reply.cost is not None
     assert reply.cost.total == Decimal("0.00042")
+
+
+# --- Pricing's own rules (docs/cost.md) ----------------------------------------------------------
+
+CONFIG_PRICE = Price(input_per_million=Decimal(2), output_per_million=Decimal(8), reasoning_per_million=Decimal(3))
+
+
+def test_cost_is_none_when_either_token_count_is_unknown() -> None:
+    pricing, provider = Pricing({"p:m": CONFIG_PRICE}), _provider("p")
+    assert pricing.cost(provider, "m", Usage(prompt_tokens=10)) is None
+    assert pricing.cost(provider, "m", Usage(completion_tokens=10)) is None
+
+
+def test_no_reported_reasoning_tokens_are_all_priced_as_output() -> None:
+    cost = Pricing({"p:m": CONFIG_PRICE}).cost(_provider("p"), "m", Usage(prompt_tokens=0, completion_tokens=1000))
+    assert cost is not None and cost.output == Decimal("0.008")
+
+
+def test_unit_price_is_input_plus_output_per_million() -> None:
+    pricing = Pricing({"p:m": CONFIG_PRICE})
+    assert pricing.unit_price(_provider("p"), "m") == Decimal(10)
+    assert pricing.unit_price(_provider("openai"), "gpt-4o-mini") == Decimal("0.75")  # catalogue: 0.15 + 0.60
+    assert pricing.unit_price(_provider("openai"), "no-such-model") == Decimal("Infinity")
+    assert pricing.unit_price(_provider("together"), "togethercomputer/llama-2-7b-chat") == Decimal("0.4")  # alias
+    assert pricing.unit_price(_provider("p"), "other") == Decimal("Infinity")  # no catalogue, no entry
+
+
+def test_bounds_low_is_the_cached_prompt_and_high_the_dearer_output_rate() -> None:
+    price = Price(
+        input_per_million=Decimal(2),
+        cached_input_per_million=Decimal(1),
+        output_per_million=Decimal(8),
+        reasoning_per_million=Decimal(3),  # cheaper than output: the high bound uses the output rate
+    )
+    pricing = Pricing({"p:m": price})
+    low, high = pricing.bounds(_provider("p"), "m", 1000, 500)
+    assert low is not None and high is not None
+    assert (low.input, low.output, low.total) == (Decimal("0.001"), Decimal(0), Decimal("0.001"))
+    assert (high.input, high.output, high.total) == (Decimal("0.002"), Decimal("0.004"), Decimal("0.006"))
+    dear = Pricing({"p:m": price.model_copy(update={"reasoning_per_million": Decimal(20)})})
+    assert dear.bounds(_provider("p"), "m", 1000, 500)[1].total == Decimal("0.012")  # type: ignore[union-attr]
+    assert pricing.bounds(_provider("p"), "m", 1000, None) == (low, None)
+
+
+def test_a_catalogue_miss_is_looked_up_only_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    import genai_prices
+
+    calls: list[str] = []
+    real = genai_prices.calc_price
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        calls.append(args[1])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(genai_prices, "calc_price", counting)
+    pricing, provider = Pricing({}), _provider("openai")
+    with pytest.warns(CostUnknownWarning):
+        for _ in range(3):
+            assert pricing.cost(provider, "openai/no-such-model", USAGE) is None
+    assert calls == ["openai/no-such-model", "no-such-model"]  # both refs, once
+    calls.clear()
+    first = pricing.cost(provider, "gpt-4o", USAGE)
+    second = pricing.cost(provider, "gpt-4o", USAGE)
+    assert calls == ["gpt-4o"]  # a fixed price is cached: later costs need no catalogue call
+    assert first == second and second is not None
+    assert second.source.startswith("genai-prices ") and second.source.endswith("(openai/gpt-4o)")
+
+
+def _catalogue_model(kind: str) -> str:
+    """The first openai model in the installed catalogue whose price is ``kind``."""
+    from genai_prices import data_snapshot
+    from genai_prices.types import ModelPrice
+
+    (openai,) = [p for p in data_snapshot.get_snapshot().providers if p.id == "openai"]
+    for model in openai.models:
+        price = model.prices
+        if kind == "conditional" and not isinstance(price, ModelPrice):
+            return model.id
+        if isinstance(price, ModelPrice) and kind == "tiered" and not isinstance(price.input_mtok, Decimal | None):
+            return model.id
+        if isinstance(price, ModelPrice) and kind == "no output" and isinstance(price.input_mtok, Decimal):
+            if price.output_mtok is None:
+                return model.id
+    raise AssertionError(f"no {kind} price in this genai-prices: pick another case")
+
+
+@pytest.mark.parametrize("kind", ["conditional", "tiered", "no output"])
+def test_catalogue_prices_that_are_not_fixed_per_token_stay_exact(kind: str) -> None:
+    from genai_prices import Usage as CatalogueUsage
+    from genai_prices import calc_price
+
+    model, pricing, provider = _catalogue_model(kind), Pricing({}), _provider("openai")
+    for prompt, completion in [(1000, 0), (1000, 500), (400_000, 500), (1000, 1_000_000)]:
+        cost = pricing.cost(provider, model, Usage(prompt_tokens=prompt, completion_tokens=completion))
+        counts = CatalogueUsage(input_tokens=prompt, output_tokens=completion)
+        expected = calc_price(counts, model, provider_id="openai")
+        assert cost is not None and (cost.input, cost.output, cost.total) == (
+            expected.input_price,
+            expected.output_price,
+            expected.total_price,
+        )
+
+
+def test_the_unknown_price_warning_names_the_target_and_points_at_the_caller() -> None:
+    pricing, provider = Pricing({}), _provider("p")
+    with pytest.warns(CostUnknownWarning) as caught:
+        pricing.cost(provider, "a", USAGE)
+        pricing.cost(provider, "a", USAGE)  # once per model
+        pricing.cost(provider, "b", USAGE)
+    assert [str(w.message) for w in caught] == [
+        f'no price known for p:{m}: its cost is None. Add [prices."p:{m}"] with '
+        "input_per_million and output_per_million to turnout.toml."
+        for m in ("a", "b")
+    ]
+
+
+def test_the_unknown_price_warning_points_at_the_callers_line() -> None:
+    if "MUTANT_UNDER_TEST" in os.environ:
+        pytest.skip("mutmut's trampolines add stack frames between the caller and turnout")
+    with pytest.warns(CostUnknownWarning) as caught:
+        Pricing({}).cost(_provider("p"), "a", USAGE)
+    assert caught[0].filename == __file__
+
+
+def test_catalogue_context_window() -> None:
+    assert catalogue_context_window("openai", "openai/gpt-4") == 8192  # prefix stripped
+    assert catalogue_context_window("openai", "no-such-model") is None
+    assert catalogue_context_window("no-such-catalogue", "gpt-4") is None

@@ -133,6 +133,7 @@ def test_hedged_route_runs_the_context_precheck(mode: str) -> None:
         assert (reply.attempts[0].outcome, reply.attempts[0].skipped) == ("ContextWindowExceededError", True)
 
 
+@pytest.mark.wallclock
 @pytest.mark.parametrize("mode", MODES)
 def test_hedge_loser_is_recorded_in_the_ledger(
     servers: tuple[FakeServer, FakeServer], mode: str, ledger_file: Path
@@ -147,6 +148,7 @@ def test_hedge_loser_is_recorded_in_the_ledger(
     assert [(attempts, outcome) for _, _, attempts, _, outcome in _ledger_rows(ledger_file)] == [(2, "ok")]
 
 
+@pytest.mark.wallclock
 def test_async_hedge_cancels_the_loser(servers: tuple[FakeServer, FakeServer]) -> None:
     """The losing request's task is cancelled: its connection is closed before the server answers."""
     primary, backup = servers
@@ -235,6 +237,7 @@ def test_wait_for_recovery_never_waits_past_the_deadline(mode: str) -> None:
 # --- streams: the deadline bounds them, a cut tool call is never passed off, leaving early is paid ---
 
 
+@pytest.mark.wallclock
 @pytest.mark.parametrize("mode", MODES)
 def test_deadline_bounds_a_stream_that_keeps_sending(mode: str) -> None:
     with FakeServer(flavor="openai") as primary:
@@ -320,6 +323,7 @@ def test_a_stream_left_early_is_paid_for(mode: str, ledger_file: Path) -> None:
         assert db.execute("SELECT estimated FROM calls").fetchall() == [(1,)]
 
 
+@pytest.mark.wallclock
 def test_a_cancelled_stream_task_is_paid_for(ledger_file: Path) -> None:
     with FakeServer(flavor="openai") as primary:
         primary.enqueue(Reply(" ".join(f"w{i}" for i in range(200)), chunk_delay=0.01))

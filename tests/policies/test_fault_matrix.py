@@ -151,6 +151,7 @@ def test_connection_refused_retries_then_falls_back(mode: str, servers: tuple[Fa
     assert len(clock.sleeps) == 2  # backoff between the three attempts
 
 
+@pytest.mark.wallclock
 @pytest.mark.parametrize("mode", MODES)
 def test_read_timeout_retries_then_falls_back(mode: str, servers: tuple[FakeServer, FakeServer]) -> None:
     primary, backup = servers

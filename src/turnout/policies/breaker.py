@@ -77,7 +77,9 @@ class CircuitBreaker:
             return False
 
     def record(self, ok: bool, reason: str | None = None) -> None:
-        """Record the outcome of a call that `allow` let through."""
+        """Record the outcome of a call that `allow` let through (a disabled breaker keeps no record)."""
+        if not self.policy.enabled:
+            return
         with self._lock:
             now = self._clock.now()
             self._probing = False
