@@ -10,13 +10,13 @@ from typing import TYPE_CHECKING, Any, Literal, Self
 from pydantic import BaseModel, PydanticUserError, ValidationError
 from typing_extensions import TypeVar
 
-from ._structured import OutputHook, take_output
+from ._response_model import OutputHook, take_output
 from .budget import Budget, Budgets
 from .config import Config, find_config_file, load_config, split_target
 from .embeddings import EmbeddingRequest
 from .engine import CallHook, ChatCall, EmbedCall, RouteState, Target
-from .engine.events import E
 from .errors import ClientClosedError, ConfigError, InvalidArgumentError
+from .events import E
 from .ledger import Ledger, ledger_path
 from .policies.breaker import TargetHealth
 from .policies.clock import Clock, SystemClock
@@ -270,7 +270,7 @@ _HOOK_EVENTS = {
 
 def _attach_hooks(config: Config, state: RouteState) -> None:
     """Subscribe the functions named in ``[hooks]`` (``"package.module:function"``)."""
-    from .engine import events
+    from . import events
 
     for key, kind in _HOOK_EVENTS.items():
         for ref in getattr(config.hooks, key):

@@ -1,6 +1,6 @@
 """OpenTelemetry spans and metrics of every call, following the GenAI semantic conventions.
 
-`Telemetry` is a subscriber of the engine's events (`turnout.engine.events`): it opens a call
+`Telemetry` is a subscriber of the engine's events (`turnout.events`): it opens a call
 span on `CallStarted`, a child client-inference span per attempt on `AttemptStarted`, closes
 them on `AttemptFinished` / `StreamAbandoned` / `CallFinished`, and records the metrics. It uses
 the application's global tracer and meter providers (``opentelemetry-api`` only: without an
@@ -27,7 +27,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from ._semconv import SEMCONV_VERSION, names
 from ._version import __version__
 from .embeddings import EmbeddingRequest, EmbeddingResponse
-from .engine.events import (
+from .events import (
     AttemptFinished,
     AttemptStarted,
     CallFinished,

@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Generator
 from typing import TYPE_CHECKING
 
+from ..events import AttemptFinished, AttemptStarted, CallFinished, CallStarted, Events, RetryScheduled, StreamAbandoned
 from .call import Call, ChatCall, EmbedCall, should_fall_back
 from .drive import adrive, adrive_stream, drive, drive_stream
-from .events import AttemptFinished, AttemptStarted, CallFinished, CallStarted, Events, RetryScheduled, StreamAbandoned
 from .flow import attempts, call_flow, embed_target, stream_attempts
 from .hooks import CallHook, ReplyCheck
 from .state import RouteState, Target

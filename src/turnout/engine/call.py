@@ -27,9 +27,7 @@ from ..errors import (
     ResponseValidationError,
     StreamInterruptedError,
 )
-from ..policies.route import FallbackOn, RoutePolicy
-from ..types import Attempt, ChatRequest, ChatResponse, Cost, Usage
-from .events import (
+from ..events import (
     AttemptFinished,
     AttemptStarted,
     CallFinished,
@@ -38,6 +36,8 @@ from .events import (
     RetryScheduled,
     StreamAbandoned,
 )
+from ..policies.route import FallbackOn, RoutePolicy
+from ..types import Attempt, ChatRequest, ChatResponse, Cost, Usage
 from .state import Retries, RouteState, Target, label
 
 if TYPE_CHECKING:

@@ -21,10 +21,10 @@ from .steps import FELL_THROUGH, Count, Flow, Gather, Race, Send, Sleep, Stream,
 
 if TYPE_CHECKING:
     from ..embeddings import EmbeddingResponse
+    from ..events import Operation
     from ..provider import Provider
     from ..types import ChatResponse
     from .call import Call, ChatCall, EmbedCall
-    from .events import Operation
 
 __all__ = ["EMBED_CONCURRENCY", "call_flow"]
 

@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING
 
 from tenacity import DoSleep, RetryCallState, Retrying
 
+from ..events import CallFinished, Events
 from ..policies.breaker import CircuitBreaker, TargetHealth
 from ..policies.retry import retry_if_retryable, stop_for, wait_retry_after
 from ..policies.retry_budget import RetryBudget
-from .events import CallFinished, Events
 
 if TYPE_CHECKING:
     from ..budget import Budgets

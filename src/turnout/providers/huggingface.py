@@ -45,7 +45,7 @@ from ..provider import Provider
 from ..templates import ChatTemplate, get_template
 from ..types import ChatChunk, ChatRequest, ChatResponse, MessageInput, normalize_messages
 from ._hf_call import HubCalls
-from ._structured import hub_openai_endpoint
+from ._response_format import hub_openai_endpoint
 from ._tgi_options import chat_fields, chat_problem, text_parameters
 from ._tgi_wire import EndpointInfo, Unsupported, chat_kwargs, text_kwargs
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from turnout.testing._script import Reply
-from turnout.testing._tgi_wire import EOS, GenerateRequest, chat_chunk, generate_body, last_user_text, stream_event
+from turnout.testing._tgi_bytes import EOS, GenerateRequest, chat_chunk, generate_body, last_user_text, stream_event
 from turnout.testing._wire import message_text, split_text
 
 __all__ = [

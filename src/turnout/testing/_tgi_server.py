@@ -26,17 +26,7 @@ from typing import Any, Literal
 from turnout.testing._handler import Handler
 from turnout.testing._script import Fault, RecordedRequest, Reply, Scripted
 from turnout.testing._server import FakeServer
-from turnout.testing._tgi_gen import (
-    chat_events,
-    chat_message,
-    check_response_format,
-    resolve_chat,
-    resolve_text,
-    text_body,
-    text_events,
-    timing_headers,
-)
-from turnout.testing._tgi_wire import (
+from turnout.testing._tgi_bytes import (
     TGIError,
     chat_body,
     context_message,
@@ -46,6 +36,16 @@ from turnout.testing._tgi_wire import (
     parse_generate,
     tokenize_body,
     validation_message,
+)
+from turnout.testing._tgi_gen import (
+    chat_events,
+    chat_message,
+    check_response_format,
+    resolve_chat,
+    resolve_text,
+    text_body,
+    text_events,
+    timing_headers,
 )
 from turnout.testing._wire import count_chat_tokens
 

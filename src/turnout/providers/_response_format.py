@@ -1,6 +1,6 @@
 """How each provider receives a JSON-schema ``response_format`` (what ``response_model=`` sends).
 
-turnout builds one OpenAI-shaped ``response_format`` (``turnout._structured``):
+turnout builds one OpenAI-shaped ``response_format`` (``turnout._response_model``):
 ``{"type": "json_schema", "json_schema": {"name", "schema", "strict"}}``. On the wire:
 
 - OpenAI, OpenAI-compatible hosts, vLLM: sent as it is (vLLM 0.12+ maps it onto its
