@@ -51,6 +51,11 @@ EXPECTED = {
         "424: APIStatusError retryable=False error_type=generation",
         "fallback: endpoint ContextWindowExceededError -> together ok; cost $",
     ],
+    "plugin_provider.py": [
+        "chat: mine stop completion_tokens=5 cost=None",
+        "stream: True mine",
+        "fallback: mine ServerError -> mine ServerError -> mine ServerError -> backup ok",
+    ],
     "provider_options.py": [
         "vllm received: {'top_k': 40, 'min_p': 0.05, 'repetition_penalty': 1.1, "
         "'structured_outputs': {'choice': ['yes', 'no']}} -> 'yes'",

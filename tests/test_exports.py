@@ -104,3 +104,13 @@ def test_events_and_health_are_public() -> None:
 
 def test_all_is_the_table() -> None:
     assert turnout.__all__ == sorted([*turnout._LOCATION, "__version__"])
+
+
+def test_module_names_are_unique() -> None:
+    """No two modules share a name (a reader never wonders which ``budget.py``), bar deprecated aliases."""
+    from collections import Counter
+
+    root = Path(turnout.__file__).parent
+    deprecated = {root / "policies" / "budget.py"}  # the retry budget's old name, until 0.3.0
+    names = Counter(p.name for p in root.rglob("*.py") if p.name != "__init__.py" and p not in deprecated)
+    assert [name for name, count in names.items() if count > 1] == []

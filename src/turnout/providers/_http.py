@@ -274,12 +274,27 @@ class HTTPProvider(Provider):
         self._check(response, model)
         return response
 
+    def classify_error(self, response: httpx2.Response, model: str) -> ProviderError:
+        """The typed error for a failed reply (status >= 400, body read): the hook a provider overrides.
+
+        The default reads OpenAI's, vLLM's, TGI's and FastAPI's error bodies
+        (`turnout.errors.error_from_response`) and masks the provider's secrets in the message.
+        A provider whose server has its own error codes overrides it (the ``azure`` provider
+        maps ``content_filter`` and ``DeploymentNotFound``) and falls back to ``super()``.
+        """
+        return error_from_response(
+            response.status_code,
+            response.headers,
+            response.content,
+            provider=self.name,
+            model=model,
+            secrets=self._secrets,
+        )
+
     def _check(self, response: httpx2.Response, model: str) -> None:
         status = response.status_code
         if status >= 400:
-            raise error_from_response(
-                status, response.headers, response.content, provider=self.name, model=model, secrets=self._secrets
-            )
+            raise self.classify_error(response, model)
         if status >= 300:
             raise redirect_error(status, response.headers, base_url=self.base_url, provider=self.name, model=model)
 

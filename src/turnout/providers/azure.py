@@ -25,7 +25,7 @@ from __future__ import annotations
 import inspect
 import json
 import re
-from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Collection, Generator, Mapping
 from contextlib import _AsyncGeneratorContextManager, _GeneratorContextManager
 from typing import Any, ClassVar, Literal
 from urllib.parse import quote
@@ -43,6 +43,7 @@ from ..errors import (
     ContentFilterError,
     EmbeddingsNotSupportedError,
     NotFoundError,
+    ProviderError,
     error_from_response,
 )
 from ..types import ChatRequest, ChatResponse
@@ -231,17 +232,18 @@ class AzureProvider(OpenAIProvider):
         """Async twin of `post_stream`."""
         return super().apost_stream(self._path(path, model), body, request, model)
 
-    def _check(self, response: httpx2.Response, model: str) -> None:
-        if response.status_code >= 400:
-            raise azure_error(
-                response.status_code,
-                response.headers,
-                response.content,
-                provider=self.name,
-                model=model,
-                deployment=self.deployment(model),
-                endpoint=self.azure_config.endpoint,
-            )
+    def classify_error(self, response: httpx2.Response, model: str) -> ProviderError:
+        """Azure's error codes (content filter, deployment not found), else OpenAI's mapping."""
+        return azure_error(
+            response.status_code,
+            response.headers,
+            response.content,
+            provider=self.name,
+            model=model,
+            deployment=self.deployment(model),
+            endpoint=self.azure_config.endpoint,
+            secrets=self._secrets,
+        )
 
     # -- chat and embeddings ------------------------------------------------------------------
 
@@ -349,6 +351,7 @@ def azure_error(
     model: str,
     deployment: str,
     endpoint: str,
+    secrets: Collection[str] = (),
 ) -> APIStatusError:
     """The typed error for an Azure OpenAI error reply (the OpenAI mapping, plus Azure's codes).
 
@@ -357,7 +360,7 @@ def azure_error(
     - 400 ``OperationNotSupported`` for embeddings -> `EmbeddingsNotSupportedError`;
     - anything else as `error_from_response` maps it (429: ``retry-after-ms`` first).
     """
-    error = error_from_response(status, headers, body, provider=provider, model=model)
+    error = error_from_response(status, headers, body, provider=provider, model=model, secrets=secrets)
     common: dict[str, Any] = {
         "body": error.body,
         "error_type": error.error_type,
