@@ -17,8 +17,8 @@ import pytest
 import turnout
 import turnout.cli
 from turnout import AsyncClient, Client
+from turnout.providers.vllm_throughput import ameasure_vllm_throughput, measure_vllm_throughput
 from turnout.testing import FakeClock, FakeServer, refused_url
-from turnout.throughput import ameasure_vllm_throughput, measure_vllm_throughput
 
 from .conftest import LLAMA
 

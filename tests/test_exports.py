@@ -114,3 +114,24 @@ def test_module_names_are_unique() -> None:
     deprecated = {root / "policies" / "budget.py"}  # the retry budget's old name, until 0.3.0
     names = Counter(p.name for p in root.rglob("*.py") if p.name != "__init__.py" and p not in deprecated)
     assert [name for name, count in names.items() if count > 1] == []
+
+
+def test_moved_modules_keep_a_warning_alias() -> None:
+    """Public modules that moved into providers/ still import, with a DeprecationWarning, until 0.3.0."""
+    import importlib
+    import sys
+    import warnings
+
+    import pytest
+
+    from turnout.providers import llama2_template, vllm_throughput
+
+    for old, new in (("turnout.templates", llama2_template), ("turnout.throughput", vllm_throughput)):
+        sys.modules.pop(old, None)
+        with pytest.warns(DeprecationWarning, match=new.__name__.replace(".", r"\.")):
+            module = importlib.import_module(old)
+        for name in module.__all__:
+            assert getattr(module, name) is getattr(new, name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        importlib.import_module("turnout.providers.llama2_template")

@@ -8,7 +8,7 @@ import pytest
 
 from tests.conftest import CANARY_KEY
 from turnout import Client
-from turnout._openai_tokens import count_chat_tokens, encoding_name
+from turnout.providers._openai_tokens import count_chat_tokens, encoding_name
 from turnout.testing import FakeServer
 from turnout.types import ChatRequest
 

@@ -8,8 +8,15 @@ from typing import Any, ClassVar
 import pytest
 
 import turnout
-from turnout import Message, templates
-from turnout.templates import ChatTemplate, Llama2ChatTemplate, get_template, register_template, template_names
+from turnout import Message
+from turnout.providers import llama2_template as templates
+from turnout.providers.llama2_template import (
+    ChatTemplate,
+    Llama2ChatTemplate,
+    get_template,
+    register_template,
+    template_names,
+)
 
 LLAMA2 = get_template("llama2")
 

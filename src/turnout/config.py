@@ -210,7 +210,8 @@ class Price(NoBoolNumbers):
             return data
         if data.get("tokens_per_second") is None:
             raise ValueError(
-                "usd_per_hour needs tokens_per_second (measure it with turnout.throughput.measure_vllm_throughput)"
+                "usd_per_hour needs tokens_per_second "
+                "(measure it with turnout.providers.vllm_throughput.measure_vllm_throughput)"
             )
         if "input_per_million" in data or "output_per_million" in data:
             raise ValueError("give usd_per_hour and tokens_per_second, or input/output_per_million, not both")

@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from turnout import AsyncClient, Client
-from turnout.throughput import ameasure_vllm_throughput, measure_vllm_throughput
+from turnout.providers.vllm_throughput import ameasure_vllm_throughput, measure_vllm_throughput
 
 from .conftest import VLLMServer
 

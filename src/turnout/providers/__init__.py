@@ -10,7 +10,6 @@ packages add types through the ``turnout.providers`` entry-point group::
 from __future__ import annotations
 
 import importlib
-from importlib.metadata import entry_points
 from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
@@ -45,6 +44,8 @@ def register(type_name: str, cls: type[Provider]) -> None:
 def _plugin_specs() -> dict[str, str]:
     global _plugins
     if _plugins is None:
+        from importlib.metadata import entry_points  # only when a type is not built in
+
         _plugins = {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
     return _plugins
 

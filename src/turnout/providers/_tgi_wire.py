@@ -148,7 +148,7 @@ def chat_kwargs(
         stream: ask for a stream, with usage (``stream_options.include_usage``).
         grammar: translate ``response_format`` to TGI's grammar (a dedicated TGI endpoint);
             False sends OpenAI's shape unchanged (HF router providers speak OpenAI's).
-        fields: keyword arguments from the provider's `TGIOptions` (`_tgi_options.chat_fields`).
+        fields: keyword arguments from the provider's `TGIOptions` (`_tgi_kwargs.chat_fields`).
     """
     kwargs: dict[str, Any] = {
         "messages": [m.model_dump(exclude_none=True) for m in request.messages],

@@ -301,7 +301,7 @@ class AzureProvider(OpenAIProvider):
 
         ``model`` must be the OpenAI model id (the key of ``deployments``), not a deployment name.
         """
-        from .._openai_tokens import count_chat_tokens
+        from ._openai_tokens import count_chat_tokens
 
         return count_chat_tokens(model, request)
 

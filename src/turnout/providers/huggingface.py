@@ -7,7 +7,7 @@ Requests go through ``huggingface_hub``'s ``InferenceClient`` / ``AsyncInference
   the HF router for ``provider = "together"`` and the like;
 - ``mode = "text"``: TGI's raw generation route (huggingface_hub posts to ``{base_url}/`` with
   ``"stream": true``, TGI's compatibility route for ``/generate_stream``), with the prompt
-  rendered by a chat template (`turnout.templates`, Llama 2's by default).
+  rendered by a chat template (`turnout.providers.llama2_template`, Llama 2's by default).
 
 A text-mode ``chat()`` reads the stream to its end: huggingface_hub returns no response headers
 (so TGI's ``x-prompt-tokens`` cannot be read), and only the stream's last event carries the
@@ -42,12 +42,12 @@ from ..errors import (
 )
 from ..options import ProviderOptions, TGIOptions
 from ..provider import Provider
-from ..templates import ChatTemplate, get_template
 from ..types import ChatChunk, ChatRequest, ChatResponse, MessageInput, normalize_messages
 from ._hf_call import HubCalls
 from ._response_format import hub_openai_endpoint
-from ._tgi_options import chat_fields, chat_problem, text_parameters
+from ._tgi_kwargs import chat_fields, chat_problem, text_parameters
 from ._tgi_wire import EndpointInfo, Unsupported, chat_kwargs, text_kwargs
+from .llama2_template import ChatTemplate, get_template
 
 if TYPE_CHECKING:
     from types import ModuleType

@@ -155,7 +155,7 @@ class OpenAIProvider(HTTPProvider):
         """
         if self.price_catalogue() != "openai":
             return None
-        from .._openai_tokens import count_chat_tokens
+        from ._openai_tokens import count_chat_tokens
 
         return count_chat_tokens(model, request)
 

@@ -16,7 +16,7 @@ import functools
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .types import ChatRequest
+    from ..types import ChatRequest
 
 __all__ = ["count_chat_tokens", "encoding_name"]
 
