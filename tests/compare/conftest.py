@@ -22,7 +22,7 @@ class Fakes:
     vllm: FakeServer
 
     def toml(self, tmp_path: Path, extra: str = "") -> Path:
-        """A turnout.toml over the fakes: gpt35 ($0.50/$1.50 per 1M), llama2-13b ($1.30 per GPU hour), local (no price)."""
+        """A turnout.toml: gpt35 ($0.50/$1.50 per 1M), llama2-13b ($1.30 per GPU hour), local (no price)."""
         path = tmp_path / "turnout.toml"
         path.write_text(
             f"""

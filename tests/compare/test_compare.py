@@ -22,7 +22,7 @@ MILLION = Decimal(1_000_000)
 
 
 def script_half_right(fakes: Fakes) -> None:
-    """gpt35 answers A, B, A, A (2 of 4 right); the Llama endpoint says "The answer is A" (1 of 4); local: "D" (1 of 4)."""
+    """gpt35 answers A, B, A, A (2 of 4 right); Llama says "The answer is A" (1 of 4); local: "D." (1 of 4)."""
     fakes.openai.enqueue(*[Reply(a, prompt_tokens=20, completion_tokens=1) for a in "ABAA"])
     fakes.tgi.enqueue(*[Reply("The answer is A", prompt_tokens=30, completion_tokens=4)] * 4)
     fakes.vllm.enqueue(*[Reply("D.", prompt_tokens=25, completion_tokens=2)] * 4)
@@ -160,7 +160,7 @@ def test_without_a_judge_free_form_answers_are_exact_matches(tmp_path: Path, fak
 
 
 def test_max_usd_stops_sending_and_says_so(tmp_path: Path, fakes: Fakes, capsys: pytest.CaptureFixture[str]) -> None:
-    """Each call holds its worst case (1,000 output tokens: $0.0015) and costs $0.00151: the third cannot fit in $0.0035."""
+    """Each call holds its worst case (1,000 output tokens: $0.0015) and costs $0.00151: no third fits $0.0035."""
     fakes.openai.default_reply = Reply("A", prompt_tokens=20, completion_tokens=1000)
     prompts = write_prompts(tmp_path / "p.jsonl", MC_LINES)
     args = ["compare", str(prompts), "--models", "gpt35", "--max-tokens", "1000", "--max-usd", "0.0035"]

@@ -12,7 +12,6 @@ from turnout._compare import CompareResult, Sample, chosen_letter, normalise
 from turnout._compare._result import percentile, summarise
 from turnout._compare._score import judge_verdict
 
-
 CHOICES = ["Paris", "Lyon", "Nice", "Lille"]
 
 
