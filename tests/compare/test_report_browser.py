@@ -95,7 +95,7 @@ def test_report_renders_in_headless_chromium(tmp_path: Path, fakes: Fakes) -> No
 
     shot = tmp_path / "report.png"
     taken = run_browser(
-        binary, tmp_path / "profile-2", "--window-size=1400,1500", f"--screenshot={shot}", report.as_uri()
+        binary, tmp_path / "profile-2", "--window-size=1200,1700", f"--screenshot={shot}", report.as_uri()
     )
     assert taken.returncode == 0 and shot.stat().st_size > 20_000, taken.stderr[-2000:]
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -19,12 +19,13 @@ if TYPE_CHECKING:
 
 __all__ = ["check_plotly", "render_html", "write_html"]
 
+_CHART_HEIGHT = 420
 _CSS = """
 body { font-family: system-ui, sans-serif; margin: 2rem; color: #222; }
 table { border-collapse: collapse; font-size: 0.9rem; }
-th, td { border-bottom: 1px solid #ddd; padding: 0.3rem 0.6rem; text-align: right; }
+th, td { border-bottom: 1px solid #ddd; padding: 0.3rem 0.6rem; text-align: right; white-space: nowrap; }
 th:first-child, td:first-child { text-align: left; }
-.charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(480px, 1fr)); gap: 1rem; }
+.chart { width: 100%; max-width: 1100px; margin-top: 1.5rem; }
 .note { color: #666; font-size: 0.85rem; }
 """
 
@@ -118,6 +119,8 @@ def render_html(result: CompareResult) -> str:
     from plotly.offline import get_plotlyjs
 
     figures: list[Any] = [_score_vs_cost(result), _latency(result), _volume(result)]
+    for figure in figures:
+        figure.update_layout(height=_CHART_HEIGHT, margin={"t": 60, "b": 60})
     charts = "".join(
         f'<div class="chart">{f.to_html(full_html=False, include_plotlyjs=False, div_id=f"chart-{i}")}</div>'
         for i, f in enumerate(figures)
