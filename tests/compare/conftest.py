@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,7 +76,7 @@ def fakes() -> Iterator[Fakes]:
         yield Fakes(openai, tgi, vllm)
 
 
-def write_prompts(path: Path, lines: list[dict[str, object]]) -> Path:
+def write_prompts(path: Path, lines: Sequence[Mapping[str, object]]) -> Path:
     path.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
     return path
 

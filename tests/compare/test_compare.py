@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
 import sqlite3
+import sys
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -28,9 +31,9 @@ def script_half_right(fakes: Fakes) -> None:
     fakes.vllm.enqueue(*[Reply("D.", prompt_tokens=25, completion_tokens=2)] * 4)
 
 
-def check_exact(data: dict[str, object]) -> None:
+def check_exact(data: Any) -> None:
     """The numbers of `script_half_right`, from parsed JSON (numbers read as Decimal)."""
-    gpt, llama, local = data["models"]  # type: ignore[misc]
+    gpt, llama, local = data["models"]
     per_call = 20 * Decimal("0.50") / MILLION + 1 * Decimal("1.50") / MILLION
     assert gpt["score"] == Decimal("0.5") and gpt["scored"] == 4
     assert (gpt["requests"], gpt["errors"], gpt["prompt_tokens"], gpt["completion_tokens"]) == (4, 0, 80, 4)
@@ -53,8 +56,8 @@ def check_exact(data: dict[str, object]) -> None:
     assert local["score"] == Decimal("0.25") and local["completion_tokens"] == 8
     assert local["cost"] is None and local["cost_per_1k"] is None and local["cost_per_1m"] is None
     for model in (gpt, llama, local):
-        assert model["latency_p50"] > 0 and model["ttft_p50"] > 0  # type: ignore[operator]
-        assert model["ttft_p50"] <= model["latency_p50"]  # type: ignore[operator]
+        assert model["latency_p50"] > 0 and model["ttft_p50"] > 0
+        assert model["ttft_p50"] <= model["latency_p50"]
 
 
 @pytest.mark.filterwarnings("default::turnout.CostUnknownWarning")  # printed by the command
@@ -123,7 +126,7 @@ async def test_concurrent_requests_score_the_same(tmp_path: Path, fakes: Fakes, 
 def test_judge_grades_free_form_answers_and_its_cost_is_apart(
     tmp_path: Path, fakes: Fakes, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    lines = [
+    lines: list[dict[str, object]] = [
         {"id": "capital", "prompt": "Capital of France?", "expected": "Paris"},
         {"id": "sum", "messages": [{"role": "user", "content": "2+2?"}], "expected": "4"},
         {"id": "free", "prompt": "Say anything"},  # no expected answer: not scored, not judged
@@ -249,3 +252,43 @@ def test_arguments_are_checked_before_sending(tmp_path: Path, fakes: Fakes, caps
     with Client(config) as client, pytest.raises(InvalidArgumentError, match="repeat and concurrency"):
         turnout.compare(client, write_prompts(tmp_path / "p.jsonl", MC_LINES), models=["gpt35"], concurrency=0)
     assert fakes.openai.chat_requests == []
+
+
+async def test_async_ledger_rows_name_the_run_model_and_judge(
+    tmp_path: Path, fakes: Fakes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ledger = tmp_path / "ledger.sqlite3"
+    monkeypatch.setenv("TURNOUT_LEDGER", str(ledger))
+    fakes.tgi.default_reply = Reply("Paris", prompt_tokens=5, completion_tokens=1)
+    fakes.openai.default_reply = Reply("CORRECT", prompt_tokens=40, completion_tokens=1)
+    lines = [{"id": "a", "prompt": "Capital of France?", "expected": "Paris"}]
+    async with AsyncClient(fakes.toml(tmp_path)) as client:
+        result = await turnout.acompare(
+            client, write_prompts(tmp_path / "p.jsonl", lines), models=["llama2-13b"], judge="gpt35"
+        )
+    assert result.judge is not None and result.judge.requests == 1 and result.models[0].score == 1.0
+    with sqlite3.connect(ledger) as db:
+        rows = db.execute("SELECT run_id, tags, model FROM calls ORDER BY rowid").fetchall()
+    assert [(r[0], json.loads(r[1])["role"], r[2]) for r in rows] == [
+        (result.run_id, "candidate", "meta-llama/Llama-2-13b-chat-hf"),
+        (result.run_id, "judge", "gpt-3.5-turbo"),
+    ]
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_terminal_gets_a_live_table_and_progress_bar(
+    tmp_path: Path, fakes: Fakes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fakes.openai.default_reply = Reply("A", prompt_tokens=20, completion_tokens=1)
+    err, out = Terminal(), Terminal()
+    monkeypatch.setattr(sys, "stderr", err)
+    monkeypatch.setattr(sys, "stdout", out)
+    prompts = str(write_prompts(tmp_path / "p.jsonl", MC_LINES))
+    assert main(["compare", prompts, "--models", "gpt35", "--config", str(fakes.toml(tmp_path))]) == 0
+    live = err.getvalue()
+    assert "gpt35" in live and "4/4" in live and "turnout compare" in live  # the bar and the table
+    assert "gpt35" in out.getvalue() and "0.250" in out.getvalue()  # the final table, rich on a terminal

@@ -36,6 +36,7 @@ HEADERS = (
     "$ / 1M req",
 )
 _REFRESH_S = 0.2
+_MIN_WIDTH = 160
 
 
 def add_parser(commands: Any, config_help: str) -> None:
@@ -152,7 +153,7 @@ class _live:  # noqa: N801 - used as a context manager, like a function
         self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         self._task = self._bar.add_task("comparing", total=None)
         self._group = Group
-        self._live = Live(Group(self._bar), console=Console(stderr=True), refresh_per_second=5, transient=True)
+        self._live = Live(Group(self._bar), console=_console(Console, stderr=True), refresh_per_second=5, transient=True)
         self._live.__enter__()
         return self._update
 
@@ -172,6 +173,12 @@ class _live:  # noqa: N801 - used as a context manager, like a function
     def __exit__(self, *exc: object) -> None:
         if self._live is not None:
             self._live.__exit__(None, None, None)
+
+
+def _console(console: Any, *, stderr: bool = False) -> Any:
+    """A rich console at least `_MIN_WIDTH` wide: 13 columns do not fit 80 (as `turnout usage`)."""
+    found = console(stderr=stderr)
+    return found if found.width >= _MIN_WIDTH else console(stderr=stderr, width=_MIN_WIDTH)
 
 
 def _seconds(value: float | None) -> str:
@@ -240,7 +247,7 @@ def print_table(result: CompareResult) -> None:
         except ImportError:
             pass
         else:
-            Console().print(rich_table(result.models))
+            _console(Console).print(rich_table(result.models))
             if result.judge is not None:
                 print(format_table(result).splitlines()[-1])
             return
