@@ -153,7 +153,9 @@ class _live:  # noqa: N801 - used as a context manager, like a function
         self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         self._task = self._bar.add_task("comparing", total=None)
         self._group = Group
-        self._live = Live(Group(self._bar), console=_console(Console, stderr=True), refresh_per_second=5, transient=True)
+        self._live = Live(
+            Group(self._bar), console=_console(Console, stderr=True), refresh_per_second=5, transient=True
+        )
         self._live.__enter__()
         return self._update
 
