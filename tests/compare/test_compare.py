@@ -292,3 +292,38 @@ def test_a_terminal_gets_a_live_table_and_progress_bar(
     live = err.getvalue()
     assert "gpt35" in live and "4/4" in live and "turnout compare" in live  # the bar and the table
     assert "gpt35" in out.getvalue() and "0.250" in out.getvalue()  # the final table, rich on a terminal
+
+
+def test_progress_is_reported_after_each_request(tmp_path: Path, fakes: Fakes) -> None:
+    fakes.openai.default_reply = Reply("A", prompt_tokens=20, completion_tokens=1)
+    fakes.tgi.default_reply = Reply("B", prompt_tokens=20, completion_tokens=1)
+    seen: list[tuple[str, int, int, int]] = []
+    with Client(fakes.toml(tmp_path)) as client:
+        turnout.compare(
+            client,
+            write_prompts(tmp_path / "p.jsonl", MC_LINES),
+            models=["gpt35", "llama2-13b"],
+            concurrency=3,
+            progress=lambda p: seen.append((p.model, p.done, p.total, len(p.samples))),
+        )
+    assert seen == [(m, n, 4, n) for m in ("gpt35", "llama2-13b") for n in range(1, 5)]
+
+
+def test_html_without_plotly_says_which_extra_before_sending(
+    tmp_path: Path, fakes: Fakes, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "plotly", None)  # import plotly -> ImportError
+    args = ["compare", "--sample", "--models", "gpt35", "--html", str(tmp_path / "r.html")]
+    assert main([*args, "--config", str(fakes.toml(tmp_path))]) == 1
+    assert "--html needs plotly: pip install 'turnout[compare]'" in capsys.readouterr().err
+    assert fakes.openai.chat_requests == [] and not (tmp_path / "r.html").exists()
+
+
+def test_html_report_is_written_with_the_table(tmp_path: Path, fakes: Fakes) -> None:
+    fakes.openai.default_reply = Reply("A", prompt_tokens=20, completion_tokens=1)
+    report = tmp_path / "r.html"
+    args = ["compare", str(write_prompts(tmp_path / "p.jsonl", MC_LINES)), "--models", "gpt35", "--html", str(report)]
+    assert main([*args, "--config", str(fakes.toml(tmp_path))]) == 0
+    page = report.read_text(encoding="utf-8")
+    assert '<table id="results">' in page and "<td>gpt35</td>" in page and "<td>0.250</td>" in page
+    assert page.count('id="chart-') == 3 and "Plotly.newPlot" in page

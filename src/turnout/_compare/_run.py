@@ -203,6 +203,7 @@ async def _amodel(client: AsyncClient, plan: _Plan, model: str, judged: _Judged)
     work = plan.work()
     samples: list[Sample | None] = [None] * len(work)
     pending: Iterator[int] = iter(range(len(work)))
+    done: list[Sample] = []  # in the order they finished
     stop = False
     start = time.perf_counter()
 
@@ -213,9 +214,9 @@ async def _amodel(client: AsyncClient, plan: _Plan, model: str, judged: _Judged)
                 return
             sample = await _astream(client, plan, model, work[index], judged)
             samples[index] = sample
+            done.append(sample)
             stop = stop or (sample.error or "").startswith(BudgetExceededError.__name__)
             if plan.progress is not None:
-                done = [s for s in samples if s is not None]
                 plan.progress(Progress(model, len(done), len(work), done, time.perf_counter() - start))
 
     async with asyncio.TaskGroup() as group:
@@ -275,6 +276,7 @@ def _model(client: Client, plan: _Plan, model: str, judged: _Judged, pool: Threa
     work = plan.work()
     samples: list[Sample | None] = [None] * len(work)
     lock, stop = threading.Lock(), threading.Event()
+    done: list[Sample] = []  # in the order they finished
     start = time.perf_counter()
 
     def one(index: int) -> None:
@@ -283,10 +285,10 @@ def _model(client: Client, plan: _Plan, model: str, judged: _Judged, pool: Threa
         sample = _stream(client, plan, model, work[index], judged)
         with lock:
             samples[index] = sample
+            done.append(sample)
             if (sample.error or "").startswith(BudgetExceededError.__name__):
                 stop.set()
             if plan.progress is not None:
-                done = [s for s in samples if s is not None]
                 plan.progress(Progress(model, len(done), len(work), done, time.perf_counter() - start))
 
     for future in [pool.submit(one, i) for i in range(len(work))]:
