@@ -8,25 +8,26 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CODE := $(wildcard src tests examples scripts benchmarks)
 
-.PHONY: demo test lint typecheck pytest docs examples vllm-start vllm-stop bench mutation clean
+.PHONY: demo test lint typecheck pytest docs examples vllm-start vllm-stop browser bench mutation clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,huggingface]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,huggingface,compare]'
 	touch $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/python examples/demo.py
 
 # The vLLM servers (chat, and embeddings: --embed) are stopped afterwards only if this run started them.
+# Headless Chromium (Debian's package) opens the `turnout compare --html` report in the tests.
 test: $(STAMP)
 	@status=0; running=0; running_embed=0; \
-	$(MAKE) --no-print-directory lint typecheck || status=$$?; \
+	$(MAKE) --no-print-directory lint typecheck browser || status=$$?; \
 	scripts/vllm-test-server status >/dev/null 2>&1 && running=1; \
 	scripts/vllm-test-server status --embed >/dev/null 2>&1 && running_embed=1; \
 	if [ $$status -eq 0 ]; then scripts/vllm-test-server start || status=$$?; fi; \
 	if [ $$status -eq 0 ]; then scripts/vllm-test-server start --embed || status=$$?; fi; \
-	if [ $$status -eq 0 ]; then TURNOUT_REQUIRE_VLLM=1 $(MAKE) --no-print-directory pytest || status=$$?; fi; \
+	if [ $$status -eq 0 ]; then TURNOUT_REQUIRE_VLLM=1 TURNOUT_REQUIRE_BROWSER=1 $(MAKE) --no-print-directory pytest || status=$$?; fi; \
 	if [ $$running -eq 0 ]; then scripts/vllm-test-server stop >/dev/null 2>&1 || true; fi; \
 	if [ $$running_embed -eq 0 ]; then scripts/vllm-test-server stop --embed >/dev/null 2>&1 || true; fi; \
 	if [ $$status -eq 0 ]; then $(MAKE) --no-print-directory docs || status=$$?; fi; \
@@ -45,6 +46,12 @@ pytest: $(STAMP)
 docs: $(STAMP)
 	$(BIN)/python scripts/gen_config_schema.py --check
 	$(BIN)/mkdocs build --strict --quiet --site-dir .cache/site
+
+# Installs Debian's chromium when no Chromium is on PATH (as root, or through sudo).
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+		sudo=""; [ "$$(id -u)" -eq 0 ] || sudo=sudo; \
+		$$sudo apt-get update -qq && $$sudo apt-get install -y -qq chromium; }
 
 vllm-start:
 	scripts/vllm-test-server start

@@ -215,6 +215,14 @@ def _script_structured(servers: Servers) -> None:
     )
 
 
+def _script_compare(servers: Servers) -> None:
+    # The worked example's turnout.compare(..., concurrency=1): each model's answers in file order.
+    for text in ("Paris", "B", "144", "Llamas graze the hill"):
+        servers.openai.enqueue(Reply(text, prompt_tokens=30, completion_tokens=4))
+    for text in ("Paris.", "The answer is B", "12 x 12 = 144", "Soft wool in the wind"):
+        servers.tgi.enqueue(Reply(text, prompt_tokens=40, completion_tokens=6))
+
+
 SETUPS: dict[str, Setup] = {
     "docs/getting-started.md": Setup(files={"conf/turnout.toml": None}),
     "docs/cli.md": Setup(
@@ -226,6 +234,7 @@ SETUPS: dict[str, Setup] = {
     "docs/errors.md": Setup(script=_script_errors),
     "docs/azure.md": Setup(script=_script_azure),
     "docs/structured-output.md": Setup(script=_script_structured),
+    "docs/compare.md": Setup(prelude="", script=_script_compare),
     "docs/testing.md": Setup(
         prelude="from turnout.testing import FakeServer, Fault, Reply\nserver = FakeServer().start()\n"
     ),

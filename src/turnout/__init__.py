@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from ._version import __version__
 
 if TYPE_CHECKING:
+    from ._compare import CompareResult, ModelResult, PromptItem, acompare, compare
     from ._estimate import CostEstimate, TargetEstimate
     from ._tool_run import ToolRun
     from .budget import Budget, BudgetStatus
@@ -104,6 +105,7 @@ __all__ = [
     "CircuitOpenError",
     "Client",
     "ClientClosedError",
+    "CompareResult",
     "Config",
     "ConfigError",
     "ContentFilterError",
@@ -118,10 +120,12 @@ __all__ = [
     "FunctionCall",
     "InvalidArgumentError",
     "Message",
+    "ModelResult",
     "ModelRoute",
     "NotFoundError",
     "OutputValidationError",
     "Price",
+    "PromptItem",
     "Provider",
     "ProviderConfig",
     "ProviderError",
@@ -152,11 +156,14 @@ __all__ = [
     "VLLMOptions",
     "VLLMStructuredOutputs",
     "__version__",
+    "acompare",
+    "compare",
     "load_config",
     "tool",
 ]
 
 _HOMES = {
+    "_compare": ("CompareResult", "ModelResult", "PromptItem", "acompare", "compare"),
     "_estimate": ("CostEstimate", "TargetEstimate"),
     "budget": ("Budget", "BudgetStatus"),
     "client": ("AsyncClient", "Client"),

@@ -9,6 +9,8 @@ turnout config check [FILE]
 turnout config schema
 turnout usage [--ledger FILE | --config FILE] [--since DATE] [--until DATE] [--by KEYS]
               [--json | --csv | --plain | --rich]
+turnout compare PROMPTS.jsonl | --sample --models A,B [--repeat N] [--concurrency N] [--judge MODEL]
+                [--max-usd N] [--html FILE] [--json] [--config FILE]
 ```
 
 Ctrl-C exits with status 130 and no traceback; warnings print as one line, ``turnout: warning: ...``.
@@ -85,6 +87,9 @@ def _parser() -> argparse.ArgumentParser:
     form.add_argument("--csv", action="store_true", help="print CSV")
     form.add_argument("--plain", action="store_true", help="plain-text columns even on a terminal")
     form.add_argument("--rich", action="store_true", help="a rich table even when not on a terminal")
+    from ._compare._cli import add_parser as add_compare
+
+    add_compare(commands, _CONFIG_HELP)
     return parser
 
 
@@ -210,6 +215,10 @@ def _run(args: argparse.Namespace) -> int:
             from ._usage_cli import usage
 
             return usage(args)
+        if args.command == "compare":
+            from ._compare._cli import run as compare
+
+            return compare(args)
         if args.command in ("models", "health"):
             from . import _routes_cli
 

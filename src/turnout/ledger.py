@@ -20,8 +20,9 @@ import sqlite3
 import sys
 import time
 import weakref
-from collections.abc import Iterable, Mapping, Sequence
-from contextlib import closing
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import closing, contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -44,12 +45,15 @@ __all__ = [
     "LedgerConfig",
     "Total",
     "default_ledger_path",
+    "ledger_labels",
     "ledger_path",
     "parse_bound",
     "totals",
 ]
 
 _ENV = "TURNOUT_LEDGER"
+#: The ``run_id`` and ``tags`` that rows recorded in this context get (set by `ledger_labels`).
+_LABELS: ContextVar[tuple[str | None, Mapping[str, Any] | None]] = ContextVar("turnout_ledger", default=(None, None))
 _OFF = frozenset({"off", "0", "false", "no"})
 GroupKey = Literal["day", "alias", "provider", "model"]
 GROUP_KEYS: tuple[GroupKey, ...] = ("day", "alias", "provider", "model")
@@ -87,6 +91,26 @@ def default_ledger_path() -> Path:
     else:
         base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
     return base / "turnout" / "ledger.sqlite3"
+
+
+@contextmanager
+def ledger_labels(run_id: str | None, tags: Mapping[str, Any] | None = None) -> Iterator[None]:
+    """Label the ledger rows of the calls made inside the block (in this thread or task) with ``run_id`` and ``tags``.
+
+    The calls' events are published where they are made, so a row written by a call in the
+    block gets the labels; `Ledger.record`'s own ``run_id``/``tags`` arguments win when given.
+
+    Example:
+        ```python
+        with ledger_labels("nightly-eval-7", {"suite": "mmlu-like"}):
+            client.chat("fast", "Hi")
+        ```
+    """
+    token = _LABELS.set((run_id, tags))
+    try:
+        yield
+    finally:
+        _LABELS.reset(token)
 
 
 def ledger_path(config: LedgerConfig | None) -> Path | None:
@@ -225,6 +249,8 @@ class Ledger:
             run_id: the run the call belongs to.
             call_id: the call's own id.
         """
+        if run_id is None and tags is None:
+            run_id, tags = _LABELS.get()
         row = _row(route, attempts, response, error, latency, paid)
         self._writer.add((*row[:-1], estimated or row[-1], cache_hit, tags, run_id, call_id))
 
