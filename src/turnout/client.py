@@ -66,6 +66,7 @@ class Client(BaseClient):
         provider_options: ProviderOptionsInput | None = None,
         response_model: type[ModelT] | None = None,
         output_retries: int | None = None,
+        cache: bool | None = None,
     ) -> ChatResponse[ModelT]:
         """Send a chat request along ``model``'s route and return the first successful reply.
 
@@ -107,6 +108,8 @@ class Client(BaseClient):
             output_retries: with ``response_model``: how often a target is re-asked after a reply
                 that does not fit (default: the route's ``output_retries``, 1). Each re-ask is an
                 attempt, and its tokens count in ``usage`` and ``cost``.
+            cache: False: neither look this call up in the response cache nor store its reply
+                (default: cached when ``[cache]`` is set and the route does not say ``cache = false``).
 
         Returns:
             The reply, with ``usage``, ``cost`` and the ``attempts`` made.
@@ -152,6 +155,7 @@ class Client(BaseClient):
         provider_options: ProviderOptionsInput | None = None,
         response_model: type[ModelT] | None = None,
         output_retries: int | None = None,
+        cache: bool | None = None,
     ) -> ChatStream[ModelT]:
         """Stream a chat reply; arguments as for `chat`. Nothing is sent until you iterate.
 
@@ -317,6 +321,8 @@ class Client(BaseClient):
         self._closed = True
         for provider in self._providers.values():
             provider.close()
+        if self._cache is not None:
+            self._cache.backend.close()
         if self._ledger is not None:
             self._ledger.close()
 
@@ -371,6 +377,7 @@ class AsyncClient(BaseClient):
         provider_options: ProviderOptionsInput | None = None,
         response_model: type[ModelT] | None = None,
         output_retries: int | None = None,
+        cache: bool | None = None,
     ) -> ChatResponse[ModelT]:
         """Async twin of `Client.chat`, with the same arguments, reply and errors."""
         return await engine.achat(self._plan(model, messages, call_options(locals())))
@@ -404,6 +411,7 @@ class AsyncClient(BaseClient):
         provider_options: ProviderOptionsInput | None = None,
         response_model: type[ModelT] | None = None,
         output_retries: int | None = None,
+        cache: bool | None = None,
     ) -> AsyncChatStream[ModelT]:
         """Async twin of `Client.stream`: use ``async with`` and ``async for``."""
         return AsyncChatStream(self._plan(model, messages, call_options(locals())))
@@ -483,6 +491,8 @@ class AsyncClient(BaseClient):
         self._closed = True
         for provider in self._providers.values():
             await provider.aclose()
+        if self._cache is not None:
+            await self._cache.backend.aclose()
         if self._ledger is not None:
             await self._ledger.aclose()
 
