@@ -9,6 +9,7 @@ turnout config check [FILE]
 turnout config schema
 turnout usage [--ledger FILE | --config FILE] [--since DATE] [--until DATE] [--by KEYS]
               [--json | --csv | --plain | --rich]
+turnout batch INPUT -o OUTPUT [--model M] [--concurrency N] [--max-usd X] [--dry-run] [--provider-batch]
 ```
 
 Ctrl-C exits with status 130 and no traceback; warnings print as one line, ``turnout: warning: ...``.
@@ -85,6 +86,9 @@ def _parser() -> argparse.ArgumentParser:
     form.add_argument("--csv", action="store_true", help="print CSV")
     form.add_argument("--plain", action="store_true", help="plain-text columns even on a terminal")
     form.add_argument("--rich", action="store_true", help="a rich table even when not on a terminal")
+    from ._batch_cli import add_parser
+
+    add_parser(commands)
     return parser
 
 
@@ -206,6 +210,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     try:
+        if args.command == "batch":
+            from ._batch_cli import batch
+
+            return batch(args)
         if args.command == "usage":
             from ._usage_cli import usage
 

@@ -6,7 +6,7 @@ Everything that does no I/O (config, routes, argument checks) lives in their bas
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from functools import partial
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
@@ -21,6 +21,7 @@ from .types import ChatResponse, JSONObject
 
 if TYPE_CHECKING:
     from ._tool_run import OnToolError, ToolRun
+    from .batch import BatchResult, RequestInput
     from .tools import ToolInput
 
 __all__ = ["AsyncClient", "Client"]
@@ -316,6 +317,31 @@ class Client(BaseClient):
         """
         return engine.embed(self._plan_embed(model, input, call_options(locals())))
 
+    def batch(
+        self, requests: Iterable[RequestInput], *, model: str | None = None, concurrency: int = 8
+    ) -> Iterator[BatchResult]:
+        """Run many chat requests along a route, at most ``concurrency`` at once; yield results as they finish.
+
+        Each request runs as `chat` would run it (retries, fallback, breakers, budgets, cache).
+        A failed request is yielded with its ``error``; one refused by a budget stops new ones
+        from starting (see docs/bulk.md).
+
+        Args:
+            requests: `BatchRequest` objects, or dicts in the OpenAI Batch API's input shape
+                (``{"custom_id", "body": {...}}``) or the short form (``{"custom_id", "messages", ...}``).
+            model: the route for every request (else each request's own ``model``).
+            concurrency: the most requests in flight (worker threads).
+
+        Returns:
+            `BatchResult` objects, in the order they finish.
+
+        Raises:
+            InvalidArgumentError: a request is malformed, or ``concurrency`` is below 1.
+        """
+        from .batch import run
+
+        return run(self, requests, model=model, concurrency=concurrency)
+
     def close(self) -> None:
         """Close every provider's connections; later calls raise `ClientClosedError`."""
         self._closed = True
@@ -485,6 +511,14 @@ class AsyncClient(BaseClient):
     ) -> EmbeddingResponse:
         """Async twin of `Client.embed`; batches are sent concurrently (at most 4 at a time)."""
         return await engine.aembed(self._plan_embed(model, input, call_options(locals())))
+
+    def batch(
+        self, requests: Iterable[RequestInput], *, model: str | None = None, concurrency: int = 8
+    ) -> AsyncIterator[BatchResult]:
+        """Async twin of `Client.batch`: ``async for result in client.batch(...)`` (tasks, not threads)."""
+        from .batch import arun
+
+        return arun(self, requests, model=model, concurrency=concurrency)
 
     async def aclose(self) -> None:
         """Close every provider's connections; later calls raise `ClientClosedError`."""

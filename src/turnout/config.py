@@ -98,6 +98,12 @@ class ProviderConfig(NoBoolNumbers):
     ca_bundle: str | None = Field(
         default=None, description="PEM file of the CAs to trust for this provider (not the default ones); ~ expands"
     )
+    batch_discount: float = Field(
+        default=_defaults.BATCH_DISCOUNT,
+        ge=0,
+        lt=1,
+        description="turnout batch --provider-batch: the batch API's discount where the catalogue has no batch price",
+    )
     client_cert: str | None = Field(default=None, description="PEM client certificate (mutual TLS); ~ expands")
     client_key: str | None = Field(default=None, description="PEM key of client_cert when not in the same file")
     max_connections: int = Field(
