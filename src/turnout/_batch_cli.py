@@ -185,6 +185,7 @@ class Progress:
         self._bar: Any = None
         self._task: Any = None
         if rich:
+            from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
             from rich.progress import Progress as RichProgress
 
@@ -194,6 +195,7 @@ class Progress:
                 MofNCompleteColumn(),
                 TextColumn("failed {task.fields[failed]}  {task.fields[rate]}/s  ${task.fields[usd]}"),
                 TimeRemainingColumn(),
+                console=Console(stderr=True, force_terminal=True),
                 transient=False,
             )
             self._task = self._bar.add_task("batch", total=total, failed=0, rate="0.0", usd="0")

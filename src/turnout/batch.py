@@ -67,7 +67,7 @@ class BatchRequest:
     """
 
     custom_id: str
-    messages: list[Any]
+    messages: list[Any] | str
     options: dict[str, Any] = field(default_factory=dict)
     model: str | None = None
     line: int | None = None
@@ -93,8 +93,10 @@ class BatchRequest:
             if url != CHAT_PATH:
                 raise InvalidArgumentError(f'"url" is {url!r}; turnout batch runs {CHAT_PATH!r} requests')
         messages = body.get("messages")
-        if not isinstance(messages, list) or not messages:
-            raise InvalidArgumentError('"messages" is missing or empty (a list of {"role", "content"} objects)')
+        if not isinstance(messages, list | str) or not messages:
+            raise InvalidArgumentError(
+                '"messages" is missing or empty (a list of {"role", "content"} objects, or one string)'
+            )
         if body.get("stream"):
             raise InvalidArgumentError('"stream": true is not for batches (each result is written whole)')
         model = body.get("model")
