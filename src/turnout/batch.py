@@ -385,17 +385,20 @@ def estimate(
 ) -> Estimate:
     """The cost range of ``requests`` on their routes (no network I/O), each bound times ``rate``.
 
-    Raises:
-        InvalidArgumentError: a request is malformed or names no model.
-        ConfigError: a model cannot be routed.
+    A request that cannot be planned (no model, a bad option) counts as unbounded.
     """
     from ._estimate import heuristic_tokens, worst_case
 
     found = Estimate()
     for request in requests:
         found.requests += 1
-        chat = client._request(request.messages, dict(request.options))
-        targets, _ = client._route(_model(request, model))
+        try:
+            chat = client._request(request.messages, dict(request.options))
+            targets, _ = client._route(_model(request, model))
+        except TurnoutError:  # it fails when it runs, and says why there
+            found.unbounded += 1
+            found.high = None
+            continue
         guess, _ = heuristic_tokens(chat)
         lows = [client._pricing.bounds(p, m, guess, 0)[0] for p, m in targets]
         found.low += min((c.total for c in lows if c is not None), default=Decimal(0)) * rate
