@@ -21,6 +21,7 @@ import logging
 import sqlite3
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from decimal import Decimal
 from pathlib import Path
@@ -210,14 +211,14 @@ class RedisCache:
             ) from None
         self.url, self.prefix = url, prefix
         self._sync = redis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
-        self._async: dict[int, Any] = {}
+        self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
         self._new_async = redis.asyncio.Redis.from_url
 
     def __repr__(self) -> str:
         return f"RedisCache(url={mask_url(self.url)!r})"
 
     def _aclient(self) -> Any:
-        loop = id(asyncio.get_running_loop())
+        loop = asyncio.get_running_loop()  # a pool belongs to one loop (a closed loop's id may be reused)
         found = self._async.get(loop)
         if found is None:
             found = self._async[loop] = self._new_async(self.url, socket_timeout=2.0, socket_connect_timeout=2.0)
@@ -245,7 +246,7 @@ class RedisCache:
 
     async def aclose(self) -> None:
         """Close this loop's async pool, and the sync one."""
-        found = self._async.pop(id(asyncio.get_running_loop()), None)
+        found = self._async.pop(asyncio.get_running_loop(), None)
         if found is not None:
             await found.aclose()
         self._sync.close()
