@@ -27,7 +27,7 @@ test: $(STAMP)
 	scripts/vllm-test-server status --embed >/dev/null 2>&1 && running_embed=1; \
 	if [ $$status -eq 0 ]; then scripts/vllm-test-server start || status=$$?; fi; \
 	if [ $$status -eq 0 ]; then scripts/vllm-test-server start --embed || status=$$?; fi; \
-	if [ $$status -eq 0 ]; then TURNOUT_REQUIRE_VLLM=1 TURNOUT_REQUIRE_BROWSER=1 $(MAKE) --no-print-directory pytest || status=$$?; fi; \
+	if [ $$status -eq 0 ]; then TURNOUT_REQUIRE_VLLM=1 TURNOUT_REQUIRE_BROWSER=1 TURNOUT_REQUIRE_SERVICES=1 $(MAKE) --no-print-directory pytest || status=$$?; fi; \
 	if [ $$running -eq 0 ]; then scripts/vllm-test-server stop >/dev/null 2>&1 || true; fi; \
 	if [ $$running_embed -eq 0 ]; then scripts/vllm-test-server stop --embed >/dev/null 2>&1 || true; fi; \
 	if [ $$status -eq 0 ]; then $(MAKE) --no-print-directory docs || status=$$?; fi; \

@@ -10,6 +10,12 @@ import pytest
 
 EXAMPLES = sorted((Path(__file__).parents[1] / "examples").glob("*.py"))
 EXPECTED = {
+    "bulk.py": [
+        "batch: exit 0, 50 results, by target {'local:meta-llama/Llama-2-7b-chat-hf': 10, 'openai:gpt-4o-mini': 40}",
+        "resumed: 0 requests sent",
+        "provider batch: 50 results for $0.0000",
+        "cache: first from_cache=False, again from_cache=True cost $0 (in $0 + out $0; cache)",
+    ],
     "azure.py": [
         "answered by azure; cost $",
         "sent to: /openai/deployments/my-mini/chat/completions?api-version=2024-10-21",

@@ -109,9 +109,11 @@ def test_usage_prints_a_table_json_and_csv(tmp_path: Path, capsys: pytest.Captur
         "completion",
         "cost_usd",
         "unpriced",
+        "cache_hits",
+        "saved_usd",
     ]
-    assert table[2].split() == ["2026-11-26", "p", "a", "2", "0", "20", "10", "0.3", "0"]
-    assert table[-1].split() == ["total", "4", "0", "40", "20", "0.3000001", "1"]
+    assert table[2].split() == ["2026-11-26", "p", "a", "2", "0", "20", "10", "0.3", "0", "0", "0"]
+    assert table[-1].split() == ["total", "4", "0", "40", "20", "0.3000001", "1", "0", "0"]
     assert main(["usage", "--ledger", str(path), "--json", "--since", "2026-11-27"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert [(d["day"], d["model"], d["cost"], d["unpriced"]) for d in data] == [
@@ -447,16 +449,21 @@ def test_usage_groups_by_alias(tmp_path: Path, capsys: pytest.CaptureFixture[str
     ledger.close()
     assert main(["usage", "--ledger", str(path), "--by", "alias", "--plain"]) == 0
     table = [line.split() for line in capsys.readouterr().out.splitlines()]
-    assert table[0] == ["alias", "calls", "failed", "prompt", "completion", "cost_usd", "unpriced"]
+    assert table[0] == [
+        *("alias", "calls", "failed", "prompt", "completion", "cost_usd", "unpriced", "cache_hits", "saved_usd"),
+    ]
     assert table[2:] == [
-        ["fast", "2", "0", "20", "10", "0.3", "0"],
-        ["smart", "1", "0", "10", "5", "1.5", "0"],
-        ["total", "3", "0", "30", "15", "1.8", "0"],
+        ["fast", "2", "0", "20", "10", "0.3", "0", "0", "0"],
+        ["smart", "1", "0", "10", "5", "1.5", "0", "0", "0"],
+        ["total", "3", "0", "30", "15", "1.8", "0", "0", "0"],
     ]
     assert main(["usage", "--ledger", str(path), "--by", "day,alias", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [(r["alias"], r["calls"], r["cost"]) for r in rows] == [("fast", 2, "0.3"), ("smart", 1, "1.5")]
-    assert set(rows[0]) == {"day", "alias", "calls", "failed", "prompt_tokens", "completion_tokens", "cost", "unpriced"}
+    assert set(rows[0]) == {
+        *("day", "alias", "calls", "failed", "prompt_tokens", "completion_tokens", "cost", "unpriced"),
+        *("cache_hits", "saved"),
+    }
     with pytest.raises(SystemExit) as exit_:
         main(["usage", "--ledger", str(path), "--by", "colour"])
     assert exit_.value.code == 2
@@ -511,10 +518,10 @@ def test_a_version_0_ledger_is_migrated_in_place(tmp_path: Path) -> None:
         (datetime.now(UTC).date().isoformat(), 1, 1, Decimal(0)),
     ]
     with closing(sqlite3.connect(path)) as db:
-        assert db.execute("PRAGMA user_version").fetchone() == (1,)
+        assert db.execute("PRAGMA user_version").fetchone() == (2,)
         columns = [row[1] for row in db.execute("PRAGMA table_info(calls)")]
         rows = db.execute("SELECT estimated, cache_hit, tags, run_id, call_id FROM calls ORDER BY ts").fetchall()
-    assert columns[-5:] == ["estimated", "cache_hit", "tags", "run_id", "call_id"]
+    assert columns[-6:] == ["estimated", "cache_hit", "tags", "run_id", "call_id", "saved"]
     assert rows == [(0, 0, None, None, None), (0, 1, '{"team": "a"}', "r1", "c1")]
 
 

@@ -27,6 +27,7 @@ from .types import ChatRequest, JSONObject, Message, MessageInput, normalize_mes
 
 if TYPE_CHECKING:
     from ._telemetry import Telemetry
+    from .cache import ResponseCache
 
 __all__ = ["BaseClient", "ConfigInput", "Messages", "ModelT", "ToolChoice", "call_options"]
 
@@ -73,6 +74,7 @@ class BaseClient:
         self._state = RouteState(clock or SystemClock(), self._pricing, self.budgets, self._ledger)
         self._telemetry = _start_telemetry(self.config, telemetry, self._state)
         _attach_hooks(self.config, self._state)
+        self._cache = _open_cache(self.config)
         self._closed = False  # set by close()/aclose(): a closed client sends nothing more
 
     def on(self, event: type[E], callback: Callable[[E], object]) -> None:
@@ -170,9 +172,18 @@ class BaseClient:
                 f"response_model: no JSON schema can be made for it ({str(exc).splitlines()[0]}). "
                 "Use field types that JSON can carry (str, int, float, bool, lists, dicts, nested models)."
             ) from None
+        use_cache = options.pop("cache", None)
         request = self._request(messages, options)
         targets, policy = self._route(model)
         hooks: list[CallHook] = [] if output is None else [OutputHook(output)]
+        if use_cache is not False and self._cache is not None:
+            route = self.config.models.get(model)
+            if route is None or route.cache:
+                from .cache import CacheHook
+
+                hooks.append(CacheHook(self._cache))
+        elif use_cache and self._cache is None:
+            raise InvalidArgumentError("cache=True but no response cache is configured: add a [cache] table")
         if request.provider_options:
             from ._provider_options import OptionsHook, check_route
 
@@ -240,6 +251,15 @@ def call_options(arguments: dict[str, Any]) -> dict[str, Any]:
 
 
 _NOT_TOOL_OPTIONS = _NOT_OPTIONS | {"tools", "max_rounds", "on_error"}
+
+
+def _open_cache(config: Config) -> ResponseCache | None:
+    """The client's response cache, when ``[cache]`` is set and enabled."""
+    if config.cache is None or not config.cache.enabled:
+        return None
+    from .cache import ResponseCache, open_backend
+
+    return ResponseCache(open_backend(config.cache), config.cache.ttl)
 
 
 def _start_telemetry(config: Config, enabled: bool | None, state: RouteState) -> Telemetry | None:

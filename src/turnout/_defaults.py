@@ -6,6 +6,8 @@ __all__ = [
     "CONFIG_ENV_VAR",
     "CONFIG_FILENAME",
     "CONNECT_TIMEOUT",
+    "BATCH_DISCOUNT",
+    "MAX_CACHE_TTL",
     "MAX_CONNECTIONS",
     "MAX_KEEPALIVE_CONNECTIONS",
     "MAX_TIMEOUT",
@@ -18,6 +20,11 @@ __all__ = [
 TIMEOUT = 600.0
 #: The longest timeout or deadline accepted, in seconds (one day); more overflows the clocks' arithmetic.
 MAX_TIMEOUT = 86_400.0
+#: The longest response cache ttl accepted, in seconds (a year).
+MAX_CACHE_TTL = 365 * 86_400.0
+#: What a provider's batch API charges, as a fraction of its price, where the catalogue has no batch price
+#: (OpenAI's Batch API: "50% lower costs", https://platform.openai.com/docs/guides/batch).
+BATCH_DISCOUNT = 0.5
 #: Seconds to establish a connection.
 CONNECT_TIMEOUT = 5.0
 #: Connection pool size per provider.

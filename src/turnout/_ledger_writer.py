@@ -53,13 +53,15 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE calls ADD COLUMN run_id TEXT",
         "ALTER TABLE calls ADD COLUMN call_id TEXT",
     ),
+    # 2: what a reply served from the response cache would have cost (its stored cost, exact text)
+    ("ALTER TABLE calls ADD COLUMN saved TEXT",),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 _COLUMNS = (
     "ts, alias, provider, model, prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, "
-    "cost, cost_source, latency, outcome, attempts, estimated, cache_hit, tags, run_id, call_id"
+    "cost, cost_source, latency, outcome, attempts, estimated, cache_hit, tags, run_id, call_id, saved"
 )
-_INSERT = f"INSERT INTO calls ({_COLUMNS}) VALUES ({', '.join('?' * 18)})"
+_INSERT = f"INSERT INTO calls ({_COLUMNS}) VALUES ({', '.join('?' * 19)})"
 _BUSY = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
 
 
@@ -108,12 +110,13 @@ def _open(path: Path) -> sqlite3.Connection:
 
 def _stored(row: tuple[object, ...]) -> tuple[object, ...]:
     """A pending row as SQLite stores it: ISO time to the millisecond, the exact cost as text."""
-    ts, *middle, cost, source, latency, outcome, attempts, estimated, cache_hit, tags, run_id, call_id = row
+    ts, *middle, cost, source, latency, outcome, attempts, estimated, cache_hit, tags, run_id, call_id, saved = row
     when = datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")  # type: ignore[arg-type]
     text = None if tags is None else json.dumps(dict(tags), sort_keys=True, default=str)  # type: ignore[call-overload]
     return (
         *(when, *middle, None if cost is None else str(cost), source, latency, outcome, attempts),
         *(int(bool(estimated)), int(bool(cache_hit)), text, run_id, call_id),
+        None if saved is None else str(saved),
     )
 
 

@@ -15,8 +15,10 @@ from .ledger import Total, ledger_path, totals
 
 __all__ = ["format_table", "usage"]
 
-_METRICS = ("calls", "failed", "prompt", "completion", "cost_usd", "unpriced")
-_JSON_METRICS = ("calls", "failed", "prompt_tokens", "completion_tokens", "cost", "unpriced")  # `Total`'s names
+_METRICS = ("calls", "failed", "prompt", "completion", "cost_usd", "unpriced", "cache_hits", "saved_usd")
+_JSON_METRICS = (  # `Total`'s names
+    *("calls", "failed", "prompt_tokens", "completion_tokens", "cost", "unpriced", "cache_hits", "saved"),
+)
 _DEFAULT_BY = ("day", "provider", "model")
 
 
@@ -44,6 +46,8 @@ def _row(total: Total, by: tuple[str, ...] = _DEFAULT_BY) -> list[str]:
         *(str(m) for m in metrics),
         format(total.cost, "f"),
         str(total.unpriced),
+        str(total.cache_hits),
+        format(total.saved, "f"),
     ]
 
 
@@ -54,6 +58,8 @@ def _total_row(rows: list[Total], by: tuple[str, ...] = _DEFAULT_BY) -> list[str
         *(str(sum(getattr(t, n) for t in rows)) for n in ("calls", "failed", "prompt_tokens", "completion_tokens")),
         format(sum((t.cost for t in rows), Decimal(0)), "f"),
         str(sum(t.unpriced for t in rows)),
+        str(sum(t.cache_hits for t in rows)),
+        format(sum((t.saved for t in rows), Decimal(0)), "f"),
     ]
 
 
@@ -95,7 +101,14 @@ def usage(args: argparse.Namespace) -> int:
 
 def _json_row(total: Total, by: tuple[str, ...]) -> list[object]:
     metrics = (total.calls, total.failed, total.prompt_tokens, total.completion_tokens)
-    return [*(getattr(total, key) for key in by), *metrics, format(total.cost, "f"), total.unpriced]
+    return [
+        *(getattr(total, key) for key in by),
+        *metrics,
+        format(total.cost, "f"),
+        total.unpriced,
+        total.cache_hits,
+        format(total.saved, "f"),
+    ]
 
 
 def _wants_rich(args: argparse.Namespace) -> bool:

@@ -11,6 +11,7 @@ turnout usage [--ledger FILE | --config FILE] [--since DATE] [--until DATE] [--b
               [--json | --csv | --plain | --rich]
 turnout compare PROMPTS.jsonl | --sample --models A,B [--repeat N] [--concurrency N] [--judge MODEL]
                 [--max-usd N] [--html FILE] [--json] [--config FILE]
+turnout batch INPUT -o OUTPUT [--model M] [--concurrency N] [--max-usd X] [--dry-run] [--provider-batch]
 ```
 
 Ctrl-C exits with status 130 and no traceback; warnings print as one line, ``turnout: warning: ...``.
@@ -90,6 +91,9 @@ def _parser() -> argparse.ArgumentParser:
     from ._compare._cli import add_parser as add_compare
 
     add_compare(commands, _CONFIG_HELP)
+    from ._batch_cli import add_parser
+
+    add_parser(commands)
     return parser
 
 
@@ -211,6 +215,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     try:
+        if args.command == "batch":
+            from ._batch_cli import batch
+
+            return batch(args)
         if args.command == "usage":
             from ._usage_cli import usage
 

@@ -6,7 +6,7 @@ Everything that does no I/O (config, routes, argument checks) lives in their bas
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from functools import partial
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
@@ -21,6 +21,7 @@ from .types import ChatResponse, JSONObject
 
 if TYPE_CHECKING:
     from ._tool_run import OnToolError, ToolRun
+    from .batch import BatchResult, RequestInput
     from .tools import ToolInput
 
 __all__ = ["AsyncClient", "Client"]
@@ -66,6 +67,7 @@ class Client(BaseClient):
         provider_options: ProviderOptionsInput | None = None,
         response_model: type[ModelT] | None = None,
         output_retries: int | None = None,
+        cache: bool | None = None,
     ) -> ChatResponse[ModelT]:
         """Send a chat request along ``model``'s route and return the first successful reply.
 
@@ -107,6 +109,8 @@ class Client(BaseClient):
             output_retries: with ``response_model``: how often a target is re-asked after a reply
                 that does not fit (default: the route's ``output_retries``, 1). Each re-ask is an
                 attempt, and its tokens count in ``usage`` and ``cost``.
+            cache: False: neither look this call up in the response cache nor store its reply
+                (default: cached when ``[cache]`` is set and the route does not say ``cache = false``).
 
         Returns:
             The reply, with ``usage``, ``cost`` and the ``attempts`` made.
@@ -152,6 +156,7 @@ class Client(BaseClient):
         provider_options: ProviderOptionsInput | None = None,
         response_model: type[ModelT] | None = None,
         output_retries: int | None = None,
+        cache: bool | None = None,
     ) -> ChatStream[ModelT]:
         """Stream a chat reply; arguments as for `chat`. Nothing is sent until you iterate.
 
@@ -312,11 +317,38 @@ class Client(BaseClient):
         """
         return engine.embed(self._plan_embed(model, input, call_options(locals())))
 
+    def batch(
+        self, requests: Iterable[RequestInput], *, model: str | None = None, concurrency: int = 8
+    ) -> Iterator[BatchResult]:
+        """Run many chat requests along a route, at most ``concurrency`` at once; yield results as they finish.
+
+        Each request runs as `chat` would run it (retries, fallback, breakers, budgets, cache).
+        A failed request is yielded with its ``error``; one refused by a budget stops new ones
+        from starting (see docs/bulk.md).
+
+        Args:
+            requests: `BatchRequest` objects, or dicts in the OpenAI Batch API's input shape
+                (``{"custom_id", "body": {...}}``) or the short form (``{"custom_id", "messages", ...}``).
+            model: the route for every request (else each request's own ``model``).
+            concurrency: the most requests in flight (worker threads).
+
+        Returns:
+            `BatchResult` objects, in the order they finish.
+
+        Raises:
+            InvalidArgumentError: a request is malformed, or ``concurrency`` is below 1.
+        """
+        from .batch import run
+
+        return run(self, requests, model=model, concurrency=concurrency)
+
     def close(self) -> None:
         """Close every provider's connections; later calls raise `ClientClosedError`."""
         self._closed = True
         for provider in self._providers.values():
             provider.close()
+        if self._cache is not None:
+            self._cache.backend.close()
         if self._ledger is not None:
             self._ledger.close()
 
@@ -371,6 +403,7 @@ class AsyncClient(BaseClient):
         provider_options: ProviderOptionsInput | None = None,
         response_model: type[ModelT] | None = None,
         output_retries: int | None = None,
+        cache: bool | None = None,
     ) -> ChatResponse[ModelT]:
         """Async twin of `Client.chat`, with the same arguments, reply and errors."""
         return await engine.achat(self._plan(model, messages, call_options(locals())))
@@ -404,6 +437,7 @@ class AsyncClient(BaseClient):
         provider_options: ProviderOptionsInput | None = None,
         response_model: type[ModelT] | None = None,
         output_retries: int | None = None,
+        cache: bool | None = None,
     ) -> AsyncChatStream[ModelT]:
         """Async twin of `Client.stream`: use ``async with`` and ``async for``."""
         return AsyncChatStream(self._plan(model, messages, call_options(locals())))
@@ -478,11 +512,21 @@ class AsyncClient(BaseClient):
         """Async twin of `Client.embed`; batches are sent concurrently (at most 4 at a time)."""
         return await engine.aembed(self._plan_embed(model, input, call_options(locals())))
 
+    def batch(
+        self, requests: Iterable[RequestInput], *, model: str | None = None, concurrency: int = 8
+    ) -> AsyncIterator[BatchResult]:
+        """Async twin of `Client.batch`: ``async for result in client.batch(...)`` (tasks, not threads)."""
+        from .batch import arun
+
+        return arun(self, requests, model=model, concurrency=concurrency)
+
     async def aclose(self) -> None:
         """Close every provider's connections; later calls raise `ClientClosedError`."""
         self._closed = True
         for provider in self._providers.values():
             await provider.aclose()
+        if self._cache is not None:
+            await self._cache.backend.aclose()
         if self._ledger is not None:
             await self._ledger.aclose()
 

@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -98,6 +98,12 @@ class ProviderConfig(NoBoolNumbers):
     ca_bundle: str | None = Field(
         default=None, description="PEM file of the CAs to trust for this provider (not the default ones); ~ expands"
     )
+    batch_discount: float = Field(
+        default=_defaults.BATCH_DISCOUNT,
+        ge=0,
+        lt=1,
+        description="turnout batch --provider-batch: the batch API's discount where the catalogue has no batch price",
+    )
     client_cert: str | None = Field(default=None, description="PEM client certificate (mutual TLS); ~ expands")
     client_key: str | None = Field(default=None, description="PEM key of client_cert when not in the same file")
     max_connections: int = Field(
@@ -163,6 +169,7 @@ class ModelRoute(RoutePolicy):
 
     targets: list[str] = Field(min_length=1, description='"<provider>:<model-id>" strings, tried in order')
     budget: Budget | None = Field(default=None, description="a spending limit on this alias's calls")
+    cache: bool = Field(default=True, description="answer this alias's repeated requests from [cache] (when set)")
 
     @field_validator("targets")
     @classmethod
@@ -259,6 +266,46 @@ class TelemetryConfig(BaseModel):
     )
 
 
+class CacheConfig(BaseModel):
+    """``[cache]`` in turnout.toml: where replies are kept, and for how long."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = Field(default=True, description="answer repeated requests from the cache")
+    backend: Literal["memory", "sqlite", "redis"] = Field(
+        default="memory", description='"memory" (this client), "sqlite" (a file: path) or "redis" (a server: url)'
+    )
+    path: str | None = Field(default=None, description="the SQLite file (backend sqlite); relative to the config file")
+    url: str | None = Field(default=None, description="the Redis server, e.g. redis://127.0.0.1:6379/0 (backend redis)")
+    ttl: float | None = Field(
+        default=None, gt=0, le=_defaults.MAX_CACHE_TTL, description="seconds an entry is served (default: no expiry)"
+    )
+    max_entries: int = Field(default=10_000, gt=0, description="the memory backend's size (oldest dropped first)")
+
+    @model_validator(mode="after")
+    def _check_backend(self) -> CacheConfig:
+        if self.backend == "sqlite" and not self.path:
+            raise ValueError('backend "sqlite" needs path = "<file>" (e.g. path = "cache.sqlite3")')
+        if self.backend == "redis" and not self.url:
+            raise ValueError('backend "redis" needs url = "redis://host:6379/0"')
+        if self.url and self.backend != "redis":
+            raise ValueError(f'url is for backend "redis"; backend is {self.backend!r}')
+        if self.path and self.backend != "sqlite":
+            raise ValueError(f'path is for backend "sqlite"; backend is {self.backend!r}')
+        return self
+
+    def relative_to(self, folder: str | Path) -> CacheConfig:
+        """This config with a relative ``path`` joined to ``folder`` (the config file's)."""
+        if self.path is None:
+            return self
+        path = Path(self.path).expanduser()
+        return self.model_copy(update={"path": str(path if path.is_absolute() else Path(folder).absolute() / path)})
+
+    def __repr_args__(self) -> Any:
+        for name, value in super().__repr_args__():
+            yield name, mask_url(value) if name == "url" and isinstance(value, str) else value
+
+
 class HooksConfig(BaseModel):
     """``[hooks]``: functions called with each event, as ``"package.module:function"`` (docs/observability.md)."""
 
@@ -298,6 +345,7 @@ class Config(BaseModel):
     ledger: LedgerConfig = Field(default_factory=LedgerConfig, description="the spend ledger (SQLite)")
     telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig, description="OpenTelemetry spans and metrics")
     hooks: HooksConfig = Field(default_factory=HooksConfig, description="event callbacks named in the config")
+    cache: CacheConfig | None = Field(default=None, description="the response cache (off without this table)")
 
     def policy(self, alias: str | None) -> RoutePolicy:
         """The effective policy of a model alias (``[defaults]`` overlaid with what the alias sets)."""
@@ -390,7 +438,10 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{file}: invalid TOML: {exc}. Fix the syntax at that line.") from exc
     config = _build(data, str(file))
-    return config.model_copy(update={"ledger": config.ledger.relative_to(file.parent)})  # [ledger] path: from here
+    update: dict[str, Any] = {"ledger": config.ledger.relative_to(file.parent)}  # [ledger] path: from here
+    if config.cache is not None:
+        update["cache"] = config.cache.relative_to(file.parent)
+    return config.model_copy(update=update)
 
 
 def _build(data: Mapping[str, Any], source: str) -> Config:

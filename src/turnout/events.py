@@ -148,6 +148,8 @@ class CallFinished:
     hold: Reservation | None = field(default=None, repr=False)
     """The budget hold of this call (for the budgets' subscriber)."""
     call_id: int = 0
+    saved: Cost | None = None
+    """For a reply served from the response cache (``response.from_cache``): what it cost when it was stored."""
 
 
 Event: TypeAlias = CallStarted | AttemptStarted | AttemptFinished | RetryScheduled | StreamAbandoned | CallFinished

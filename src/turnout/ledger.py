@@ -149,6 +149,8 @@ class Entry:
     tags: Mapping[str, Any] | None = None
     run_id: str | None = None
     call_id: str | None = None
+    saved: Decimal | None = None
+    """For a cache hit: what the reply cost when it was stored (the call itself cost nothing)."""
 
 
 def _row(
@@ -214,7 +216,7 @@ class Ledger:
                 *(ts, entry.alias, entry.provider, entry.model, entry.prompt_tokens, entry.completion_tokens),
                 *(entry.cached_tokens, entry.reasoning_tokens, entry.cost, entry.cost_source, entry.latency),
                 *(entry.outcome, entry.attempts, entry.estimated, entry.cache_hit, entry.tags),
-                *(entry.run_id, entry.call_id),
+                *(entry.run_id, entry.call_id, entry.saved),
             )
         )
 
@@ -232,6 +234,7 @@ class Ledger:
         tags: Mapping[str, Any] | None = None,
         run_id: str | None = None,
         call_id: str | None = None,
+        saved: Decimal | None = None,
     ) -> None:
         """Record a call that ended with ``response`` (or ``error``) after ``attempts``.
 
@@ -248,11 +251,12 @@ class Ledger:
             tags: the caller's labels, stored as JSON.
             run_id: the run the call belongs to.
             call_id: the call's own id.
+            saved: for a cache hit, what the reply cost when it was stored.
         """
         if run_id is None and tags is None:
             run_id, tags = _LABELS.get()
         row = _row(route, attempts, response, error, latency, paid)
-        self._writer.add((*row[:-1], estimated or row[-1], cache_hit, tags, run_id, call_id))
+        self._writer.add((*row[:-1], estimated or row[-1], cache_hit, tags, run_id, call_id, saved))
 
     def flush(self, timeout: float = CLOSE_WAIT) -> bool:
         """Write the rows not yet written, waiting up to ``timeout`` seconds; return whether all were."""
@@ -290,6 +294,10 @@ class Total:
     cost: Decimal
     unpriced: int
     alias: str = "*"
+    cache_hits: int = 0
+    """Calls answered by the response cache (nothing sent, cost zero)."""
+    saved: Decimal = Decimal(0)
+    """What those cache hits would have cost."""
 
 
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -354,10 +362,12 @@ def totals(
     if not Path(path).is_file():
         raise FileNotFoundError(f"no spend ledger at {path}")
     query = "SELECT substr(ts, 1, 10), alias, provider, model, prompt_tokens, completion_tokens, cost, outcome"
-    query += " FROM calls"
-    query += (" WHERE " + " AND ".join(where)) if where else ""
     try:
         with closing(sqlite3.connect(f"file:{Path(path).as_posix()}?mode=ro", uri=True)) as db:
+            columns = {row[1] for row in db.execute("PRAGMA table_info(calls)")}
+            query += ", cache_hit" if "cache_hit" in columns else ", 0"  # older ledgers: no cache columns yet
+            query += ", saved" if "saved" in columns else ", NULL"
+            query += " FROM calls" + ((" WHERE " + " AND ".join(where)) if where else "")
             rows = db.execute(query, params).fetchall()
     except sqlite3.DatabaseError as exc:
         raise InvalidArgumentError(f"{path} is not a turnout spend ledger ({exc})") from None
@@ -365,13 +375,16 @@ def totals(
 
 
 def _sum(
-    rows: Iterable[tuple[str, str, str | None, str | None, int | None, int | None, str | None, str]],
+    rows: Iterable[tuple[str, str, str | None, str | None, int | None, int | None, str | None, str, int, str | None]],
     by: tuple[GroupKey, ...],
 ) -> list[Total]:
     groups: dict[tuple[str, ...], list[int | Decimal]] = {}
-    for day, alias, provider, model, prompt, completion, cost, outcome in rows:
+    for day, alias, provider, model, prompt, completion, cost, outcome, hit, saved in rows:
         values = {"day": day, "alias": alias, "provider": provider or "-", "model": model or "-"}
-        acc = groups.setdefault(tuple(values[k] for k in by), [0, 0, 0, 0, Decimal(0), 0])
+        acc = groups.setdefault(tuple(values[k] for k in by), [0, 0, 0, 0, Decimal(0), 0, 0, Decimal(0)])
+        if hit:
+            acc[6] += 1
+            acc[7] += Decimal(saved or 0)
         acc[0] += 1
         acc[1] += outcome != "ok"
         acc[2] += prompt or 0
@@ -386,7 +399,7 @@ def _sum(
         result.append(
             Total(
                 *(named["day"], named["provider"], named["model"], int(a[0]), int(a[1]), int(a[2]), int(a[3])),
-                *(Decimal(a[4]), int(a[5]), named["alias"]),
+                *(Decimal(a[4]), int(a[5]), named["alias"], int(a[6]), Decimal(a[7])),
             )
         )
     return result

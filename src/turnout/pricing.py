@@ -59,6 +59,32 @@ class Pricing:
         self._warn_once(provider.name, model)
         return None
 
+    def batch_cost(self, provider: Provider, model: str, usage: Usage) -> Cost | None:
+        """The cost of one reply of a provider batch (OpenAI's Batch API), or None when unknown.
+
+        genai-prices' batch price (its ``processing = "batch"`` price variant) where the catalogue
+        prices the model and has one; otherwise the usual price less the provider's
+        ``batch_discount`` (default 50 %, OpenAI's: https://platform.openai.com/docs/guides/batch).
+        """
+        if usage.prompt_tokens is None or usage.completion_tokens is None:
+            return None
+        catalogue = provider.price_catalogue()
+        if f"{provider.name}:{model}" not in self._prices and catalogue is not None:
+            found = _catalogue_batch(catalogue, model, usage)
+            if found is not None:
+                return found
+        normal = self.cost(provider, model, usage)
+        if normal is None:
+            return None
+        keep = Decimal(1) - Decimal(str(provider.config.batch_discount))
+        return Cost(
+            input=normal.input * keep,
+            output=normal.output * keep,
+            total=normal.total * keep,
+            source=f"{normal.source}, batch -{provider.config.batch_discount:.0%}",
+            estimated=normal.estimated,
+        )
+
     def unit_price(self, provider: Provider, model: str) -> Decimal:
         """USD for one million input plus one million output tokens (for cost-based routing).
 
@@ -194,6 +220,31 @@ def catalogue_context_window(catalogue: str, model: str) -> int | None:
         found = provider.find_model(ref)
         if found is not None:
             return found.context_window
+    return None
+
+
+def _catalogue_batch(catalogue: str, model: str, usage: Usage) -> Cost | None:
+    """genai-prices' batch price of ``usage``, when the catalogue has one for the model (else None)."""
+    from genai_prices import Usage as CatalogueUsage
+    from genai_prices import __version__, calc_price
+
+    assert usage.prompt_tokens is not None and usage.completion_tokens is not None
+    counts = CatalogueUsage(input_tokens=usage.prompt_tokens, output_tokens=usage.completion_tokens)
+    for ref in catalogue_refs(catalogue, model):
+        try:
+            normal = calc_price(counts, ref, provider_id=catalogue)
+            batch = calc_price(counts, ref, provider_id=catalogue, price_context={"processing": "batch"})
+        except LookupError:
+            continue
+        if batch.total_price == normal.total_price and normal.total_price:
+            return None  # no batch variant: the discount applies
+        return Cost(
+            input=batch.input_price,
+            output=batch.output_price,
+            total=batch.total_price,
+            source=f"genai-prices {__version__} ({catalogue}/{batch.model.id}, batch)",
+            estimated=usage.estimated,
+        )
     return None
 
 

@@ -535,6 +535,11 @@ class ChatResponse(_Model, Generic[ParsedT]):
     function_call: FunctionCall | None = Field(
         default=None, description="a legacy functions API call (finish_reason 'function_call'); not a tool call"
     )
+    from_cache: bool = Field(
+        default=False,
+        description="served by turnout's response cache ([cache]): nothing was sent, cost zero "
+        "(not the provider's prompt caching, usage.cached_tokens)",
+    )
 
     @property
     def message(self) -> Message:

@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from ..embeddings import EmbeddingRequest, EmbeddingResponse
     from ..provider import Provider
     from .accumulate import Accumulator
-    from .hooks import CallHook, ReplyCheck
+    from .hooks import CallHook, ReplyCheck, ReplyStore
 
 __all__ = ["Call", "ChatCall", "EmbedCall", "should_fall_back"]
 
@@ -105,6 +105,8 @@ class Call(Generic[RequestT, ResponseT]):
         self.paid: list[tuple[Usage, Cost | None]] = []
         """Usage and cost of what the call paid for without returning it (rejected replies, a stream left early)."""
         self.cost_unknown = False
+        self.saved: Cost | None = None
+        """What a reply served from the response cache would have cost (its original cost)."""
         self._hold: Reservation | None = None
 
     def begin(self, operation: Operation) -> None:
@@ -174,6 +176,7 @@ class Call(Generic[RequestT, ResponseT]):
                 cost_unknown and not self.paid,
                 self._hold,
                 id(self),
+                self.saved,
             )
         )
 
@@ -312,6 +315,24 @@ class Call(Generic[RequestT, ResponseT]):
                 events.publish(RetryScheduled(self.route, provider.name, model, seconds, attempt, exc, id(self)))
 
         return Retries(self.policy, self.remaining, self.state.budget(name, self.policy), note)
+
+    def cache_slot(self) -> ReplyStore | None:
+        """The call's place in a response cache (a hook's), or None when it is not cached."""
+        for hook in self.hooks:
+            found = hook.cache_slot(self)
+            if found is not None:
+                return found
+        return None
+
+    def from_cache(self, reply: ResponseT, saved: Cost | None) -> ResponseT:
+        """A reply served from the cache: record it (and the cost it saved); ``response_model`` parses it again."""
+        self.attempts = list(reply.attempts)
+        self.saved = saved
+        if self.targets:
+            check = self.check(*self.targets[0])
+            if check is not None:
+                return cast("ResponseT", check.verify_streamed(cast("ChatResponse", reply), self.clock.now()))
+        return reply
 
     def check(self, provider: Provider, model: str) -> ReplyCheck | None:
         """A hook's check of this target's replies (``response_model``), or None."""

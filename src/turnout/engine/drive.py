@@ -12,7 +12,7 @@ from collections.abc import AsyncGenerator, Generator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING, Any
 
-from .steps import FELL_THROUGH, Count, Flow, Gather, Race, Send, Sleep, Stream, Window
+from .steps import FELL_THROUGH, CacheGet, CachePut, Count, Flow, Gather, Race, Send, Sleep, Stream, Window
 
 if TYPE_CHECKING:
     from ..policies.clock import Clock
@@ -98,6 +98,16 @@ def _perform(step: Any, clock: Clock, side: _Side | None) -> Any:
         return [drive(flow, clock) for flow in step.flows]
     if kind is Race:
         return _race(step, clock)
+    return _cache(step)
+
+
+def _cache(step: Any) -> Any:
+    """A response cache step: look the call up, or store its reply."""
+    kind = type(step)
+    if kind is CacheGet:
+        return step.slot.get()
+    if kind is CachePut:
+        return step.slot.put(step.reply)
     raise AssertionError(f"unknown step {step!r}")
 
 
@@ -211,6 +221,16 @@ async def _aperform(step: Any, clock: Clock, side: _Side | None) -> Any:
         return await _agather(step, clock)
     if kind is Race:
         return await _arace(step, clock)
+    return await _acache(step)
+
+
+async def _acache(step: Any) -> Any:
+    """Async twin of `_cache`."""
+    kind = type(step)
+    if kind is CacheGet:
+        return await step.slot.aget()
+    if kind is CachePut:
+        return await step.slot.aput(step.reply)
     raise AssertionError(f"unknown step {step!r}")
 
 

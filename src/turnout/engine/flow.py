@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from ..errors import ProviderError, TurnoutError
 from .accumulate import Accumulator
-from .steps import FELL_THROUGH, Count, Flow, Gather, Race, Send, Sleep, Stream, Window
+from .steps import FELL_THROUGH, CacheGet, CachePut, Count, Flow, Gather, Race, Send, Sleep, Stream, Window
 
 if TYPE_CHECKING:
     from ..embeddings import EmbeddingResponse
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from ..provider import Provider
     from ..types import ChatResponse
     from .call import Call, ChatCall, EmbedCall
+    from .hooks import ReplyStore
 
 __all__ = ["EMBED_CONCURRENCY", "call_flow"]
 
@@ -38,11 +39,35 @@ def call_flow(call: Call[Any, Any], target: Any) -> Flow[Any]:
     ``target(call, provider, model)`` is the flow for one target: `attempts`, `stream_attempts`
     or `embed_target`.
     """
+    slot = call.cache_slot() if call.hooks else None
+    if slot is not None:
+        stored = yield CacheGet(slot)
+        if stored is not None:
+            return (yield from _cached(call, target, slot, stored))
     call.reserve()
     call.begin(_OPERATIONS.get(target, "chat"))
     response = error = None
     try:
         response = yield from _recovering(call, target)
+        if slot is not None:
+            yield CachePut(slot, response)  # only a complete, accepted reply gets here
+        return response
+    except BaseException as exc:
+        error = exc
+        raise
+    finally:
+        call.finish(response, error)
+
+
+def _cached(call: Call[Any, Any], target: Any, slot: ReplyStore, stored: ChatResponse) -> Flow[Any]:
+    """A cache hit: nothing is held or sent; a stream replays the stored reply chunk by chunk."""
+    call.begin(_OPERATIONS.get(target, "chat"))
+    response = error = None
+    try:
+        reply, saved = slot.served(stored)
+        if target is stream_attempts:
+            yield Stream(slot.replayer(stored), stored.model, call.request, Accumulator())
+        response = call.from_cache(reply, saved)
         return response
     except BaseException as exc:
         error = exc

@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from ..provider import Provider
-    from ..types import ChatRequest, ChatResponse
+    from ..types import ChatRequest, ChatResponse, Cost
     from .call import Call
 
-__all__ = ["CallHook", "ReplyCheck"]
+__all__ = ["CallHook", "ReplyCheck", "ReplyStore"]
 
 
 class ReplyCheck(Protocol):
@@ -30,6 +30,28 @@ class ReplyCheck(Protocol):
 
     def verify_streamed(self, response: ChatResponse, started: float) -> ChatResponse:
         """The accepted reply of a finished stream (never re-asked); may raise a `ProviderError`."""
+
+
+class ReplyStore(Protocol):
+    """One call's place in a response cache (`turnout.cache.CacheSlot`): what the cache steps use."""
+
+    def get(self) -> ChatResponse | None:
+        """The stored reply, or None."""
+
+    async def aget(self) -> ChatResponse | None:
+        """Async twin of `get`."""
+
+    def put(self, reply: ChatResponse) -> None:
+        """Store the call's reply."""
+
+    async def aput(self, reply: ChatResponse) -> None:
+        """Async twin of `put`."""
+
+    def served(self, stored: ChatResponse) -> tuple[ChatResponse, Cost | None]:
+        """The reply a hit returns, and the cost the hit saved."""
+
+    def replayer(self, stored: ChatResponse) -> Provider:
+        """A provider whose stream is ``stored`` in chunks (a stream served from the cache)."""
 
 
 class CallHook:
@@ -56,3 +78,7 @@ class CallHook:
     ) -> ChatResponse:
         """The reply as the caller gets it (after pricing)."""
         return reply
+
+    def cache_slot(self, call: Call[Any, Any]) -> ReplyStore | None:  # noqa: ARG002 - a default
+        """Where the call's reply is looked up before sending and stored after (a response cache), or None."""
+        return None

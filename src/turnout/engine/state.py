@@ -157,6 +157,12 @@ def _ledger_writer(ledger: Ledger) -> Callable[[CallFinished], None]:
 
     def write(event: CallFinished) -> None:
         paid = None if event.response is not None or event.usage is None else (event.usage, event.cost)
-        ledger.record(event.route, event.attempts, event.response, event.error, event.latency, paid=paid)
+        if event.saved is None and not getattr(event.response, "from_cache", False):
+            ledger.record(event.route, event.attempts, event.response, event.error, event.latency, paid=paid)
+            return
+        saved = None if event.saved is None else event.saved.total
+        ledger.record(
+            event.route, event.attempts, event.response, event.error, event.latency, cache_hit=True, saved=saved
+        )
 
     return write

@@ -13,10 +13,11 @@ from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 if TYPE_CHECKING:
     from ..provider import Provider
-    from ..types import ChatRequest
+    from ..types import ChatRequest, ChatResponse
     from .accumulate import Accumulator
+    from .hooks import ReplyStore
 
-__all__ = ["Count", "Flow", "Gather", "Race", "Send", "Sleep", "Stream", "Window"]
+__all__ = ["CacheGet", "CachePut", "Count", "Flow", "Gather", "Race", "Send", "Sleep", "Stream", "Window"]
 
 T = TypeVar("T")
 Flow: TypeAlias = Generator["Step", Any, T]
@@ -96,7 +97,25 @@ class Race:
         self.first, self.rest, self.delay = first, rest, delay
 
 
-Step: TypeAlias = Send | Stream | Sleep | Window | Count | Gather | Race
+class CacheGet:
+    """Look the call up in its response cache; the outcome is the stored reply or None."""
+
+    __slots__ = ("slot",)
+
+    def __init__(self, slot: ReplyStore) -> None:
+        self.slot = slot
+
+
+class CachePut:
+    """Store the call's complete, successful reply in its response cache."""
+
+    __slots__ = ("reply", "slot")
+
+    def __init__(self, slot: ReplyStore, reply: ChatResponse) -> None:
+        self.slot, self.reply = slot, reply
+
+
+Step: TypeAlias = Send | Stream | Sleep | Window | Count | Gather | Race | CacheGet | CachePut
 
 
 class _FellThrough:

@@ -330,6 +330,7 @@ def parse_completion(raw: bytes, *, provider: str, model: str, request_id: str |
         parsed=None,
         logprobs=first.logprobs,
         function_call=first.function_call,
+        from_cache=False,
     )
 
 

@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from turnout.testing import _embed, _errors
+from turnout.testing import _batches, _embed, _errors
 from turnout.testing._chat import NO_MESSAGES, ChatRequest, error_context, parse_chat, resolve
 from turnout.testing._errors import ErrorContext, WireError
 from turnout.testing._script import Fault, RecordedRequest, Reply, Scripted
@@ -177,6 +177,8 @@ class Handler(BaseHTTPRequestHandler):
             self._chat(record)
         elif method == "POST" and path == "/tokenize" and flavor == "vllm":
             self._tokenize(record)
+        elif flavor == "openai" and path.startswith(("/v1/files", "/v1/batches")) and _batches.answer(self, record):
+            pass
         else:
             self._send_error(_errors.unknown_route(flavor, method, path))
 

@@ -13,6 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Literal, Self, get_args
 
+from turnout.testing._batches import Batches
 from turnout.testing._embed import DEFAULT_DIMENSIONS
 from turnout.testing._handler import handler_class
 from turnout.testing._script import Fault, RecordedRequest, Reply, Scripted
@@ -191,6 +192,10 @@ class FakeServer:
         #: What to answer when no scripted item is queued (`None`: echo the last user message).
         self.default_reply: Reply | None = default_reply
         self._queues = _Queues()
+        #: openai flavour: uploaded files and batches of the Files and Batch APIs (`turnout.testing._batches`).
+        self.batches = Batches()
+        #: How often a batch is polled (``GET /v1/batches/{id}``) before it reads ``completed``.
+        self.batch_polls = 1
         self._lock = threading.Lock()
         self._requests: list[RecordedRequest] = []
         self._stop = threading.Event()
