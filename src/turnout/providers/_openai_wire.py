@@ -32,7 +32,15 @@ from ..types import (
     tool_calls_finish,
 )
 
-__all__ = ["DONE", "DONE_DATA", "build_body", "event_status", "parse_chunk", "parse_completion"]
+__all__ = [
+    "DONE",
+    "DONE_DATA",
+    "build_body",
+    "continue_final_message",
+    "event_status",
+    "parse_chunk",
+    "parse_completion",
+]
 
 #: The data payload that ends an OpenAI-style stream.
 DONE = "[DONE]"
@@ -504,3 +512,17 @@ def _first_error(exc: ValidationError) -> str:
     err = exc.errors(include_input=False, include_url=False)[0]
     loc = ".".join(str(p) for p in err["loc"])
     return f"{loc}: {err['msg']}" if loc else err["msg"]
+
+
+def continue_final_message(request: ChatRequest, partial: str) -> ChatRequest:
+    """``request`` that makes a vLLM-style server continue ``partial`` instead of answering anew.
+
+    The conversation gets ``partial`` as its final assistant message, and the body vLLM's chat
+    extension fields ``continue_final_message: true`` and ``add_generation_prompt: false``
+    (https://docs.vllm.ai/en/latest/serving/openai_compatible_server.html#chat-api, "Extra parameters").
+    """
+    from ..types import Message
+
+    extra = {**(request.extra_body or {}), "continue_final_message": True, "add_generation_prompt": False}
+    messages = [*request.messages, Message(role="assistant", content=partial)]
+    return request.model_copy(update={"messages": messages, "extra_body": extra})

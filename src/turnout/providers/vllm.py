@@ -19,6 +19,7 @@ from ..config import ProviderConfig
 from ..errors import BadRequestError, NotFoundError, ProviderError, ResponseValidationError
 from ..options import ProviderOptions, VLLMOptions
 from ..types import ChatRequest, MessageInput, normalize_messages
+from ._openai_wire import continue_final_message
 from .openai import OpenAIProvider
 
 __all__ = ["VLLMConfig", "VLLMProvider"]
@@ -86,6 +87,11 @@ class VLLMProvider(OpenAIProvider):
                 model=model,
             )
         return options.wire_fields()
+
+    def continuation(self, model: str, request: ChatRequest, partial: str) -> ChatRequest | None:
+        """Continue ``partial`` with vLLM's ``continue_final_message`` (route ``resume = "continue"``)."""
+        del model
+        return continue_final_message(request, partial)
 
     @property
     def root_url(self) -> str:

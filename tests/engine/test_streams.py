@@ -1,0 +1,187 @@
+"""Streams that survive (issue 15): first-token and stall timeouts, and resuming a cut answer.
+
+Every test runs a real client against the fake servers over HTTP on 127.0.0.1, sync and async.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import httpx2
+import pytest
+
+import turnout
+from turnout import AsyncClient, Client
+from turnout.testing import FakeServer, Fault, Reply, ToolCallSpec
+
+MODES = ["sync", "async"]
+WORDS = "one two three four five six"
+
+
+def config(*servers: tuple[str, str, FakeServer], **route: Any) -> dict[str, Any]:
+    """A route ``m`` over ``(name, type, server)`` targets (model ``llama``), priced, no ledger."""
+    providers = {name: {"type": kind, "base_url": server.base_url} for name, kind, server in servers}
+    targets = [f"{name}:llama" for name, _, _ in servers]
+    return {
+        "providers": providers,
+        "models": {"m": {"targets": targets, **route}},
+        "prices": {t: {"input_per_million": 1, "output_per_million": 1} for t in targets},
+        "ledger": {"enabled": False},
+    }
+
+
+def stream(cfg: dict[str, Any], mode: str, pause: float = 0.0, **kwargs: Any) -> tuple[str, turnout.ChatResponse]:
+    """Stream route ``m``; return the text the caller saw, chunk by chunk, and the final reply."""
+    if mode == "sync":
+        with Client(cfg) as client, client.stream("m", "Hi", **kwargs) as s:
+            seen = []
+            for chunk in s:
+                seen.append(chunk.text or "")
+                time.sleep(pause)
+            return "".join(seen), s.get_response()
+
+    async def go() -> tuple[str, turnout.ChatResponse]:
+        async with AsyncClient(cfg) as client, client.stream("m", "Hi", **kwargs) as s:
+            seen = []
+            async for chunk in s:
+                seen.append(chunk.text or "")
+                await asyncio.sleep(pause)
+            return "".join(seen), await s.get_response()
+
+    return asyncio.run(go())
+
+
+@pytest.fixture
+def vllm() -> Any:
+    with FakeServer(flavor="vllm", models=["llama"]) as server:
+        yield server
+
+
+# --- timeouts ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_first_token_timeout_retries_a_stream_without_content(vllm: FakeServer, mode: str) -> None:
+    """Headers and the role chunk came, then nothing: past first_token_timeout the attempt is retried."""
+    vllm.enqueue(Fault.stall_stream(0, 5.0, reply=Reply("late")), Reply("fresh answer"))
+    started = time.monotonic()
+    text, reply = stream(config(("v", "vllm", vllm), first_token_timeout=0.3, retry={"initial_delay": 0}), mode)
+    assert time.monotonic() - started < 3.0
+    assert text == reply.text == "fresh answer"
+    assert [a.outcome for a in reply.attempts] == ["StreamTimeoutError", "ok"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_first_token_timeout_bounds_the_wait_for_headers(vllm: FakeServer, mode: str) -> None:
+    vllm.enqueue(Fault.slow(5.0, Reply("late")), Reply("fresh answer"))
+    started = time.monotonic()
+    _, reply = stream(config(("v", "vllm", vllm), first_token_timeout=0.3, retry={"initial_delay": 0}), mode)
+    assert time.monotonic() - started < 3.0
+    assert reply.text == "fresh answer"
+    assert isinstance(reply.attempts[0].outcome, str) and "Timeout" in reply.attempts[0].outcome
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_stall_timeout_interrupts_a_stream_gone_quiet(vllm: FakeServer, mode: str) -> None:
+    vllm.enqueue(Fault.stall_stream(2, 5.0, reply=Reply(WORDS)))
+    started = time.monotonic()
+    with pytest.raises(turnout.StreamInterruptedError) as info:
+        stream(config(("v", "vllm", vllm), stall_timeout=0.3), mode)
+    assert time.monotonic() - started < 3.0
+    assert isinstance(info.value.__cause__, turnout.StreamTimeoutError)
+    assert "stall_timeout" in str(info.value.__cause__)
+    assert info.value.partial_text == "one two"
+    assert len(vllm.chat_requests) == 1  # resume is off: never retried after content
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_slow_drip_and_a_slow_reader_do_not_stall(vllm: FakeServer, mode: str) -> None:
+    """Chunks every 0.1 s under a 0.5 s stall timeout; a caller's 0.6 s per chunk is not the server's silence."""
+    vllm.enqueue(Reply(WORDS, chunk_delay=0.1), Reply("a b c"))
+    cfg = config(("v", "vllm", vllm), stall_timeout=0.5, first_token_timeout=0.5)
+    assert stream(cfg, mode)[1].text == WORDS
+    assert stream(cfg, mode, pause=0.6)[1].text == "a b c"
+
+
+# --- resume = "continue" -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_cut_stream_is_continued_on_vllm(vllm: FakeServer, mode: str) -> None:
+    vllm.enqueue(Fault.truncate_stream(2, reply=Reply(WORDS)), Reply(WORDS))
+    cfg = config(("v", "vllm", vllm), resume="continue", retry={"initial_delay": 0})
+    text, reply = stream(cfg, mode, max_tokens=50)
+    assert text == reply.text == WORDS  # the caller saw one answer, without a repeat
+    first, second = vllm.chat_requests
+    assert second.json["continue_final_message"] is True and second.json["add_generation_prompt"] is False
+    assert second.json["messages"][-1] == {"role": "assistant", "content": "one two"}
+    assert [a.outcome for a in reply.attempts] == ["StreamInterruptedError", "ok"]
+    # the cut piece had no server usage: estimated ("one two" is 7 bytes, 2 tokens), the continuation's is the server's
+    assert reply.usage.estimated and reply.cost is not None and reply.cost.estimated
+    assert reply.usage.completion_tokens == 2 + 4
+    assert second.json["max_tokens"] == 50 - 2  # what is left of max_tokens
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_stalled_stream_is_continued(vllm: FakeServer, mode: str) -> None:
+    vllm.enqueue(Fault.stall_stream(3, 5.0, reply=Reply(WORDS)), Reply(WORDS))
+    cfg = config(("v", "vllm", vllm), resume="continue", stall_timeout=0.3, retry={"initial_delay": 0})
+    text, reply = stream(cfg, mode)
+    assert text == reply.text == WORDS
+    assert [a.outcome for a in reply.attempts] == ["StreamTimeoutError", "ok"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_resume_never_continues_a_tool_call(vllm: FakeServer, mode: str) -> None:
+    call = ToolCallSpec("get_weather", '{"city": "Paris", "unit": "celsius"}')
+    vllm.enqueue(Fault.truncate_stream(1, reply=Reply(tool_calls=[call])))
+    with pytest.raises(turnout.StreamInterruptedError):
+        stream(
+            config(("v", "vllm", vllm), resume="continue"),
+            mode,
+            tools=[{"type": "function", "function": {"name": "get_weather"}}],
+        )
+    assert len(vllm.chat_requests) == 1
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_openai_compatible_continues_only_when_declared(vllm: FakeServer, mode: str) -> None:
+    vllm.enqueue(Fault.truncate_stream(2, reply=Reply(WORDS)))
+    cfg = config(("c", "openai-compatible", vllm), resume="continue", retry={"initial_delay": 0})
+    with pytest.raises(turnout.StreamInterruptedError):
+        stream(cfg, mode)
+    assert len(vllm.chat_requests) == 1
+    vllm.enqueue(Fault.truncate_stream(2, reply=Reply(WORDS)), Reply(WORDS))
+    cfg["providers"]["c"]["continue_final_message"] = True
+    assert stream(cfg, mode)[1].text == WORDS
+    assert vllm.chat_requests[-1].json["continue_final_message"] is True
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_resume_across_targets_only_when_asked(mode: str) -> None:
+    with FakeServer(flavor="vllm", models=["llama"]) as a, FakeServer(flavor="vllm", models=["llama"]) as b:
+        route = {"resume": "continue", "retry": {"max_attempts": 1}}
+        a.enqueue(Fault.truncate_stream(2, reply=Reply(WORDS)))
+        with pytest.raises(turnout.StreamInterruptedError):
+            stream(config(("a", "vllm", a), ("b", "vllm", b), **route), mode)
+        assert b.chat_requests == []
+        a.enqueue(Fault.truncate_stream(2, reply=Reply(WORDS)))
+        b.enqueue(Reply(WORDS))
+        text, reply = stream(config(("a", "vllm", a), ("b", "vllm", b), resume_across_targets=True, **route), mode)
+        assert text == reply.text == WORDS
+        assert [(x.provider, x.outcome) for x in reply.attempts] == [("a", "StreamInterruptedError"), ("b", "ok")]
+        assert b.chat_requests[0].json["continue_final_message"] is True
+
+
+def test_fake_vllm_refuses_both_generation_prompts(vllm: FakeServer) -> None:
+    body = {
+        "model": "llama",
+        "messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hel"}],
+        "continue_final_message": True,
+        "add_generation_prompt": True,
+    }
+    answer = httpx2.post(vllm.base_url + "/chat/completions", json=body)
+    assert answer.status_code == 400
+    assert "Cannot set both `continue_final_message` and `add_generation_prompt` to True." in answer.text
