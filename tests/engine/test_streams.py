@@ -14,7 +14,7 @@ import pytest
 
 import turnout
 from turnout import AsyncClient, Client
-from turnout.testing import FakeServer, Fault, Reply, ToolCallSpec
+from turnout.testing import FakeServer, FakeTGIServer, Fault, Reply, ToolCallSpec
 
 MODES = ["sync", "async"]
 WORDS = "one two three four five six"
@@ -185,3 +185,50 @@ def test_fake_vllm_refuses_both_generation_prompts(vllm: FakeServer) -> None:
     answer = httpx2.post(vllm.base_url + "/chat/completions", json=body)
     assert answer.status_code == 400
     assert "Cannot set both `continue_final_message` and `add_generation_prompt` to True." in answer.text
+
+
+# --- TGI text mode (huggingface provider over huggingface_hub) ---------------------------------
+
+LLAMA = "meta-llama/Llama-2-7b-chat-hf"
+
+
+def tgi_config(server: FakeTGIServer, **route: Any) -> dict[str, Any]:
+    return {
+        "providers": {"hf": {"type": "huggingface", "base_url": server.url, "mode": "text"}},
+        "models": {"m": {"targets": [f"hf:{LLAMA}"], "retry": {"initial_delay": 0}, **route}},
+        "prices": {f"hf:{LLAMA}": {"input_per_million": 1, "output_per_million": 1}},
+        "ledger": {"enabled": False},
+    }
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(
+    "fault",
+    [
+        Fault.truncate_stream(2, reply=Reply(WORDS)),
+        Fault.end_stream(2, reply=Reply(WORDS)),
+        Fault.stream_error(2, "overloaded", 503, reply=Reply(WORDS)),
+    ],
+    ids=["cut", "ended", "error-event"],
+)
+def test_tgi_text_mode_continues_the_rendered_prompt(mode: str, fault: Fault) -> None:
+    with FakeTGIServer(LLAMA) as tgi:
+        tgi.enqueue(fault, Reply(WORDS))
+        text, reply = stream(tgi_config(tgi, resume="continue"), mode, max_tokens=20)
+        assert text == reply.text == WORDS
+        first, second = (r.json for r in tgi.generate_requests)
+        assert second["inputs"] == first["inputs"] + " one two"  # the Llama 2 prompt, then the answer so far
+        assert second["parameters"]["max_new_tokens"] == 20 - 2
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_tgi_stall_timeout(mode: str) -> None:
+    """Async: the stall is cut at 0.3 s. Sync: huggingface_hub's read cannot be interrupted, so the
+    timeout is seen when the late chunk arrives (1 s), and the stream is still interrupted."""
+    with FakeTGIServer(LLAMA) as tgi:
+        tgi.enqueue(Fault.stall_stream(2, 1.0, reply=Reply(WORDS)))
+        started = time.monotonic()
+        with pytest.raises(turnout.StreamInterruptedError) as info:
+            stream(tgi_config(tgi, stall_timeout=0.3), mode)
+        assert isinstance(info.value.__cause__, turnout.StreamTimeoutError)
+        assert time.monotonic() - started < (0.9 if mode == "async" else 3.0)
