@@ -127,6 +127,15 @@ class Provider(ABC):
         del model, request, partial
         return None
 
+    def with_running_usage(self, model: str, request: ChatRequest) -> ChatRequest:
+        """``request`` asking the server for token counts in every streamed chunk, where it can (default: as is).
+
+        A route that resumes cut streams, or is under a budget, sends streams this way, so a cut or
+        abandoned stream is billed from the server's counts instead of an estimate.
+        """
+        del model
+        return request
+
     def context_window(self, model: str) -> int | None:
         """The model's context window in tokens, if this provider can tell (cached); else None."""
         del model

@@ -6,7 +6,10 @@ Every test runs a real client against the fake servers over HTTP on 127.0.0.1, s
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
+from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import httpx2
@@ -14,7 +17,7 @@ import pytest
 
 import turnout
 from turnout import AsyncClient, Client
-from turnout.testing import FakeServer, FakeTGIServer, Fault, Reply, ToolCallSpec
+from turnout.testing import FakeServer, FakeTGIServer, Fault, Reply, ToolCallSpec, count_chat_tokens
 
 MODES = ["sync", "async"]
 WORDS = "one two three four five six"
@@ -94,6 +97,7 @@ def test_stall_timeout_interrupts_a_stream_gone_quiet(vllm: FakeServer, mode: st
     assert "stall_timeout" in str(info.value.__cause__)
     assert info.value.partial_text == "one two"
     assert len(vllm.chat_requests) == 1  # resume is off: never retried after content
+    assert vllm.chat_requests[0].json["stream_options"] == {"include_usage": True}  # no running counts needed
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -118,10 +122,44 @@ def test_a_cut_stream_is_continued_on_vllm(vllm: FakeServer, mode: str) -> None:
     assert second.json["continue_final_message"] is True and second.json["add_generation_prompt"] is False
     assert second.json["messages"][-1] == {"role": "assistant", "content": "one two"}
     assert [a.outcome for a in reply.attempts] == ["StreamInterruptedError", "ok"]
-    # the cut piece had no server usage: estimated ("one two" is 7 bytes, 2 tokens), the continuation's is the server's
-    assert reply.usage.estimated and reply.cost is not None and reply.cost.estimated
+    # both requests asked for running counts, so the cut piece is billed from the server's count at the cut
+    assert first.json["stream_options"] == {"include_usage": True, "continuous_usage_stats": True}
+    assert not reply.usage.estimated and reply.cost is not None and not reply.cost.estimated
     assert reply.usage.completion_tokens == 2 + 4
+    assert reply.usage.prompt_tokens == count_chat_tokens(first.json["messages"]) + count_chat_tokens(
+        second.json["messages"]
+    )
     assert second.json["max_tokens"] == 50 - 2  # what is left of max_tokens
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_the_budget_and_the_ledger_see_both_pieces(
+    vllm: FakeServer, mode: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    vllm.enqueue(Fault.truncate_stream(2, reply=Reply(WORDS)), Reply(WORDS))
+    cfg = config(("v", "vllm", vllm), resume="continue", retry={"initial_delay": 0})
+    cfg["budget"] = {"max_usd": 100, "period": "day"}
+    monkeypatch.setenv("TURNOUT_LEDGER", str(tmp_path / "ledger.sqlite3"))
+    if mode == "sync":
+        with Client(cfg) as client:
+            with client.stream("m", "Hi", max_tokens=50) as s:
+                reply = s.get_response()
+            assert client.budgets is not None
+            spent = client.budgets.status()[0].spent
+    else:
+
+        async def go() -> tuple[turnout.ChatResponse, Decimal]:
+            async with AsyncClient(cfg) as client:
+                async with client.stream("m", "Hi", max_tokens=50) as s:
+                    reply = await s.get_response()
+                assert client.budgets is not None
+                return reply, client.budgets.status()[0].spent
+
+        reply, spent = asyncio.run(go())
+    assert reply.cost is not None and spent == reply.cost.total > 0
+    with sqlite3.connect(tmp_path / "ledger.sqlite3") as db:
+        [(attempts, cost, tokens)] = db.execute("SELECT attempts, cost, completion_tokens FROM calls").fetchall()
+    assert (attempts, Decimal(cost), tokens) == (2, reply.cost.total, 6)
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -545,6 +545,13 @@ class ChatCall(Call[ChatRequest, ChatResponse]):
 
     # -- resuming a cut stream (resume = "continue") --------------------------------------------
 
+    def stream_request(self, provider: Provider, model: str, request: ChatRequest) -> ChatRequest:
+        """``request`` as streamed to this target: with running token counts when resuming or under a budget."""
+        budgets = self.state.budgets
+        if self.policy.resume == "off" and (budgets is None or not budgets.applies(self.route)):
+            return request
+        return provider.with_running_usage(model, request)
+
     def piece_cut(self, provider: Provider, model: str, acc: Accumulator, request: ChatRequest) -> None:
         """A piece of a resumed stream failed after content: pay for it (estimated when the server did not say)."""
         self._piece_paid(provider, model, acc, request)

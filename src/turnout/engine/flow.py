@@ -140,7 +140,7 @@ def stream_attempts(call: ChatCall, provider: Provider, model: str) -> Flow[Chat
     policy = call.policy
     while True:
         acc = Accumulator(call.clock, call.deadline)
-        sent = call.in_time(call.request)
+        sent = call.in_time(call.stream_request(provider, model, call.request))
         started = call.starting(provider, model, sent)
         try:
             yield Stream(provider, model, sent, acc, policy.first_token_timeout, policy.stall_timeout)
@@ -200,7 +200,7 @@ def _resume(
                     break  # not retryable, or this target's retries are spent
                 yield Sleep(wait)
             acc.restart()
-            sent = call.in_time(request)
+            sent = call.in_time(call.stream_request(target, name, request))
             started = call.starting(target, name, sent)
             try:
                 yield Stream(target, name, sent, acc, policy.first_token_timeout, policy.stall_timeout)

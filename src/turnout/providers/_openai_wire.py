@@ -342,7 +342,7 @@ def parse_completion(raw: bytes, *, provider: str, model: str, request_id: str |
 
 
 def parse_chunk(data: str | bytes, *, provider: str, model: str) -> list[ChatChunk]:
-    """Decode one SSE ``data:`` payload into chunks (one per choice, plus one for usage).
+    """Decode one SSE ``data:`` payload into chunks (one per choice; usage on the last, else a chunk of its own).
 
     Raises:
         APIStatusError: the payload is an in-stream error event.
@@ -363,7 +363,9 @@ def parse_chunk(data: str | bytes, *, provider: str, model: str) -> list[ChatChu
     if wire.error is not None:
         raise _stream_error(wire.error, provider=provider, model=model)
     chunks = []
-    for choice in wire.choices:
+    usage = None if wire.usage is None else _usage(wire.usage)
+    last = len(wire.choices) - 1
+    for n, choice in enumerate(wire.choices):
         delta = choice.delta or _Delta()
         chunks.append(
             construct(
@@ -372,13 +374,13 @@ def parse_chunk(data: str | bytes, *, provider: str, model: str) -> list[ChatChu
                 index=choice.index,
                 finish_reason=finish_reason_from_wire(choice.finish_reason),
                 tool_calls=[_tool_delta(t) for t in delta.tool_calls] if delta.tool_calls else [],
-                usage=None,
+                usage=usage if n == last else None,  # running counts (vLLM continuous_usage_stats) ride along
                 model=wire.model,
                 logprobs=_logprobs(choice.logprobs),
                 function_call=_legacy_delta(delta.function_call),
             )
         )
-    if wire.usage is not None:
+    if usage is not None and not chunks:
         chunks.append(
             construct(
                 ChatChunk,
@@ -386,7 +388,7 @@ def parse_chunk(data: str | bytes, *, provider: str, model: str) -> list[ChatChu
                 index=0,
                 finish_reason=None,
                 tool_calls=[],
-                usage=_usage(wire.usage),
+                usage=usage,
                 model=wire.model,
                 logprobs=None,
                 function_call=None,

@@ -93,6 +93,21 @@ class VLLMProvider(OpenAIProvider):
         del model
         return continue_final_message(request, partial)
 
+    def with_running_usage(self, model: str, request: ChatRequest) -> ChatRequest:
+        """Ask for ``stream_options.continuous_usage_stats`` (usage in every chunk), as vLLM's chat extension allows.
+
+        https://docs.vllm.ai/en/latest/serving/openai_compatible_server.html (StreamOptions).
+        """
+        del model
+        extra = dict(request.extra_body or {})
+        options = extra.get("stream_options")
+        extra["stream_options"] = {
+            **(options if isinstance(options, dict) else {}),
+            "include_usage": True,
+            "continuous_usage_stats": True,
+        }
+        return request.model_copy(update={"extra_body": extra})
+
     @property
     def root_url(self) -> str:
         """The server root (``base_url`` without ``/v1``), where ``/tokenize`` and ``/health`` live."""

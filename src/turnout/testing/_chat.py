@@ -63,6 +63,8 @@ class ChatRequest:
     """`None`: no logprobs asked; else how many `top_logprobs` per token."""
     continues: str | None = None
     """vllm ``continue_final_message``: the final assistant message the answer continues."""
+    running_usage: bool = False
+    """vllm ``stream_options.continuous_usage_stats``: usage in every chunk."""
 
 
 def error_context(fake: FakeServer, model: str = "", **values: Any) -> ErrorContext:
@@ -141,7 +143,8 @@ def parse_chat(body: Any, fake: FakeServer) -> ChatRequest | WireError:
     continues = None
     if fake.flavor == "vllm" and body.get("continue_final_message") is True and last.get("role") == "assistant":
         continues = message_text(last.get("content"))
-    return ChatRequest(model, messages, stream, include, n, max_tokens, prompt, logprobs, continues)
+    running = fake.flavor == "vllm" and include and isinstance(options, dict) and options.get("continuous_usage_stats")
+    return ChatRequest(model, messages, stream, include, n, max_tokens, prompt, logprobs, continues, running is True)
 
 
 def _last_user_text(messages: list[dict[str, Any]]) -> str:
