@@ -155,7 +155,7 @@ def test_the_budget_and_the_ledger_see_both_pieces(
                 assert client.budgets is not None
                 return reply, client.budgets.status()[0].spent
 
-        reply, spent = asyncio.run(go())
+        reply, spent = asyncio.run(go())  # type: ignore[assignment]
     assert reply.cost is not None and spent == reply.cost.total > 0
     with sqlite3.connect(tmp_path / "ledger.sqlite3") as db:
         [(attempts, cost, tokens)] = db.execute("SELECT attempts, cost, completion_tokens FROM calls").fetchall()
@@ -270,3 +270,17 @@ def test_tgi_stall_timeout(mode: str) -> None:
             stream(tgi_config(tgi, stall_timeout=0.3), mode)
         assert isinstance(info.value.__cause__, turnout.StreamTimeoutError)
         assert time.monotonic() - started < (0.9 if mode == "async" else 3.0)
+
+
+@pytest.mark.parametrize(
+    ("route", "fragment"),
+    [
+        ({"stall_timeout": 0}, "stall_timeout"),
+        ({"first_token_timeout": -1}, "first_token_timeout"),
+        ({"resume": "yes"}, "resume"),
+        ({"resume_across_targets": "maybe"}, "resume_across_targets"),
+    ],
+)
+def test_stream_settings_are_checked_at_load(vllm: FakeServer, route: dict[str, Any], fragment: str) -> None:
+    with pytest.raises(turnout.ConfigError, match=rf"models\.m\.{fragment}"):
+        Client(config(("v", "vllm", vllm), **route))
