@@ -116,7 +116,8 @@ class CuttingProxy:
 
     @staticmethod
     def usage(events: list[dict[str, Any]]) -> dict[str, Any]:
-        return [e["usage"] for e in events if e.get("usage")][-1]
+        found: dict[str, Any] = [e["usage"] for e in events if e.get("usage")][-1]
+        return found
 
 
 @pytest.fixture
