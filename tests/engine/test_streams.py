@@ -109,6 +109,32 @@ def test_a_slow_drip_and_a_slow_reader_do_not_stall(vllm: FakeServer, mode: str)
     assert stream(cfg, mode, pause=0.6)[1].text == "a b c"
 
 
+# --- error events inside a 200 stream, classified by their code or type --------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_error_events_are_typed_by_code_and_type(mode: str) -> None:
+    """OpenAI's in-stream rate limit says no status: its code makes it a 429, retried; a context
+    overflow falls back; after content the typed error is the cause, with the server's message."""
+    rate = {"error_type": "requests", "error_code": "rate_limit_exceeded"}
+    with FakeServer(flavor="openai") as a, FakeServer(flavor="openai") as b:
+        cfg = config(("a", "openai-compatible", a), ("b", "openai-compatible", b), retry={"initial_delay": 0})
+        a.enqueue(Fault.stream_error(0, "Rate limit reached for requests", **rate), Reply("fine"))
+        reply = stream(cfg, mode)[1]
+        assert [x.outcome for x in reply.attempts] == ["RateLimitError", "ok"]
+        assert reply.attempts[0].error == "Rate limit reached for requests"
+        long = {"error_type": "invalid_request_error", "error_code": "context_length_exceeded"}
+        a.enqueue(Fault.stream_error(0, "This model's maximum context length is 8 tokens", **long))
+        b.enqueue(Reply("elsewhere"))
+        reply = stream(cfg, mode)[1]
+        assert (reply.provider, reply.attempts[0].outcome) == ("b", "ContextWindowExceededError")
+        a.enqueue(Fault.stream_error(2, "Rate limit reached for requests", reply=Reply(WORDS), **rate))
+        with pytest.raises(turnout.StreamInterruptedError) as info:
+            stream(cfg, mode)
+        assert isinstance(info.value.__cause__, turnout.RateLimitError)
+        assert info.value.__cause__.message == "Rate limit reached for requests"
+
+
 # --- resume = "continue" -----------------------------------------------------------------------
 
 

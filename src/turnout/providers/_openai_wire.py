@@ -483,7 +483,7 @@ _STATUS_KEYS = ("status_code", "http_status_code", "code")
 
 
 def event_status(error: object) -> int | None:
-    """The HTTP status an in-stream error object stands for: a numeric status it carries, else its type's.
+    """The HTTP status an in-stream error object stands for: a numeric status it carries, else its type's or code's.
 
     None when it says neither (the caller decides: a 500 here, the exception class's for huggingface_hub).
     """
@@ -495,8 +495,11 @@ def event_status(error: object) -> int | None:
             value = int(value)
         if isinstance(value, int) and not isinstance(value, bool) and 400 <= value < 600:
             return value
-    kind = error.get("type")
-    return _TYPE_STATUS.get(kind) if isinstance(kind, str) else None
+    for key in ("type", "code"):  # OpenAI's rate limit: type "requests", code "rate_limit_exceeded"
+        kind = error.get(key)
+        if isinstance(kind, str) and kind in _TYPE_STATUS:
+            return _TYPE_STATUS[kind]
+    return None
 
 
 def _stream_error(error: object, *, provider: str, model: str) -> APIStatusError:
