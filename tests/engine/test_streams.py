@@ -116,14 +116,14 @@ def test_a_slow_drip_and_a_slow_reader_do_not_stall(vllm: FakeServer, mode: str)
 def test_error_events_are_typed_by_code_and_type(mode: str) -> None:
     """OpenAI's in-stream rate limit says no status: its code makes it a 429, retried; a context
     overflow falls back; after content the typed error is the cause, with the server's message."""
-    rate = {"error_type": "requests", "error_code": "rate_limit_exceeded"}
+    rate: dict[str, Any] = {"error_type": "requests", "error_code": "rate_limit_exceeded"}
     with FakeServer(flavor="openai") as a, FakeServer(flavor="openai") as b:
         cfg = config(("a", "openai-compatible", a), ("b", "openai-compatible", b), retry={"initial_delay": 0})
         a.enqueue(Fault.stream_error(0, "Rate limit reached for requests", **rate), Reply("fine"))
         reply = stream(cfg, mode)[1]
         assert [x.outcome for x in reply.attempts] == ["RateLimitError", "ok"]
         assert reply.attempts[0].error == "Rate limit reached for requests"
-        long = {"error_type": "invalid_request_error", "error_code": "context_length_exceeded"}
+        long: dict[str, Any] = {"error_type": "invalid_request_error", "error_code": "context_length_exceeded"}
         a.enqueue(Fault.stream_error(0, "This model's maximum context length is 8 tokens", **long))
         b.enqueue(Reply("elsewhere"))
         reply = stream(cfg, mode)[1]

@@ -115,7 +115,7 @@ def _watched(step: Stream, chunks: Iterator[ChatChunk]) -> Generator[ChatChunk, 
                     raise watch.error(step.provider, step.model) from exc
                 raise
     finally:
-        watch.done = True
+        watchdog.finished(watch)
 
 
 def _perform(step: Any, clock: Clock, side: _Side | None) -> Any:

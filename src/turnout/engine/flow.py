@@ -165,7 +165,8 @@ def _streamed(call: ChatCall, provider: Provider, model: str, acc: Accumulator, 
     check = call.check(provider, model)
     if check is not None:  # response_model: validate the whole reply (a stream is never re-asked)
         response = check.verify_streamed(response, started)
-    return call.accepted(provider, model, started, response, None if acc.first is None else acc.first - started)
+    first = None if acc.first is None or acc.first < started else acc.first - started  # a resumed piece: None
+    return call.accepted(provider, model, started, response, first)
 
 
 def _resume(

@@ -114,10 +114,15 @@ class _Watchdog:
         self._seq = itertools.count()
         self._thread: threading.Thread | None = None
         self._pid = 0
+        self._finished = 0  # watches done but still in the heap (dropped lazily, or all at once below)
 
     def add(self, watch: Watch) -> None:
         """Watch ``watch`` until its ``done`` is set."""
         with self._cond:
+            if self._finished > 64 and self._finished * 2 > len(self._heap):  # long timeouts: do not hoard
+                self._heap = [entry for entry in self._heap if not entry[2].done]
+                heapq.heapify(self._heap)
+                self._finished = 0
             heapq.heappush(self._heap, (self._check_at(watch, time.monotonic()), next(self._seq), watch))
             if self._thread is None or self._pid != os.getpid():  # none yet, or lost in a fork
                 self._heap = [entry for entry in self._heap if entry[2] is watch]
@@ -125,6 +130,12 @@ class _Watchdog:
                 self._thread = threading.Thread(target=self._run, name="turnout-stream-watchdog", daemon=True)
                 self._thread.start()
             self._cond.notify()
+
+    def finished(self, watch: Watch) -> None:
+        """``watch``'s stream has ended: stop watching it."""
+        watch.done = True
+        with self._cond:
+            self._finished += 1
 
     @staticmethod
     def _check_at(watch: Watch, now: float) -> float:
@@ -146,6 +157,7 @@ class _Watchdog:
                     continue
                 heapq.heappop(self._heap)
                 if watch.done:
+                    self._finished = max(self._finished - 1, 0)
                     continue
                 if watch.deadline <= now:
                     watch.fire()
