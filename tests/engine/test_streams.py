@@ -310,3 +310,24 @@ def test_tgi_stall_timeout(mode: str) -> None:
 def test_stream_settings_are_checked_at_load(vllm: FakeServer, route: dict[str, Any], fragment: str) -> None:
     with pytest.raises(turnout.ConfigError, match=rf"models\.m\.{fragment}"):
         Client(config(("v", "vllm", vllm), **route))
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_continuation_is_retried_and_a_refused_one_costs_nothing(vllm: FakeServer, mode: str) -> None:
+    vllm.enqueue(Fault.truncate_stream(2, reply=Reply(WORDS)), Fault.server_error(503), Reply(WORDS))
+    cfg = config(("v", "vllm", vllm), resume="continue", retry={"initial_delay": 0})
+    text, reply = stream(cfg, mode, max_tokens=50)
+    assert text == reply.text == WORDS
+    assert [a.outcome for a in reply.attempts] == ["StreamInterruptedError", "ServerError", "ok"]
+    assert reply.usage.completion_tokens == 2 + 4  # the 503 generated nothing and is not billed
+    assert [r.json.get("continue_final_message") for r in vllm.chat_requests] == [None, True, True]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_continuations_stop_when_the_retries_are_spent(vllm: FakeServer, mode: str) -> None:
+    vllm.enqueue(*[Fault.truncate_stream(1, reply=Reply(WORDS))] * 2)
+    cfg = config(("v", "vllm", vllm), resume="continue", retry={"initial_delay": 0, "max_attempts": 2})
+    with pytest.raises(turnout.StreamInterruptedError) as info:
+        stream(cfg, mode)
+    assert info.value.partial_text == "one two"  # both pieces reached the caller
+    assert len(vllm.chat_requests) == 2

@@ -553,7 +553,12 @@ class ChatCall(Call[ChatRequest, ChatResponse]):
         return provider.with_running_usage(model, request)
 
     def piece_cut(self, provider: Provider, model: str, acc: Accumulator, request: ChatRequest) -> None:
-        """A piece of a resumed stream failed after content: pay for it (estimated when the server did not say)."""
+        """A piece of a resumed stream failed: pay for what it generated (estimated when the server did not say).
+
+        A continuation that failed before sending anything back (an error status) generated nothing.
+        """
+        if acc.usage is None and not acc.piece_text():
+            return
         self._piece_paid(provider, model, acc, request)
 
     def continuers(self, provider: Provider, model: str) -> list[Target]:
