@@ -101,10 +101,10 @@ class VLLMProvider(OpenAIProvider):
         del model
         extra = dict(request.extra_body or {})
         options = extra.get("stream_options")
-        extra["stream_options"] = {
-            **(options if isinstance(options, dict) else {}),
+        extra["stream_options"] = {  # the call's own extra_body stream_options win
             "include_usage": True,
             "continuous_usage_stats": True,
+            **(options if isinstance(options, dict) else {}),
         }
         return request.model_copy(update={"extra_body": extra})
 
