@@ -331,3 +331,14 @@ def test_continuations_stop_when_the_retries_are_spent(vllm: FakeServer, mode: s
         stream(cfg, mode)
     assert info.value.partial_text == "one two"  # both pieces reached the caller
     assert len(vllm.chat_requests) == 2
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_openai_is_never_asked_to_continue(mode: str) -> None:
+    with FakeServer(flavor="openai") as server:
+        server.enqueue(Fault.truncate_stream(2, reply=Reply(WORDS)))
+        cfg = config(("o", "openai", server), resume="continue", resume_across_targets=True)
+        cfg["providers"]["o"]["api_key"] = "sk-test"
+        with pytest.raises(turnout.StreamInterruptedError):
+            stream(cfg, mode)
+        assert len(server.chat_requests) == 1
