@@ -35,7 +35,7 @@ class GenerateProvider(HTTPProvider):
 
     def _body(self, request: ChatRequest) -> bytes:
         assert isinstance(self.config, GenerateConfig)
-        prompt = "".join(f"{m.role}: {m.content}\n" for m in request.messages) + "assistant:"
+        prompt = "".join(f"[INST] {m.content} [/INST]" for m in request.messages if m.role == "user")  # Llama 2
         parameters = {"max_new_tokens": request.max_tokens or self.config.max_new_tokens, "details": True}
         return json.dumps({"inputs": prompt, "parameters": parameters}).encode()
 

@@ -183,6 +183,21 @@ def test_alias_and_client_limits_reserve_all_or_nothing() -> None:
 
 
 def test_a_stream_cut_off_after_content_spends_its_whole_reservation(server: FakeServer) -> None:
+    """A stream without running counts (the call's extra_body turns them off) leaves only the worst case to spend."""
+    server.enqueue(Fault.truncate_stream(after_chunks=2, reply=Reply("one two three four five")))
+    no_running_counts = {"stream_options": {"include_usage": True, "continuous_usage_stats": False}}
+    with Client(config=_config(server), budget=Budget(max_usd=Decimal(1))) as client:
+        stream = client.stream("llama", "Hi", max_tokens=10, extra_body=no_running_counts)
+        with pytest.raises(StreamInterruptedError), stream:
+            for _ in stream:
+                pass
+        assert client.budgets is not None
+        (status,) = client.budgets.status()
+    assert (status.spent, status.reserved) == (Decimal(23) / 1_000_000, Decimal(0))  # worst case: 13 + 10 tokens
+
+
+def test_a_stream_cut_off_under_a_budget_spends_the_servers_running_count(server: FakeServer) -> None:
+    """Under a budget vLLM is asked for continuous_usage_stats: the cut stream costs what it generated."""
     server.enqueue(Fault.truncate_stream(after_chunks=2, reply=Reply("one two three four five")))
     with Client(config=_config(server), budget=Budget(max_usd=Decimal(1))) as client:
         with pytest.raises(StreamInterruptedError), client.stream("llama", "Hi", max_tokens=10) as stream:
@@ -190,7 +205,8 @@ def test_a_stream_cut_off_after_content_spends_its_whole_reservation(server: Fak
                 pass
         assert client.budgets is not None
         (status,) = client.budgets.status()
-    assert (status.spent, status.reserved) == (Decimal(23) / 1_000_000, Decimal(0))  # worst case: 13 + 10 tokens
+    assert server.chat_requests[0].json["stream_options"]["continuous_usage_stats"] is True
+    assert (status.spent, status.reserved) == (Decimal(8 + 2) / 1_000_000, Decimal(0))  # 8 prompt + 2 generated
 
 
 def test_a_budget_without_a_period_lasts_the_clients_lifetime() -> None:

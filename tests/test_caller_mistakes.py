@@ -168,6 +168,8 @@ def test_huge_timeouts_fail_at_load(key: str, fake_vllm: FakeServer) -> None:
     for defaults, where in [
         ({"deadline": 1e308}, "deadline"),
         ({"hedge_after": 1e308}, "hedge_after"),
+        ({"first_token_timeout": 1e308}, "first_token_timeout"),
+        ({"stall_timeout": 1e308}, "stall_timeout"),
         ({"retry": {"max_delay": 1e308}}, "retry.max_delay"),
         ({"retry": {"max_retry_after": 1e308}}, "retry.max_retry_after"),
     ]:

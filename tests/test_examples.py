@@ -58,7 +58,7 @@ EXPECTED = {
         "fallback: endpoint ContextWindowExceededError -> together ok; cost $",
     ],
     "plugin_provider.py": [
-        "chat: mine stop completion_tokens=5 cost=None",
+        "chat: mine stop completion_tokens=3 cost=None",
         "stream: True mine",
         "fallback: mine ServerError -> mine ServerError -> mine ServerError -> backup ok",
     ],

@@ -10,6 +10,7 @@ TurnoutError
 ├── ProviderError                .provider .model .status_code .request_id .retryable
 │   ├── APIConnectionError       could not reach the server, or it hung up (retryable)
 │   │   └── APITimeoutError      connect/read timeout (retryable)
+│   │       └── StreamTimeoutError   a stream's first token or next chunk came too late (retryable)
 │   ├── APIStatusError           any HTTP error status; .body .error_type .error_code
 │   │   ├── BadRequestError      400, 413, 422
 │   │   │   ├── ContextWindowExceededError   prompt + max_tokens do not fit the model
@@ -88,6 +89,7 @@ __all__ = [
     "ResponseValidationError",
     "ServerError",
     "StreamInterruptedError",
+    "StreamTimeoutError",
     "ToolArgumentsError",
     "ToolCallError",
     "ToolRoundsExceededError",
@@ -239,6 +241,18 @@ class APIConnectionError(ProviderError):
 
 class APITimeoutError(APIConnectionError):
     """Connecting to, or reading from, the server took longer than the timeout."""
+
+
+class StreamTimeoutError(APITimeoutError):
+    """A stream went quiet: past the route's ``first_token_timeout`` or ``stall_timeout``.
+
+    No content came within ``first_token_timeout`` seconds of sending, or, once content had
+    started, the server was silent for longer than ``stall_timeout``.
+
+    Before content it is retried and falls back like any timeout; after content it is the
+    ``__cause__`` of the `StreamInterruptedError` raised (or the stream is resumed, with
+    ``resume = "continue"``).
+    """
 
 
 class APIStatusError(ProviderError):

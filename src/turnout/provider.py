@@ -7,8 +7,9 @@ gets one attempt.
 
 Members: ``name``, ``config``, ``chat``/``achat``, ``stream``/``astream``, ``close``/``aclose``;
 optional, with defaults: ``context_window``/``count_tokens`` (and async twins) for the
-context-window pre-check, ``price_catalogue``, ``supports_tools``, and ``options_model`` (the
-typed options the type takes, read per call with ``options_for``).
+context-window pre-check, ``price_catalogue``, ``supports_tools``, ``continuation`` (how a cut
+stream is resumed, if it can be), and ``options_model`` (the typed options the type takes, read
+per call with ``options_for``).
 Streams are generators: closing one early releases its connection.
 """
 
@@ -115,6 +116,25 @@ class Provider(ABC):
         """
         del model
         return True
+
+    def continuation(self, model: str, request: ChatRequest, partial: str) -> ChatRequest | None:
+        """The request that makes ``model`` continue ``partial`` (a cut answer to ``request``), or None.
+
+        A route with ``resume = "continue"`` sends it after a stream was cut, and streams its
+        chunks into the same answer. The default is None (cannot): a host that ignored a
+        continuation flag would start the answer again, and turnout would append a duplicate.
+        """
+        del model, request, partial
+        return None
+
+    def with_running_usage(self, model: str, request: ChatRequest) -> ChatRequest:
+        """``request`` asking the server for token counts in every streamed chunk, where it can (default: as is).
+
+        A route that resumes cut streams, or is under a budget, sends streams this way, so a cut or
+        abandoned stream is billed from the server's counts instead of an estimate.
+        """
+        del model
+        return request
 
     def context_window(self, model: str) -> int | None:
         """The model's context window in tokens, if this provider can tell (cached); else None."""

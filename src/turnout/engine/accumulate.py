@@ -36,6 +36,7 @@ class Accumulator:
         "has_content",
         "in_tool_call",
         "legacy",
+        "mark",
         "model",
         "texts",
         "tools",
@@ -53,6 +54,8 @@ class Accumulator:
         self.in_tool_call = False
         self.first: float | None = None
         """The clock's time when the first chunk came (for time to first chunk), or None."""
+        self.mark = 0
+        """Where the current piece's text starts in `delivered_text` (after `restart`)."""
         self._clock, self._deadline = clock, deadline
 
     def add(self, chunk: ChatChunk) -> ChatChunk:
@@ -114,6 +117,16 @@ class Accumulator:
         parts += [c["name"] + c["args"] for calls in self.tools.values() for c in calls.values()]
         parts += [c["name"] + c["args"] for c in self.legacy.values()]
         return "".join(parts)
+
+    def piece_text(self) -> str:
+        """What `delivered_text` holds since the last `restart` (the piece of a resumed stream)."""
+        return self.delivered_text()[self.mark :]
+
+    def restart(self) -> None:
+        """A continuation request follows: keep the text, forget the last piece's usage and finish."""
+        self.mark = len(self.delivered_text())
+        self.usage = None
+        self.finish.clear()
 
     def response(self, provider: str, model: str) -> ChatResponse:
         """The whole reply, once the stream has ended."""

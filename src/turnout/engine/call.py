@@ -530,8 +530,6 @@ class ChatCall(Call[ChatRequest, ChatResponse]):
 
     def abandoned(self, provider: Provider, model: str, acc: Accumulator, started: float) -> None:
         """The caller left the stream: record the attempt and what it cost (estimated when the server did not say)."""
-        from .._estimate import heuristic_tokens
-
         self.attempts.append(
             Attempt(
                 provider=provider.name,
@@ -541,10 +539,22 @@ class ChatCall(Call[ChatRequest, ChatResponse]):
                 error="the caller stopped reading the stream",
             )
         )
+        usage, cost = self._piece_paid(provider, model, acc, self.request)
+        events = self.state.events
+        if events.wants(StreamAbandoned):
+            first = None if acc.first is None else acc.first - started
+            events.publish(StreamAbandoned(self.route, provider.name, model, usage, cost, started, first, id(self)))
+
+    def _piece_paid(
+        self, provider: Provider, model: str, acc: Accumulator, request: ChatRequest
+    ) -> tuple[Usage, Cost | None]:
+        """Pay for the piece of a stream in ``acc``: the server's usage, else an estimate (flagged)."""
+        from .._estimate import heuristic_tokens
+
         usage = acc.usage
         if usage is None:
-            prompt, _ = heuristic_tokens(self.request)
-            completion = -(-len(acc.delivered_text().encode()) // 4)  # ~4 bytes a token (OpenAI's rule of thumb)
+            prompt, _ = heuristic_tokens(request)
+            completion = -(-len(acc.piece_text().encode()) // 4)  # ~4 bytes a token (OpenAI's rule of thumb)
             usage = Usage(
                 prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion, estimated=True
             )
@@ -552,10 +562,56 @@ class ChatCall(Call[ChatRequest, ChatResponse]):
         self.paid.append((usage, cost))
         if cost is None:
             self.cost_unknown = True
-        events = self.state.events
-        if events.wants(StreamAbandoned):
-            first = None if acc.first is None else acc.first - started
-            events.publish(StreamAbandoned(self.route, provider.name, model, usage, cost, started, first, id(self)))
+        return usage, cost
+
+    # -- resuming a cut stream (resume = "continue") --------------------------------------------
+
+    def stream_request(self, provider: Provider, model: str, request: ChatRequest) -> ChatRequest:
+        """``request`` as streamed to this target: with running token counts when resuming or under a budget."""
+        budgets = self.state.budgets
+        if self.policy.resume == "off" and (budgets is None or not budgets.applies(self.route)):
+            return request
+        return provider.with_running_usage(model, request)
+
+    def piece_cut(self, provider: Provider, model: str, acc: Accumulator, request: ChatRequest) -> None:
+        """A piece of a resumed stream failed: pay for what it generated (estimated when the server did not say).
+
+        A continuation that failed before sending anything back (an error status) generated nothing.
+        """
+        if acc.usage is None and not acc.piece_text():
+            return
+        self._piece_paid(provider, model, acc, request)
+
+    def continuers(self, provider: Provider, model: str) -> list[Target]:
+        """Who may continue a cut answer, in order: this target, then (``resume_across_targets``) later ones."""
+        found: list[Target] = [(provider, model)]
+        if self.policy.resume_across_targets:
+            later = False
+            for target in self.targets:
+                if later:
+                    found.append(target)
+                later = later or (target[0] is provider and target[1] == model)
+        return found
+
+    def continuation(self, provider: Provider, model: str, acc: Accumulator) -> ChatRequest | None:
+        """The request that continues the answer in ``acc`` on this target, or None when it cannot be continued.
+
+        Never inside a tool call, never for several choices; ``max_tokens`` becomes what is left
+        of it after the pieces paid for so far.
+        """
+        partial = acc.text()
+        if acc.in_tool_call or not partial or len(acc.texts) > 1 or (self.request.n or 1) > 1:
+            return None
+        request = self.request
+        if request.max_tokens is not None:
+            left = request.max_tokens - sum(u.completion_tokens or 0 for u, _ in self.paid)
+            if left <= 0:
+                return None
+            update: dict[str, object] = {"max_tokens": left}
+            if request.max_completion_tokens is not None:
+                update["max_completion_tokens"] = left
+            request = request.model_copy(update=update)
+        return provider.continuation(model, request, partial)
 
 
 class EmbedCall(Call["EmbeddingRequest", "EmbeddingResponse"]):

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncGenerator, Generator
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING, Any
 
+from ..errors import ProviderError
 from .steps import FELL_THROUGH, CacheGet, CachePut, Count, Flow, Gather, Race, Send, Sleep, Stream, Window
+from .watch import WATCH, Watch, watchdog
 
 if TYPE_CHECKING:
     from ..policies.clock import Clock
@@ -62,8 +64,11 @@ def drive_stream(flow: Flow[Any], clock: Clock) -> Generator[ChatChunk, None, No
                 if type(step) is Stream:
                     chunks = step.provider.stream(step.model, step.request)
                     try:
-                        for chunk in chunks:
-                            yield step.acc.add(chunk)
+                        if step.first is None and step.stall is None:
+                            for chunk in chunks:
+                                yield step.acc.add(chunk)
+                        else:
+                            yield from _watched(step, chunks)
                     finally:
                         chunks.close()  # type: ignore[attr-defined]
                     outcome = None
@@ -75,6 +80,42 @@ def drive_stream(flow: Flow[Any], clock: Clock) -> Generator[ChatChunk, None, No
                 step = flow.send(outcome)
     except StopIteration:
         return
+
+
+def _watched(step: Stream, chunks: Iterator[ChatChunk]) -> Generator[ChatChunk, None, None]:
+    """`drive_stream`'s loop under the route's stream timeouts: the watchdog shuts a late stream's socket."""
+    watch = Watch(step.first, step.stall)
+    watchdog.add(watch)
+    try:
+        token = WATCH.set(watch)  # HTTPProvider.post_stream attaches its response while sending
+        try:
+            chunk = next(chunks)
+        except StopIteration:
+            return
+        except ProviderError as exc:
+            if watch.late():
+                raise watch.error(step.provider, step.model) from exc
+            raise
+        finally:
+            WATCH.reset(token)
+        while True:
+            if watch.late():  # a provider without a socket to shut (huggingface_hub) is checked here
+                raise watch.error(step.provider, step.model)
+            out = step.acc.add(chunk)
+            watch.saw(out)
+            watch.pause()
+            yield out
+            watch.go()
+            try:
+                chunk = next(chunks)
+            except StopIteration:
+                return
+            except ProviderError as exc:
+                if watch.late():
+                    raise watch.error(step.provider, step.model) from exc
+                raise
+    finally:
+        watchdog.finished(watch)
 
 
 def _perform(step: Any, clock: Clock, side: _Side | None) -> Any:
@@ -183,8 +224,17 @@ async def adrive_stream(flow: Flow[Any], clock: Clock) -> AsyncGenerator[ChatChu
                 if type(step) is Stream:
                     chunks = step.provider.astream(step.model, step.request)
                     try:
-                        async for chunk in chunks:
-                            yield step.acc.add(chunk)
+                        if step.first is None and step.stall is None:
+                            async for chunk in chunks:
+                                yield step.acc.add(chunk)
+                        else:
+                            watch = Watch(step.first, step.stall)
+                            while (piece := await _anext(step, chunks, watch)) is not None:
+                                out = step.acc.add(piece)
+                                watch.saw(out)
+                                watch.pause()
+                                yield out
+                                watch.go()
                     finally:
                         await chunks.aclose()  # type: ignore[attr-defined]
                     outcome = None
@@ -196,6 +246,17 @@ async def adrive_stream(flow: Flow[Any], clock: Clock) -> AsyncGenerator[ChatChu
                 step = flow.send(outcome)
     except StopIteration:
         return
+
+
+async def _anext(step: Stream, chunks: AsyncIterator[ChatChunk], watch: Watch) -> ChatChunk | None:
+    """The stream's next chunk (None at its end) within the watch's deadline, else `StreamTimeoutError`."""
+    try:
+        async with asyncio.timeout(watch.left()):
+            return await anext(chunks)
+    except StopAsyncIteration:
+        return None
+    except TimeoutError:
+        raise watch.error(step.provider, step.model) from None
 
 
 async def _aperform(step: Any, clock: Clock, side: _Side | None) -> Any:

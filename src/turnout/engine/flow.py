@@ -23,9 +23,10 @@ if TYPE_CHECKING:
     from ..embeddings import EmbeddingResponse
     from ..events import Operation
     from ..provider import Provider
-    from ..types import ChatResponse
+    from ..types import ChatRequest, ChatResponse
     from .call import Call, ChatCall, EmbedCall
     from .hooks import ReplyStore
+    from .state import Retries
 
 __all__ = ["EMBED_CONCURRENCY", "call_flow"]
 
@@ -155,30 +156,90 @@ def attempts(call: Call[Any, Any], provider: Provider, model: str, request: Any 
 
 
 def stream_attempts(call: ChatCall, provider: Provider, model: str) -> Flow[ChatResponse]:
-    """One target, streamed: before content a failure is retried; after it, the stream is interrupted."""
+    """One target, streamed: before content a failure is retried; after it, the stream is interrupted.
+
+    With the route's ``resume = "continue"``, a stream cut after content is finished by a
+    continuation request instead (`_resume`), into the same accumulator.
+    """
     retries = None
+    policy = call.policy
     while True:
         acc = Accumulator(call.clock, call.deadline)
-        sent = call.in_time(call.request)
+        sent = call.in_time(call.stream_request(provider, model, call.request))
         started = call.starting(provider, model, sent)
         try:
-            yield Stream(provider, model, sent, acc)
+            yield Stream(provider, model, sent, acc, policy.first_token_timeout, policy.stall_timeout)
         except ProviderError as exc:
             call.attempt_failed(provider, model, exc, started)
             if acc.has_content:
-                call.stream_cut(provider, model, acc)
-                raise call.interrupted(exc, acc.text()) from exc  # content was delivered: never retried
+                if policy.resume == "off":
+                    call.stream_cut(provider, model, acc)
+                    raise call.interrupted(exc, acc.text()) from exc  # content was delivered: never retried
+                return (yield from _resume(call, provider, model, acc, exc, sent, retries))
             retries = retries or call.retries(provider, model)
             yield Sleep(retries.after(exc))
             continue
         except BaseException:  # the caller left: break, close(), cancellation, KeyboardInterrupt
             call.abandoned(provider, model, acc, started)
             raise
-        response = acc.response(provider.name, model)
-        check = call.check(provider, model)
-        if check is not None:  # response_model: validate the whole reply (a stream is never re-asked)
-            response = check.verify_streamed(response, started)
-        return call.accepted(provider, model, started, response, None if acc.first is None else acc.first - started)
+        return _streamed(call, provider, model, acc, started)
+
+
+def _streamed(call: ChatCall, provider: Provider, model: str, acc: Accumulator, started: float) -> ChatResponse:
+    response = acc.response(provider.name, model)
+    check = call.check(provider, model)
+    if check is not None:  # response_model: validate the whole reply (a stream is never re-asked)
+        response = check.verify_streamed(response, started)
+    first = None if acc.first is None or acc.first < started else acc.first - started  # a resumed piece: None
+    return call.accepted(provider, model, started, response, first)
+
+
+def _resume(
+    call: ChatCall,
+    provider: Provider,
+    model: str,
+    acc: Accumulator,
+    exc: ProviderError,
+    sent: ChatRequest,
+    retries: Retries | None,
+) -> Flow[ChatResponse]:
+    """Finish a cut answer with continuation requests, else raise `StreamInterruptedError`.
+
+    The same target goes first, while its retries allow; then, with ``resume_across_targets``,
+    later targets that can continue.
+    """
+    policy = call.policy
+    call.piece_cut(provider, model, acc, sent)  # the piece that was cut is paid for
+    for target, name in call.continuers(provider, model):
+        elsewhere = target is not provider or name != model
+        if elsewhere and call.gate(target, name) is not None:
+            continue
+        tries = None if elsewhere else retries
+        while (request := call.continuation(target, name, acc)) is not None:
+            if elsewhere:  # the first continuation on another target goes at once
+                elsewhere = False
+            else:
+                tries = tries or call.retries(target, name)
+                try:
+                    wait = tries.after(exc)
+                except ProviderError:
+                    break  # not retryable, or this target's retries are spent
+                yield Sleep(wait)
+            acc.restart()
+            sent = call.in_time(call.stream_request(target, name, request))
+            started = call.starting(target, name, sent)
+            try:
+                yield Stream(target, name, sent, acc, policy.first_token_timeout, policy.stall_timeout)
+            except ProviderError as failed:
+                call.attempt_failed(target, name, failed, started)
+                call.piece_cut(target, name, acc, sent)
+                exc = failed
+                continue
+            except BaseException:  # the caller left during the continuation
+                call.abandoned(target, name, acc, started)
+                raise
+            return _streamed(call, target, name, acc, started)
+    raise call.interrupted(exc, acc.text()) from exc
 
 
 def embed_target(call: EmbedCall, provider: Provider, model: str) -> Flow[EmbeddingResponse]:

@@ -34,12 +34,25 @@ class Send:
 
 
 class Stream:
-    """Stream one request from one target, handing each chunk to the caller through ``acc``."""
+    """Stream one request from one target, handing each chunk to the caller through ``acc``.
 
-    __slots__ = ("acc", "model", "provider", "request")
+    ``first`` and ``stall`` are the route's ``first_token_timeout`` and ``stall_timeout``
+    (seconds, or None): past them the driver raises `StreamTimeoutError`.
+    """
 
-    def __init__(self, provider: Provider, model: str, request: ChatRequest, acc: Accumulator) -> None:
+    __slots__ = ("acc", "first", "model", "provider", "request", "stall")
+
+    def __init__(
+        self,
+        provider: Provider,
+        model: str,
+        request: ChatRequest,
+        acc: Accumulator,
+        first: float | None = None,
+        stall: float | None = None,
+    ) -> None:
         self.provider, self.model, self.request, self.acc = provider, model, request, acc
+        self.first, self.stall = first, stall
 
 
 class Sleep:

@@ -1,4 +1,4 @@
-"""The policy of one route (a model alias): retries, fallback, deadline, balancing, breakers, hedging."""
+"""The policy of one route (a model alias): retries, fallback, deadline, balancing, breakers, hedging, streams."""
 
 from __future__ import annotations
 
@@ -53,6 +53,25 @@ class RoutePolicy(NoBoolNumbers):
         gt=0,
         le=_defaults.MAX_TIMEOUT,
         description="seconds: if the first target has not answered, also ask the next one",
+    )
+    first_token_timeout: float | None = Field(
+        default=None,
+        gt=0,
+        le=_defaults.MAX_TIMEOUT,
+        description="streams: seconds from sending until the first content chunk, else a retryable timeout",
+    )
+    stall_timeout: float | None = Field(
+        default=None,
+        gt=0,
+        le=_defaults.MAX_TIMEOUT,
+        description="streams: the longest silence between chunks once content has started",
+    )
+    resume: Literal["off", "continue"] = Field(
+        default="off",
+        description="streams: 'continue' asks a target that can continue a cut answer to finish it",
+    )
+    resume_across_targets: bool = Field(
+        default=False, description="with resume: later targets that can continue may finish a cut answer"
     )
     output_retries: int = Field(
         default=1,

@@ -22,6 +22,7 @@ import httpx2
 from .. import _defaults
 from .._secrets import header_secrets, mask, mask_url, split_userinfo, url_secrets
 from .._version import __version__
+from ..engine.watch import WATCH
 from ..errors import (
     APIConnectionError,
     APITimeoutError,
@@ -224,10 +225,20 @@ class HTTPProvider(Provider):
     def post_stream(self, path: str, body: bytes, request: ChatRequest, model: str) -> Iterator[httpx2.Response]:
         """POST and yield the response with its body unread; the connection is released on exit."""
         client = self.http
+        built = self._build(client, path, body, request)
+        watch = WATCH.get()  # a route's first_token_timeout / stall_timeout (turnout.engine.watch)
+        timeouts = built.extensions.get("timeout") if watch is not None else None
+        read = None if timeouts is None else timeouts.get("read")
+        if watch is not None and timeouts is not None and (left := watch.left()) is not None:
+            timeouts["read"] = left if read is None else min(read, left)  # the wait for the headers
         try:
-            response = client.send(self._build(client, path, body, request), stream=True)
+            response = client.send(built, stream=True)
         except _TRANSPORT_ERRORS as exc:
             raise self._transport_error(exc, model) from exc
+        if watch is not None:
+            if timeouts is not None:
+                timeouts["read"] = read  # httpcore reads it again when the body starts
+            watch.attach(response)
         try:
             if response.status_code >= 300 or not _is_stream(response):
                 response.read()

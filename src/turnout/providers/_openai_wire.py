@@ -32,7 +32,15 @@ from ..types import (
     tool_calls_finish,
 )
 
-__all__ = ["DONE", "DONE_DATA", "build_body", "event_status", "parse_chunk", "parse_completion"]
+__all__ = [
+    "DONE",
+    "DONE_DATA",
+    "build_body",
+    "continue_final_message",
+    "event_status",
+    "parse_chunk",
+    "parse_completion",
+]
 
 #: The data payload that ends an OpenAI-style stream.
 DONE = "[DONE]"
@@ -335,7 +343,7 @@ def parse_completion(raw: bytes, *, provider: str, model: str, request_id: str |
 
 
 def parse_chunk(data: str | bytes, *, provider: str, model: str) -> list[ChatChunk]:
-    """Decode one SSE ``data:`` payload into chunks (one per choice, plus one for usage).
+    """Decode one SSE ``data:`` payload into chunks (one per choice; usage on the last, else a chunk of its own).
 
     Raises:
         APIStatusError: the payload is an in-stream error event.
@@ -356,7 +364,9 @@ def parse_chunk(data: str | bytes, *, provider: str, model: str) -> list[ChatChu
     if wire.error is not None:
         raise _stream_error(wire.error, provider=provider, model=model)
     chunks = []
-    for choice in wire.choices:
+    usage = None if wire.usage is None else _usage(wire.usage)
+    last = len(wire.choices) - 1
+    for n, choice in enumerate(wire.choices):
         delta = choice.delta or _Delta()
         chunks.append(
             construct(
@@ -365,13 +375,13 @@ def parse_chunk(data: str | bytes, *, provider: str, model: str) -> list[ChatChu
                 index=choice.index,
                 finish_reason=finish_reason_from_wire(choice.finish_reason),
                 tool_calls=[_tool_delta(t) for t in delta.tool_calls] if delta.tool_calls else [],
-                usage=None,
+                usage=usage if n == last else None,  # running counts (vLLM continuous_usage_stats) ride along
                 model=wire.model,
                 logprobs=_logprobs(choice.logprobs),
                 function_call=_legacy_delta(delta.function_call),
             )
         )
-    if wire.usage is not None:
+    if usage is not None and not chunks:
         chunks.append(
             construct(
                 ChatChunk,
@@ -379,7 +389,7 @@ def parse_chunk(data: str | bytes, *, provider: str, model: str) -> list[ChatChu
                 index=0,
                 finish_reason=None,
                 tool_calls=[],
-                usage=_usage(wire.usage),
+                usage=usage,
                 model=wire.model,
                 logprobs=None,
                 function_call=None,
@@ -474,7 +484,7 @@ _STATUS_KEYS = ("status_code", "http_status_code", "code")
 
 
 def event_status(error: object) -> int | None:
-    """The HTTP status an in-stream error object stands for: a numeric status it carries, else its type's.
+    """The HTTP status an in-stream error object stands for: a numeric status it carries, else its type's or code's.
 
     None when it says neither (the caller decides: a 500 here, the exception class's for huggingface_hub).
     """
@@ -486,8 +496,11 @@ def event_status(error: object) -> int | None:
             value = int(value)
         if isinstance(value, int) and not isinstance(value, bool) and 400 <= value < 600:
             return value
-    kind = error.get("type")
-    return _TYPE_STATUS.get(kind) if isinstance(kind, str) else None
+    for key in ("type", "code"):  # OpenAI's rate limit: type "requests", code "rate_limit_exceeded"
+        kind = error.get(key)
+        if isinstance(kind, str) and kind in _TYPE_STATUS:
+            return _TYPE_STATUS[kind]
+    return None
 
 
 def _stream_error(error: object, *, provider: str, model: str) -> APIStatusError:
@@ -505,3 +518,17 @@ def _first_error(exc: ValidationError) -> str:
     err = exc.errors(include_input=False, include_url=False)[0]
     loc = ".".join(str(p) for p in err["loc"])
     return f"{loc}: {err['msg']}" if loc else err["msg"]
+
+
+def continue_final_message(request: ChatRequest, partial: str) -> ChatRequest:
+    """``request`` that makes a vLLM-style server continue ``partial`` instead of answering anew.
+
+    The conversation gets ``partial`` as its final assistant message, and the body vLLM's chat
+    extension fields ``continue_final_message: true`` and ``add_generation_prompt: false``
+    (https://docs.vllm.ai/en/latest/serving/openai_compatible_server.html#chat-api, "Extra parameters").
+    """
+    from ..types import Message
+
+    extra = {**(request.extra_body or {}), "continue_final_message": True, "add_generation_prompt": False}
+    messages = [*request.messages, Message(role="assistant", content=partial)]
+    return request.model_copy(update={"messages": messages, "extra_body": extra})

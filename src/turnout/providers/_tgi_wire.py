@@ -300,9 +300,11 @@ class TextStream:
     first word of the answer; it is dropped, as ``generated_text`` (and Meta's reference code) do.
     """
 
-    def __init__(self, provider: str, model: str) -> None:
+    def __init__(self, provider: str, model: str, *, continues: bool = False) -> None:
         self.provider = provider
         self.model = model
+        self.continues = continues
+        """A continuation of text already written: its first token's space separates it from that text."""
         self.parts: list[str] = []
         self.done = False
         self.generated_text: str | None = None
@@ -314,7 +316,7 @@ class TextStream:
         chunks: list[ChatChunk] = []
         token = event.get("token") or {}
         text = token.get("text") if not token.get("special") else None
-        if text and not self.parts:
+        if text and not self.parts and not self.continues:
             text = text.lstrip()
         if text:
             self.parts.append(text)

@@ -42,11 +42,11 @@ from ..errors import (
 )
 from ..options import ProviderOptions, TGIOptions
 from ..provider import Provider
-from ..types import ChatChunk, ChatRequest, ChatResponse, MessageInput, normalize_messages
+from ..types import ChatChunk, ChatRequest, ChatResponse, Message, MessageInput, normalize_messages
 from ._hf_call import HubCalls
 from ._response_format import hub_openai_endpoint
 from ._tgi_kwargs import chat_fields, chat_problem, text_parameters
-from ._tgi_wire import EndpointInfo, Unsupported, chat_kwargs, text_kwargs
+from ._tgi_wire import EndpointInfo, TextStream, Unsupported, chat_kwargs, text_kwargs
 from .llama2_template import ChatTemplate, get_template
 
 if TYPE_CHECKING:
@@ -56,6 +56,9 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_MAX_NEW_TOKENS", "SCALE_UP_HEADER", "EndpointInfo", "HuggingFaceConfig", "HuggingFaceProvider"]
 
+#: The ``extra_body`` key of a continuation in text mode: the last (assistant) message is appended
+#: to the rendered prompt instead of rendered (vLLM's name for the same request).
+_CONTINUE = "continue_final_message"
 #: ``max_new_tokens`` sent in text mode when a call sets no ``max_tokens``.
 DEFAULT_MAX_NEW_TOKENS = 512
 #: The header that makes a scaled-to-zero Inference Endpoint hold a request while it starts.
@@ -218,7 +221,8 @@ class HuggingFaceProvider(Provider):
         """Stream a reply; raise `StreamInterruptedError` if it ends before its last event."""
         if self.hf_config.mode == "text":
             prompt, kwargs = self._text_request(model, request)
-            yield from self._calls.text_stream(model, prompt, kwargs, request)
+            state = TextStream(self.name, model, continues=_continues(request))
+            yield from self._calls.text_stream(model, prompt, kwargs, request, state)
         else:
             kwargs = self._chat_request(model, request, stream=True)
             yield from self._calls.chat_stream(model, kwargs, request)
@@ -227,7 +231,8 @@ class HuggingFaceProvider(Provider):
         """Async twin of `stream`."""
         if self.hf_config.mode == "text":
             prompt, kwargs = self._text_request(model, request)
-            chunks = self._calls.atext_stream(model, prompt, kwargs, request)
+            state = TextStream(self.name, model, continues=_continues(request))
+            chunks = self._calls.atext_stream(model, prompt, kwargs, request, state)
         else:
             kwargs = self._chat_request(model, request, stream=True)
             chunks = self._calls.achat_stream(model, kwargs, request)
@@ -287,9 +292,30 @@ class HuggingFaceProvider(Provider):
         except Unsupported as exc:
             raise BadRequestError(f"{exc}", provider=self.name, model=model) from exc
 
+    def continuation(self, model: str, request: ChatRequest, partial: str) -> ChatRequest | None:
+        """Text mode: the same prompt with ``partial`` after it, on ``/generate_stream`` (route ``resume``).
+
+        The raw prompt is the model's whole input, so the rendered conversation followed by the
+        text already written makes the model go on from there. Chat mode cannot continue (None).
+        """
+        del model
+        if self.hf_config.mode != "text":
+            return None
+        extra = {**(request.extra_body or {}), _CONTINUE: True}
+        messages = [*request.messages, Message(role="assistant", content=partial)]
+        return request.model_copy(update={"messages": messages, "extra_body": extra})
+
     def _text_request(self, model: str, request: ChatRequest) -> tuple[str, dict[str, Any]]:
         try:
-            prompt = self.render(request.messages)
+            if _continues(request):
+                partial = request.messages[-1].content
+                written = partial if isinstance(partial, str) else ""
+                # Llama's first answer token carries the space that the decoded answer drops
+                prompt = self.render(request.messages[:-1]) + " " + written
+                extra = {k: v for k, v in (request.extra_body or {}).items() if k != _CONTINUE}
+                request = request.model_copy(update={"extra_body": extra or None})
+            else:
+                prompt = self.render(request.messages)
             params = text_parameters(self.options_for(model, request), request)
             kwargs = text_kwargs(request, default_max_new_tokens=self.hf_config.max_new_tokens, params=params)
         except (InvalidArgumentError, Unsupported) as exc:
@@ -402,3 +428,9 @@ class HuggingFaceProvider(Provider):
             return EndpointInfo.model_validate_json(response.content)
         except ValueError as exc:
             raise ResponseValidationError(f"/info is not TGI's info: {exc}", provider=self.name) from exc
+
+
+def _continues(request: ChatRequest) -> bool:
+    """Whether ``request`` continues its final assistant message (text mode, see `continuation`)."""
+    extra = request.extra_body
+    return bool(extra and extra.get(_CONTINUE)) and bool(request.messages) and request.messages[-1].role == "assistant"

@@ -19,6 +19,7 @@ from ..config import ProviderConfig
 from ..errors import BadRequestError, NotFoundError, ProviderError, ResponseValidationError
 from ..options import ProviderOptions, VLLMOptions
 from ..types import ChatRequest, MessageInput, normalize_messages
+from ._openai_wire import continue_final_message
 from .openai import OpenAIProvider
 
 __all__ = ["VLLMConfig", "VLLMProvider"]
@@ -86,6 +87,26 @@ class VLLMProvider(OpenAIProvider):
                 model=model,
             )
         return options.wire_fields()
+
+    def continuation(self, model: str, request: ChatRequest, partial: str) -> ChatRequest | None:
+        """Continue ``partial`` with vLLM's ``continue_final_message`` (route ``resume = "continue"``)."""
+        del model
+        return continue_final_message(request, partial)
+
+    def with_running_usage(self, model: str, request: ChatRequest) -> ChatRequest:
+        """Ask for ``stream_options.continuous_usage_stats`` (usage in every chunk), as vLLM's chat extension allows.
+
+        https://docs.vllm.ai/en/latest/serving/openai_compatible_server.html (StreamOptions).
+        """
+        del model
+        extra = dict(request.extra_body or {})
+        options = extra.get("stream_options")
+        extra["stream_options"] = {  # the call's own extra_body stream_options win
+            "include_usage": True,
+            "continuous_usage_stats": True,
+            **(options if isinstance(options, dict) else {}),
+        }
+        return request.model_copy(update={"extra_body": extra})
 
     @property
     def root_url(self) -> str:

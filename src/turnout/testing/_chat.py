@@ -36,6 +36,12 @@ _REASONING_MODEL = re.compile(r"(ft:)?(o\d|gpt-5)(\b|[-.])")
 _MAX_TOKENS_UNSUPPORTED = (
     "Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead."
 )
+#: vLLM's 400 for a body asking to continue the last message and to start a new one (its
+#: ChatCompletionRequest.check_generation_prompt validator, vllm/entrypoints/openai/protocol.py).
+_BOTH_GENERATION_PROMPTS = (
+    "1 validation error:\n  {'type': 'value_error', 'loc': ('body',), 'msg': 'Value error, Cannot set both "
+    "`continue_final_message` and `add_generation_prompt` to True.'}\n"
+)
 _STREAM_OPTIONS = (
     "1 validation error:\n  {'type': 'value_error', 'loc': ('body',), "
     "'msg': 'Value error, Stream options can only be defined when `stream=True`.'}\n"
@@ -55,6 +61,10 @@ class ChatRequest:
     prompt_tokens: int
     logprobs: int | None = None
     """`None`: no logprobs asked; else how many `top_logprobs` per token."""
+    continues: str | None = None
+    """vllm ``continue_final_message``: the final assistant message the answer continues."""
+    running_usage: bool = False
+    """vllm ``stream_options.continuous_usage_stats``: usage in every chunk."""
 
 
 def error_context(fake: FakeServer, model: str = "", **values: Any) -> ErrorContext:
@@ -71,6 +81,8 @@ def _check_fields(body: dict[str, Any], fake: FakeServer) -> tuple[list[dict[str
         return _errors.bad_request(error_context(fake), NO_MESSAGES[flavor], param="messages", code=code)
     if flavor == "vllm" and body.get("stream_options") is not None and body.get("stream") is not True:
         return _errors.bad_request(error_context(fake), _STREAM_OPTIONS)
+    if flavor == "vllm" and body.get("continue_final_message") and body.get("add_generation_prompt"):
+        return _errors.bad_request(error_context(fake), _BOTH_GENERATION_PROMPTS)
     model = body.get("model")
     if not isinstance(model, str):
         if flavor == "openai":
@@ -127,7 +139,12 @@ def parse_chat(body: Any, fake: FakeServer) -> ChatRequest | WireError:
     top = body.get("top_logprobs")
     logprobs = (top if isinstance(top, int) else 0) if body.get("logprobs") is True else None
     n = n if isinstance(n, int) and n > 0 else 1
-    return ChatRequest(model, messages, stream, include, n, max_tokens, prompt, logprobs)
+    last = messages[-1] if messages else {}
+    continues = None
+    if fake.flavor == "vllm" and body.get("continue_final_message") is True and last.get("role") == "assistant":
+        continues = message_text(last.get("content"))
+    running = fake.flavor == "vllm" and include and isinstance(options, dict) and options.get("continuous_usage_stats")
+    return ChatRequest(model, messages, stream, include, n, max_tokens, prompt, logprobs, continues, running is True)
 
 
 def _last_user_text(messages: list[dict[str, Any]]) -> str:
@@ -170,6 +187,8 @@ def resolve(reply: Reply, req: ChatRequest, flavor: Flavor) -> Generation:
     counted = calls + ([legacy] if legacy is not None else [])
     silent = bool(counted)
     content = reply.text if reply.text is not None else (None if silent else _last_user_text(req.messages))
+    if content is not None and req.continues and content.startswith(req.continues):
+        content = content[len(req.continues) :]  # vLLM continues the final assistant message: only the rest
     finish = reply.finish_reason or ("tool_calls" if calls else "function_call" if legacy else "stop")
     return Generation(
         model=reply.model or req.model,

@@ -29,6 +29,7 @@ from turnout.testing._wire import (
     sse,
     stream_plan,
     token_ids,
+    with_running_usage,
 )
 
 if TYPE_CHECKING:
@@ -240,6 +241,8 @@ class Handler(BaseHTTPRequestHandler):
         headers = {**self._rate_headers(req), **reply.headers}
         if req.stream:
             plan = stream_plan(gen, self.fake.flavor, completion_id, created, req.include_usage)
+            if req.running_usage:
+                plan = with_running_usage(plan, gen)
             self._stream(plan, reply, headers, fault)
             return
         body = dumps(self._completion(gen, reply, completion_id, created), self.fake.flavor)

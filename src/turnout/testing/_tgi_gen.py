@@ -46,8 +46,15 @@ class TextGen:
 
 
 def resolve_text(reply: Reply, req: GenerateRequest) -> TextGen:
-    """What the fake model generates for ``req`` (echoing the last ``[INST]`` turn by default)."""
+    """What the fake model generates for ``req`` (echoing the last ``[INST]`` turn by default).
+
+    A prompt that ends with the start of the scripted answer after its last ``[/INST]`` (a
+    continuation: the prompt plus the text already written) gets only the rest of that answer.
+    """
     text = reply.text if reply.text is not None else last_user_text(req.inputs)
+    written = req.inputs.rpartition("[/INST]")[2].strip()  # an answer already begun: the model goes on from it
+    if written and text.startswith(written):
+        text = text[len(written) :].lstrip()  # its first token carries the space again
     finish = _TGI_FINISH.get(reply.finish_reason, reply.finish_reason or "eos_token")
     tokens = split_text(text, reply.chunks)
     generated = reply.completion_tokens

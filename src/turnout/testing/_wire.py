@@ -407,6 +407,23 @@ def stream_plan(gen: Generation, flavor: Flavor, completion_id: str, created: in
     return StreamPlan(head, body, tail)
 
 
+def with_running_usage(plan: StreamPlan, gen: Generation) -> StreamPlan:
+    """VLLM's ``stream_options.continuous_usage_stats``: every chunk carries the counts so far."""
+    if gen.usage is None:
+        return plan
+    prompt, final = gen.usage["prompt_tokens"], gen.usage["completion_tokens"]
+    written = ""
+    for chunk in [*plan.head, *plan.body, *plan.tail]:
+        if not chunk["choices"]:
+            continue
+        for choice in chunk["choices"]:
+            written += choice["delta"].get("content") or ""
+        done = any(c.get("finish_reason") for c in chunk["choices"])
+        completion = final if done else min(count_tokens(written), final)
+        chunk["usage"] = {"prompt_tokens": prompt, "total_tokens": prompt + completion, "completion_tokens": completion}
+    return plan
+
+
 def models_body(models: Sequence[str], flavor: Flavor, max_model_len: int | None, created: int) -> dict[str, Any]:
     """The `GET /v1/models` list (vllm cards carry `max_model_len` and `owned_by` "vllm")."""
     return {"object": "list", "data": [model_card(m, flavor, max_model_len, created) for m in models]}
