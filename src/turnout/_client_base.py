@@ -23,6 +23,7 @@ from .policies.clock import Clock, SystemClock
 from .policies.route import RoutePolicy
 from .pricing import Pricing
 from .provider import Provider
+from .shared import SharedBudgets, SharedState
 from .types import ChatRequest, JSONObject, Message, MessageInput, normalize_messages
 
 if TYPE_CHECKING:
@@ -67,10 +68,11 @@ class BaseClient:
         self._pricing = Pricing(self.config.prices)
         self._providers: dict[str, Provider] = {}
         self._routes: dict[str, tuple[list[Target], RoutePolicy]] = {}  # model argument -> its route
-        self.budgets = _budgets(self.config, budget)
+        self._shared = None if self.config.state.url is None else SharedState(self.config.state)
+        self.budgets = _budgets(self.config, budget, self._shared)
         path = ledger_path(self.config.ledger)
         self._ledger = None if path is None else Ledger(path)
-        self._state = RouteState(clock or SystemClock(), self._pricing, self.budgets, self._ledger)
+        self._state = RouteState(clock or SystemClock(), self._pricing, self.budgets, self._ledger, self._shared)
         self._telemetry = _start_telemetry(self.config, telemetry, self._state)
         _attach_hooks(self.config, self._state)
         self._closed = False  # set by close()/aclose(): a closed client sends nothing more
@@ -316,10 +318,12 @@ def _clip(text: str) -> str:
     return text if len(text) <= 40 else text[:40] + "..."
 
 
-def _budgets(config: Config, budget: Budget | None) -> Budgets | None:
+def _budgets(config: Config, budget: Budget | None, shared: SharedState | None) -> Budgets | None:
     client = budget or config.budget
     aliases = {alias: route.budget for alias, route in config.models.items() if route.budget is not None}
-    return Budgets(client, aliases) if client is not None or aliases else None
+    if client is None and not aliases:
+        return None
+    return Budgets(client, aliases) if shared is None else SharedBudgets(shared, client, aliases)
 
 
 def _resolve_config(config: ConfigInput) -> tuple[Config, str | None]:

@@ -319,6 +319,8 @@ class Client(BaseClient):
             provider.close()
         if self._ledger is not None:
             self._ledger.close()
+        if self._shared is not None:
+            self._shared.close()
 
     def __enter__(self) -> Self:
         return self
@@ -485,6 +487,8 @@ class AsyncClient(BaseClient):
             await provider.aclose()
         if self._ledger is not None:
             await self._ledger.aclose()
+        if self._shared is not None:
+            await self._shared.aclose()
 
     async def __aenter__(self) -> Self:
         return self

@@ -47,6 +47,7 @@ from .budget import Budget
 from .errors import ConfigError
 from .ledger import LedgerConfig
 from .policies.route import RoutePolicy
+from .shared import StateConfig
 
 __all__ = [
     "Config",
@@ -295,6 +296,9 @@ class Config(BaseModel):
     defaults: RoutePolicy = Field(default_factory=RoutePolicy, description="policy of every route unless it says")
     budget: Budget | None = Field(default=None, description="a spending limit on every call of the client")
     ledger: LedgerConfig = Field(default_factory=LedgerConfig, description="the spend ledger (SQLite)")
+    state: StateConfig = Field(
+        default_factory=StateConfig, description="budgets and circuits shared by workers on Redis (absent: per process)"
+    )
     telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig, description="OpenTelemetry spans and metrics")
     hooks: HooksConfig = Field(default_factory=HooksConfig, description="event callbacks named in the config")
 

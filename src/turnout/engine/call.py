@@ -41,13 +41,14 @@ from .events import (
 from .state import Retries, RouteState, Target, label
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from ..budget import Reservation
     from ..embeddings import EmbeddingRequest, EmbeddingResponse
     from ..provider import Provider
     from .accumulate import Accumulator
     from .hooks import CallHook, ReplyCheck
+    from .steps import Store
 
 __all__ = ["Call", "ChatCall", "EmbedCall", "should_fall_back"]
 
@@ -106,6 +107,9 @@ class Call(Generic[RequestT, ResponseT]):
         """Usage and cost of what the call paid for without returning it (rejected replies, a stream left early)."""
         self.cost_unknown = False
         self._hold: Reservation | None = None
+        self.open_elsewhere: dict[str, float] = {}
+        """Targets whose circuit is open in the shared state ([state]): seconds until they may be tried."""
+        self._read_store: Callable[[object], tuple[Reservation | None, dict[str, float]]] | None = None
 
     def begin(self, operation: Operation) -> None:
         """Publish `CallStarted` (for subscribers such as telemetry), once the budget hold is taken."""
@@ -123,23 +127,51 @@ class Call(Generic[RequestT, ResponseT]):
         """
         raise NotImplementedError
 
-    def reserve(self) -> None:
+    def reserve(self) -> Store | None:
         """Hold the call's worst-case cost against its budgets, before anything is sent.
+
+        Returns None when that is done (in-process budgets), or, with ``[state]`` on Redis, the
+        one round trip to perform first (budget hold and open circuits); its outcome goes to `stored`.
 
         Raises:
             BudgetExceededError: a budget has less left than the call could cost, or the cost
                 cannot be bounded (no ``max_tokens``, or no price for a target).
         """
         budgets = self.state.budgets
-        if budgets is None or not budgets.applies(self.route):
-            return
-        try:
-            amount = next((a for a in (h.worst_case(self) for h in self.hooks) if a is not None), None)
-            if amount is None:
-                amount = self.worst_case()
-        except ValueError as exc:
-            raise budgets.unbounded(self.route, str(exc)) from None
-        self._hold = budgets.reserve(self.route, amount)
+        shared = self.state.shared
+        applies = budgets is not None and budgets.applies(self.route)
+        if not applies and shared is None:
+            return None
+        amount = None
+        if budgets is not None and applies:
+            try:
+                amount = next((a for a in (h.worst_case(self) for h in self.hooks) if a is not None), None)
+                if amount is None:
+                    amount = self.worst_case()
+            except ValueError as exc:
+                raise budgets.unbounded(self.route, str(exc)) from None
+        if shared is None:
+            assert budgets is not None and amount is not None
+            self._hold = budgets.reserve(self.route, amount)
+            return None
+        from ..shared import SharedBudgets
+
+        step, self._read_store = shared.before(
+            budgets if isinstance(budgets, SharedBudgets) else None,
+            self.route,
+            amount,
+            [label(*t) for t in self.targets],
+        )
+        return step
+
+    def stored(self, outcome: object) -> None:
+        """Take the shared store's answer to `reserve`'s round trip: the budget hold, the open circuits.
+
+        Raises:
+            BudgetExceededError: a shared budget is short, or Redis failed and budgets refuse then.
+        """
+        assert self._read_store is not None
+        self._hold, self.open_elsewhere = self._read_store(outcome)
 
     def finish(self, response: ResponseT | None, error: BaseException | None) -> None:
         """Publish `CallFinished` (the budgets settle, the ledger writes its row).
@@ -219,6 +251,11 @@ class Call(Generic[RequestT, ResponseT]):
         if self.remaining() <= 0:
             return CircuitOpenError(
                 f"skipped {name}: the call's deadline has passed", provider=provider.name, model=model, retry_in=None
+            )
+        elsewhere = self.open_elsewhere.get(name)
+        if elsewhere is not None:
+            return CircuitOpenError(
+                f"skipped {name}: circuit open (shared state)", provider=provider.name, model=model, retry_in=elsewhere
             )
         breaker = self.state.breaker(name, self.policy)
         if breaker.allow():
@@ -338,6 +375,9 @@ class Call(Generic[RequestT, ResponseT]):
         breaker = self.state.breaker(label(provider, model), self.policy)
         if exc.retryable or isinstance(exc, APIConnectionError):
             breaker.record(False, type(exc).__name__)
+            shared = self.state.shared
+            if shared is not None and breaker.retry_in() > 0:  # it opened: the other workers skip it too
+                shared.opened(breaker.target, type(exc).__name__, breaker.retry_in())
         else:
             breaker.record(True)
 

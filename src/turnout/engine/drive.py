@@ -12,7 +12,7 @@ from collections.abc import AsyncGenerator, Generator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING, Any
 
-from .steps import FELL_THROUGH, Count, Flow, Gather, Race, Send, Sleep, Stream, Window
+from .steps import FELL_THROUGH, Count, Flow, Gather, Race, Send, Sleep, Store, Stream, Window
 
 if TYPE_CHECKING:
     from ..policies.clock import Clock
@@ -98,6 +98,8 @@ def _perform(step: Any, clock: Clock, side: _Side | None) -> Any:
         return [drive(flow, clock) for flow in step.flows]
     if kind is Race:
         return _race(step, clock)
+    if kind is Store:
+        return step.run()
     raise AssertionError(f"unknown step {step!r}")
 
 
@@ -188,18 +190,22 @@ async def adrive_stream(flow: Flow[Any], clock: Clock) -> AsyncGenerator[ChatChu
         return
 
 
+async def _asend(step: Send, clock: Clock, side: _Side | None) -> Any:
+    if side is not None:
+        side.sending = (step.provider, step.model, clock.now())
+    try:
+        if step.embed:
+            return await step.provider.aembed(step.model, step.request)
+        return await step.provider.achat(step.model, step.request)
+    finally:
+        if side is not None:
+            side.sending = None
+
+
 async def _aperform(step: Any, clock: Clock, side: _Side | None) -> Any:
     kind = type(step)
     if kind is Send:
-        if side is not None:
-            side.sending = (step.provider, step.model, clock.now())
-        try:
-            if step.embed:
-                return await step.provider.aembed(step.model, step.request)
-            return await step.provider.achat(step.model, step.request)
-        finally:
-            if side is not None:
-                side.sending = None
+        return await _asend(step, clock, side)
     if kind is Sleep:
         await clock.asleep(step.seconds)
         return None
@@ -211,6 +217,8 @@ async def _aperform(step: Any, clock: Clock, side: _Side | None) -> Any:
         return await _agather(step, clock)
     if kind is Race:
         return await _arace(step, clock)
+    if kind is Store:
+        return await step.arun()
     raise AssertionError(f"unknown step {step!r}")
 
 

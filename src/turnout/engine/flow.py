@@ -38,7 +38,9 @@ def call_flow(call: Call[Any, Any], target: Any) -> Flow[Any]:
     ``target(call, provider, model)`` is the flow for one target: `attempts`, `stream_attempts`
     or `embed_target`.
     """
-    call.reserve()
+    store = call.reserve()
+    if store is not None:  # [state] on Redis: one round trip (budget hold, open circuits) before sending
+        call.stored((yield store))
     call.begin(_OPERATIONS.get(target, "chat"))
     response = error = None
     try:

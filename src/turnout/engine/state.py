@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from ..policies.route import RoutePolicy
     from ..pricing import Pricing
     from ..provider import Provider
+    from ..shared import SharedState
 
 __all__ = ["Retries", "RouteState", "Target", "label"]
 
@@ -79,9 +80,16 @@ class RouteState:
     """
 
     def __init__(
-        self, clock: Clock, pricing: Pricing, budgets: Budgets | None = None, ledger: Ledger | None = None
+        self,
+        clock: Clock,
+        pricing: Pricing,
+        budgets: Budgets | None = None,
+        ledger: Ledger | None = None,
+        shared: SharedState | None = None,
     ) -> None:
         self.clock = clock
+        self.shared = shared
+        """Redis ([state]), where budgets and open circuits are shared with other workers; None: in-process."""
         self.pricing = pricing
         self.budgets = budgets
         self.ledger = ledger
