@@ -172,6 +172,7 @@ class BaseClient:
                 f"response_model: no JSON schema can be made for it ({str(exc).splitlines()[0]}). "
                 "Use field types that JSON can carry (str, int, float, bool, lists, dicts, nested models)."
             ) from None
+        tags = _check_tags(options.pop("tags", None))
         request = self._request(messages, options)
         targets, policy = self._route(model)
         hooks: list[CallHook] = [] if output is None else [OutputHook(output)]
@@ -186,8 +187,10 @@ class BaseClient:
             capable, skipped = capable_targets(targets, request)
             call = ChatCall(model, policy, request, capable, self._state, hooks)
             call.attempts.extend(skipped)
-            return call
-        return ChatCall(model, policy, request, targets, self._state, hooks)
+        else:
+            call = ChatCall(model, policy, request, targets, self._state, hooks)
+        call.tags = tags
+        return call
 
     def _route(self, model: str) -> tuple[list[Target], RoutePolicy]:
         """The targets and policy of a ``model`` argument (resolved once: the config is frozen)."""
@@ -209,6 +212,7 @@ class BaseClient:
             raise InvalidArgumentError(
                 f"input must be a string or a list of strings, not {type(texts).__name__}: e.g. input=['first text']"
             )
+        tags = _check_tags(options.pop("tags", None))
         batch_size = options.pop("batch_size", None)
         options.pop("input", None)  # passed as ``texts``
         try:
@@ -218,7 +222,9 @@ class BaseClient:
         except (ValidationError, ValueError) as exc:
             raise InvalidArgumentError(_describe_arguments(exc)) from None
         targets, policy = self._route(model)
-        return EmbedCall(model, policy, request, targets, self._state, batch_size)
+        call = EmbedCall(model, policy, request, targets, self._state, batch_size)
+        call.tags = tags
+        return call
 
     def _check_open(self) -> None:
         if self._closed:
@@ -314,6 +320,23 @@ def _check_messages(messages: object) -> None:
             )
 
 
+def _check_tags(tags: object) -> dict[str, str] | None:
+    """``tags=`` as a plain dict of strings.
+
+    Raises:
+        InvalidArgumentError: not a mapping of non-empty strings to strings.
+    """
+    if tags is None:
+        return None
+    if not isinstance(tags, Mapping) or not all(
+        isinstance(k, str) and k and isinstance(v, str) for k, v in tags.items()
+    ):
+        raise InvalidArgumentError(
+            f"tags must map names to strings, e.g. tags={{'tenant': 'acme'}}, not {_clip(repr(tags))}"
+        )
+    return dict(tags) or None
+
+
 def _clip(text: str) -> str:
     return text if len(text) <= 40 else text[:40] + "..."
 
@@ -321,9 +344,11 @@ def _clip(text: str) -> str:
 def _budgets(config: Config, budget: Budget | None, shared: SharedState | None) -> Budgets | None:
     client = budget or config.budget
     aliases = {alias: route.budget for alias, route in config.models.items() if route.budget is not None}
-    if client is None and not aliases:
+    if client is None and not aliases and not config.tag_budgets:
         return None
-    return Budgets(client, aliases) if shared is None else SharedBudgets(shared, client, aliases)
+    if shared is None:
+        return Budgets(client, aliases, tags=config.tag_budgets)
+    return SharedBudgets(shared, client, aliases, tags=config.tag_budgets)
 
 
 def _resolve_config(config: ConfigInput) -> tuple[Config, str | None]:

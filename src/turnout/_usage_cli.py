@@ -40,7 +40,7 @@ def _path(args: argparse.Namespace) -> Path:
 def _row(total: Total, by: tuple[str, ...] = _DEFAULT_BY) -> list[str]:
     metrics = (total.calls, total.failed, total.prompt_tokens, total.completion_tokens)
     return [
-        *(str(getattr(total, key)) for key in by),
+        *(str(total.get(key)) for key in by),
         *(str(m) for m in metrics),
         format(total.cost, "f"),
         str(total.unpriced),
@@ -95,7 +95,7 @@ def usage(args: argparse.Namespace) -> int:
 
 def _json_row(total: Total, by: tuple[str, ...]) -> list[object]:
     metrics = (total.calls, total.failed, total.prompt_tokens, total.completion_tokens)
-    return [*(getattr(total, key) for key in by), *metrics, format(total.cost, "f"), total.unpriced]
+    return [*(total.get(key) for key in by), *metrics, format(total.cost, "f"), total.unpriced]
 
 
 def _wants_rich(args: argparse.Namespace) -> bool:

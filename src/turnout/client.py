@@ -66,6 +66,7 @@ class Client(BaseClient):
         provider_options: ProviderOptionsInput | None = None,
         response_model: type[ModelT] | None = None,
         output_retries: int | None = None,
+        tags: Mapping[str, str] | None = None,
     ) -> ChatResponse[ModelT]:
         """Send a chat request along ``model``'s route and return the first successful reply.
 
@@ -107,6 +108,8 @@ class Client(BaseClient):
             output_retries: with ``response_model``: how often a target is re-asked after a reply
                 that does not fit (default: the route's ``output_retries``, 1). Each re-ask is an
                 attempt, and its tokens count in ``usage`` and ``cost``.
+            tags: the caller's labels (``{"tenant": "acme"}``): on the reply, in the ledger
+                (``turnout usage --by tag:tenant``), and the key of ``[tag_budgets]``.
 
         Returns:
             The reply, with ``usage``, ``cost`` and the ``attempts`` made.
@@ -152,6 +155,7 @@ class Client(BaseClient):
         provider_options: ProviderOptionsInput | None = None,
         response_model: type[ModelT] | None = None,
         output_retries: int | None = None,
+        tags: Mapping[str, str] | None = None,
     ) -> ChatStream[ModelT]:
         """Stream a chat reply; arguments as for `chat`. Nothing is sent until you iterate.
 
@@ -187,6 +191,7 @@ class Client(BaseClient):
         extra_headers: dict[str, str] | None = None,
         timeout: float | None = None,
         provider_options: ProviderOptionsInput | None = None,
+        tags: Mapping[str, str] | None = None,
     ) -> ToolRun:
         """Chat with tools until the model answers: run each call it makes and send the results back.
 
@@ -223,6 +228,7 @@ class Client(BaseClient):
             extra_headers: extra HTTP headers for each request.
             timeout: seconds to wait on each network read or write.
             provider_options: typed provider options for each request, as for `chat`.
+            tags: the labels of every round, as for `chat`.
 
         Returns:
             A `ToolRun`: the final ``response``, the ``messages`` transcript, every round's reply,
@@ -285,6 +291,7 @@ class Client(BaseClient):
         extra_body: JSONObject | None = None,
         extra_headers: dict[str, str] | None = None,
         timeout: float | None = None,
+        tags: Mapping[str, str] | None = None,
     ) -> EmbeddingResponse:
         """Embed texts along ``model``'s route: one vector per input, in input order.
 
@@ -300,6 +307,7 @@ class Client(BaseClient):
             extra_body: provider-specific JSON keys merged into each request body.
             extra_headers: extra HTTP headers for this call.
             timeout: seconds to wait on each network read or write of this call.
+            tags: the caller's labels, as for `chat`.
 
         Returns:
             The vectors, with ``usage``, ``cost``, ``dimensions`` and the ``attempts`` made.
@@ -373,6 +381,7 @@ class AsyncClient(BaseClient):
         provider_options: ProviderOptionsInput | None = None,
         response_model: type[ModelT] | None = None,
         output_retries: int | None = None,
+        tags: Mapping[str, str] | None = None,
     ) -> ChatResponse[ModelT]:
         """Async twin of `Client.chat`, with the same arguments, reply and errors."""
         return await engine.achat(self._plan(model, messages, call_options(locals())))
@@ -406,6 +415,7 @@ class AsyncClient(BaseClient):
         provider_options: ProviderOptionsInput | None = None,
         response_model: type[ModelT] | None = None,
         output_retries: int | None = None,
+        tags: Mapping[str, str] | None = None,
     ) -> AsyncChatStream[ModelT]:
         """Async twin of `Client.stream`: use ``async with`` and ``async for``."""
         return AsyncChatStream(self._plan(model, messages, call_options(locals())))
@@ -437,6 +447,7 @@ class AsyncClient(BaseClient):
         extra_headers: dict[str, str] | None = None,
         timeout: float | None = None,
         provider_options: ProviderOptionsInput | None = None,
+        tags: Mapping[str, str] | None = None,
     ) -> ToolRun:
         """Async twin of `Client.run_tools`.
 
@@ -476,6 +487,7 @@ class AsyncClient(BaseClient):
         extra_body: JSONObject | None = None,
         extra_headers: dict[str, str] | None = None,
         timeout: float | None = None,
+        tags: Mapping[str, str] | None = None,
     ) -> EmbeddingResponse:
         """Async twin of `Client.embed`; batches are sent concurrently (at most 4 at a time)."""
         return await engine.aembed(self._plan_embed(model, input, call_options(locals())))

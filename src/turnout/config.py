@@ -295,6 +295,9 @@ class Config(BaseModel):
     prices: dict[str, Price] = Field(default_factory=dict)
     defaults: RoutePolicy = Field(default_factory=RoutePolicy, description="policy of every route unless it says")
     budget: Budget | None = Field(default=None, description="a spending limit on every call of the client")
+    tag_budgets: dict[str, Budget] = Field(
+        default_factory=dict, description="tag name -> the spending limit of each of its values (tags= on a call)"
+    )
     ledger: LedgerConfig = Field(default_factory=LedgerConfig, description="the spend ledger (SQLite)")
     state: StateConfig = Field(
         default_factory=StateConfig, description="budgets and circuits shared by workers on Redis (absent: per process)"

@@ -14,6 +14,7 @@ migrated in place when a ledger is opened for writing.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sqlite3
@@ -264,6 +265,12 @@ class Total:
     cost: Decimal
     unpriced: int
     alias: str = "*"
+    tags: tuple[tuple[str, str], ...] = ()
+    """The values of the ``tag:NAME`` keys grouped by (``"-"``: calls without that tag)."""
+
+    def get(self, key: str) -> str:
+        """The group's value of a ``by`` key (``"day"``, ``"alias"``, ..., or ``"tag:NAME"``)."""
+        return dict(self.tags).get(key, "*") if key.startswith("tag:") else str(getattr(self, key))
 
 
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -300,7 +307,7 @@ def totals(
     since: str | None = None,
     until: str | None = None,
     *,
-    by: Sequence[GroupKey] = ("day", "provider", "model"),
+    by: Sequence[str] = ("day", "provider", "model"),
 ) -> list[Total]:
     """Sum the ledger by group (costs summed exactly, as ``Decimal``), sorted by group.
 
@@ -308,16 +315,19 @@ def totals(
         path: the ledger file.
         since: only calls on or after this ``YYYY-MM-DD`` (UTC day) or ISO datetime.
         until: only calls on or before this day (all of it) or ISO datetime.
-        by: the keys to group by, from `GROUP_KEYS` (``"day"`` is the UTC day).
+        by: the keys to group by, from `GROUP_KEYS` (``"day"`` is the UTC day), or
+            ``"tag:NAME"``: the value of the call's tag ``NAME`` (``"-"`` without it).
 
     Raises:
         FileNotFoundError: there is no ledger at ``path``.
         InvalidArgumentError: ``since``/``until`` is not a date, ``by`` names an unknown key,
             or the file is not a turnout spend ledger.
     """
-    unknown = [key for key in by if key not in GROUP_KEYS]
+    unknown = [key for key in by if key not in GROUP_KEYS and not is_tag_key(key)]
     if unknown or not by:
-        raise InvalidArgumentError(f"cannot group by {unknown or 'nothing'}: use some of {', '.join(GROUP_KEYS)}")
+        raise InvalidArgumentError(
+            f"cannot group by {unknown or 'nothing'}: use some of {', '.join(GROUP_KEYS)}, or tag:NAME"
+        )
     where, params = [], []
     if since is not None:
         where.append("ts >= ?")
@@ -327,7 +337,7 @@ def totals(
         params.append(parse_bound(until, end=True))
     if not Path(path).is_file():
         raise FileNotFoundError(f"no spend ledger at {path}")
-    query = "SELECT substr(ts, 1, 10), alias, provider, model, prompt_tokens, completion_tokens, cost, outcome"
+    query = "SELECT substr(ts, 1, 10), alias, provider, model, prompt_tokens, completion_tokens, cost, outcome, tags"
     query += " FROM calls"
     query += (" WHERE " + " AND ".join(where)) if where else ""
     try:
@@ -338,13 +348,22 @@ def totals(
     return _sum(rows, tuple(by))
 
 
+def is_tag_key(key: str) -> bool:
+    """Whether a ``by`` key is ``tag:NAME``."""
+    return key.startswith("tag:") and len(key) > len("tag:")
+
+
 def _sum(
-    rows: Iterable[tuple[str, str, str | None, str | None, int | None, int | None, str | None, str]],
-    by: tuple[GroupKey, ...],
+    rows: Iterable[tuple[str, str, str | None, str | None, int | None, int | None, str | None, str, str | None]],
+    by: tuple[str, ...],
 ) -> list[Total]:
     groups: dict[tuple[str, ...], list[int | Decimal]] = {}
-    for day, alias, provider, model, prompt, completion, cost, outcome in rows:
+    tagged = [key for key in by if is_tag_key(key)]
+    for day, alias, provider, model, prompt, completion, cost, outcome, tags in rows:
         values = {"day": day, "alias": alias, "provider": provider or "-", "model": model or "-"}
+        if tagged:
+            labels = json.loads(tags) if tags else {}
+            values |= {key: str(labels.get(key[len("tag:") :], "-")) for key in tagged}
         acc = groups.setdefault(tuple(values[k] for k in by), [0, 0, 0, 0, Decimal(0), 0])
         acc[0] += 1
         acc[1] += outcome != "ok"
@@ -361,6 +380,7 @@ def _sum(
             Total(
                 *(named["day"], named["provider"], named["model"], int(a[0]), int(a[1]), int(a[2]), int(a[3])),
                 *(Decimal(a[4]), int(a[5]), named["alias"]),
+                tuple((k, named[k]) for k in tagged),
             )
         )
     return result

@@ -173,14 +173,11 @@ class SharedBudgets(Budgets):
         client: Budget | None,
         aliases: Mapping[str, Budget],
         today: Callable[[], date] | None = None,
+        tags: Mapping[str, Budget] | None = None,
     ) -> None:
         """Create the limits; ``state`` is the Redis connection they live on."""
-        super().__init__(client, aliases, today)
+        super().__init__(client, aliases, today, tags)
         self.state = state
-
-    def limits(self, route: str) -> list[_Limit]:
-        """The limits a call on ``route`` is under."""
-        return [x for x in (self._client, self._aliases.get(route)) if x is not None]
 
     def key(self, limit: _Limit) -> tuple[str, int]:
         """A limit's Redis key for its current period, and how long the key lives (0: for ever)."""
@@ -188,9 +185,11 @@ class SharedBudgets(Budgets):
         ttl = _PERIOD_KEY_TTL.get(limit.budget.period or "", 0)
         return f"{self.state.prefix}:budget:{limit.name}:{period}", ttl
 
-    def shared_outcome(self, route: str, amount: Decimal, hold_id: str, raw: list[Any]) -> SharedReservation:
+    def shared_outcome(
+        self, route: str, amount: Decimal, hold_id: str, raw: list[Any], tags: Mapping[str, str] | None
+    ) -> SharedReservation:
         """The hold the reserve script granted, or the error for the limit it found short."""
-        limits = self.limits(route)
+        limits = self.limits(route, tags)
         failed, spent, held = int(raw[0]), int(raw[1]), int(raw[2])
         if failed:
             limit = limits[failed - 1]
@@ -204,11 +203,11 @@ class SharedBudgets(Budgets):
             )
         return SharedReservation(self, [self.key(x) for x in limits], amount, hold_id)
 
-    def when_down(self, route: str, amount: Decimal, exc: BaseException) -> Reservation:
+    def when_down(self, route: str, amount: Decimal, exc: BaseException, tags: Mapping[str, str] | None) -> Reservation:
         """Redis failed: this process's own budget (``"local"``), or refuse the call."""
         if self.state.config.on_failure.budgets == "local":
-            return Budgets.reserve(self, route, amount)
-        limit = self.limits(route)[0]
+            return Budgets.reserve(self, route, amount, tags)
+        limit = self.limits(route, tags)[0]
         raise BudgetExceededError(
             f"{limit.name} budget: the shared state at {self.state.where} could not be reached "
             f"({type(exc).__name__}), so the budget cannot be checked; nothing was sent "
@@ -220,7 +219,7 @@ class SharedBudgets(Budgets):
 
     def status(self) -> list[BudgetStatus]:
         """Every limit's spending in its current period, as Redis has it (this process's own when Redis fails)."""
-        limits = [x for x in (self._client, *self._aliases.values()) if x is not None]
+        limits = [x for x in (self._client, *self._aliases.values(), *self._tagged.values()) if x is not None]
         try:
             rows = self.state.status([self.key(x)[0] for x in limits])
         except self.state.errors as exc:
@@ -269,7 +268,12 @@ class SharedState:
     # -- before sending: one script ---------------------------------------------------------------
 
     def before(
-        self, budgets: SharedBudgets | None, route: str, amount: Decimal | None, targets: list[str]
+        self,
+        budgets: SharedBudgets | None,
+        route: str,
+        amount: Decimal | None,
+        targets: list[str],
+        tags: Mapping[str, str] | None = None,
     ) -> tuple[Store, Callable[[Any], tuple[Reservation | None, dict[str, float]]]]:
         """The round trip before a call sends (hold ``amount`` if a budget applies, read open circuits).
 
@@ -278,19 +282,19 @@ class SharedState:
         """
         from .engine.steps import Store
 
-        keys, args, hold_id = self._reserve_args(budgets, route, amount, targets)
+        keys, args, hold_id = self._reserve_args(budgets, route, amount, targets, tags)
         n_limits = int(args[0])
 
         def read(raw: Any) -> tuple[Reservation | None, dict[str, float]]:
             if isinstance(raw, BaseException):
                 self._note_down(raw)
                 if budgets is not None and amount is not None and n_limits:
-                    return budgets.when_down(route, amount, raw), {}
+                    return budgets.when_down(route, amount, raw, tags), {}
                 return None, {}
             self._down = False
             hold = None
             if budgets is not None and amount is not None and n_limits:
-                hold = budgets.shared_outcome(route, amount, hold_id, raw)
+                hold = budgets.shared_outcome(route, amount, hold_id, raw, tags)
             opened = {t: ms / 1000 for t, ms in zip(targets, raw[3], strict=True) if int(ms) > 0}
             return hold, opened
 
@@ -309,9 +313,14 @@ class SharedState:
         return Store(run, arun), read
 
     def _reserve_args(
-        self, budgets: SharedBudgets | None, route: str, amount: Decimal | None, targets: list[str]
+        self,
+        budgets: SharedBudgets | None,
+        route: str,
+        amount: Decimal | None,
+        targets: list[str],
+        tags: Mapping[str, str] | None,
     ) -> tuple[list[str], list[str | int], str]:
-        limits = [] if budgets is None or amount is None else budgets.limits(route)
+        limits = [] if budgets is None or amount is None else budgets.limits(route, tags)
         keys = [budgets.key(x) for x in limits] if budgets is not None else []
         hold_id = uuid.uuid4().hex
         nano = 0 if amount is None else math.ceil(amount * _NANO)

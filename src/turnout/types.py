@@ -535,6 +535,7 @@ class ChatResponse(_Model, Generic[ParsedT]):
     function_call: FunctionCall | None = Field(
         default=None, description="a legacy functions API call (finish_reason 'function_call'); not a tool call"
     )
+    tags: dict[str, str] | None = Field(default=None, description="the call's tags= (also in the ledger)")
 
     @property
     def message(self) -> Message:

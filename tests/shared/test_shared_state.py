@@ -176,3 +176,21 @@ def test_redis_down_falls_back_to_local_state_when_configured(server: FakeServer
 def test_a_bad_state_url_is_a_config_error(server: FakeServer, prefix: str) -> None:
     with pytest.raises(ConfigError, match=r"\[state\] url"):
         Client(config=_config(server, "http://127.0.0.1:1/0", prefix))
+
+
+def test_a_tag_budget_is_shared_per_value(server: FakeServer, redis_url: str, prefix: str) -> None:
+    config = _config(server, redis_url, prefix, tag_budgets={"tenant": {"max_usd": "0.0002", "period": "day"}})
+    acme = {"tenant": "acme"}
+    with Client(config=config) as first:
+        for _ in range(100):
+            try:
+                first.chat("llama", "Hello", max_tokens=10, tags=acme)
+            except BudgetExceededError as exc:
+                assert exc.budget == "tags.tenant=acme"
+                break
+    served = len(server.chat_requests)
+    with Client(config=config) as second:
+        with pytest.raises(BudgetExceededError, match=r"tags.tenant=acme budget \(shared\)"):
+            second.chat("llama", "Hello", max_tokens=10, tags=acme)
+        assert second.chat("llama", "Hello", max_tokens=10, tags={"tenant": "beta"}).text == "ok"
+    assert len(server.chat_requests) == served + 1 and served >= 3

@@ -107,6 +107,8 @@ class Call(Generic[RequestT, ResponseT]):
         """Usage and cost of what the call paid for without returning it (rejected replies, a stream left early)."""
         self.cost_unknown = False
         self._hold: Reservation | None = None
+        self.tags: dict[str, str] | None = None
+        """The caller's ``tags=``: on the reply, in the ledger, and the key of tag budgets."""
         self.open_elsewhere: dict[str, float] = {}
         """Targets whose circuit is open in the shared state ([state]): seconds until they may be tried."""
         self._read_store: Callable[[object], tuple[Reservation | None, dict[str, float]]] | None = None
@@ -139,7 +141,7 @@ class Call(Generic[RequestT, ResponseT]):
         """
         budgets = self.state.budgets
         shared = self.state.shared
-        applies = budgets is not None and budgets.applies(self.route)
+        applies = budgets is not None and budgets.applies(self.route, self.tags)
         if not applies and shared is None:
             return None
         amount = None
@@ -149,10 +151,10 @@ class Call(Generic[RequestT, ResponseT]):
                 if amount is None:
                     amount = self.worst_case()
             except ValueError as exc:
-                raise budgets.unbounded(self.route, str(exc)) from None
+                raise budgets.unbounded(self.route, str(exc), self.tags) from None
         if shared is None:
             assert budgets is not None and amount is not None
-            self._hold = budgets.reserve(self.route, amount)
+            self._hold = budgets.reserve(self.route, amount, self.tags)
             return None
         from ..shared import SharedBudgets
 
@@ -161,6 +163,7 @@ class Call(Generic[RequestT, ResponseT]):
             self.route,
             amount,
             [label(*t) for t in self.targets],
+            self.tags,
         )
         return step
 
@@ -206,6 +209,7 @@ class Call(Generic[RequestT, ResponseT]):
                 cost_unknown and not self.paid,
                 self._hold,
                 id(self),
+                self.tags,
             )
         )
 
@@ -512,6 +516,8 @@ class ChatCall(Call[ChatRequest, ChatResponse]):
         self.record_success(provider, model, started, reply, first_chunk)
         cost = self.state.pricing.cost(provider, model, reply.usage)
         update: dict[str, object] = {"attempts": list(self.attempts)}
+        if self.tags:
+            update["tags"] = self.tags
         if self.paid:  # replies rejected by response_model before this one: paid for, so counted
             update["usage"] = Usage.sum([*(u for u, _ in self.paid), reply.usage])
             cost = Cost.sum([*(c for _, c in self.paid), cost])
@@ -648,7 +654,7 @@ class EmbedCall(Call["EmbeddingRequest", "EmbeddingResponse"]):
         usage = joined.usage
         priced = usage if usage.completion_tokens is not None else usage.model_copy(update={"completion_tokens": 0})
         cost = self.state.pricing.cost(provider, model, priced) if usage.prompt_tokens is not None else None
-        return joined.model_copy(update={"cost": cost, "attempts": list(self.attempts)})
+        return joined.model_copy(update={"cost": cost, "attempts": list(self.attempts), "tags": self.tags})
 
 
 def _log_attempt(route: str, attempt: Attempt, number: int) -> None:

@@ -16,7 +16,7 @@ attempt's ``started`` (the clock's time when it was sent) pairs `AttemptStarted`
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar
 
@@ -148,6 +148,8 @@ class CallFinished:
     hold: Reservation | None = field(default=None, repr=False)
     """The budget hold of this call (for the budgets' subscriber)."""
     call_id: int = 0
+    tags: Mapping[str, str] | None = None
+    """The caller's ``tags=`` (written to the ledger)."""
 
 
 Event: TypeAlias = CallStarted | AttemptStarted | AttemptFinished | RetryScheduled | StreamAbandoned | CallFinished

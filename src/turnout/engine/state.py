@@ -165,6 +165,8 @@ def _ledger_writer(ledger: Ledger) -> Callable[[CallFinished], None]:
 
     def write(event: CallFinished) -> None:
         paid = None if event.response is not None or event.usage is None else (event.usage, event.cost)
-        ledger.record(event.route, event.attempts, event.response, event.error, event.latency, paid=paid)
+        ledger.record(
+            event.route, event.attempts, event.response, event.error, event.latency, paid=paid, tags=event.tags
+        )
 
     return write
