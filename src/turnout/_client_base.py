@@ -73,6 +73,7 @@ class BaseClient:
         path = ledger_path(self.config.ledger)
         self._ledger = None if path is None else Ledger(path)
         self._state = RouteState(clock or SystemClock(), self._pricing, self.budgets, self._ledger, self._shared)
+        self._state.limits = self.config.limits
         self._telemetry = _start_telemetry(self.config, telemetry, self._state)
         _attach_hooks(self.config, self._state)
         self._closed = False  # set by close()/aclose(): a closed client sends nothing more

@@ -259,6 +259,7 @@ class SharedState:
         self._reserve = self._redis.register_script(_RESERVE)
         self._settle = self._redis.register_script(_SETTLE)
         self._status = self._redis.register_script(_STATUS)
+        self._scripts: dict[str, Any] = {}
         self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
         self._queue: queue.SimpleQueue[Callable[[], object] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -287,7 +288,7 @@ class SharedState:
 
         def read(raw: Any) -> tuple[Reservation | None, dict[str, float]]:
             if isinstance(raw, BaseException):
-                self._note_down(raw)
+                self.note_down(raw)
                 if budgets is not None and amount is not None and n_limits:
                     return budgets.when_down(route, amount, raw, tags), {}
                 return None, {}
@@ -329,6 +330,17 @@ class SharedState:
         args += [ttl for _, ttl in keys]
         return [k for k, _ in keys] + [self._breaker_key(t) for t in targets], args, hold_id
 
+    def script(self, lua: str) -> Any:
+        """A Lua script registered on the sync connection (called with ``keys=`` and ``args=``)."""
+        found = self._scripts.get(lua)
+        if found is None:
+            found = self._scripts[lua] = self._redis.register_script(lua)
+        return found
+
+    def ascript(self, lua: str) -> Any:
+        """The same script on this event loop's asyncio connection."""
+        return self._aclient().script(lua)
+
     def _aclient(self) -> _AsyncScripts:
         import asyncio
 
@@ -356,7 +368,7 @@ class SharedState:
             try:
                 work()
             except self.errors as exc:
-                self._note_down(exc)
+                self.note_down(exc)
 
     def settle(self, keys: list[tuple[str, int]], hold_id: str, spent: Decimal) -> None:
         """Commit ``spent`` against each limit key and drop the hold (one script)."""
@@ -376,7 +388,8 @@ class SharedState:
     def _breaker_key(self, target: str) -> str:
         return f"{self.prefix}:breaker:{target}"
 
-    def _note_down(self, exc: BaseException) -> None:
+    def note_down(self, exc: BaseException) -> None:
+        """Log that Redis failed (once, until it answers again)."""
         if not self._down:
             logger.warning("turnout: shared state at %s failed (%s: %s)", self.where, type(exc).__name__, exc)
         self._down = True
@@ -407,6 +420,13 @@ class _AsyncScripts:
 
         self._redis = redis.asyncio.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
         self._reserve = self._redis.register_script(_RESERVE)
+        self._scripts: dict[str, Any] = {}
+
+    def script(self, lua: str) -> Any:
+        found = self._scripts.get(lua)
+        if found is None:
+            found = self._scripts[lua] = self._redis.register_script(lua)
+        return found
 
     async def evalsha_or_eval(self, keys: list[str], args: list[str | int]) -> Any:
         return await self._reserve(keys=keys, args=args)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from turnout import BudgetExceededError, Client, RateLimitError
+from turnout import BudgetExceededError, Client, LocalRateLimitError
 
 
 def spend_until_refused(config: dict[str, Any], start: Any, out: Any) -> None:
@@ -34,15 +34,15 @@ def hold_forever(config: dict[str, Any]) -> None:
         client.chat("llama", "Hello", max_tokens=10)
 
 
-def calls_under_rate_limit(config: dict[str, Any], start: Any, n: int) -> tuple[int, int]:
-    """``n`` calls; return (answered, refused locally by the rate limiter)."""
-    start.wait()
+def calls_under_rate_limit(config: dict[str, Any], start: Any, out: Any, n: int) -> None:
+    """``n`` calls; put (answered, refused locally by the rate limiter) on ``out``."""
     answered = refused = 0
     with Client(config=config) as client:
+        start.wait()
         for _ in range(n):
             try:
                 client.chat("llama", "Hello", max_tokens=10)
                 answered += 1
-            except RateLimitError:
+            except LocalRateLimitError:
                 refused += 1
-    return answered, refused
+    out.put((answered, refused))

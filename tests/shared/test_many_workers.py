@@ -109,3 +109,17 @@ def test_a_killed_workers_hold_comes_back_after_the_ttl(server: FakeServer, redi
         if worker.is_alive():
             worker.kill()
     assert after.reserved == 0 and after.spent == 0 and after.remaining == Decimal(1)
+
+
+def test_four_processes_share_one_rate_limit(server: FakeServer, redis_url: str, prefix: str) -> None:
+    config = _config(server, redis_url, prefix)
+    config["limits"] = {f"local:{LLAMA}": {"requests_per_minute": 20, "window": 30, "max_wait": 0}}
+    start, out = spawn.Barrier(4), spawn.Queue()
+    workers = [spawn.Process(target=_workers.calls_under_rate_limit, args=(config, start, out, 10)) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    results = [out.get(timeout=120) for _ in workers]
+    for worker in workers:
+        worker.join(10)
+    assert len(server.chat_requests) == 20  # in the (30 s) window, across all four processes
+    assert sum(a for a, _ in results) == 20 and sum(r for _, r in results) == 20

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import LLAMA
-from turnout import AsyncClient, BudgetExceededError, Client, ConfigError
+from turnout import AsyncClient, BudgetExceededError, Client, ConfigError, LocalRateLimitError
 from turnout.testing import FakeServer, Fault, Reply
 
 PRICE = {"input_per_million": "1", "output_per_million": "1"}  # a call's cost in millionths = its tokens
@@ -194,3 +194,41 @@ def test_a_tag_budget_is_shared_per_value(server: FakeServer, redis_url: str, pr
             second.chat("llama", "Hello", max_tokens=10, tags=acme)
         assert second.chat("llama", "Hello", max_tokens=10, tags={"tenant": "beta"}).text == "ok"
     assert len(server.chat_requests) == served + 1 and served >= 3
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_two_clients_share_a_rate_limit(server: FakeServer, redis_url: str, prefix: str, mode: str) -> None:
+    config = _config(server, redis_url, prefix)
+    config["limits"] = {f"local:{LLAMA}": {"requests_per_minute": 3, "window": 30, "max_wait": 0}}
+    with Client(config=config) as first:
+        for _ in range(2):
+            first.chat("llama", "Hi")
+
+    async def two() -> list[str]:
+        out = []
+        async with AsyncClient(config=config) as client:
+            for _ in range(2):
+                try:
+                    out.append((await client.chat("llama", "Hi")).text)
+                except LocalRateLimitError:
+                    out.append("refused")
+        return out
+
+    if mode == "sync":
+        with Client(config=config) as second:
+            second.chat("llama", "Hi")
+            with pytest.raises(LocalRateLimitError):
+                second.chat("llama", "Hi")
+    else:
+        assert asyncio.run(two()) == ["ok", "refused"]
+    assert len(server.chat_requests) == 3
+
+
+def test_limits_count_in_process_while_redis_is_down(server: FakeServer, prefix: str) -> None:
+    config = _config(server, f"redis://127.0.0.1:{_closed_port()}/0", prefix)
+    config["limits"] = {f"local:{LLAMA}": {"requests_per_minute": 1, "window": 30, "max_wait": 0}}
+    with Client(config=config) as client:
+        assert client.chat("llama", "Hi").text == "ok"
+        with pytest.raises(LocalRateLimitError):
+            client.chat("llama", "Hi")
+    assert len(server.chat_requests) == 1

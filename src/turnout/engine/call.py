@@ -20,6 +20,7 @@ from ..errors import (
     BadRequestError,
     CircuitOpenError,
     ContextWindowExceededError,
+    LocalRateLimitError,
     NotFoundError,
     OutputValidationError,
     ProviderError,
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
 
     from ..budget import Reservation
     from ..embeddings import EmbeddingRequest, EmbeddingResponse
+    from ..limits import Limiter
     from ..provider import Provider
     from .accumulate import Accumulator
     from .hooks import CallHook, ReplyCheck
@@ -276,6 +278,26 @@ class Call(Generic[RequestT, ResponseT]):
         """Whether targets' context windows are checked before sending (chat, when the route says so)."""
         return False
 
+    def request_tokens(self, request: RequestT) -> int:  # noqa: ARG002 - the subclasses read it
+        """What one request counts against a ``tokens_per_minute`` limit, before its reply says."""
+        return 0
+
+    def wait_limit(self, limiter: Limiter) -> float:
+        """The longest this call waits for room under a rate limit: until its deadline, else ``max_wait``."""
+        return self.remaining() if self.deadline is not None else limiter.limit.max_wait
+
+    def rate_limited(self, provider: Provider, model: str, limiter: Limiter, wait: float) -> LocalRateLimitError:
+        """The error for a request the rate limiter had no room for in time (recorded as a skipped attempt)."""
+        exc = LocalRateLimitError(
+            f"{label(provider, model)}: no room under [limits.{limiter.name!r}] for {wait:.3g}s more, longer "
+            "than this call may wait (its deadline, else max_wait); nothing was sent",
+            provider=provider.name,
+            model=model,
+            retry_after=wait,
+        )
+        self._record(provider.name, model, exc, 0.0, skipped=True)
+        return exc
+
     def recovery_wait(self) -> float | None:
         """With ``wait_for_recovery``: seconds to wait when every target was skipped for an open circuit."""
         if not self.policy.wait_for_recovery or not self.errors:
@@ -482,6 +504,12 @@ class ChatCall(Call[ChatRequest, ChatResponse]):
         """Whether targets' context windows are checked before sending (the route's ``precheck_context``)."""
         return self.policy.precheck_context
 
+    def request_tokens(self, request: ChatRequest) -> int:
+        """The prompt's estimated tokens (from its UTF-8 size) plus ``max_tokens``."""
+        from .._estimate import heuristic_tokens
+
+        return heuristic_tokens(request)[0] + (request.max_tokens or request.max_completion_tokens or 0)
+
     def needs_token_count(self, window: int | None) -> bool:
         """Whether the prompt might not fit ``window``, so it is worth counting exactly.
 
@@ -599,6 +627,10 @@ class EmbedCall(Call["EmbeddingRequest", "EmbeddingResponse"]):
     ) -> None:
         super().__init__(route, policy, request, targets, state)
         self.batch_size = batch_size
+
+    def request_tokens(self, request: EmbeddingRequest) -> int:
+        """The batch's estimated tokens (about 4 UTF-8 bytes a token, OpenAI's rule of thumb)."""
+        return sum(-(-len(text.encode()) // 4) for text in request.input)
 
     def batches(self, provider: Provider) -> list[EmbeddingRequest]:
         """The request split for ``provider`` (``batch_size``, else the provider's own limit)."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from tenacity import DoSleep, RetryCallState, Retrying
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from ..budget import Budgets
     from ..errors import ProviderError
     from ..ledger import Ledger
+    from ..limits import Limiter, RateLimit
     from ..policies.clock import Clock
     from ..policies.route import RoutePolicy
     from ..pricing import Pricing
@@ -102,6 +103,26 @@ class RouteState:
         self._budgets: dict[str, RetryBudget] = {}
         self._latency: dict[str, float] = {}
         self._lock = threading.Lock()
+        self.limits: Mapping[str, RateLimit] = {}
+        """``[limits]``: rate limits per ``"provider:model"`` or ``"provider"``."""
+        self._limiters: dict[str, Limiter] = {}
+
+    def limiter(self, provider: Provider, model: str) -> Limiter | None:
+        """The rate limiter a request to this target goes through (its own, else its provider's), or None."""
+        if not self.limits:
+            return None
+        name = label(provider, model)
+        if name not in self.limits:
+            name = provider.name
+            if name not in self.limits:
+                return None
+        found = self._limiters.get(name)
+        if found is None:
+            from ..limits import Limiter
+
+            with self._lock:
+                found = self._limiters.setdefault(name, Limiter(name, self.limits[name], self.shared))
+        return found
 
     def breaker(self, name: str, policy: RoutePolicy) -> CircuitBreaker:
         """The circuit breaker of a target (created with the first route's policy that uses it)."""
