@@ -20,10 +20,12 @@ _JSON_METRICS = ("calls", "failed", "prompt_tokens", "completion_tokens", "cost"
 _DEFAULT_BY = ("day", "provider", "model")
 
 
-def _path(args: argparse.Namespace) -> Path:
+def _path(args: argparse.Namespace) -> Path | str:
     """The ledger the app uses: --ledger, else $TURNOUT_LEDGER, else the config's [ledger], else the default."""
+    from ._ledger_pg import is_url
+
     if args.ledger:
-        return Path(args.ledger).expanduser()
+        return args.ledger if is_url(args.ledger) else Path(args.ledger).expanduser()
     ledger_config = None
     if not os.environ.get("TURNOUT_LEDGER"):
         from .config import find_config_file, load_config

@@ -14,6 +14,7 @@ migrated in place when a ledger is opened for writing.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -67,6 +68,14 @@ class LedgerConfig(BaseModel):
         default=None,
         description="the SQLite file; relative to the config file's folder, ~ expands (default: the user's data dir)",
     )
+    url: str | None = Field(
+        default=None,
+        description='PostgreSQL instead of SQLite, e.g. "postgresql://user:pass@host/db" (needs turnout[postgres])',
+    )
+    spool: str | None = Field(
+        default=None,
+        description="with url: the SQLite file rows wait in while PostgreSQL is unreachable (default: by the ledger)",
+    )
 
     def relative_to(self, folder: str | os.PathLike[str]) -> LedgerConfig:
         """This config with ``path`` made absolute: ``~`` expanded, a relative path joined to ``folder``.
@@ -90,17 +99,24 @@ def default_ledger_path() -> Path:
     return base / "turnout" / "ledger.sqlite3"
 
 
-def ledger_path(config: LedgerConfig | None) -> Path | None:
-    """The ledger file to use, or None when the ledger is off.
+def ledger_path(config: LedgerConfig | None) -> Path | str | None:
+    """The ledger to use: a file, a PostgreSQL URL (a ``str``), or None when the ledger is off.
 
-    ``$TURNOUT_LEDGER`` wins (a path, or ``off``); then ``[ledger]``; then the default path. ``~``
-    expands; a relative ``[ledger] path`` read from a file was already joined to the file's folder.
+    ``$TURNOUT_LEDGER`` wins (a path, a ``postgresql://`` URL, or ``off``); then ``[ledger] url``;
+    then ``[ledger] path``; then the default path. ``~`` expands; a relative ``[ledger] path``
+    read from a file was already joined to the file's folder.
     """
+    from ._ledger_pg import is_url
+
     env = os.environ.get(_ENV)
     if env:
-        return None if env.lower() in _OFF else Path(env).expanduser()
+        if env.lower() in _OFF:
+            return None
+        return env if is_url(env) else Path(env).expanduser()
     if config is not None and not config.enabled:
         return None
+    if config is not None and config.url:
+        return config.url
     return Path(config.path).expanduser() if config is not None and config.path else default_ledger_path()
 
 
@@ -177,10 +193,21 @@ class Ledger:
     Appending only queues the row; a background thread writes it within half a second.
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        """Use (and create on the first write) the ledger at ``path``."""
-        self.path = Path(path)
-        self._writer = Writer(self.path)
+    def __init__(self, path: str | os.PathLike[str], spool: str | os.PathLike[str] | None = None) -> None:
+        """Use (and create on the first write) the ledger at ``path``: a file, or a ``postgresql://`` URL.
+
+        ``spool``: for a URL, the SQLite file rows wait in while PostgreSQL is unreachable
+        (default: ``ledger-spool.sqlite3`` beside the default ledger).
+        """
+        from ._ledger_pg import PostgresWriter, is_url
+
+        self._writer: Writer
+        if isinstance(path, str) and is_url(path):
+            where = Path(spool).expanduser() if spool else default_ledger_path().with_name("ledger-spool.sqlite3")
+            self._writer = PostgresWriter(path, where)
+        else:
+            self._writer = Writer(Path(path))
+        self.path = self._writer.path
         weakref.finalize(self, self._writer.flush, CLOSE_WAIT, stop=True)  # when collected or at exit: as close()
 
     def append(self, entry: Entry) -> None:
@@ -240,6 +267,10 @@ class Ledger:
         queued, and the background thread writes them when it can (or at exit).
         """
         self._writer.flush(CLOSE_WAIT, stop=True)
+        replay = getattr(self._writer, "replay", None)
+        if replay is not None:  # PostgreSQL: send what an earlier outage left in the spool, if it is back
+            with contextlib.suppress(Exception):
+                replay()
 
     async def aclose(self) -> None:
         """`close` on a worker thread, so a locked database never blocks the event loop."""
@@ -303,7 +334,7 @@ def parse_bound(value: str, *, end: bool = False) -> str:
 
 
 def totals(
-    path: str | os.PathLike[str],
+    path: str | os.PathLike[str],  # or a postgresql:// URL
     since: str | None = None,
     until: str | None = None,
     *,
@@ -335,11 +366,15 @@ def totals(
     if until is not None:
         where.append("ts < ?")
         params.append(parse_bound(until, end=True))
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"no spend ledger at {path}")
     query = "SELECT substr(ts, 1, 10), alias, provider, model, prompt_tokens, completion_tokens, cost, outcome, tags"
     query += " FROM calls"
     query += (" WHERE " + " AND ".join(where)) if where else ""
+    from ._ledger_pg import is_url, pg_rows
+
+    if isinstance(path, str) and is_url(path):
+        return _sum(pg_rows(path, query, params), tuple(by))
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"no spend ledger at {path}")
     try:
         with closing(sqlite3.connect(f"file:{Path(path).as_posix()}?mode=ro", uri=True)) as db:
             rows = db.execute(query, params).fetchall()

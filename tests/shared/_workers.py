@@ -46,3 +46,17 @@ def calls_under_rate_limit(config: dict[str, Any], start: Any, out: Any, n: int)
             except LocalRateLimitError:
                 refused += 1
     out.put((answered, refused))
+
+
+def paced_calls(config: dict[str, Any], start: Any, out: Any, n: int, pause: float) -> None:
+    """``n`` calls, ``pause`` seconds apart; put how many answered on ``out``."""
+    import time
+
+    answered = 0
+    with Client(config=config) as client:
+        start.wait()
+        for _ in range(n):
+            client.chat("llama", "Hello")
+            answered += 1
+            time.sleep(pause)
+    out.put(answered)
