@@ -153,3 +153,27 @@ def test_streams_and_embeddings_go_through_the_limiter(server: FakeServer) -> No
 def test_a_limit_on_an_unknown_provider_is_a_config_error(server: FakeServer) -> None:
     with pytest.raises(ConfigError, match="limits: 'nope:x' names provider 'nope'"):
         Client(config=_config(server, {"nope:x": {"requests_per_minute": 1}}))
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_the_providers_ratelimit_headers_slow_it_down_before_a_429(server: FakeServer, mode: str) -> None:
+    config = _config(server, {TARGET: {"requests_per_minute": 1000}})
+    used_up = {"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "300ms"}
+    server.enqueue(Reply("first", headers=used_up))
+    started = time.monotonic()
+    first, second = _calls(mode, config, 2)
+    assert first.rate_limit is not None and first.rate_limit.reset_requests == pytest.approx(0.3)
+    assert second.text == "ok" and time.monotonic() - started >= 0.3  # it waited for the reset
+    refused = _config(server, {TARGET: {"requests_per_minute": 1000, "max_wait": 0}})
+    server.enqueue(Reply("first", headers=used_up))
+    assert isinstance(_calls(mode, refused, 2)[1], LocalRateLimitError)
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("1s", 1.0), ("6m0s", 360.0), ("20ms", 0.02), ("1h2m3.5s", 3723.5), ("0.5", 0.5), ("soon", None), ("", None)],
+)
+def test_reset_durations(text: str, seconds: float | None) -> None:
+    from turnout.providers._ratelimit_headers import parse_duration
+
+    assert parse_duration(text) == (None if seconds is None else pytest.approx(seconds))

@@ -286,6 +286,20 @@ class Call(Generic[RequestT, ResponseT]):
         """The longest this call waits for room under a rate limit: until its deadline, else ``max_wait``."""
         return self.remaining() if self.deadline is not None else limiter.limit.max_wait
 
+    def provider_limits(self, provider: Provider, model: str, reply: ResponseT) -> None:
+        """Slow down before a 429: the provider's headers said its requests or tokens are used up until a reset."""
+        said = getattr(reply, "rate_limit", None)
+        limiter = None if said is None else self.state.limiter(provider, model)
+        if said is None or limiter is None:
+            return
+        for remaining, reset in (
+            (said.remaining_requests, said.reset_requests),
+            (said.remaining_tokens, said.reset_tokens),
+        ):
+            if remaining == 0 and reset:
+                logger.debug("route %s: %s says its limit resets in %.3fs; pausing", self.route, limiter.name, reset)
+                limiter.pause(self.clock.now(), reset)
+
     def rate_limited(self, provider: Provider, model: str, limiter: Limiter, wait: float) -> LocalRateLimitError:
         """The error for a request the rate limiter had no room for in time (recorded as a skipped attempt)."""
         exc = LocalRateLimitError(

@@ -123,6 +123,7 @@ def attempts(call: Call[Any, Any], provider: Provider, model: str, request: Any 
             reply = yield Send(provider, model, sent, call.embeds)
             if permit is not None:
                 permit.done(reply.usage.total_tokens)
+                call.provider_limits(provider, model, reply)
             call.validate(provider, model, sent, reply)
         except ProviderError as exc:
             if permit is not None:
