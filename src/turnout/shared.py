@@ -90,9 +90,21 @@ if failed == 0 then
     end
   end
 end
+local base = 4 + 2 * n
+local breakers, m = tonumber(ARGV[base + 1]), tonumber(ARGV[base + 2])
 local open = {}
-for i = n + 1, #KEYS do open[#open + 1] = redis.call('PTTL', KEYS[i]) end
-return {failed, spent_at, held_at, open}
+for i = n + 1, n + breakers do open[#open + 1] = redis.call('PTTL', KEYS[i]) end
+local latency = {}
+if m > 0 then latency = redis.call('HMGET', KEYS[n + breakers + 1], unpack(ARGV, base + 3, base + 2 + m)) end
+return {failed, spent_at, held_at, open, latency}
+"""
+
+_OBSERVE = """
+local old = redis.call('HGET', KEYS[1], ARGV[1])
+local s = tonumber(ARGV[2])
+if old then s = tonumber(old) + tonumber(ARGV[3]) * (s - tonumber(old)) end
+redis.call('HSET', KEYS[1], ARGV[1], tostring(s))
+return 1
 """
 
 _SETTLE = """
@@ -275,15 +287,22 @@ class SharedState:
         amount: Decimal | None,
         targets: list[str],
         tags: Mapping[str, str] | None = None,
+        latency: dict[str, float] | None = None,
     ) -> tuple[Store, Callable[[Any], tuple[Reservation | None, dict[str, float]]]]:
         """The round trip before a call sends (hold ``amount`` if a budget applies, read open circuits).
 
-        Returns the step to perform and the function that turns its raw answer into the hold and
-        the open circuits (target -> seconds until it may be tried).
+        With ``latency`` (a route balanced by ``least-latency``), the targets' shared latency
+        averages are read too, into that dict. Returns the step to perform and the function that
+        turns its raw answer into the hold and the open circuits (target -> seconds until it may
+        be tried).
         """
         from .engine.steps import Store
 
         keys, args, hold_id = self._reserve_args(budgets, route, amount, targets, tags)
+        args += [len(targets), 0 if latency is None else len(targets)]
+        if latency is not None:
+            keys.append(f"{self.prefix}:latency")
+            args += targets
         n_limits = int(args[0])
 
         def read(raw: Any) -> tuple[Reservation | None, dict[str, float]]:
@@ -296,8 +315,7 @@ class SharedState:
             hold = None
             if budgets is not None and amount is not None and n_limits:
                 hold = budgets.shared_outcome(route, amount, hold_id, raw, tags)
-            opened = {t: ms / 1000 for t, ms in zip(targets, raw[3], strict=True) if int(ms) > 0}
-            return hold, opened
+            return hold, _read_circuits_and_latency(raw, targets, latency)
 
         def run() -> Any:
             try:
@@ -375,6 +393,11 @@ class SharedState:
         nano = math.ceil(spent * _NANO)
         self._settle(keys=[k for k, _ in keys], args=[hold_id, nano, *(ttl for _, ttl in keys)])
 
+    def observe(self, target: str, seconds: float, weight: float) -> None:
+        """Fold a successful attempt's latency into the shared moving average (background thread)."""
+        script = self.script(_OBSERVE)
+        self.later(lambda: script(keys=[f"{self.prefix}:latency"], args=[target, seconds, weight]))
+
     def opened(self, target: str, reason: str | None, cooldown: float) -> None:
         """Tell the other workers that ``target``'s circuit opened, for ``cooldown`` seconds."""
         ms = max(math.ceil(cooldown * 1000), 1)
@@ -433,6 +456,13 @@ class _AsyncScripts:
 
     async def aclose(self) -> None:
         await self._redis.aclose()
+
+
+def _read_circuits_and_latency(raw: Any, targets: list[str], latency: dict[str, float] | None) -> dict[str, float]:
+    """The open circuits in the reserve script's answer (target -> seconds left); latency averages into ``latency``."""
+    if latency is not None:
+        latency.update({t: float(v) for t, v in zip(targets, raw[4], strict=False) if v is not None})
+    return {t: ms / 1000 for t, ms in zip(targets, raw[3], strict=True) if int(ms) > 0}
 
 
 def _redacted(url: str) -> str:

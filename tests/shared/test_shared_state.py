@@ -232,3 +232,27 @@ def test_limits_count_in_process_while_redis_is_down(server: FakeServer, prefix:
         with pytest.raises(LocalRateLimitError):
             client.chat("llama", "Hi")
     assert len(server.chat_requests) == 1
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_least_latency_uses_every_workers_averages(server: FakeServer, redis_url: str, prefix: str, mode: str) -> None:
+    config = _config(server, redis_url, prefix)
+    config["models"]["pair"]["balance"] = "least-latency"
+    server.enqueue(Fault.slow(0.3, Reply("slow")), model=OTHER)
+    with Client(config=config) as first:
+        assert first.chat("pair", "Hi").text == "slow"  # both unmeasured: the route's order, OTHER first
+        assert first.chat("pair", "Hi").model == LLAMA  # LLAMA unmeasured yet: tried next
+    server.reset()
+    server.default_reply = Reply("ok", prompt_tokens=20, completion_tokens=5)
+
+    async def second_call() -> Any:
+        async with AsyncClient(config=config) as client:
+            return await client.chat("pair", "Hi")
+
+    if mode == "sync":
+        with Client(config=config) as second:
+            reply = second.chat("pair", "Hi")
+    else:
+        reply = asyncio.run(second_call())
+    assert reply.model == LLAMA  # a fresh client knows OTHER is slow from the first one's averages
+    assert [r.json["model"] for r in server.chat_requests] == [LLAMA]

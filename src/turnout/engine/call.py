@@ -166,6 +166,7 @@ class Call(Generic[RequestT, ResponseT]):
             amount,
             [label(*t) for t in self.targets],
             self.tags,
+            self.state.shared_latency() if self.policy.balance == "least-latency" else None,
         )
         return step
 
@@ -177,6 +178,8 @@ class Call(Generic[RequestT, ResponseT]):
         """
         assert self._read_store is not None
         self._hold, self.open_elsewhere = self._read_store(outcome)
+        if self.policy.balance == "least-latency":  # ordered again with every worker's latency averages
+            self.targets = self.state.order(self.targets, self.policy)
 
     def finish(self, response: ResponseT | None, error: BaseException | None) -> None:
         """Publish `CallFinished` (the budgets settle, the ledger writes its row).

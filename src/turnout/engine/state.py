@@ -146,6 +146,12 @@ class RouteState:
         """Fold a successful attempt's latency into the target's moving average."""
         old = self._latency.get(name)
         self._latency[name] = seconds if old is None else old + _EWMA_WEIGHT * (seconds - old)
+        if self.shared is not None:
+            self.shared.observe(name, seconds, _EWMA_WEIGHT)
+
+    def shared_latency(self) -> dict[str, float]:
+        """The dict of latency averages the shared state's answer updates (for ``least-latency``)."""
+        return self._latency
 
     def health(self) -> list[TargetHealth]:
         """Every known target's circuit."""
