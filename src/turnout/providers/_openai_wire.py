@@ -330,6 +330,8 @@ def parse_completion(raw: bytes, *, provider: str, model: str, request_id: str |
         parsed=None,
         logprobs=first.logprobs,
         function_call=first.function_call,
+        tags=None,
+        rate_limit=None,
     )
 
 
