@@ -28,9 +28,12 @@ budgets = "refuse"        # or "local": this process's own budget while Redis is
 
 from __future__ import annotations
 
+import atexit
 import logging
 import math
+import os
 import queue
+import sys
 import threading
 import uuid
 import weakref
@@ -277,6 +280,7 @@ class SharedState:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._down = False
+        _STATES.add(self)
 
     # -- before sending: one script ---------------------------------------------------------------
 
@@ -376,7 +380,21 @@ class SharedState:
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._work, name="turnout-shared-state", daemon=True)
                 self._thread.start()
+                _on_worker_exit()
         self._queue.put(work)
+
+    def drain(self, timeout: float = _CLOSE_WAIT_S) -> None:
+        """Wait (up to ``timeout`` s) for the background writes queued so far; the thread then ends."""
+        thread = self._thread
+        if thread is not None and thread.is_alive():
+            self._queue.put(None)
+            thread.join(timeout)
+
+    def _after_fork(self) -> None:
+        """In a forked child: the parent's queued writes and thread are the parent's, not ours."""
+        self._queue = queue.SimpleQueue()
+        self._thread = None
+        self._lock = threading.Lock()
 
     def _work(self) -> None:
         while True:
@@ -419,10 +437,7 @@ class SharedState:
 
     def close(self) -> None:
         """Finish the background writes (waiting a few seconds at most) and close the connections."""
-        thread = self._thread
-        if thread is not None and thread.is_alive():
-            self._queue.put(None)
-            thread.join(_CLOSE_WAIT_S)
+        self.drain()
         self._redis.close()
 
     async def aclose(self) -> None:
@@ -456,6 +471,41 @@ class _AsyncScripts:
 
     async def aclose(self) -> None:
         await self._redis.aclose()
+
+
+_STATES: weakref.WeakSet[SharedState] = weakref.WeakSet()
+_finalizer_pid = 0
+
+
+def _drain_all() -> None:
+    """At interpreter or ``multiprocessing`` worker exit: send the commits still queued."""
+    for state in list(_STATES):
+        state.drain()
+
+
+def _on_worker_exit() -> None:
+    """In a ``multiprocessing`` child (which ends with ``os._exit``, skipping atexit): drain at its exit."""
+    global _finalizer_pid
+    if _finalizer_pid == os.getpid() or "multiprocessing" not in sys.modules:
+        return
+    import multiprocessing
+    import multiprocessing.util
+
+    if multiprocessing.parent_process() is not None:
+        _finalizer_pid = os.getpid()
+        multiprocessing.util.Finalize(None, _drain_all, exitpriority=100)
+
+
+def _after_fork_in_child() -> None:
+    global _finalizer_pid
+    _finalizer_pid = 0
+    for state in list(_STATES):
+        state._after_fork()
+
+
+atexit.register(_drain_all)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _read_circuits_and_latency(raw: Any, targets: list[str], latency: dict[str, float] | None) -> dict[str, float]:

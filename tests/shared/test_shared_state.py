@@ -256,3 +256,31 @@ def test_least_latency_uses_every_workers_averages(server: FakeServer, redis_url
         reply = asyncio.run(second_call())
     assert reply.model == LLAMA  # a fresh client knows OTHER is slow from the first one's averages
     assert [r.json["model"] for r in server.chat_requests] == [LLAMA]
+
+
+def test_a_forked_child_never_replays_its_parents_queued_writes(redis_url: str, prefix: str) -> None:
+    import multiprocessing
+    import threading
+
+    import redis
+
+    from turnout.shared import SharedState, StateConfig
+
+    state = SharedState(StateConfig(url=redis_url, prefix=prefix, timeout=1))
+    store = redis.Redis.from_url(redis_url)
+    release = threading.Event()
+    state.later(lambda: release.wait(0.5))  # the thread is busy: the next write waits in the queue
+    state.later(lambda: store.incr(f"{prefix}:parent"))
+
+    def child() -> None:
+        state.later(lambda: store.incr(f"{prefix}:child"))
+        state.drain()
+
+    worker = multiprocessing.get_context("fork").Process(target=child)
+    worker.start()
+    worker.join(10)
+    release.set()
+    state.close()
+    assert worker.exitcode == 0
+    assert store.get(f"{prefix}:parent") == b"1" and store.get(f"{prefix}:child") == b"1"
+    store.close()
