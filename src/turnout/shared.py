@@ -54,13 +54,15 @@ if TYPE_CHECKING:
 
     from .engine.steps import Store
 
-__all__ = ["OnFailure", "SharedBudgets", "SharedState", "StateConfig"]
+__all__ = ["HOLD_MARGIN_S", "OnFailure", "SharedBudgets", "SharedState", "StateConfig"]
 
 logger = logging.getLogger("turnout")
 
 _NANO = Decimal(1_000_000_000)  # amounts are kept on Redis as whole nano-dollars (integers)
 _PERIOD_KEY_TTL = {"day": 2 * 86_400, "month": 32 * 86_400}  # a period's keys outlive it a little
 _CLOSE_WAIT_S = 5.0
+HOLD_MARGIN_S = 5.0
+"""How long a budget hold outlives its call's deadline (time to settle it)."""
 
 _RESERVE = """
 local t = redis.call('TIME')
@@ -292,6 +294,7 @@ class SharedState:
         targets: list[str],
         tags: Mapping[str, str] | None = None,
         latency: dict[str, float] | None = None,
+        deadline: float | None = None,
     ) -> tuple[Store, Callable[[Any], tuple[Reservation | None, dict[str, float]]]]:
         """The round trip before a call sends (hold ``amount`` if a budget applies, read open circuits).
 
@@ -302,7 +305,7 @@ class SharedState:
         """
         from .engine.steps import Store
 
-        keys, args, hold_id = self._reserve_args(budgets, route, amount, targets, tags)
+        keys, args, hold_id = self._reserve_args(budgets, route, amount, targets, tags, deadline)
         args += [len(targets), 0 if latency is None else len(targets)]
         if latency is not None:
             keys.append(f"{self.prefix}:latency")
@@ -342,12 +345,13 @@ class SharedState:
         amount: Decimal | None,
         targets: list[str],
         tags: Mapping[str, str] | None,
+        deadline: float | None = None,
     ) -> tuple[list[str], list[str | int], str]:
         limits = [] if budgets is None or amount is None else budgets.limits(route, tags)
         keys = [budgets.key(x) for x in limits] if budgets is not None else []
         hold_id = uuid.uuid4().hex
         nano = 0 if amount is None else math.ceil(amount * _NANO)
-        args: list[str | int] = [len(limits), nano, hold_id, math.ceil(self.config.hold_ttl * 1000)]
+        args: list[str | int] = [len(limits), nano, hold_id, math.ceil(self.hold_for(deadline) * 1000)]
         args += [int(x.budget.max_usd * _NANO) for x in limits]
         args += [ttl for _, ttl in keys]
         return [k for k, _ in keys] + [self._breaker_key(t) for t in targets], args, hold_id
@@ -362,6 +366,16 @@ class SharedState:
     def ascript(self, lua: str) -> Any:
         """The same script on this event loop's asyncio connection."""
         return self._aclient().script(lua)
+
+    def hold_for(self, deadline: float | None) -> float:
+        """Seconds a budget hold lives: ``hold_ttl``, or less for a call whose route has a ``deadline``.
+
+        A call ends by its deadline, so its hold needs to outlive it only by the settling time
+        (`HOLD_MARGIN_S`); a dead worker's money then comes back sooner.
+        """
+        if deadline is None:
+            return self.config.hold_ttl
+        return min(self.config.hold_ttl, deadline + HOLD_MARGIN_S)
 
     def _aclient(self) -> _AsyncScripts:
         import asyncio

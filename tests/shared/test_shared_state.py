@@ -7,7 +7,7 @@ import socket
 import time
 from collections.abc import Iterator
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -284,3 +284,27 @@ def test_a_forked_child_never_replays_its_parents_queued_writes(redis_url: str, 
     assert worker.exitcode == 0
     assert store.get(f"{prefix}:parent") == b"1" and store.get(f"{prefix}:child") == b"1"
     store.close()
+
+
+def test_a_hold_lives_for_the_routes_deadline_not_hold_ttl(server: FakeServer, redis_url: str, prefix: str) -> None:
+    import threading
+
+    import redis
+
+    config = _config(server, redis_url, prefix, budget={"max_usd": "1"})
+    config["models"]["llama"]["deadline"] = 2.0  # hold_ttl stays 600
+    server.enqueue(Fault.slow(1.0, Reply("late")))
+    store = redis.Redis.from_url(redis_url)
+    with Client(config=config) as client:
+        call = threading.Thread(target=client.chat, args=("llama", "Hi"), kwargs={"max_tokens": 10})
+        call.start()
+        deadline = time.monotonic() + 10
+        while not server.chat_requests:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        (key,) = store.keys(f"{prefix}:budget:client:*:exp")
+        ((_, expires),) = cast("list[tuple[bytes, float]]", store.zrange(key, 0, -1, withscores=True))
+        seconds, micros = store.time()
+        call.join(10)
+    store.close()
+    assert expires / 1000 - (seconds + micros / 1e6) == pytest.approx(2.0 + 5.0, abs=1.0)  # deadline + margin

@@ -167,6 +167,7 @@ class Call(Generic[RequestT, ResponseT]):
             [label(*t) for t in self.targets],
             self.tags,
             self.state.shared_latency() if self.policy.balance == "least-latency" else None,
+            self.policy.deadline,
         )
         return step
 
