@@ -68,8 +68,14 @@ services-stop:
 
 # turnout against raw httpx2, the openai SDK and LiteLLM (each where installed); a few minutes.
 # Peers run from /tmp/benchvenvs/<name> when present (see docs/performance.md). BENCH_ARGS=--quick for a smoke test.
+# The [state] rows use a localhost Redis from scripts/services (started here, stopped if this run started it).
 bench: $(STAMP)
-	$(BIN)/python benchmarks/bench.py $(BENCH_ARGS)
+	@status=0; running=0; scripts/services status >/dev/null 2>&1 && running=1; \
+	scripts/services start >/dev/null || status=$$?; \
+	if [ $$status -eq 0 ]; then eval "$$(scripts/services env)" && \
+	  TURNOUT_BENCH_REDIS_URL=$$TURNOUT_TEST_REDIS_URL $(BIN)/python benchmarks/bench.py $(BENCH_ARGS) || status=$$?; fi; \
+	if [ $$running -eq 0 ]; then scripts/services stop >/dev/null 2>&1 || true; fi; \
+	exit $$status
 
 clean:
 	rm -rf $(VENV) .cache .mypy_cache .ruff_cache .pytest_cache
