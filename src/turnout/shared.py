@@ -1,4 +1,4 @@
-"""State shared by every worker on Redis (``[state]``): USD budgets and open circuits.
+"""State shared by every worker on Redis (``[state]``): USD budgets, open circuits, retry budgets, latency.
 
 Without ``[state] url`` a client keeps its budgets and circuit breakers in its own process, as
 before. With it, every client pointing at the same Redis and ``prefix`` shares:
@@ -96,12 +96,31 @@ if failed == 0 then
   end
 end
 local base = 4 + 2 * n
-local breakers, m = tonumber(ARGV[base + 1]), tonumber(ARGV[base + 2])
+local breakers, m, r = tonumber(ARGV[base + 1]), tonumber(ARGV[base + 2]), tonumber(ARGV[base + 3])
 local open = {}
 for i = n + 1, n + breakers do open[#open + 1] = redis.call('PTTL', KEYS[i]) end
-local latency = {}
-if m > 0 then latency = redis.call('HMGET', KEYS[n + breakers + 1], unpack(ARGV, base + 3, base + 2 + m)) end
-return {failed, spent_at, held_at, open, latency}
+local extra, latency, retry = n + breakers, {}, {}
+if m > 0 and breakers > 0 then
+  extra = extra + 1
+  latency = redis.call('HMGET', KEYS[extra], unpack(ARGV, base + 4, base + 3 + breakers))
+end
+if r > 0 and breakers > 0 then
+  extra = extra + 1
+  retry = redis.call('HMGET', KEYS[extra], unpack(ARGV, base + 4, base + 3 + breakers))
+end
+return {failed, spent_at, held_at, open, latency, retry}
+"""
+
+_RETRY_DEPOSIT = """
+local v = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or ARGV[3])
+redis.call('HSET', KEYS[1], ARGV[1], tostring(math.min(tonumber(ARGV[3]), v + tonumber(ARGV[2]))))
+return 1
+"""
+
+_RETRY_SPEND = """
+local v = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or ARGV[2])
+redis.call('HSET', KEYS[1], ARGV[1], tostring(math.max(v - 1, 0)))
+return 1
 """
 
 _OBSERVE = """
@@ -295,6 +314,7 @@ class SharedState:
         tags: Mapping[str, str] | None = None,
         latency: dict[str, float] | None = None,
         deadline: float | None = None,
+        retry: Callable[[str, float], None] | None = None,
     ) -> tuple[Store, Callable[[Any], tuple[Reservation | None, dict[str, float]]]]:
         """The round trip before a call sends (hold ``amount`` if a budget applies, read open circuits).
 
@@ -306,10 +326,10 @@ class SharedState:
         from .engine.steps import Store
 
         keys, args, hold_id = self._reserve_args(budgets, route, amount, targets, tags, deadline)
-        args += [len(targets), 0 if latency is None else len(targets)]
-        if latency is not None:
-            keys.append(f"{self.prefix}:latency")
-            args += targets
+        args += [len(targets), int(latency is not None), int(retry is not None), *targets]
+        keys += [
+            f"{self.prefix}:{name}" for name, wanted in (("latency", latency), ("retry", retry)) if wanted is not None
+        ]
         n_limits = int(args[0])
 
         def read(raw: Any) -> tuple[Reservation | None, dict[str, float]]:
@@ -322,7 +342,7 @@ class SharedState:
             hold = None
             if budgets is not None and amount is not None and n_limits:
                 hold = budgets.shared_outcome(route, amount, hold_id, raw, tags)
-            return hold, _read_circuits_and_latency(raw, targets, latency)
+            return hold, _read_extras(raw, targets, latency, retry)
 
         def run() -> Any:
             try:
@@ -430,6 +450,16 @@ class SharedState:
         script = self.script(_OBSERVE)
         self.later(lambda: script(keys=[f"{self.prefix}:latency"], args=[target, seconds, weight]))
 
+    def retry_deposit(self, target: str, ratio: float, burst: float) -> None:
+        """Credit one call to ``target``'s shared retry budget (background thread)."""
+        script = self.script(_RETRY_DEPOSIT)
+        self.later(lambda: script(keys=[f"{self.prefix}:retry"], args=[target, ratio, burst]))
+
+    def retry_spend(self, target: str, burst: float) -> None:
+        """Take one retry from ``target``'s shared retry budget (background thread)."""
+        script = self.script(_RETRY_SPEND)
+        self.later(lambda: script(keys=[f"{self.prefix}:retry"], args=[target, burst]))
+
     def opened(self, target: str, reason: str | None, cooldown: float) -> None:
         """Tell the other workers that ``target``'s circuit opened, for ``cooldown`` seconds."""
         ms = max(math.ceil(cooldown * 1000), 1)
@@ -522,10 +552,19 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def _read_circuits_and_latency(raw: Any, targets: list[str], latency: dict[str, float] | None) -> dict[str, float]:
-    """The open circuits in the reserve script's answer (target -> seconds left); latency averages into ``latency``."""
+def _read_extras(
+    raw: Any, targets: list[str], latency: dict[str, float] | None, retry: Callable[[str, float], None] | None
+) -> dict[str, float]:
+    """The open circuits in the reserve script's answer (target -> seconds left).
+
+    Latency averages go into ``latency``, retry-budget counts to ``retry(target, tokens)``.
+    """
     if latency is not None:
         latency.update({t: float(v) for t, v in zip(targets, raw[4], strict=False) if v is not None})
+    if retry is not None:
+        for target, tokens in zip(targets, raw[5], strict=False):
+            if tokens is not None:
+                retry(target, float(tokens))
     return {t: ms / 1000 for t, ms in zip(targets, raw[3], strict=True) if int(ms) > 0}
 
 

@@ -12,7 +12,7 @@ from typing import Any, cast
 import pytest
 
 from tests.conftest import LLAMA
-from turnout import AsyncClient, BudgetExceededError, Client, ConfigError, LocalRateLimitError
+from turnout import AsyncClient, BudgetExceededError, Client, ConfigError, LocalRateLimitError, ServerError
 from turnout.testing import FakeServer, Fault, Reply
 
 PRICE = {"input_per_million": "1", "output_per_million": "1"}  # a call's cost in millionths = its tokens
@@ -308,3 +308,33 @@ def test_a_hold_lives_for_the_routes_deadline_not_hold_ttl(server: FakeServer, r
         call.join(10)
     store.close()
     assert expires / 1000 - (seconds + micros / 1e6) == pytest.approx(2.0 + 5.0, abs=1.0)  # deadline + margin
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_retry_budget_drained_by_one_client_is_empty_for_the_next(
+    server: FakeServer, redis_url: str, prefix: str, mode: str
+) -> None:
+    config = _config(server, redis_url, prefix)
+    config["models"]["llama"]["retry"] = {
+        "max_attempts": 3,
+        "initial_delay": 0.01,
+        "budget_ratio": 0,  # calls earn nothing back: two retries in all, for every worker together
+        "budget_burst": 2,
+    }
+    server.enqueue(Fault.status(500), Fault.status(500), Fault.status(500))
+    with Client(config=config) as first, pytest.raises(ServerError):
+        first.chat("llama", "Hi")  # three attempts: both retries spent
+    server.enqueue(Fault.status(500))  # then the default reply: a retry would succeed
+
+    async def second_call() -> Any:
+        async with AsyncClient(config=config) as client:
+            return await client.chat("llama", "Hi")
+
+    with pytest.raises(ServerError) as info:
+        if mode == "sync":
+            with Client(config=config) as second:
+                second.chat("llama", "Hi")
+        else:
+            asyncio.run(second_call())
+    assert len(info.value.attempts) == 1  # no retry left in the shared budget
+    assert len(server.chat_requests) == 4

@@ -168,6 +168,7 @@ class Call(Generic[RequestT, ResponseT]):
             self.tags,
             self.state.shared_latency() if self.policy.balance == "least-latency" else None,
             self.policy.deadline,
+            lambda target, tokens: self.state.retry_tokens(target, self.policy, tokens),
         )
         return step
 

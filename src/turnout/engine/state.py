@@ -136,11 +136,16 @@ class RouteState:
         """The retry budget of a target."""
         found = self._budgets.get(name)
         if found is None:
+            budget = RetryBudget(policy.retry.budget_ratio, policy.retry.budget_burst)
+            if self.shared is not None:
+                budget = _SharedRetryBudget(name, budget, self.shared)
             with self._lock:
-                found = self._budgets.setdefault(
-                    name, RetryBudget(policy.retry.budget_ratio, policy.retry.budget_burst)
-                )
+                found = self._budgets.setdefault(name, budget)
         return found
+
+    def retry_tokens(self, name: str, policy: RoutePolicy, tokens: float) -> None:
+        """The shared state's count of a target's retry budget, read before a call."""
+        self.budget(name, policy).sync(tokens)
 
     def observe(self, name: str, seconds: float) -> None:
         """Fold a successful attempt's latency into the target's moving average."""
@@ -171,6 +176,24 @@ class RouteState:
         if policy.balance == "lowest-cost":
             return sorted(targets, key=lambda t: self.pricing.unit_price(t[0], t[1]))
         return targets
+
+
+class _SharedRetryBudget(RetryBudget):
+    """A retry budget whose deposits and spends also go to the shared state (read back before each call)."""
+
+    def __init__(self, target: str, local: RetryBudget, shared: SharedState) -> None:
+        super().__init__(local.ratio, local.burst)
+        self.target, self.shared = target, shared
+
+    def deposit(self) -> None:
+        super().deposit()
+        self.shared.retry_deposit(self.target, self.ratio, self.burst)
+
+    def try_spend(self) -> bool:
+        spent = super().try_spend()
+        if spent:
+            self.shared.retry_spend(self.target, self.burst)
+        return spent
 
 
 def _settle_budget(event: CallFinished) -> None:
