@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CODE := $(wildcard src tests examples scripts benchmarks)
 
-.PHONY: demo test lint typecheck pytest docs examples vllm-start vllm-stop browser bench mutation clean
+.PHONY: demo test lint typecheck pytest docs examples vllm-start vllm-stop services-start services-stop browser bench mutation clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,18 +18,23 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/python examples/demo.py
 
-# The vLLM servers (chat, and embeddings: --embed) are stopped afterwards only if this run started them.
+# The vLLM servers (chat, and embeddings: --embed) and Redis + PostgreSQL (scripts/services) are
+# stopped afterwards only if this run started them; the run fails when any of them cannot start.
 # Headless Chromium (Debian's package) opens the `turnout compare --html` report in the tests.
 test: $(STAMP)
-	@status=0; running=0; running_embed=0; \
+	@status=0; running=0; running_embed=0; running_services=0; \
 	$(MAKE) --no-print-directory lint typecheck browser || status=$$?; \
 	scripts/vllm-test-server status >/dev/null 2>&1 && running=1; \
 	scripts/vllm-test-server status --embed >/dev/null 2>&1 && running_embed=1; \
+	scripts/services status >/dev/null 2>&1 && running_services=1; \
 	if [ $$status -eq 0 ]; then scripts/vllm-test-server start || status=$$?; fi; \
 	if [ $$status -eq 0 ]; then scripts/vllm-test-server start --embed || status=$$?; fi; \
-	if [ $$status -eq 0 ]; then TURNOUT_REQUIRE_VLLM=1 TURNOUT_REQUIRE_BROWSER=1 TURNOUT_REQUIRE_SERVICES=1 $(MAKE) --no-print-directory pytest || status=$$?; fi; \
+	if [ $$status -eq 0 ]; then scripts/services start >/dev/null || status=$$?; fi; \
+	if [ $$status -eq 0 ]; then eval "$$(scripts/services env)" && \
+	  TURNOUT_REQUIRE_VLLM=1 TURNOUT_REQUIRE_BROWSER=1 TURNOUT_REQUIRE_SERVICES=1 $(MAKE) --no-print-directory pytest || status=$$?; fi; \
 	if [ $$running -eq 0 ]; then scripts/vllm-test-server stop >/dev/null 2>&1 || true; fi; \
 	if [ $$running_embed -eq 0 ]; then scripts/vllm-test-server stop --embed >/dev/null 2>&1 || true; fi; \
+	if [ $$running_services -eq 0 ]; then scripts/services stop >/dev/null 2>&1 || true; fi; \
 	if [ $$status -eq 0 ]; then $(MAKE) --no-print-directory docs || status=$$?; fi; \
 	exit $$status
 
@@ -61,10 +66,23 @@ vllm-stop:
 	scripts/vllm-test-server stop
 	scripts/vllm-test-server stop --embed
 
+# Redis and PostgreSQL on 127.0.0.1 for the shared-state tests; `scripts/services env` prints their URLs.
+services-start:
+	scripts/services start
+
+services-stop:
+	scripts/services stop
+
 # turnout against raw httpx2, the openai SDK and LiteLLM (each where installed); a few minutes.
 # Peers run from /tmp/benchvenvs/<name> when present (see docs/performance.md). BENCH_ARGS=--quick for a smoke test.
+# The [state] rows use a localhost Redis from scripts/services (started here, stopped if this run started it).
 bench: $(STAMP)
-	$(BIN)/python benchmarks/bench.py $(BENCH_ARGS)
+	@status=0; running=0; scripts/services status >/dev/null 2>&1 && running=1; \
+	scripts/services start >/dev/null || status=$$?; \
+	if [ $$status -eq 0 ]; then eval "$$(scripts/services env)" && \
+	  TURNOUT_BENCH_REDIS_URL=$$TURNOUT_TEST_REDIS_URL $(BIN)/python benchmarks/bench.py $(BENCH_ARGS) || status=$$?; fi; \
+	if [ $$running -eq 0 ]; then scripts/services stop >/dev/null 2>&1 || true; fi; \
+	exit $$status
 
 # Mutation testing of the policies, budgets and pricing ([tool.mutmut] in pyproject.toml; not part of
 # `make test`): about 10 minutes on 2 cores. MUTMUT_ARGS=--max-children 4 for more cores.

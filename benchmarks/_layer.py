@@ -14,6 +14,7 @@ that has turnout.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, ClassVar
@@ -124,6 +125,31 @@ def _telemetry_us(config: dict[str, Any], bare: float, provider_us: float, n: in
     return {"telemetry_noop_us": noop_us, "telemetry_sdk_us": sdk_us}
 
 
+def _state_us(config: dict[str, Any], bare: float, provider_us: float, n: int) -> dict[str, float | None]:
+    """µs per call that ``[state]`` on Redis adds (alone, and with a budget); None without a Redis to use.
+
+    The Redis is ``$TURNOUT_BENCH_REDIS_URL`` (``make bench`` starts one with scripts/services).
+    """
+    url = os.environ.get("TURNOUT_BENCH_REDIS_URL")
+    if not url:
+        return {"state_us": None, "state_budget_us": None}
+    priced = {**config["prices"], f"backup:{MODEL}": config["prices"][f"primary:{MODEL}"]}  # a budget bounds both
+    store = {"url": url, "prefix": f"bench-{os.getpid()}"}
+    shared = {**config, "prices": priced, "ledger": {"enabled": False}, "state": store}
+    try:
+        alone = turnout.Client(config=shared)
+        budgeted = turnout.Client(config={**shared, "budget": {"max_usd": "1000000"}})
+    except turnout.ConfigError:  # redis-py missing (a peer's interpreter, an old turnout)
+        return {"state_us": None, "state_budget_us": None}
+    try:
+        state = _per_call_us(lambda: alone.chat(model="config-priced", messages=MESSAGES), n // 10)
+        money = _per_call_us(lambda: budgeted.chat(model="config-priced", messages=MESSAGES, max_tokens=50), n // 10)
+    finally:
+        alone.close()
+        budgeted.close()
+    return {"state_us": state - provider_us - bare, "state_budget_us": money - provider_us - bare}
+
+
 def measure(n: int = 5000) -> dict[str, float | None]:
     """µs per call that turnout adds above its provider (see `_per_call_us`)."""
     register("bench-stub", _Stub)
@@ -155,6 +181,7 @@ def measure(n: int = 5000) -> dict[str, float | None]:
     pricing = _pricing_us(client, "primary", n)
     return {
         **_telemetry_us(config, bare, provider_us, n),
+        **_state_us(config, bare, provider_us, n),
         "layer_us": layer,
         "layer_catalogue_us": _per_call_us(lambda: client.chat(model="catalogue-priced", messages=MESSAGES), n // 10)
         - provider_us,

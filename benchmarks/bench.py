@@ -78,6 +78,8 @@ LAYER = [
     ("bookkeeping_us", "routing + retry/fallback bookkeeping = layer without ledger − checks − pricing"),
     ("telemetry_noop_us", "telemetry on, OpenTelemetry API without an SDK (no-op) = layer with it − without"),
     ("telemetry_sdk_us", "telemetry on, SDK recording spans (in-memory exporter) and metrics = layer with − without"),
+    ("state_us", "[state] on localhost Redis (open circuits read before sending) = layer with − without (ledger off)"),
+    ("state_budget_us", "[state] + [budget] on localhost Redis (hold before, commit after) = layer with − without"),
 ]
 
 

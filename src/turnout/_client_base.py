@@ -23,6 +23,7 @@ from .policies.clock import Clock, SystemClock
 from .policies.route import RoutePolicy
 from .pricing import Pricing
 from .provider import Provider
+from .shared import SharedBudgets, SharedState
 from .types import ChatRequest, JSONObject, Message, MessageInput, normalize_messages
 
 if TYPE_CHECKING:
@@ -68,10 +69,12 @@ class BaseClient:
         self._pricing = Pricing(self.config.prices)
         self._providers: dict[str, Provider] = {}
         self._routes: dict[str, tuple[list[Target], RoutePolicy]] = {}  # model argument -> its route
-        self.budgets = _budgets(self.config, budget)
+        self._shared = None if self.config.state.url is None else SharedState(self.config.state)
+        self.budgets = _budgets(self.config, budget, self._shared)
         path = ledger_path(self.config.ledger)
-        self._ledger = None if path is None else Ledger(path)
-        self._state = RouteState(clock or SystemClock(), self._pricing, self.budgets, self._ledger)
+        self._ledger = None if path is None else Ledger(path, self.config.ledger.spool)
+        self._state = RouteState(clock or SystemClock(), self._pricing, self.budgets, self._ledger, self._shared)
+        self._state.limits = self.config.limits
         self._telemetry = _start_telemetry(self.config, telemetry, self._state)
         _attach_hooks(self.config, self._state)
         self._cache = _open_cache(self.config)
@@ -173,6 +176,7 @@ class BaseClient:
                 "Use field types that JSON can carry (str, int, float, bool, lists, dicts, nested models)."
             ) from None
         use_cache = options.pop("cache", None)
+        tags = _check_tags(options.pop("tags", None))
         request = self._request(messages, options)
         targets, policy = self._route(model)
         hooks: list[CallHook] = [] if output is None else [OutputHook(output)]
@@ -195,8 +199,10 @@ class BaseClient:
             capable, skipped = capable_targets(targets, request)
             call = ChatCall(model, policy, request, capable, self._state, hooks)
             call.attempts.extend(skipped)
-            return call
-        return ChatCall(model, policy, request, targets, self._state, hooks)
+        else:
+            call = ChatCall(model, policy, request, targets, self._state, hooks)
+        call.tags = tags
+        return call
 
     def _route(self, model: str) -> tuple[list[Target], RoutePolicy]:
         """The targets and policy of a ``model`` argument (resolved once: the config is frozen)."""
@@ -218,6 +224,7 @@ class BaseClient:
             raise InvalidArgumentError(
                 f"input must be a string or a list of strings, not {type(texts).__name__}: e.g. input=['first text']"
             )
+        tags = _check_tags(options.pop("tags", None))
         batch_size = options.pop("batch_size", None)
         options.pop("input", None)  # passed as ``texts``
         try:
@@ -227,7 +234,9 @@ class BaseClient:
         except (ValidationError, ValueError) as exc:
             raise InvalidArgumentError(_describe_arguments(exc)) from None
         targets, policy = self._route(model)
-        return EmbedCall(model, policy, request, targets, self._state, batch_size)
+        call = EmbedCall(model, policy, request, targets, self._state, batch_size)
+        call.tags = tags
+        return call
 
     def _check_open(self) -> None:
         if self._closed:
@@ -332,14 +341,35 @@ def _check_messages(messages: object) -> None:
             )
 
 
+def _check_tags(tags: object) -> dict[str, str] | None:
+    """``tags=`` as a plain dict of strings.
+
+    Raises:
+        InvalidArgumentError: not a mapping of non-empty strings to strings.
+    """
+    if tags is None:
+        return None
+    if not isinstance(tags, Mapping) or not all(
+        isinstance(k, str) and k and isinstance(v, str) for k, v in tags.items()
+    ):
+        raise InvalidArgumentError(
+            f"tags must map names to strings, e.g. tags={{'tenant': 'acme'}}, not {_clip(repr(tags))}"
+        )
+    return dict(tags) or None
+
+
 def _clip(text: str) -> str:
     return text if len(text) <= 40 else text[:40] + "..."
 
 
-def _budgets(config: Config, budget: Budget | None) -> Budgets | None:
+def _budgets(config: Config, budget: Budget | None, shared: SharedState | None) -> Budgets | None:
     client = budget or config.budget
     aliases = {alias: route.budget for alias, route in config.models.items() if route.budget is not None}
-    return Budgets(client, aliases) if client is not None or aliases else None
+    if client is None and not aliases and not config.tag_budgets:
+        return None
+    if shared is None:
+        return Budgets(client, aliases, tags=config.tag_budgets)
+    return SharedBudgets(shared, client, aliases, tags=config.tag_budgets)
 
 
 def _resolve_config(config: ConfigInput) -> tuple[Config, str | None]:

@@ -22,10 +22,12 @@ _JSON_METRICS = (  # `Total`'s names
 _DEFAULT_BY = ("day", "provider", "model")
 
 
-def _path(args: argparse.Namespace) -> Path:
+def _path(args: argparse.Namespace) -> Path | str:
     """The ledger the app uses: --ledger, else $TURNOUT_LEDGER, else the config's [ledger], else the default."""
+    from ._ledger_pg import is_url
+
     if args.ledger:
-        return Path(args.ledger).expanduser()
+        return args.ledger if is_url(args.ledger) else Path(args.ledger).expanduser()
     ledger_config = None
     if not os.environ.get("TURNOUT_LEDGER"):
         from .config import find_config_file, load_config
@@ -42,7 +44,7 @@ def _path(args: argparse.Namespace) -> Path:
 def _row(total: Total, by: tuple[str, ...] = _DEFAULT_BY) -> list[str]:
     metrics = (total.calls, total.failed, total.prompt_tokens, total.completion_tokens)
     return [
-        *(str(getattr(total, key)) for key in by),
+        *(str(total.get(key)) for key in by),
         *(str(m) for m in metrics),
         format(total.cost, "f"),
         str(total.unpriced),
@@ -102,7 +104,7 @@ def usage(args: argparse.Namespace) -> int:
 def _json_row(total: Total, by: tuple[str, ...]) -> list[object]:
     metrics = (total.calls, total.failed, total.prompt_tokens, total.completion_tokens)
     return [
-        *(getattr(total, key) for key in by),
+        *(total.get(key) for key in by),
         *metrics,
         format(total.cost, "f"),
         total.unpriced,

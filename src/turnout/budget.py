@@ -14,6 +14,10 @@ period = "day"           # optional: "day" or "month" (UTC); no period: the clie
 [models.fast]
 targets = ["openai:gpt-4o-mini"]
 budget = { max_usd = 1.00 }
+
+[tag_budgets.tenant]     # each value of the call's tags={"tenant": ...} has its own limit
+max_usd = 0.50
+period = "day"
 ```
 """
 
@@ -116,6 +120,7 @@ class Budgets:
         client: Budget | None,
         aliases: Mapping[str, Budget],
         today: Callable[[], date] | None = None,
+        tags: Mapping[str, Budget] | None = None,
     ) -> None:
         """Create the limits.
 
@@ -123,23 +128,42 @@ class Budgets:
             client: the limit on every call, or None.
             aliases: the limit on each model alias's calls.
             today: the current UTC date (tests pass a fake).
+            tags: tag name -> the limit of each value of that tag (one per tenant, say).
         """
-        clock = today or (lambda: datetime.now(UTC).date())
+        self._clock = today or (lambda: datetime.now(UTC).date())
         self.lock = threading.Lock()
-        self._client = None if client is None else _Limit("client", client, clock)
-        self._aliases = {alias: _Limit(f"models.{alias}", b, clock) for alias, b in aliases.items()}
+        self._client = None if client is None else _Limit("client", client, self._clock)
+        self._aliases = {alias: _Limit(f"models.{alias}", b, self._clock) for alias, b in aliases.items()}
+        self._tag_budgets = dict(tags or {})
+        self._tagged: dict[tuple[str, str], _Limit] = {}
 
-    def applies(self, route: str) -> bool:
-        """Whether a call on ``route`` is under any limit."""
-        return self._client is not None or route in self._aliases
+    def applies(self, route: str, tags: Mapping[str, str] | None = None) -> bool:
+        """Whether a call on ``route`` with ``tags`` is under any limit."""
+        if self._client is not None or route in self._aliases:
+            return True
+        return bool(tags) and any(key in self._tag_budgets for key in tags or ())
 
-    def reserve(self, route: str, amount: Decimal) -> Reservation:
-        """Hold ``amount`` against every limit ``route`` is under, all or none.
+    def limits(self, route: str, tags: Mapping[str, str] | None = None) -> list[_Limit]:
+        """The limits a call on ``route`` with ``tags`` is under (a tag value's is made on first use)."""
+        found = [x for x in (self._client, self._aliases.get(route)) if x is not None]
+        for key, value in sorted((tags or {}).items()):
+            budget = self._tag_budgets.get(key)
+            if budget is None:
+                continue
+            limit = self._tagged.get((key, value))
+            if limit is None:
+                with self.lock:
+                    limit = self._tagged.setdefault((key, value), _Limit(f"tags.{key}={value}", budget, self._clock))
+            found.append(limit)
+        return found
+
+    def reserve(self, route: str, amount: Decimal, tags: Mapping[str, str] | None = None) -> Reservation:
+        """Hold ``amount`` against every limit ``route`` (and ``tags``) is under, all or none.
 
         Raises:
             BudgetExceededError: a limit has less than ``amount`` left; nothing is held.
         """
-        limits = [x for x in (self._client, self._aliases.get(route)) if x is not None]
+        limits = self.limits(route, tags)
         with self.lock:
             for limit in limits:
                 limit.roll()
@@ -156,9 +180,9 @@ class Budgets:
                 limit.reserved += amount
         return Reservation(self, limits, amount)
 
-    def unbounded(self, route: str, why: str) -> BudgetExceededError:
+    def unbounded(self, route: str, why: str, tags: Mapping[str, str] | None = None) -> BudgetExceededError:
         """The error for a call under a budget whose cost has no upper bound."""
-        limit = self._aliases.get(route) or self._client
+        limit = self._aliases.get(route) or self._client or next(iter(self.limits(route, tags)), None)
         assert limit is not None, "only called when a budget applies"
         return BudgetExceededError(
             f"{limit.name} budget: the cost of this call has no upper bound: {why}; nothing was sent",
@@ -170,7 +194,7 @@ class Budgets:
     def status(self) -> list[BudgetStatus]:
         """Every limit's spending so far in its current period."""
         with self.lock:
-            limits = [x for x in (self._client, *self._aliases.values()) if x is not None]
+            limits = [x for x in (self._client, *self._aliases.values(), *self._tagged.values()) if x is not None]
             for limit in limits:
                 limit.roll()
             return [limit.status() for limit in limits]

@@ -81,7 +81,8 @@ def _parser() -> argparse.ArgumentParser:
         type=_group_keys,
         default=("day", "provider", "model"),
         metavar="KEYS",
-        help="group by these comma-separated keys, from day, alias, provider, model (default: day,provider,model)",
+        help="group by these comma-separated keys, from day, alias, provider, model, tag:NAME "
+        "(default: day,provider,model)",
     )
     form = usage.add_mutually_exclusive_group()
     form.add_argument("--json", action="store_true", help="print JSON")
@@ -109,12 +110,14 @@ def _bound(value: str) -> str:
 
 
 def _group_keys(value: str) -> tuple[str, ...]:
-    from .ledger import GROUP_KEYS
+    from .ledger import GROUP_KEYS, is_tag_key
 
     keys = tuple(key.strip() for key in value.split(",") if key.strip())
-    unknown = [key for key in keys if key not in GROUP_KEYS]
+    unknown = [key for key in keys if key not in GROUP_KEYS and not is_tag_key(key)]
     if unknown or not keys or len(set(keys)) != len(keys):
-        raise argparse.ArgumentTypeError(f"{value!r}: give distinct keys from {', '.join(GROUP_KEYS)}, e.g. day,alias")
+        raise argparse.ArgumentTypeError(
+            f"{value!r}: give distinct keys from {', '.join(GROUP_KEYS)} or tag:NAME, e.g. day,alias or tag:tenant"
+        )
     return keys
 
 

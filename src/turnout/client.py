@@ -68,6 +68,7 @@ class Client(BaseClient):
         response_model: type[ModelT] | None = None,
         output_retries: int | None = None,
         cache: bool | None = None,
+        tags: Mapping[str, str] | None = None,
     ) -> ChatResponse[ModelT]:
         """Send a chat request along ``model``'s route and return the first successful reply.
 
@@ -111,6 +112,8 @@ class Client(BaseClient):
                 attempt, and its tokens count in ``usage`` and ``cost``.
             cache: False: neither look this call up in the response cache nor store its reply
                 (default: cached when ``[cache]`` is set and the route does not say ``cache = false``).
+            tags: the caller's labels (``{"tenant": "acme"}``): on the reply, in the ledger
+                (``turnout usage --by tag:tenant``), and the key of ``[tag_budgets]``.
 
         Returns:
             The reply, with ``usage``, ``cost`` and the ``attempts`` made.
@@ -157,6 +160,7 @@ class Client(BaseClient):
         response_model: type[ModelT] | None = None,
         output_retries: int | None = None,
         cache: bool | None = None,
+        tags: Mapping[str, str] | None = None,
     ) -> ChatStream[ModelT]:
         """Stream a chat reply; arguments as for `chat`. Nothing is sent until you iterate.
 
@@ -192,6 +196,7 @@ class Client(BaseClient):
         extra_headers: dict[str, str] | None = None,
         timeout: float | None = None,
         provider_options: ProviderOptionsInput | None = None,
+        tags: Mapping[str, str] | None = None,
     ) -> ToolRun:
         """Chat with tools until the model answers: run each call it makes and send the results back.
 
@@ -228,6 +233,7 @@ class Client(BaseClient):
             extra_headers: extra HTTP headers for each request.
             timeout: seconds to wait on each network read or write.
             provider_options: typed provider options for each request, as for `chat`.
+            tags: the labels of every round, as for `chat`.
 
         Returns:
             A `ToolRun`: the final ``response``, the ``messages`` transcript, every round's reply,
@@ -290,6 +296,7 @@ class Client(BaseClient):
         extra_body: JSONObject | None = None,
         extra_headers: dict[str, str] | None = None,
         timeout: float | None = None,
+        tags: Mapping[str, str] | None = None,
     ) -> EmbeddingResponse:
         """Embed texts along ``model``'s route: one vector per input, in input order.
 
@@ -305,6 +312,7 @@ class Client(BaseClient):
             extra_body: provider-specific JSON keys merged into each request body.
             extra_headers: extra HTTP headers for this call.
             timeout: seconds to wait on each network read or write of this call.
+            tags: the caller's labels, as for `chat`.
 
         Returns:
             The vectors, with ``usage``, ``cost``, ``dimensions`` and the ``attempts`` made.
@@ -351,6 +359,8 @@ class Client(BaseClient):
             self._cache.backend.close()
         if self._ledger is not None:
             self._ledger.close()
+        if self._shared is not None:
+            self._shared.close()
 
     def __enter__(self) -> Self:
         return self
@@ -404,6 +414,7 @@ class AsyncClient(BaseClient):
         response_model: type[ModelT] | None = None,
         output_retries: int | None = None,
         cache: bool | None = None,
+        tags: Mapping[str, str] | None = None,
     ) -> ChatResponse[ModelT]:
         """Async twin of `Client.chat`, with the same arguments, reply and errors."""
         return await engine.achat(self._plan(model, messages, call_options(locals())))
@@ -438,6 +449,7 @@ class AsyncClient(BaseClient):
         response_model: type[ModelT] | None = None,
         output_retries: int | None = None,
         cache: bool | None = None,
+        tags: Mapping[str, str] | None = None,
     ) -> AsyncChatStream[ModelT]:
         """Async twin of `Client.stream`: use ``async with`` and ``async for``."""
         return AsyncChatStream(self._plan(model, messages, call_options(locals())))
@@ -469,6 +481,7 @@ class AsyncClient(BaseClient):
         extra_headers: dict[str, str] | None = None,
         timeout: float | None = None,
         provider_options: ProviderOptionsInput | None = None,
+        tags: Mapping[str, str] | None = None,
     ) -> ToolRun:
         """Async twin of `Client.run_tools`.
 
@@ -508,6 +521,7 @@ class AsyncClient(BaseClient):
         extra_body: JSONObject | None = None,
         extra_headers: dict[str, str] | None = None,
         timeout: float | None = None,
+        tags: Mapping[str, str] | None = None,
     ) -> EmbeddingResponse:
         """Async twin of `Client.embed`; batches are sent concurrently (at most 4 at a time)."""
         return await engine.aembed(self._plan_embed(model, input, call_options(locals())))
@@ -529,6 +543,8 @@ class AsyncClient(BaseClient):
             await self._cache.backend.aclose()
         if self._ledger is not None:
             await self._ledger.aclose()
+        if self._shared is not None:
+            await self._shared.aclose()
 
     async def __aenter__(self) -> Self:
         return self

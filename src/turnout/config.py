@@ -46,7 +46,9 @@ from ._secrets import mask_url
 from .budget import Budget
 from .errors import ConfigError
 from .ledger import LedgerConfig
+from .limits import RateLimit
 from .policies.route import RoutePolicy
+from .shared import StateConfig
 
 __all__ = [
     "Config",
@@ -342,7 +344,16 @@ class Config(BaseModel):
     prices: dict[str, Price] = Field(default_factory=dict)
     defaults: RoutePolicy = Field(default_factory=RoutePolicy, description="policy of every route unless it says")
     budget: Budget | None = Field(default=None, description="a spending limit on every call of the client")
+    tag_budgets: dict[str, Budget] = Field(
+        default_factory=dict, description="tag name -> the spending limit of each of its values (tags= on a call)"
+    )
     ledger: LedgerConfig = Field(default_factory=LedgerConfig, description="the spend ledger (SQLite)")
+    limits: dict[str, RateLimit] = Field(
+        default_factory=dict, description='rate limits per "provider:model" or "provider", local or on [state]'
+    )
+    state: StateConfig = Field(
+        default_factory=StateConfig, description="budgets and circuits shared by workers on Redis (absent: per process)"
+    )
     telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig, description="OpenTelemetry spans and metrics")
     hooks: HooksConfig = Field(default_factory=HooksConfig, description="event callbacks named in the config")
     cache: CacheConfig | None = Field(default=None, description="the response cache (off without this table)")
@@ -361,6 +372,14 @@ class Config(BaseModel):
                 raise ValueError(
                     f"prices: {target!r} names provider {provider!r}, which is not configured "
                     f"(configured: {known}). Price a model as '<provider>:<model-id>' with a provider of [providers]."
+                )
+        for key in self.limits:
+            provider = key.split(":", 1)[0]
+            if provider not in self.providers:
+                known = ", ".join(sorted(self.providers)) or "none"
+                raise ValueError(
+                    f"limits: {key!r} names provider {provider!r}, which is not configured (configured: {known}). "
+                    "Key a limit by '<provider>:<model-id>' or '<provider>'."
                 )
         for alias, route in self.models.items():
             for target in route.targets:

@@ -59,6 +59,7 @@ class EmbeddingResponse(BaseModel):
     model: str = Field(description="the model id that answered, as the server reported it")
     attempts: list[Attempt] = []
     request_ids: list[str] = Field(default=[], description="the server's request id of each batch, when sent")
+    tags: dict[str, str] | None = Field(default=None, description="the call's tags= (also in the ledger)")
 
     @computed_field  # type: ignore[prop-decorator]
     @property

@@ -19,6 +19,7 @@ TurnoutError
 │   │   ├── AuthenticationError  401, 403
 │   │   ├── NotFoundError        404, unknown model
 │   │   ├── RateLimitError       429 (retryable) .retry_after
+│   │   │   └── LocalRateLimitError  turnout's own [limits] had no room in time; nothing was sent
 │   │   ├── QuotaExceededError   429 insufficient_quota / billing: not retryable
 │   │   ├── RedirectError        3xx: base_url points at an old or wrong address
 │   │   └── ServerError          >= 500 (retryable)
@@ -80,6 +81,7 @@ __all__ = [
     "ContextWindowExceededError",
     "EmbeddingsNotSupportedError",
     "InvalidArgumentError",
+    "LocalRateLimitError",
     "NotFoundError",
     "OutputValidationError",
     "ProviderError",
@@ -335,6 +337,15 @@ class RateLimitError(APIStatusError):
     def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
         self.retry_after = retry_after
+
+
+class LocalRateLimitError(RateLimitError):
+    """turnout's own rate limit (``[limits]``) had no room for the request in time; nothing was sent.
+
+    Raised before sending, so it never counts against the target's circuit breaker or retry
+    budget; the attempt in ``attempts`` is marked ``skipped``. ``retry_after`` is how long until
+    the limiter expected room. A route falls back on it like on a 429 (``fallback_on`` ``"retryable"``).
+    """
 
 
 class QuotaExceededError(APIStatusError):

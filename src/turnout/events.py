@@ -16,7 +16,7 @@ attempt's ``started`` (the clock's time when it was sent) pairs `AttemptStarted`
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar
 
@@ -150,6 +150,8 @@ class CallFinished:
     call_id: int = 0
     saved: Cost | None = None
     """For a reply served from the response cache (``response.from_cache``): what it cost when it was stored."""
+    tags: Mapping[str, str] | None = None
+    """The caller's ``tags=`` (written to the ledger)."""
 
 
 Event: TypeAlias = CallStarted | AttemptStarted | AttemptFinished | RetryScheduled | StreamAbandoned | CallFinished

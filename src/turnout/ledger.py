@@ -14,6 +14,8 @@ migrated in place when a ledger is opened for writing.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import re
 import sqlite3
@@ -70,6 +72,14 @@ class LedgerConfig(BaseModel):
         default=None,
         description="the SQLite file; relative to the config file's folder, ~ expands (default: the user's data dir)",
     )
+    url: str | None = Field(
+        default=None,
+        description='PostgreSQL instead of SQLite, e.g. "postgresql://user:pass@host/db" (needs turnout[postgres])',
+    )
+    spool: str | None = Field(
+        default=None,
+        description="with url: the SQLite file rows wait in while PostgreSQL is unreachable (default: by the ledger)",
+    )
 
     def relative_to(self, folder: str | os.PathLike[str]) -> LedgerConfig:
         """This config with ``path`` made absolute: ``~`` expanded, a relative path joined to ``folder``.
@@ -113,17 +123,24 @@ def ledger_labels(run_id: str | None, tags: Mapping[str, Any] | None = None) -> 
         _LABELS.reset(token)
 
 
-def ledger_path(config: LedgerConfig | None) -> Path | None:
-    """The ledger file to use, or None when the ledger is off.
+def ledger_path(config: LedgerConfig | None) -> Path | str | None:
+    """The ledger to use: a file, a PostgreSQL URL (a ``str``), or None when the ledger is off.
 
-    ``$TURNOUT_LEDGER`` wins (a path, or ``off``); then ``[ledger]``; then the default path. ``~``
-    expands; a relative ``[ledger] path`` read from a file was already joined to the file's folder.
+    ``$TURNOUT_LEDGER`` wins (a path, a ``postgresql://`` URL, or ``off``); then ``[ledger] url``;
+    then ``[ledger] path``; then the default path. ``~`` expands; a relative ``[ledger] path``
+    read from a file was already joined to the file's folder.
     """
+    from ._ledger_pg import is_url
+
     env = os.environ.get(_ENV)
     if env:
-        return None if env.lower() in _OFF else Path(env).expanduser()
+        if env.lower() in _OFF:
+            return None
+        return env if is_url(env) else Path(env).expanduser()
     if config is not None and not config.enabled:
         return None
+    if config is not None and config.url:
+        return config.url
     return Path(config.path).expanduser() if config is not None and config.path else default_ledger_path()
 
 
@@ -202,10 +219,21 @@ class Ledger:
     Appending only queues the row; a background thread writes it within half a second.
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        """Use (and create on the first write) the ledger at ``path``."""
-        self.path = Path(path)
-        self._writer = Writer(self.path)
+    def __init__(self, path: str | os.PathLike[str], spool: str | os.PathLike[str] | None = None) -> None:
+        """Use (and create on the first write) the ledger at ``path``: a file, or a ``postgresql://`` URL.
+
+        ``spool``: for a URL, the SQLite file rows wait in while PostgreSQL is unreachable
+        (default: ``ledger-spool.sqlite3`` beside the default ledger).
+        """
+        from ._ledger_pg import PostgresWriter, is_url
+
+        self._writer: Writer
+        if isinstance(path, str) and is_url(path):
+            where = Path(spool).expanduser() if spool else default_ledger_path().with_name("ledger-spool.sqlite3")
+            self._writer = PostgresWriter(path, where)
+        else:
+            self._writer = Writer(Path(path))
+        self.path = self._writer.path
         weakref.finalize(self, self._writer.flush, CLOSE_WAIT, stop=True)  # when collected or at exit: as close()
 
     def append(self, entry: Entry) -> None:
@@ -269,6 +297,10 @@ class Ledger:
         queued, and the background thread writes them when it can (or at exit).
         """
         self._writer.flush(CLOSE_WAIT, stop=True)
+        replay = getattr(self._writer, "replay", None)
+        if replay is not None:  # PostgreSQL: send what an earlier outage left in the spool, if it is back
+            with contextlib.suppress(Exception):
+                replay()
 
     async def aclose(self) -> None:
         """`close` on a worker thread, so a locked database never blocks the event loop."""
@@ -298,6 +330,12 @@ class Total:
     """Calls answered by the response cache (nothing sent, cost zero)."""
     saved: Decimal = Decimal(0)
     """What those cache hits would have cost."""
+    tags: tuple[tuple[str, str], ...] = ()
+    """The values of the ``tag:NAME`` keys grouped by (``"-"``: calls without that tag)."""
+
+    def get(self, key: str) -> str:
+        """The group's value of a ``by`` key (``"day"``, ``"alias"``, ..., or ``"tag:NAME"``)."""
+        return dict(self.tags).get(key, "*") if key.startswith("tag:") else str(getattr(self, key))
 
 
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -330,11 +368,11 @@ def parse_bound(value: str, *, end: bool = False) -> str:
 
 
 def totals(
-    path: str | os.PathLike[str],
+    path: str | os.PathLike[str],  # or a postgresql:// URL
     since: str | None = None,
     until: str | None = None,
     *,
-    by: Sequence[GroupKey] = ("day", "provider", "model"),
+    by: Sequence[str] = ("day", "provider", "model"),
 ) -> list[Total]:
     """Sum the ledger by group (costs summed exactly, as ``Decimal``), sorted by group.
 
@@ -342,16 +380,19 @@ def totals(
         path: the ledger file.
         since: only calls on or after this ``YYYY-MM-DD`` (UTC day) or ISO datetime.
         until: only calls on or before this day (all of it) or ISO datetime.
-        by: the keys to group by, from `GROUP_KEYS` (``"day"`` is the UTC day).
+        by: the keys to group by, from `GROUP_KEYS` (``"day"`` is the UTC day), or
+            ``"tag:NAME"``: the value of the call's tag ``NAME`` (``"-"`` without it).
 
     Raises:
         FileNotFoundError: there is no ledger at ``path``.
         InvalidArgumentError: ``since``/``until`` is not a date, ``by`` names an unknown key,
             or the file is not a turnout spend ledger.
     """
-    unknown = [key for key in by if key not in GROUP_KEYS]
+    unknown = [key for key in by if key not in GROUP_KEYS and not is_tag_key(key)]
     if unknown or not by:
-        raise InvalidArgumentError(f"cannot group by {unknown or 'nothing'}: use some of {', '.join(GROUP_KEYS)}")
+        raise InvalidArgumentError(
+            f"cannot group by {unknown or 'nothing'}: use some of {', '.join(GROUP_KEYS)}, or tag:NAME"
+        )
     where, params = [], []
     if since is not None:
         where.append("ts >= ?")
@@ -359,28 +400,44 @@ def totals(
     if until is not None:
         where.append("ts < ?")
         params.append(parse_bound(until, end=True))
+    query = "SELECT substr(ts, 1, 10), alias, provider, model, prompt_tokens, completion_tokens, cost, outcome, tags"
+    condition = (" WHERE " + " AND ".join(where)) if where else ""
+    from ._ledger_pg import is_url, pg_rows
+
+    if isinstance(path, str) and is_url(path):  # written at the latest schema version
+        return _sum(pg_rows(path, query + ", cache_hit, saved FROM calls" + condition, params), tuple(by))
     if not Path(path).is_file():
         raise FileNotFoundError(f"no spend ledger at {path}")
-    query = "SELECT substr(ts, 1, 10), alias, provider, model, prompt_tokens, completion_tokens, cost, outcome"
     try:
         with closing(sqlite3.connect(f"file:{Path(path).as_posix()}?mode=ro", uri=True)) as db:
             columns = {row[1] for row in db.execute("PRAGMA table_info(calls)")}
             query += ", cache_hit" if "cache_hit" in columns else ", 0"  # older ledgers: no cache columns yet
             query += ", saved" if "saved" in columns else ", NULL"
-            query += " FROM calls" + ((" WHERE " + " AND ".join(where)) if where else "")
+            query += " FROM calls" + condition
             rows = db.execute(query, params).fetchall()
     except sqlite3.DatabaseError as exc:
         raise InvalidArgumentError(f"{path} is not a turnout spend ledger ({exc})") from None
     return _sum(rows, tuple(by))
 
 
+def is_tag_key(key: str) -> bool:
+    """Whether a ``by`` key is ``tag:NAME``."""
+    return key.startswith("tag:") and len(key) > len("tag:")
+
+
 def _sum(
-    rows: Iterable[tuple[str, str, str | None, str | None, int | None, int | None, str | None, str, int, str | None]],
-    by: tuple[GroupKey, ...],
+    rows: Iterable[
+        tuple[str, str, str | None, str | None, int | None, int | None, str | None, str, str | None, int, str | None]
+    ],
+    by: tuple[str, ...],
 ) -> list[Total]:
     groups: dict[tuple[str, ...], list[int | Decimal]] = {}
-    for day, alias, provider, model, prompt, completion, cost, outcome, hit, saved in rows:
+    tagged = [key for key in by if is_tag_key(key)]
+    for day, alias, provider, model, prompt, completion, cost, outcome, tags, hit, saved in rows:
         values = {"day": day, "alias": alias, "provider": provider or "-", "model": model or "-"}
+        if tagged:
+            labels = json.loads(tags) if tags else {}
+            values |= {key: str(labels.get(key[len("tag:") :], "-")) for key in tagged}
         acc = groups.setdefault(tuple(values[k] for k in by), [0, 0, 0, 0, Decimal(0), 0, 0, Decimal(0)])
         if hit:
             acc[6] += 1
@@ -400,6 +457,7 @@ def _sum(
             Total(
                 *(named["day"], named["provider"], named["model"], int(a[0]), int(a[1]), int(a[2]), int(a[3])),
                 *(Decimal(a[4]), int(a[5]), named["alias"], int(a[6]), Decimal(a[7])),
+                tuple((k, named[k]) for k in tagged),
             )
         )
     return result

@@ -41,16 +41,17 @@ __all__ = [
     "Message",
     "MessageInput",
     "ParsedT",
+    "ProviderRateLimit",
     "Role",
+    "TokenLogprob",
     "ToolCall",
     "ToolCallDelta",
-    "TokenLogprob",
     "TopLogprob",
     "USD",
     "USDField",
     "Usage",
-    "normalize_messages",
     "make_tool_call",
+    "normalize_messages",
     "tool_call_id",
     "tool_calls_finish",
 ]
@@ -507,6 +508,15 @@ ParsedT = TypeVar("ParsedT", default=Any)
 """The type of `ChatResponse.parsed`: the call's ``response_model`` (``Any`` without one)."""
 
 
+class ProviderRateLimit(_Model):
+    """What the provider's reply headers said of its rate limit (OpenAI's ``x-ratelimit-*``)."""
+
+    remaining_requests: int | None = None
+    remaining_tokens: int | None = None
+    reset_requests: float | None = Field(default=None, description="seconds until the request count resets")
+    reset_tokens: float | None = Field(default=None, description="seconds until the token count resets")
+
+
 class ChatResponse(_Model, Generic[ParsedT]):
     """A complete chat reply.
 
@@ -539,6 +549,10 @@ class ChatResponse(_Model, Generic[ParsedT]):
         default=False,
         description="served by turnout's response cache ([cache]): nothing was sent, cost zero "
         "(not the provider's prompt caching, usage.cached_tokens)",
+    )
+    tags: dict[str, str] | None = Field(default=None, description="the call's tags= (also in the ledger)")
+    rate_limit: ProviderRateLimit | None = Field(
+        default=None, description="the provider's x-ratelimit-* headers, when it sent them ([limits] reads them)"
     )
 
     @property

@@ -20,6 +20,7 @@ from ..errors import (
     BadRequestError,
     CircuitOpenError,
     ContextWindowExceededError,
+    LocalRateLimitError,
     NotFoundError,
     OutputValidationError,
     ProviderError,
@@ -41,13 +42,15 @@ from ..types import Attempt, ChatRequest, ChatResponse, Cost, Usage
 from .state import Retries, RouteState, Target, label
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from ..budget import Reservation
     from ..embeddings import EmbeddingRequest, EmbeddingResponse
+    from ..limits import Limiter
     from ..provider import Provider
     from .accumulate import Accumulator
     from .hooks import CallHook, ReplyCheck, ReplyStore
+    from .steps import Store
 
 __all__ = ["Call", "ChatCall", "EmbedCall", "should_fall_back"]
 
@@ -108,6 +111,11 @@ class Call(Generic[RequestT, ResponseT]):
         self.saved: Cost | None = None
         """What a reply served from the response cache would have cost (its original cost)."""
         self._hold: Reservation | None = None
+        self.tags: dict[str, str] | None = None
+        """The caller's ``tags=``: on the reply, in the ledger, and the key of tag budgets."""
+        self.open_elsewhere: dict[str, float] = {}
+        """Targets whose circuit is open in the shared state ([state]): seconds until they may be tried."""
+        self._read_store: Callable[[object], tuple[Reservation | None, dict[str, float]]] | None = None
 
     def begin(self, operation: Operation) -> None:
         """Publish `CallStarted` (for subscribers such as telemetry), once the budget hold is taken."""
@@ -125,23 +133,57 @@ class Call(Generic[RequestT, ResponseT]):
         """
         raise NotImplementedError
 
-    def reserve(self) -> None:
+    def reserve(self) -> Store | None:
         """Hold the call's worst-case cost against its budgets, before anything is sent.
+
+        Returns None when that is done (in-process budgets), or, with ``[state]`` on Redis, the
+        one round trip to perform first (budget hold and open circuits); its outcome goes to `stored`.
 
         Raises:
             BudgetExceededError: a budget has less left than the call could cost, or the cost
                 cannot be bounded (no ``max_tokens``, or no price for a target).
         """
         budgets = self.state.budgets
-        if budgets is None or not budgets.applies(self.route):
-            return
-        try:
-            amount = next((a for a in (h.worst_case(self) for h in self.hooks) if a is not None), None)
-            if amount is None:
-                amount = self.worst_case()
-        except ValueError as exc:
-            raise budgets.unbounded(self.route, str(exc)) from None
-        self._hold = budgets.reserve(self.route, amount)
+        shared = self.state.shared
+        applies = budgets is not None and budgets.applies(self.route, self.tags)
+        if not applies and shared is None:
+            return None
+        amount = None
+        if budgets is not None and applies:
+            try:
+                amount = next((a for a in (h.worst_case(self) for h in self.hooks) if a is not None), None)
+                if amount is None:
+                    amount = self.worst_case()
+            except ValueError as exc:
+                raise budgets.unbounded(self.route, str(exc), self.tags) from None
+        if shared is None:
+            assert budgets is not None and amount is not None
+            self._hold = budgets.reserve(self.route, amount, self.tags)
+            return None
+        from ..shared import SharedBudgets
+
+        step, self._read_store = shared.before(
+            budgets if isinstance(budgets, SharedBudgets) else None,
+            self.route,
+            amount,
+            [label(*t) for t in self.targets],
+            self.tags,
+            self.state.shared_latency() if self.policy.balance == "least-latency" else None,
+            self.policy.deadline,
+            lambda target, tokens: self.state.retry_tokens(target, self.policy, tokens),
+        )
+        return step
+
+    def stored(self, outcome: object) -> None:
+        """Take the shared store's answer to `reserve`'s round trip: the budget hold, the open circuits.
+
+        Raises:
+            BudgetExceededError: a shared budget is short, or Redis failed and budgets refuse then.
+        """
+        assert self._read_store is not None
+        self._hold, self.open_elsewhere = self._read_store(outcome)
+        if self.policy.balance == "least-latency":  # ordered again with every worker's latency averages
+            self.targets = self.state.order(self.targets, self.policy)
 
     def finish(self, response: ResponseT | None, error: BaseException | None) -> None:
         """Publish `CallFinished` (the budgets settle, the ledger writes its row).
@@ -177,6 +219,7 @@ class Call(Generic[RequestT, ResponseT]):
                 self._hold,
                 id(self),
                 self.saved,
+                self.tags,
             )
         )
 
@@ -223,6 +266,11 @@ class Call(Generic[RequestT, ResponseT]):
             return CircuitOpenError(
                 f"skipped {name}: the call's deadline has passed", provider=provider.name, model=model, retry_in=None
             )
+        elsewhere = self.open_elsewhere.get(name)
+        if elsewhere is not None:
+            return CircuitOpenError(
+                f"skipped {name}: circuit open (shared state)", provider=provider.name, model=model, retry_in=elsewhere
+            )
         breaker = self.state.breaker(name, self.policy)
         if breaker.allow():
             self.state.budget(name, self.policy).deposit()
@@ -237,6 +285,40 @@ class Call(Generic[RequestT, ResponseT]):
     def needs_precheck(self) -> bool:
         """Whether targets' context windows are checked before sending (chat, when the route says so)."""
         return False
+
+    def request_tokens(self, request: RequestT) -> int:  # noqa: ARG002 - the subclasses read it
+        """What one request counts against a ``tokens_per_minute`` limit, before its reply says."""
+        return 0
+
+    def wait_limit(self, limiter: Limiter) -> float:
+        """The longest this call waits for room under a rate limit: until its deadline, else ``max_wait``."""
+        return self.remaining() if self.deadline is not None else limiter.limit.max_wait
+
+    def provider_limits(self, provider: Provider, model: str, reply: ResponseT) -> None:
+        """Slow down before a 429: the provider's headers said its requests or tokens are used up until a reset."""
+        said = getattr(reply, "rate_limit", None)
+        limiter = None if said is None else self.state.limiter(provider, model)
+        if said is None or limiter is None:
+            return
+        for remaining, reset in (
+            (said.remaining_requests, said.reset_requests),
+            (said.remaining_tokens, said.reset_tokens),
+        ):
+            if remaining == 0 and reset:
+                logger.debug("route %s: %s says its limit resets in %.3fs; pausing", self.route, limiter.name, reset)
+                limiter.pause(self.clock.now(), reset)
+
+    def rate_limited(self, provider: Provider, model: str, limiter: Limiter, wait: float) -> LocalRateLimitError:
+        """The error for a request the rate limiter had no room for in time (recorded as a skipped attempt)."""
+        exc = LocalRateLimitError(
+            f"{label(provider, model)}: no room under [limits.{limiter.name!r}] for {wait:.3g}s more, longer "
+            "than this call may wait (its deadline, else max_wait); nothing was sent",
+            provider=provider.name,
+            model=model,
+            retry_after=wait,
+        )
+        self._record(provider.name, model, exc, 0.0, skipped=True)
+        return exc
 
     def recovery_wait(self) -> float | None:
         """With ``wait_for_recovery``: seconds to wait when every target was skipped for an open circuit."""
@@ -359,6 +441,9 @@ class Call(Generic[RequestT, ResponseT]):
         breaker = self.state.breaker(label(provider, model), self.policy)
         if exc.retryable or isinstance(exc, APIConnectionError):
             breaker.record(False, type(exc).__name__)
+            shared = self.state.shared
+            if shared is not None and breaker.retry_in() > 0:  # it opened: the other workers skip it too
+                shared.opened(breaker.target, type(exc).__name__, breaker.retry_in())
         else:
             breaker.record(True)
 
@@ -459,6 +544,12 @@ class ChatCall(Call[ChatRequest, ChatResponse]):
         """Whether targets' context windows are checked before sending (the route's ``precheck_context``)."""
         return self.policy.precheck_context
 
+    def request_tokens(self, request: ChatRequest) -> int:
+        """The prompt's estimated tokens (from its UTF-8 size) plus ``max_tokens``."""
+        from .._estimate import heuristic_tokens
+
+        return heuristic_tokens(request)[0] + (request.max_tokens or request.max_completion_tokens or 0)
+
     def needs_token_count(self, window: int | None) -> bool:
         """Whether the prompt might not fit ``window``, so it is worth counting exactly.
 
@@ -493,6 +584,8 @@ class ChatCall(Call[ChatRequest, ChatResponse]):
         self.record_success(provider, model, started, reply, first_chunk)
         cost = self.state.pricing.cost(provider, model, reply.usage)
         update: dict[str, object] = {"attempts": list(self.attempts)}
+        if self.tags:
+            update["tags"] = self.tags
         if self.paid:  # replies rejected by response_model before this one: paid for, so counted
             update["usage"] = Usage.sum([*(u for u, _ in self.paid), reply.usage])
             cost = Cost.sum([*(c for _, c in self.paid), cost])
@@ -631,6 +724,10 @@ class EmbedCall(Call["EmbeddingRequest", "EmbeddingResponse"]):
         super().__init__(route, policy, request, targets, state)
         self.batch_size = batch_size
 
+    def request_tokens(self, request: EmbeddingRequest) -> int:
+        """The batch's estimated tokens (about 4 UTF-8 bytes a token, OpenAI's rule of thumb)."""
+        return sum(-(-len(text.encode()) // 4) for text in request.input)
+
     def batches(self, provider: Provider) -> list[EmbeddingRequest]:
         """The request split for ``provider`` (``batch_size``, else the provider's own limit)."""
         from ..embeddings import split
@@ -685,7 +782,7 @@ class EmbedCall(Call["EmbeddingRequest", "EmbeddingResponse"]):
         usage = joined.usage
         priced = usage if usage.completion_tokens is not None else usage.model_copy(update={"completion_tokens": 0})
         cost = self.state.pricing.cost(provider, model, priced) if usage.prompt_tokens is not None else None
-        return joined.model_copy(update={"cost": cost, "attempts": list(self.attempts)})
+        return joined.model_copy(update={"cost": cost, "attempts": list(self.attempts), "tags": self.tags})
 
 
 def _log_attempt(route: str, attempt: Attempt, number: int) -> None:

@@ -13,7 +13,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ProviderError
-from .steps import FELL_THROUGH, CacheGet, CachePut, Count, Flow, Gather, Race, Send, Sleep, Stream, Window
+from .steps import FELL_THROUGH, CacheGet, CachePut, Count, Flow, Gather, Race, Send, Sleep, Store, Stream, Window
 from .watch import WATCH, Watch, watchdog
 
 if TYPE_CHECKING:
@@ -139,12 +139,14 @@ def _perform(step: Any, clock: Clock, side: _Side | None) -> Any:
         return [drive(flow, clock) for flow in step.flows]
     if kind is Race:
         return _race(step, clock)
-    return _cache(step)
+    return _stores(step)
 
 
-def _cache(step: Any) -> Any:
-    """A response cache step: look the call up, or store its reply."""
+def _stores(step: Any) -> Any:
+    """The steps that talk to a store: shared state ([state]), or the response cache (look up, keep)."""
     kind = type(step)
+    if kind is Store:
+        return step.run()
     if kind is CacheGet:
         return step.slot.get()
     if kind is CachePut:
@@ -259,18 +261,22 @@ async def _anext(step: Stream, chunks: AsyncIterator[ChatChunk], watch: Watch) -
         raise watch.error(step.provider, step.model) from None
 
 
+async def _asend(step: Send, clock: Clock, side: _Side | None) -> Any:
+    if side is not None:
+        side.sending = (step.provider, step.model, clock.now())
+    try:
+        if step.embed:
+            return await step.provider.aembed(step.model, step.request)
+        return await step.provider.achat(step.model, step.request)
+    finally:
+        if side is not None:
+            side.sending = None
+
+
 async def _aperform(step: Any, clock: Clock, side: _Side | None) -> Any:
     kind = type(step)
     if kind is Send:
-        if side is not None:
-            side.sending = (step.provider, step.model, clock.now())
-        try:
-            if step.embed:
-                return await step.provider.aembed(step.model, step.request)
-            return await step.provider.achat(step.model, step.request)
-        finally:
-            if side is not None:
-                side.sending = None
+        return await _asend(step, clock, side)
     if kind is Sleep:
         await clock.asleep(step.seconds)
         return None
@@ -282,12 +288,14 @@ async def _aperform(step: Any, clock: Clock, side: _Side | None) -> Any:
         return await _agather(step, clock)
     if kind is Race:
         return await _arace(step, clock)
-    return await _acache(step)
+    return await _astores(step)
 
 
-async def _acache(step: Any) -> Any:
-    """Async twin of `_cache`."""
+async def _astores(step: Any) -> Any:
+    """Async twin of `_stores`."""
     kind = type(step)
+    if kind is Store:
+        return await step.arun()
     if kind is CacheGet:
         return await step.slot.aget()
     if kind is CachePut:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, cast
 
+from .._defaults import TIMEOUT
 from ..errors import ProviderError, TurnoutError
 from .accumulate import Accumulator
 from .steps import FELL_THROUGH, CacheGet, CachePut, Count, Flow, Gather, Race, Send, Sleep, Stream, Window
@@ -22,6 +23,7 @@ from .steps import FELL_THROUGH, CacheGet, CachePut, Count, Flow, Gather, Race, 
 if TYPE_CHECKING:
     from ..embeddings import EmbeddingResponse
     from ..events import Operation
+    from ..limits import Permit
     from ..provider import Provider
     from ..types import ChatRequest, ChatResponse
     from .call import Call, ChatCall, EmbedCall
@@ -45,7 +47,9 @@ def call_flow(call: Call[Any, Any], target: Any) -> Flow[Any]:
         stored = yield CacheGet(slot)
         if stored is not None:
             return (yield from _cached(call, target, slot, stored))
-    call.reserve()
+    store = call.reserve()
+    if store is not None:  # [state] on Redis: one round trip (budget hold, open circuits) before sending
+        call.stored((yield store))
     call.begin(_OPERATIONS.get(target, "chat"))
     response = error = None
     try:
@@ -139,15 +143,24 @@ def attempts(call: Call[Any, Any], provider: Provider, model: str, request: Any 
     base = call.request if request is None else request
     while True:
         sent = call.in_time(base if check is None else check.request(base))
+        permit = (yield from admit(call, provider, model, sent)) if call.state.limits else None
         started = call.starting(provider, model, sent)
         try:
             reply = yield Send(provider, model, sent, call.embeds)
+            if permit is not None:
+                permit.done(reply.usage.total_tokens)
+                call.provider_limits(provider, model, reply)
             call.validate(provider, model, sent, reply)
         except ProviderError as exc:
+            if permit is not None:
+                permit.done(None)
             call.attempt_failed(provider, model, exc, started)
             retries = retries or call.retries(provider, model)
             yield Sleep(retries.after(exc))  # re-raises exc when no retry is due
             continue
+        finally:
+            if permit is not None:
+                permit.done(None)  # the caller left (cancelled) while the request was out
         if check is not None:
             reply = check.verify(reply, started)  # raises when no re-ask is left
             if reply is None:
@@ -166,9 +179,12 @@ def stream_attempts(call: ChatCall, provider: Provider, model: str) -> Flow[Chat
     while True:
         acc = Accumulator(call.clock, call.deadline)
         sent = call.in_time(call.stream_request(provider, model, call.request))
+        permit = (yield from admit(call, provider, model, sent)) if call.state.limits else None
         started = call.starting(provider, model, sent)
         try:
             yield Stream(provider, model, sent, acc, policy.first_token_timeout, policy.stall_timeout)
+            if permit is not None:
+                permit.done(None if acc.usage is None else acc.usage.total_tokens)
         except ProviderError as exc:
             call.attempt_failed(provider, model, exc, started)
             if acc.has_content:
@@ -182,6 +198,9 @@ def stream_attempts(call: ChatCall, provider: Provider, model: str) -> Flow[Chat
         except BaseException:  # the caller left: break, close(), cancellation, KeyboardInterrupt
             call.abandoned(provider, model, acc, started)
             raise
+        finally:
+            if permit is not None:
+                permit.done(None)
         return _streamed(call, provider, model, acc, started)
 
 
@@ -240,6 +259,33 @@ def _resume(
                 raise
             return _streamed(call, target, name, acc, started)
     raise call.interrupted(exc, acc.text()) from exc
+
+
+def admit(call: Call[Any, Any], provider: Provider, model: str, request: Any) -> Flow[Permit | None]:
+    """Room for one request under the target's rate limit (``[limits]``), waiting for it if need be.
+
+    Raises:
+        LocalRateLimitError: no room within the call's deadline (else the limit's ``max_wait``).
+    """
+    limiter = call.state.limiter(provider, model)
+    if limiter is None:
+        return None
+    tokens = call.request_tokens(request)
+    give_up = call.clock.now() + call.wait_limit(limiter)
+    hold = min(call.remaining(), request.timeout or TIMEOUT) + 1.0  # a dead worker's slot frees after this
+    while True:
+        now = call.clock.now()
+        permit, wait = None, limiter.paused_for(now)
+        if wait <= 0 and limiter.shared is None:
+            permit, wait = limiter.try_local(now, tokens)
+        elif wait <= 0:
+            step, read = limiter.step(tokens, hold)
+            permit, wait = read((yield step), call.clock.now())
+        if permit is not None:
+            return permit
+        if now + wait > give_up:
+            raise call.rate_limited(provider, model, limiter, wait)
+        yield Sleep(wait)
 
 
 def embed_target(call: EmbedCall, provider: Provider, model: str) -> Flow[EmbeddingResponse]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from tenacity import DoSleep, RetryCallState, Retrying
@@ -21,10 +21,12 @@ if TYPE_CHECKING:
     from ..budget import Budgets
     from ..errors import ProviderError
     from ..ledger import Ledger
+    from ..limits import Limiter, RateLimit
     from ..policies.clock import Clock
     from ..policies.route import RoutePolicy
     from ..pricing import Pricing
     from ..provider import Provider
+    from ..shared import SharedState
 
 __all__ = ["Retries", "RouteState", "Target", "label"]
 
@@ -79,9 +81,16 @@ class RouteState:
     """
 
     def __init__(
-        self, clock: Clock, pricing: Pricing, budgets: Budgets | None = None, ledger: Ledger | None = None
+        self,
+        clock: Clock,
+        pricing: Pricing,
+        budgets: Budgets | None = None,
+        ledger: Ledger | None = None,
+        shared: SharedState | None = None,
     ) -> None:
         self.clock = clock
+        self.shared = shared
+        """Redis ([state]), where budgets and open circuits are shared with other workers; None: in-process."""
         self.pricing = pricing
         self.budgets = budgets
         self.ledger = ledger
@@ -94,6 +103,26 @@ class RouteState:
         self._budgets: dict[str, RetryBudget] = {}
         self._latency: dict[str, float] = {}
         self._lock = threading.Lock()
+        self.limits: Mapping[str, RateLimit] = {}
+        """``[limits]``: rate limits per ``"provider:model"`` or ``"provider"``."""
+        self._limiters: dict[str, Limiter] = {}
+
+    def limiter(self, provider: Provider, model: str) -> Limiter | None:
+        """The rate limiter a request to this target goes through (its own, else its provider's), or None."""
+        if not self.limits:
+            return None
+        name = label(provider, model)
+        if name not in self.limits:
+            name = provider.name
+            if name not in self.limits:
+                return None
+        found = self._limiters.get(name)
+        if found is None:
+            from ..limits import Limiter
+
+            with self._lock:
+                found = self._limiters.setdefault(name, Limiter(name, self.limits[name], self.shared))
+        return found
 
     def breaker(self, name: str, policy: RoutePolicy) -> CircuitBreaker:
         """The circuit breaker of a target (created with the first route's policy that uses it)."""
@@ -107,16 +136,27 @@ class RouteState:
         """The retry budget of a target."""
         found = self._budgets.get(name)
         if found is None:
+            budget = RetryBudget(policy.retry.budget_ratio, policy.retry.budget_burst)
+            if self.shared is not None:
+                budget = _SharedRetryBudget(name, budget, self.shared)
             with self._lock:
-                found = self._budgets.setdefault(
-                    name, RetryBudget(policy.retry.budget_ratio, policy.retry.budget_burst)
-                )
+                found = self._budgets.setdefault(name, budget)
         return found
+
+    def retry_tokens(self, name: str, policy: RoutePolicy, tokens: float) -> None:
+        """The shared state's count of a target's retry budget, read before a call."""
+        self.budget(name, policy).sync(tokens)
 
     def observe(self, name: str, seconds: float) -> None:
         """Fold a successful attempt's latency into the target's moving average."""
         old = self._latency.get(name)
         self._latency[name] = seconds if old is None else old + _EWMA_WEIGHT * (seconds - old)
+        if self.shared is not None:
+            self.shared.observe(name, seconds, _EWMA_WEIGHT)
+
+    def shared_latency(self) -> dict[str, float]:
+        """The dict of latency averages the shared state's answer updates (for ``least-latency``)."""
+        return self._latency
 
     def health(self) -> list[TargetHealth]:
         """Every known target's circuit."""
@@ -136,6 +176,24 @@ class RouteState:
         if policy.balance == "lowest-cost":
             return sorted(targets, key=lambda t: self.pricing.unit_price(t[0], t[1]))
         return targets
+
+
+class _SharedRetryBudget(RetryBudget):
+    """A retry budget whose deposits and spends also go to the shared state (read back before each call)."""
+
+    def __init__(self, target: str, local: RetryBudget, shared: SharedState) -> None:
+        super().__init__(local.ratio, local.burst)
+        self.target, self.shared = target, shared
+
+    def deposit(self) -> None:
+        super().deposit()
+        self.shared.retry_deposit(self.target, self.ratio, self.burst)
+
+    def try_spend(self) -> bool:
+        spent = super().try_spend()
+        if spent:
+            self.shared.retry_spend(self.target, self.burst)
+        return spent
 
 
 def _settle_budget(event: CallFinished) -> None:
@@ -158,11 +216,20 @@ def _ledger_writer(ledger: Ledger) -> Callable[[CallFinished], None]:
     def write(event: CallFinished) -> None:
         paid = None if event.response is not None or event.usage is None else (event.usage, event.cost)
         if event.saved is None and not getattr(event.response, "from_cache", False):
-            ledger.record(event.route, event.attempts, event.response, event.error, event.latency, paid=paid)
+            ledger.record(
+                event.route, event.attempts, event.response, event.error, event.latency, paid=paid, tags=event.tags
+            )
             return
         saved = None if event.saved is None else event.saved.total
         ledger.record(
-            event.route, event.attempts, event.response, event.error, event.latency, cache_hit=True, saved=saved
+            event.route,
+            event.attempts,
+            event.response,
+            event.error,
+            event.latency,
+            cache_hit=True,
+            saved=saved,
+            tags=event.tags,
         )
 
     return write

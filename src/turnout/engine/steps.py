@@ -8,7 +8,7 @@ The sync and async drivers (`turnout.engine.drive`) perform them; nothing else d
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Awaitable, Callable, Generator
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 if TYPE_CHECKING:
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from .accumulate import Accumulator
     from .hooks import ReplyStore
 
-__all__ = ["CacheGet", "CachePut", "Count", "Flow", "Gather", "Race", "Send", "Sleep", "Stream", "Window"]
+__all__ = ["CacheGet", "CachePut", "Count", "Flow", "Gather", "Race", "Send", "Sleep", "Store", "Stream", "Window"]
 
 T = TypeVar("T")
 Flow: TypeAlias = Generator["Step", Any, T]
@@ -128,7 +128,19 @@ class CachePut:
         self.slot, self.reply = slot, reply
 
 
-Step: TypeAlias = Send | Stream | Sleep | Window | Count | Gather | Race | CacheGet | CachePut
+class Store:
+    """One round trip to the shared state store ([state]): ``run()`` on the sync path, ``arun()`` on the async one.
+
+    Both return the same outcome (what the store said); the flow hands it back to the `Call`.
+    """
+
+    __slots__ = ("arun", "run")
+
+    def __init__(self, run: Callable[[], Any], arun: Callable[[], Awaitable[Any]]) -> None:
+        self.run, self.arun = run, arun
+
+
+Step: TypeAlias = Send | Stream | Sleep | Window | Count | Gather | Race | CacheGet | CachePut | Store
 
 
 class _FellThrough:

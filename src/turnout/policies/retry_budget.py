@@ -39,3 +39,8 @@ class RetryBudget:
                 self._tokens -= 1
                 return True
             return False
+
+    def sync(self, tokens: float) -> None:
+        """Take the count another store keeps (the shared state's, read before a call)."""
+        with self._lock:
+            self._tokens = min(self.burst, max(tokens, 0.0))

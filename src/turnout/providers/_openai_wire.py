@@ -339,6 +339,8 @@ def parse_completion(raw: bytes, *, provider: str, model: str, request_id: str |
         logprobs=first.logprobs,
         function_call=first.function_call,
         from_cache=False,
+        tags=None,
+        rate_limit=None,
     )
 
 

@@ -24,6 +24,7 @@ from . import _embed_wire
 from ._embed_wire import Encoding
 from ._http import HTTPProvider
 from ._openai_wire import DONE_DATA, build_body, parse_chunk, parse_completion
+from ._ratelimit_headers import rate_limit_from_headers
 from ._sse import afinish_sse, aiter_sse_data, finish_sse, iter_sse_data
 
 __all__ = ["OpenAIConfig", "OpenAIProvider"]
@@ -82,11 +83,13 @@ class OpenAIProvider(HTTPProvider):
 
     def _completion(self, response: httpx2.Response, model: str) -> ChatResponse:
         try:
-            return parse_completion(
+            reply = parse_completion(
                 response.content, provider=self.name, model=model, request_id=response.headers.get("x-request-id")
             )
         except ResponseValidationError as exc:  # say what came: an error body, a web page, nothing
             raise self.error_in_reply(response, model, expected="a chat completion", problem=exc.message) from exc
+        limit = rate_limit_from_headers(response.headers)
+        return reply if limit is None else reply.model_copy(update={"rate_limit": limit})
 
     def stream(self, model: str, request: ChatRequest) -> Iterator[ChatChunk]:
         """Stream a chat completion; raise `StreamInterruptedError` if it ends before ``[DONE]``."""

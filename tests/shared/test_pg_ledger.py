@@ -1,0 +1,130 @@
+"""The spend ledger on a real PostgreSQL: same rows, migrations, spool while it is down, usage from it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from tests.conftest import LLAMA
+from tests.shared import _workers
+from tests.shared.conftest import OwnPostgres
+from turnout import AsyncClient, Client
+from turnout._ledger_writer import SCHEMA_VERSION
+from turnout.cli import main
+from turnout.ledger import Ledger, totals
+from turnout.testing import FakeServer, Reply
+
+PRICE = {"input_per_million": "1", "output_per_million": "1"}
+
+
+@pytest.fixture(autouse=True)
+def _config_ledger(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TURNOUT_LEDGER", raising=False)  # the config's [ledger] url is used
+
+
+@pytest.fixture
+def server() -> Iterator[FakeServer]:
+    with FakeServer(flavor="vllm", models=[LLAMA], max_model_len=4096) as fake:
+        fake.default_reply = Reply("ok", prompt_tokens=20, completion_tokens=5)
+        yield fake
+
+
+def _config(server: FakeServer, url: str, spool: Path) -> dict[str, Any]:
+    return {
+        "providers": {"local": {"type": "vllm", "base_url": server.base_url}},
+        "models": {"llama": {"targets": [f"local:{LLAMA}"], "retry": {"max_attempts": 1}}},
+        "prices": {f"local:{LLAMA}": PRICE},
+        "ledger": {"url": url, "spool": str(spool)},
+    }
+
+
+def _rows(url: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(url) as db:
+        return list(db.execute("SELECT alias, model, cost, outcome, tags, call_id FROM calls").fetchall())
+
+
+def test_sync_and_async_calls_are_rows_in_postgres(
+    server: FakeServer, pg_database: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = _config(server, pg_database, tmp_path / "spool.sqlite3")
+    with Client(config=config) as client:
+        client.chat("llama", "Hi", tags={"tenant": "acme"})
+        client.chat("llama", "Hi")
+
+    async def go() -> None:
+        async with AsyncClient(config=config) as client:
+            await client.chat("llama", "Hi", tags={"tenant": "acme"})
+
+    asyncio.run(go())
+    rows = _rows(pg_database)
+    assert len(rows) == 3 and len({r[-1] for r in rows}) == 3
+    assert {(r[0], r[1], r[2], r[3]) for r in rows} == {("llama", LLAMA, "0.000025", "ok")}
+    assert sorted(r[4] or "" for r in rows) == ["", '{"tenant": "acme"}', '{"tenant": "acme"}']
+    (total,) = totals(pg_database)
+    assert total.calls == 3
+    assert main(["usage", "--ledger", pg_database, "--by", "tag:tenant", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [(r["tag:tenant"], r["calls"]) for r in out] == [("-", 1), ("acme", 2)]
+
+
+def test_the_schema_is_versioned(pg_database: str, tmp_path: Path) -> None:
+    ledger = Ledger(pg_database, tmp_path / "spool.sqlite3")
+    ledger.record("x", [], None, RuntimeError("boom"), 0.1)
+    ledger.close()
+    with psycopg.connect(pg_database) as db:
+        assert db.execute("SELECT version FROM turnout_schema").fetchall() == [(SCHEMA_VERSION,)]
+        (outcome,) = db.execute("SELECT outcome FROM calls").fetchone() or ("",)
+    assert outcome == "RuntimeError"
+
+
+def test_rows_wait_in_the_spool_while_postgres_is_down(
+    server: FakeServer, own_postgres: OwnPostgres, tmp_path: Path
+) -> None:
+    spool = tmp_path / "spool.sqlite3"
+    config = _config(server, own_postgres.url, spool)
+    with Client(config=config) as client:
+        client.chat("llama", "Hi")
+        assert client._ledger is not None and client._ledger.flush(5)
+        own_postgres.stop()
+        started = time.monotonic()
+        for _ in range(3):
+            client.chat("llama", "Hi")
+        assert time.monotonic() - started < 2  # a call never waits for the ledger
+        assert client._ledger.flush(10)  # written: to the spool
+        assert spool.is_file()
+        own_postgres.start()
+    # closing replayed the spool, once
+    rows = _rows(own_postgres.url)
+    assert len(rows) == 4 and len({r[-1] for r in rows}) == 4
+
+
+def test_every_call_of_four_processes_is_a_row_though_postgres_stopped(
+    server: FakeServer, own_postgres: OwnPostgres, tmp_path: Path
+) -> None:
+    import multiprocessing
+
+    spawn = multiprocessing.get_context("spawn")
+    config = _config(server, own_postgres.url, tmp_path / "spool.sqlite3")
+    start, out = spawn.Barrier(5), spawn.Queue()
+    workers = [spawn.Process(target=_workers.paced_calls, args=(config, start, out, 30, 0.05)) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    start.wait()
+    time.sleep(0.4)
+    own_postgres.stop("immediate")  # mid-run, as if it crashed
+    time.sleep(0.8)
+    own_postgres.start()
+    made = sum(out.get(timeout=120) for _ in workers)
+    for worker in workers:
+        worker.join(10)
+    Ledger(own_postgres.url, tmp_path / "spool.sqlite3").close()  # anything a worker left in the spool
+    rows = _rows(own_postgres.url)
+    assert made == 120 == len(server.chat_requests)
+    assert len(rows) == 120 and len({r[-1] for r in rows}) == 120
