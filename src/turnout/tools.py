@@ -74,7 +74,7 @@ class Tool(BaseModel):
         takes_model: call ``function`` with the validated model instead of keyword arguments.
     """
 
-    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True, extra="forbid")
+    model_config = ConfigDict(defer_build=True, frozen=True, arbitrary_types_allowed=True, extra="forbid")
 
     name: str
     description: str | None = None
@@ -344,7 +344,7 @@ def _arguments_model(function: Callable[..., Any], documented: Mapping[str, str]
             annotation = Annotated[annotation, Field(description=documented[parameter.name])]
         fields[f"p{position}"] = (annotation, Field(default, alias=parameter.name))
     name = getattr(function, "__name__", "tool")
-    model: type[BaseModel] = create_model(f"{name}_arguments", __config__=ConfigDict(extra="forbid"), **fields)
+    model: type[BaseModel] = create_model(f"{name}_arguments", __config__=ConfigDict(defer_build=True, extra="forbid"), **fields)
     return model
 
 
