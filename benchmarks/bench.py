@@ -643,8 +643,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     ok = [name for name in clients if name not in failed]
     ops = ("import", "sync", "async", "stream", "long", "cli")
     bad = sum(r["bad"] for name in ok for op in ops for r in records[name][op])
-    keys = ("blocks", "import_runs", "warmup", "sync_calls", "async_calls", "concurrency", "streams", "chunks")
-    keys += ("long_calls",)
+    keys = (
+        "blocks",
+        "import_runs",
+        "warmup",
+        "sync_calls",
+        "async_calls",
+        "concurrency",
+        "streams",
+        "chunks",
+        "long_calls",
+    )
     settings = {k: getattr(args, k) for k in (*keys, "n_layer", "pinned", "max_other_cpu", "tries", "max_wait")}
     doc: dict[str, Any] = {
         "when": datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ"),

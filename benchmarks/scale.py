@@ -74,7 +74,8 @@ def part_streams(url: str, args: argparse.Namespace) -> dict[str, Any]:
     fds = open_fds()
     client = turnout.AsyncClient(config=_config(url, args.streams, args.deadline))
     all_started = asyncio.Event()
-    started, peak, durations, bad = 0, {}, [], 0
+    started, durations, bad = 0, [], 0
+    peak: dict[str, float] = {}
 
     async def one() -> None:
         nonlocal started, bad
@@ -103,7 +104,7 @@ def part_streams(url: str, args: argparse.Namespace) -> dict[str, Any]:
         return before
 
     cpu, wall = time.process_time(), time.perf_counter()
-    rss = asyncio.run(main())
+    rss: float = asyncio.run(main())
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     gc.collect()
     return {
@@ -222,7 +223,7 @@ def svg(curve: dict[str, Any]) -> str:
     width, height, left, bottom, top, right = 560, 300, 60, 40, 20, 110
     levels = curve["levels"]
     series = {"turnout": "#1f77b4", "httpx2": "#999999"}
-    ymax = max(v for name in series for v in curve[name]["cpu_us_per_call"]) * 1.15
+    ymax = float(max(v for name in series for v in curve[name]["cpu_us_per_call"])) * 1.15
     xs = [math.log2(x) for x in levels]
     x0, x1 = min(xs), max(xs) or 1
 

@@ -13,7 +13,7 @@ import pytest
 
 import turnout
 from turnout.testing import FakeServer
-from turnout.types import Message
+from turnout.types import FunctionCall, Message, ToolCall
 
 #: Modules a client built from a dict config must not load for its first chat call: other
 #: providers, the CLI, tools, telemetry, cost estimates, the TOML parser, the test servers.
@@ -112,6 +112,11 @@ def test_the_probe_sees_what_is_loaded(tmp_path: Path) -> None:
     assert report["client_built"] == ["turnout.config.Config"]
 
 
+def _config(base_url: str, tmp_path: Path) -> dict[str, Any]:
+    provider = {"type": "openai", "base_url": base_url, "api_key": "sk-test"}
+    return {"providers": {"p": provider}, "ledger": {"path": str(tmp_path / "ledger.sqlite3")}}
+
+
 def _conversation(size: int) -> list[dict[str, str]]:
     return [{"role": ("user", "assistant")[i % 2], "content": f"message {i}"} for i in range(size)]
 
@@ -131,12 +136,8 @@ def test_long_conversation_is_serialised_in_one_pass(
 
     monkeypatch.setattr(Message, "model_dump", counting)
     messages = _conversation(300)
-    config = {
-        "providers": {"p": {"type": "openai", "base_url": "", "api_key": "sk-test"}},
-        "ledger": {"path": str(tmp_path / "ledger.sqlite3")},
-    }
     with FakeServer(flavor="openai") as server:
-        config["providers"]["p"]["base_url"] = server.base_url
+        config = _config(server.base_url, tmp_path)
         server.enqueue(turnout.testing.Fault.server_error(), turnout.testing.Reply("ok"))
         if kind == "sync":
             with turnout.Client(config=config) as client:
@@ -163,13 +164,11 @@ def test_messages_keep_their_fields_on_the_wire(tmp_path: Path) -> None:
     messages: list[Any] = [
         {"role": "system", "content": 'be terse, "quoted", ünïcode ✓'},
         {"role": "user", "content": [{"type": "text", "text": "hi"}], "name": None},
-        Message(role="assistant", content=None, tool_calls=[{"id": "c1", "function": {"name": "f", "arguments": "{}"}}]),
+        Message(role="assistant", tool_calls=[ToolCall(id="c1", function=FunctionCall(name="f", arguments="{}"))]),
         {"role": "tool", "tool_call_id": "c1", "content": "42", "x_extra": {"a": [1, 2]}},
     ]
-    config = {"providers": {"p": {"type": "openai", "base_url": "", "api_key": "sk-test"}}}
-    config["ledger"] = {"path": str(tmp_path / "ledger.sqlite3")}  # type: ignore[assignment]
     with FakeServer(flavor="openai") as server:
-        config["providers"]["p"]["base_url"] = server.base_url
+        config = _config(server.base_url, tmp_path)
         with turnout.Client(config=config) as client:
             client.chat(model="p:gpt-4o-mini", messages=messages, max_tokens=5, extra_body={"top_k": 3})
             client.chat(model="p:gpt-4o-mini", messages="Hi", extra_body={"model": "other-id"})

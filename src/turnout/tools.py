@@ -344,7 +344,7 @@ def _arguments_model(function: Callable[..., Any], documented: Mapping[str, str]
             annotation = Annotated[annotation, Field(description=documented[parameter.name])]
         fields[f"p{position}"] = (annotation, Field(default, alias=parameter.name))
     name = getattr(function, "__name__", "tool")
-    model: type[BaseModel] = create_model(f"{name}_arguments", __config__=ConfigDict(defer_build=True, extra="forbid"), **fields)
+    model: type[BaseModel] = create_model(f"{name}_arguments", __config__=ConfigDict(extra="forbid"), **fields)
     return model
 
 

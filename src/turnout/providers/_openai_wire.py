@@ -27,9 +27,9 @@ from ..types import (
     ToolCallDelta,
     TopLogprob,
     Usage,
+    dump_messages,
     finish_reason_from_wire,
     make_tool_call,
-    dump_messages,
     tool_calls_finish,
 )
 
