@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -178,3 +179,23 @@ def test_messages_keep_their_fields_on_the_wire(tmp_path: Path) -> None:
     assert json.loads(first) == {"model": "gpt-4o-mini", "messages": expected, "max_tokens": 5, "top_k": 3}
     assert list(json.loads(first)) == ["model", "messages", "max_tokens", "top_k"]
     assert json.loads(second) == {"model": "other-id", "messages": [{"role": "user", "content": "Hi"}]}
+
+
+def test_prompt_size_bound_matches_the_encoded_size() -> None:
+    """The context-window precheck's size bound: the UTF-8 size of each message's text plus 8, however measured."""
+    from turnout.engine.call import _utf8_size
+
+    rng = random.Random(7)
+    alphabet = "abc xyz\n" + "éü✓日本" + "\U0001f600"
+    for _ in range(200):
+        messages = []
+        for _ in range(rng.randint(1, 12)):
+            kind = rng.random()
+            if kind < 0.1:
+                content: Any = None
+            elif kind < 0.2:
+                content = [{"type": "text", "text": "".join(rng.choices(alphabet, k=5))}]
+            else:
+                content = "".join(rng.choices(alphabet if rng.random() < 0.5 else "ascii ", k=rng.randint(0, 30)))
+            messages.append(Message(role="user", content=content))
+        assert _utf8_size(messages) == sum(len(str(m.content or "").encode()) + 8 for m in messages)
