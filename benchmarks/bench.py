@@ -18,7 +18,7 @@ after client, so that a block of turnout and the block of httpx2 it is compared 
 apart: the drift of a shared machine cancels in their ratio. A block during which other
 processes used more than ``--max-other-cpu`` % of a core is measured again.
 
-Prints medians, ratios and the targets of issue 7; writes ``results/<UTC time>.json`` (every
+Prints medians, ratios and the targets of issues 7 and 19; writes ``results/<UTC time>.json`` (every
 block), ``results/latest.json`` and ``results/latest.md``. Exits 1 if a client failed or any
 reply's text was wrong.
 """
@@ -533,7 +533,7 @@ def report(doc: dict[str, Any]) -> str:
             for t in doc["targets"]
         ]
         parts += [
-            "## turnout against the targets of issue 7\n\nRatio: the median over blocks of turnout's block ÷ "
+            "## turnout against the targets of issues 7 and 19\n\nRatio: the median over blocks of turnout's block ÷ "
             "the base's block of the same round (seconds apart); range: their quartiles.",
             table(["build", "target", "figure", "base", "ratio", "range", "met"], rows),
         ]
