@@ -8,7 +8,10 @@ Sets the client up, warms it up, prints ``{"ready": true}``, then answers one JS
 stdout for each JSON command read on stdin, so that ``bench.py`` can interleave short blocks of
 every client and compare blocks measured seconds apart:
 
-    {"op": "import"}                    import time and import-to-first-reply, in a fresh interpreter
+    {"op": "import"}                    import time, import-to-first-reply and the fresh process's whole
+                                        time to its first reply (interpreter start included)
+    {"op": "long", "n": 20}             n sequential calls that send a 1,000-message conversation
+    {"op": "cli"}                       turnout only: ``turnout chat`` end to end, in a new process
     {"op": "sync", "n": 200}            n sequential calls: process CPU, wall time, each call's latency
     {"op": "async", "n": 400, "concurrency": 64}   n calls from that many tasks (one event loop throughout)
     {"op": "stream", "n": 30}           n sequential streamed calls
@@ -35,8 +38,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from _clients import ENV, IMPORTS, setup
-from _wire import REPLY, stream_pieces
+from _clients import ENV, FLOOR_IMPORTS, IMPORTS, setup
+from _wire import LONG_MESSAGES, MODEL, REPLY, stream_pieces
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 _PROBE = """
@@ -64,6 +67,7 @@ class Worker:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.chat, self.achat, self.stream = setup(args.client, args.base_url)
+        self.long_chat = setup(args.client, args.base_url, LONG_MESSAGES)[0]
         self.loop = asyncio.new_event_loop()  # async pools are bound to the loop that opened them
         asyncio.set_event_loop(self.loop)
         self.expected = "".join(stream_pieces(args.chunks))
@@ -76,21 +80,56 @@ class Worker:
         for _ in range(max(1, self.args.warmup // 10)):
             self.stream()
         self.probe()
+        self.long_chat()
 
     def probe(self) -> dict[str, Any]:
-        """Import time and import-to-first-reply in a fresh interpreter."""
+        """Import time, import-to-first-reply, and the whole fresh process up to its first reply."""
+        found = self._probe(IMPORTS[self.args.client])
+        floor = FLOOR_IMPORTS.get(self.args.client)
+        if floor is not None:  # raw httpx2 plus pydantic's model machinery: a pydantic-typed client's floor
+            extra = self._probe(floor)
+            found["first_reply_floor_ms"], found["bad"] = extra["first_reply_ms"], found["bad"] + extra["bad"]
+        return found
+
+    def _probe(self, statement: str) -> dict[str, Any]:
         code = _PROBE.format(
-            statement=IMPORTS[self.args.client],
-            here=HERE,
-            name=self.args.client,
-            base_url=self.args.base_url,
-            reply=REPLY,
+            statement=statement, here=HERE, name=self.args.client, base_url=self.args.base_url, reply=REPLY
         )
+        start = time.perf_counter()
         proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        process_ms = (time.perf_counter() - start) * 1e3  # interpreter start to exit, after the reply
         if proc.returncode:
             raise RuntimeError(f"the import probe failed:\n{proc.stderr[-2000:]}")
         import_ms, first_ms, ok = proc.stdout.split()
-        return {"import_ms": float(import_ms), "first_call_ms": float(first_ms), "bad": int(ok != "True")}
+        return {
+            "import_ms": float(import_ms),
+            "first_call_ms": float(first_ms),
+            "first_reply_ms": process_ms,
+            "bad": int(ok != "True"),
+        }
+
+    def cli(self) -> dict[str, Any]:
+        """``turnout chat`` in a new process, end to end (its config file points at the fake server)."""
+        folder = tempfile.mkdtemp(prefix="turnout-bench-cli-")
+        try:
+            config = os.path.join(folder, "turnout.toml")
+            with open(config, "w") as f:
+                f.write(
+                    f'[providers.bench]\ntype = "openai"\nbase_url = "{self.args.base_url}"\napi_key = "sk-bench"\n'
+                )
+            command = [sys.executable, "-c", "from turnout.cli import main; main()", "chat", "--config", config]
+            start = time.perf_counter()
+            proc = subprocess.run([*command, "--no-stream", f"bench:{MODEL}", "Hi"], capture_output=True, text=True)
+            wall_ms = (time.perf_counter() - start) * 1e3
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        if proc.returncode:
+            raise RuntimeError(f"turnout chat failed:\n{proc.stderr[-2000:]}")
+        return {"cli_ms": wall_ms, "bad": int(proc.stdout.strip() != REPLY)}
+
+    def long(self, n: int) -> dict[str, Any]:
+        """``n`` sequential calls that each send the 1,000-message conversation."""
+        return {"bad": sum(self.long_chat() != REPLY for _ in range(n))}
 
     def sync(self, n: int) -> dict[str, Any]:
         """``n`` sequential non-streamed calls, each timed."""
@@ -133,6 +172,8 @@ class Worker:
             return dict(measure(command["n"]))
         actions: dict[str, Callable[[], dict[str, Any]]] = {
             "import": self.probe,
+            "cli": self.cli,
+            "long": lambda: self.long(command["n"]),
             "sync": lambda: self.sync(command["n"]),
             "async": lambda: self.async_(command["n"], command["concurrency"]),
             "stream": lambda: self.streams(command["n"]),

@@ -10,6 +10,11 @@ MESSAGES = [
     {"role": "system", "content": "You are a concise assistant."},
     {"role": "user", "content": "Say hello to the benchmark."},
 ]
+#: A long conversation (1,000 messages) for the row that measures cost growing with the messages.
+LONG_MESSAGES = [MESSAGES[0]] + [
+    {"role": ("user", "assistant")[i % 2], "content": f"Message {i} of a long conversation, a few words long."}
+    for i in range(999)
+]
 REPLY = "Hello! This is a fixed reply from the turnout benchmark server."
 PROMPT_TOKENS = 25
 COMPLETION_TOKENS = 12

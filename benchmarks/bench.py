@@ -18,7 +18,7 @@ after client, so that a block of turnout and the block of httpx2 it is compared 
 apart: the drift of a shared machine cancels in their ratio. A block during which other
 processes used more than ``--max-other-cpu`` % of a core is measured again.
 
-Prints medians, ratios and the targets of issue 7; writes ``results/<UTC time>.json`` (every
+Prints medians, ratios and the targets of issues 7 and 19; writes ``results/<UTC time>.json`` (every
 block), ``results/latest.json`` and ``results/latest.md``. Exits 1 if a client failed or any
 reply's text was wrong.
 """
@@ -60,11 +60,14 @@ class Metric(NamedTuple):
 METRICS = [
     Metric("import_ms", "import ms", False),
     Metric("first_call_ms", "1st call ms", False),
+    Metric("first_reply_ms", "1st reply, fresh process ms", False),
     Metric("sync_p50_us", "sync p50 µs", False),
+    Metric("sync_p99_us", "sync p99 µs", False),
     Metric("sync_cpu_us", "sync CPU µs/call", False),
     Metric("async_calls_s", "async calls/s @64", True),
     Metric("stream_chunks_s", "stream chunks/s", True),
     Metric("stream_cpu_us", "stream CPU µs/chunk", False),
+    Metric("long_cpu_us", "1,000-msg CPU µs/call", False),
     Metric("rss_mib", "RSS MiB", False),
 ]
 LAYER = [
@@ -89,6 +92,7 @@ class Target(NamedTuple):
     base: str
     goal: float
     at_most: bool
+    base_key: str | None = None  # the base's figure to compare with, when not ``key``
 
 
 TARGETS = [
@@ -98,6 +102,22 @@ TARGETS = [
     Target("stream chunks/s ≥ 0.7× httpx2", "stream_chunks_s", "httpx2", 0.7, False),
     Target("async calls/s @64 ≥ 0.8× httpx2", "async_calls_s", "httpx2", 0.8, False),
     Target("RSS ≤ openai", "rss_mib", "openai", 1.0, True),
+    # issue 19: fast from the first call
+    Target("first reply (fresh process) ≤ 1.6× httpx2", "first_reply_ms", "httpx2", 1.6, True),
+    Target(
+        "first reply (fresh process) ≤ 1.6× httpx2 + pydantic",
+        "first_reply_ms",
+        "httpx2",
+        1.6,
+        True,
+        "first_reply_floor_ms",
+    ),
+    Target("sync p99 ≤ 1.3× httpx2 (ledger on)", "sync_p99_us", "httpx2", 1.3, True),
+    Target("per-call CPU ≤ 1.15× httpx2", "sync_cpu_us", "httpx2", 1.15, True),
+    Target("1,000-message call CPU ≤ 1.15× httpx2", "long_cpu_us", "httpx2", 1.15, True),
+    Target("async calls/s @64 ≥ 0.95× httpx2", "async_calls_s", "httpx2", 0.95, False),
+    Target("stream chunks/s ≥ 0.95× httpx2", "stream_chunks_s", "httpx2", 0.95, False),
+    Target("RSS ≤ 0.85× openai", "rss_mib", "openai", 0.85, True),
 ]
 BOOKKEEPING_LIMIT_US = 50.0
 _VERSIONS = """import importlib.metadata as m, json, platform, sys
@@ -315,7 +335,7 @@ class Session:
         self.names, self.server, self.args = list(clients), server, args
         self.workers = {name: Worker(name, clients[name]["interpreter"], server.url, args) for name in clients}
         self.records: dict[str, dict[str, Any]] = {
-            name: {"import": [], "sync": [], "async": [], "stream": []} for name in clients
+            name: {"import": [], "sync": [], "async": [], "stream": [], "long": [], "cli": []} for name in clients
         }
         self.failed: list[str] = []
 
@@ -333,19 +353,26 @@ class Session:
             return
         self.records[name][op].append({**record, "index": index})
 
+    def _imports(self) -> None:
+        """Fresh interpreters: imports, first replies and (turnout) the CLI end to end."""
+        for i in range(self.args.import_runs):
+            print(f"imports {i + 1}/{self.args.import_runs}", file=sys.stderr, flush=True)
+            for name in _rotate(self.names, i):
+                self._run(name, "import", {"op": "import"}, i)
+                if _driver(name) == "turnout":
+                    self._run(name, "cli", {"op": "cli"}, i)
+
     def measure(self) -> None:
         """Import probes, then the blocks of each phase, client after client; then memory and turnout's layer."""
         args = self.args
         for name in self.names:
             self._run(name, "ready", {}, 0)
-        for i in range(args.import_runs):
-            print(f"imports {i + 1}/{args.import_runs}", file=sys.stderr, flush=True)
-            for name in _rotate(self.names, i):
-                self._run(name, "import", {"op": "import"}, i)
+        self._imports()
         commands = {
             "sync": {"op": "sync", "n": args.sync_calls},
             "async": {"op": "async", "n": args.async_calls, "concurrency": args.concurrency},
             "stream": {"op": "stream", "n": args.streams},
+            "long": {"op": "long", "n": args.long_calls},
         }
         for b in range(args.blocks):
             print(f"block {b + 1}/{args.blocks}", file=sys.stderr, flush=True)
@@ -372,6 +399,11 @@ def block_values(records: dict[str, Any], key: str, args: argparse.Namespace) ->
     per: dict[str, tuple[str, Callable[[dict[str, Any]], float]]] = {
         "import_ms": ("import", lambda r: r["import_ms"]),
         "first_call_ms": ("import", lambda r: r["first_call_ms"]),
+        "first_reply_ms": ("import", lambda r: r["first_reply_ms"]),
+        "first_reply_floor_ms": ("import", lambda r: r.get("first_reply_floor_ms", float("nan"))),
+        "sync_p99_us": ("sync", lambda r: _p99(r["latencies_us"])),
+        "long_cpu_us": ("long", lambda r: r["cpu"] / args.long_calls * 1e6),
+        "cli_ms": ("cli", lambda r: r["cli_ms"]),
         "sync_cpu_us": ("sync", lambda r: r["cpu"] / args.sync_calls * 1e6),
         "async_calls_s": ("async", lambda r: args.async_calls / r["wall"]),
         "stream_chunks_s": ("stream", lambda r: args.streams * args.chunks / r["wall"]),
@@ -380,7 +412,12 @@ def block_values(records: dict[str, Any], key: str, args: argparse.Namespace) ->
     if key not in per:
         return {0: records[key]} if key in records else {}
     op, value = per[key]
-    return {r["index"]: value(r) for r in records[op]}
+    found = {r["index"]: value(r) for r in records.get(op, [])}
+    return {i: v for i, v in found.items() if v == v}  # not NaN
+
+
+def _p99(values: list[float]) -> float:
+    return statistics.quantiles(values, n=100)[98] if len(values) >= 2 else values[0]
 
 
 def summarize(records: dict[str, Any], args: argparse.Namespace) -> dict[str, float | None]:
@@ -391,7 +428,11 @@ def summarize(records: dict[str, Any], args: argparse.Namespace) -> dict[str, fl
         out[metric.key] = statistics.median(values) if values else None
     latencies = [x for r in records["sync"] for x in r["latencies_us"]]
     out["sync_p50_us"] = statistics.median(latencies) if latencies else None
-    blocks = [r for op in ("sync", "async", "stream") for r in records[op]]
+    out["sync_p99_us"] = _p99(latencies) if latencies else None
+    for key in ("first_reply_floor_ms", "cli_ms"):
+        values = list(block_values(records, key, args).values())
+        out[key] = statistics.median(values) if values else None
+    blocks = [r for op in ("sync", "async", "stream", "long") for r in records[op]]
     out["other_cpu_pct"] = statistics.median(r["other_cpu_pct"] for r in blocks) if blocks else None
     out["server_pct"] = max((r["server_pct"] for r in blocks), default=None)
     spreads = []
@@ -405,9 +446,11 @@ def summarize(records: dict[str, Any], args: argparse.Namespace) -> dict[str, fl
     return out
 
 
-def paired_ratios(records: dict[str, Any], name: str, base: str, key: str, args: argparse.Namespace) -> list[float]:
+def paired_ratios(
+    records: dict[str, Any], name: str, base: str, key: str, args: argparse.Namespace, base_key: str | None = None
+) -> list[float]:
     """``name``'s figure ÷ ``base``'s, block by block: the two blocks ran seconds apart."""
-    ours, theirs = block_values(records[name], key, args), block_values(records[base], key, args)
+    ours, theirs = block_values(records[name], key, args), block_values(records[base], base_key or key, args)
     return sorted(v / theirs[i] for i, v in ours.items() if theirs.get(i))
 
 
@@ -419,11 +462,12 @@ def target_rows(doc: dict[str, Any], args: argparse.Namespace) -> list[dict[str,
         for t in TARGETS:
             if t.base not in med:
                 continue
-            ratios = paired_ratios(records, build, t.base, t.key, args)
+            ratios = paired_ratios(records, build, t.base, t.key, args, t.base_key)
             ratio = statistics.median(ratios) if ratios else None
             spread = (ratios[0], ratios[-1]) if len(ratios) < 4 else tuple(statistics.quantiles(ratios, n=4)[::2])
             met = None if ratio is None else ratio <= t.goal if t.at_most else ratio >= t.goal
-            row = {"build": build, "target": t.label, "turnout": med[build].get(t.key), "base": med[t.base].get(t.key)}
+            base = med[t.base].get(t.base_key or t.key)
+            row = {"build": build, "target": t.label, "turnout": med[build].get(t.key), "base": base}
             rows.append({**row, "ratio": ratio, "range": spread if ratios else None, "met": met})
         value = med[build].get("bookkeeping_us")
         met = None if value is None else value < BOOKKEEPING_LIMIT_US
@@ -491,7 +535,7 @@ def report(doc: dict[str, Any]) -> str:
             for t in doc["targets"]
         ]
         parts += [
-            "## turnout against the targets of issue 7\n\nRatio: the median over blocks of turnout's block ÷ "
+            "## turnout against the targets of issues 7 and 19\n\nRatio: the median over blocks of turnout's block ÷ "
             "the base's block of the same round (seconds apart); range: their quartiles.",
             table(["build", "target", "figure", "base", "ratio", "range", "met"], rows),
         ]
@@ -502,6 +546,19 @@ def report(doc: dict[str, Any]) -> str:
                 f"## Relative to {base} (medians ÷ {base}'s; for calls/s and chunks/s higher is better, else lower)",
                 table(["client", *(k.heading for k in METRICS)], rows),
             ]
+    first = [[name, num(v.get("first_reply_ms"))] for name, v in med.items()]
+    first += [
+        [f"{name} + pydantic", num(v["first_reply_floor_ms"])]
+        for name, v in med.items()
+        if v.get("first_reply_floor_ms")
+    ]
+    first += [[f"`turnout chat` ({name})", num(v["cli_ms"])] for name, v in med.items() if v.get("cli_ms")]
+    parts += [
+        "## First reply in a fresh process (ms, interpreter start to the reply, medians)\n\n"
+        "`+ pydantic`: the same raw driver after `from pydantic import BaseModel`, the floor of a pydantic-typed "
+        "client. `turnout chat`: the CLI with a config file, `--no-stream`, end to end.",
+        table(["what", "ms"], first),
+    ]
     builds = [name for name in med if _driver(name) == "turnout"]
     if builds:
         rows = [[label, *(num(med[b].get(key)) for b in builds)] for key, label in LAYER]
@@ -534,6 +591,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--async-calls", type=int, default=500, help="per block")
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--streams", type=int, default=50, help="per block")
+    parser.add_argument("--long-calls", type=int, default=20, help="1,000-message calls per block")
     parser.add_argument("--chunks", type=int, default=64)
     parser.add_argument("--n-layer", type=int, default=5000, help="calls per round of turnout's layer timing")
     parser.add_argument("--timeout", type=int, default=300, help="seconds a worker may take for one block")
@@ -546,7 +604,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.quick:
         args.blocks, args.import_runs, args.warmup, args.tries = 2, 1, 10, 1
-        args.sync_calls, args.async_calls, args.streams, args.n_layer = 50, 128, 5, 1000
+        args.sync_calls, args.async_calls, args.streams, args.n_layer, args.long_calls = 50, 128, 5, 1000, 5
     args.python = _parse_pythons(args.python)
     args.tries = max(1, args.tries)
     wanted = args.clients.split(",")
@@ -585,8 +643,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             session.close()
     records, failed = session.records, session.failed
     ok = [name for name in clients if name not in failed]
-    bad = sum(r["bad"] for name in ok for op in ("import", "sync", "async", "stream") for r in records[name][op])
-    keys = ("blocks", "import_runs", "warmup", "sync_calls", "async_calls", "concurrency", "streams", "chunks")
+    ops = ("import", "sync", "async", "stream", "long", "cli")
+    bad = sum(r["bad"] for name in ok for op in ops for r in records[name][op])
+    keys = (
+        "blocks",
+        "import_runs",
+        "warmup",
+        "sync_calls",
+        "async_calls",
+        "concurrency",
+        "streams",
+        "chunks",
+        "long_calls",
+    )
     settings = {k: getattr(args, k) for k in (*keys, "n_layer", "pinned", "max_other_cpu", "tries", "max_wait")}
     doc: dict[str, Any] = {
         "when": datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ"),

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any, Union
 
-from pydantic import BaseModel, model_validator
+from pydantic import BaseModel, ConfigDict, model_validator
 
 __all__ = ["NoBoolNumbers", "check_headers"]
 
@@ -60,6 +60,8 @@ def _leaves(annotation: Any) -> set[Any]:
 
 class NoBoolNumbers(BaseModel):
     """Rejects ``True``/``False`` given for a number field (pydantic would read them as 1 and 0)."""
+
+    model_config = ConfigDict(defer_build=True)
 
     @model_validator(mode="before")
     @classmethod

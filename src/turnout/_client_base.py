@@ -329,6 +329,8 @@ def _check_messages(messages: object) -> None:
             'e.g. messages="Hi" or messages=[{"role": "user", "content": "Hi"}]'
         )
     for position, message in enumerate(messages):
+        if type(message) is dict or type(message) is Message:  # the usual kinds, checked fast
+            continue
         if isinstance(message, str):
             raise InvalidArgumentError(
                 f"messages[{position}] is a bare string: give each message a role, "

@@ -31,7 +31,7 @@ _TOKENS_PRIMING = 3
 class TargetEstimate(BaseModel):
     """The estimate for one target of a route."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(defer_build=True, frozen=True)
 
     provider: str
     model: str
@@ -46,7 +46,7 @@ class TargetEstimate(BaseModel):
 class CostEstimate(BaseModel):
     """The estimate for every target of a route, in route order."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(defer_build=True, frozen=True)
 
     targets: list[TargetEstimate]
 

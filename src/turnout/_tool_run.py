@@ -40,7 +40,7 @@ class ToolRun(BaseModel):
         responses: every reply, in order (one per round).
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(defer_build=True, frozen=True)
 
     response: ChatResponse
     messages: list[Message]

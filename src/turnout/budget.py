@@ -44,7 +44,7 @@ Period = Literal["day", "month"]
 class Budget(NoBoolNumbers):
     """A spending limit in US dollars, optionally renewed each UTC day or month."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
 
     max_usd: Decimal = Field(ge=0, description="the most that may be spent in a period")
     period: Period | None = Field(default=None, description='"day", "month", or none: the client\'s lifetime')

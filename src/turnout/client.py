@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING, Self
 
 from . import engine
 from ._client_base import BaseClient, Messages, ModelT, ToolChoice, call_options
-from ._estimate import CostEstimate, aestimate_target, estimate_target
 from .embeddings import EmbeddingResponse
 from .options import ProviderOptionsInput
 from .streaming import AsyncChatStream, ChatStream
 from .types import ChatResponse, JSONObject
 
 if TYPE_CHECKING:
+    from ._estimate import CostEstimate
     from ._tool_run import OnToolError, ToolRun
     from .batch import BatchResult, RequestInput
     from .tools import ToolInput
@@ -281,6 +281,8 @@ class Client(BaseClient):
             InvalidArgumentError: an argument is invalid.
             ConfigError: ``model`` cannot be routed.
         """
+        from ._estimate import CostEstimate, estimate_target  # loaded on first use, not by every client
+
         request = self._request(messages, call_options({"max_tokens": max_tokens, "n": n}))
         targets, _ = self._route(model)
         return CostEstimate(targets=[estimate_target(self._pricing, p, m, request) for p, m in targets])
@@ -506,6 +508,8 @@ class AsyncClient(BaseClient):
         self, model: str, messages: Messages, *, max_tokens: int | None = None, n: int | None = None
     ) -> CostEstimate:
         """Async twin of `Client.estimate_cost`."""
+        from ._estimate import CostEstimate, aestimate_target
+
         request = self._request(messages, call_options({"max_tokens": max_tokens, "n": n}))
         targets, _ = self._route(model)
         return CostEstimate(targets=[await aestimate_target(self._pricing, p, m, request) for p, m in targets])

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 from collections.abc import Mapping
 from datetime import date
 from decimal import Decimal
@@ -78,7 +77,7 @@ class ProviderConfig(NoBoolNumbers):
     ``base_url`` (``http://user:pw@host``) are masked in reprs and JSON dumps.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
 
     type: str = Field(description="provider type: openai | vllm | openai-compatible | a plugin's name")
     base_url: str | None = Field(default=None, description="API root, e.g. http://127.0.0.1:8000/v1")
@@ -197,7 +196,7 @@ class Price(NoBoolNumbers):
     ``input_per_million = input_weight * output_per_million``.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
 
     input_per_million: Decimal = Field(ge=0)
     output_per_million: Decimal = Field(ge=0)
@@ -260,7 +259,7 @@ def _decimal(value: Any) -> Decimal:
 class TelemetryConfig(BaseModel):
     """``[telemetry]``: OpenTelemetry spans and metrics of every call (``turnout[otel]``; docs/observability.md)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
 
     enabled: bool = Field(default=False, description="emit GenAI spans and metrics through the application's providers")
     capture_content: bool = Field(
@@ -311,7 +310,7 @@ class CacheConfig(BaseModel):
 class HooksConfig(BaseModel):
     """``[hooks]``: functions called with each event, as ``"package.module:function"`` (docs/observability.md)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
 
     on_call_started: list[str] = Field(default_factory=list, description="called with each CallStarted")
     on_attempt_started: list[str] = Field(default_factory=list, description="called with each AttemptStarted")
@@ -337,7 +336,7 @@ class Config(BaseModel):
     Build it from a file with `load_config`, or from a dict with ``Config.from_dict``.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
 
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
     models: dict[str, ModelRoute] = Field(default_factory=dict)
@@ -452,6 +451,8 @@ def load_config(path: str | os.PathLike[str]) -> Config:
             f"{file}: not UTF-8 text (byte {exc.object[exc.start]:#04x} on line {line}). "
             "TOML files are UTF-8: save the file as UTF-8."
         ) from None
+    import tomllib  # only for a file: a config given as a dict never loads the TOML parser
+
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

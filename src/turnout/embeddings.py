@@ -28,7 +28,7 @@ class EmbeddingRequest(NoBoolNumbers):
     ``truncation_direction``, ``prompt_name``).
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(defer_build=True, frozen=True, extra="forbid")
 
     input: list[str] = Field(min_length=1, description="the texts to embed, in order")
     dimensions: int | None = Field(default=None, gt=0, description="shorter vectors (text-embedding-3 and later)")
@@ -50,7 +50,7 @@ class EmbeddingResponse(BaseModel):
     every count is None when it did not (Hugging Face feature extraction), and so is ``cost``.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(defer_build=True, frozen=True, extra="forbid")
 
     vectors: list[list[float]]
     usage: Usage

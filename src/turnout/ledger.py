@@ -65,7 +65,7 @@ GROUP_KEYS: tuple[GroupKey, ...] = ("day", "alias", "provider", "model")
 class LedgerConfig(BaseModel):
     """``[ledger]`` in turnout.toml."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
 
     enabled: bool = Field(default=True, description="append every call to the ledger")
     path: str | None = Field(

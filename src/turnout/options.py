@@ -45,7 +45,7 @@ __all__ = [
 class _Strict(NoBoolNumbers):
     """Frozen, no unknown keys; an unknown key's error names it and lists the valid ones."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True, populate_by_name=True)
 
     @model_validator(mode="before")
     @classmethod

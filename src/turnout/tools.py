@@ -74,7 +74,7 @@ class Tool(BaseModel):
         takes_model: call ``function`` with the validated model instead of keyword arguments.
     """
 
-    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True, extra="forbid")
+    model_config = ConfigDict(defer_build=True, frozen=True, arbitrary_types_allowed=True, extra="forbid")
 
     name: str
     description: str | None = None

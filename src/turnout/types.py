@@ -99,7 +99,7 @@ def tool_calls_finish(finish: FinishReason | None, has_tool_calls: bool) -> Fini
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(defer_build=True, frozen=True, extra="forbid")
 
 
 class FunctionCall(_Model):
@@ -240,7 +240,7 @@ class ToolCallDelta(_Model):
 class Message(BaseModel):
     """One chat message in OpenAI's shape. Unknown fields are kept and sent as they are."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="allow", frozen=True)
 
     role: Role
     content: str | list[JSONObject] | None = None
@@ -254,7 +254,7 @@ class Message(BaseModel):
 
 MessageInput: TypeAlias = str | Message | Mapping[str, Any]
 """One item of ``messages=``: a dict in OpenAI's shape or a `Message` (or a whole string as the only message)."""
-_MESSAGES = TypeAdapter(list[Message])
+_MESSAGES = TypeAdapter(list[Message], config=ConfigDict(defer_build=True))
 
 
 def normalize_messages(messages: str | list[Message] | list[Mapping[str, Any]] | list[MessageInput]) -> list[Message]:
@@ -269,8 +269,21 @@ def normalize_messages(messages: str | list[Message] | list[Mapping[str, Any]] |
     if not messages:
         raise ValueError("messages must not be empty")
     if all(type(m) is Message for m in messages):
-        return list(messages)  # type: ignore[arg-type]
-    return _MESSAGES.validate_python([m if isinstance(m, Message) else dict(m) for m in messages])  # type: ignore[arg-type]
+        return list(messages)  # type: ignore[arg-type]  # turnout's own, validated when made
+    # One pass in pydantic-core: a `Message` is taken as it is (not validated again), a dict is
+    # validated once per call (never per attempt); other mappings are copied into dicts first.
+    return _MESSAGES.validate_python(
+        messages if all(type(m) is dict or type(m) is Message for m in messages) else [_plain(m) for m in messages]
+    )
+
+
+def dump_messages(messages: list[Message]) -> bytes:
+    """``messages`` as the JSON array OpenAI-style bodies send (``None`` fields left out), in one pass."""
+    return _MESSAGES.dump_json(messages, exclude_none=True)
+
+
+def _plain(message: MessageInput) -> Message | dict[str, Any]:
+    return message if isinstance(message, Message) else dict(message)  # type: ignore[arg-type]
 
 
 class ChatRequest(NoBoolNumbers, _Model):
@@ -281,7 +294,7 @@ class ChatRequest(NoBoolNumbers, _Model):
     typed options (`VLLMOptions`, `TGIOptions`); each provider applies those of its own kind.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+    model_config = ConfigDict(defer_build=True, frozen=True, extra="forbid", arbitrary_types_allowed=True)
 
     messages: list[Message]
     temperature: float | None = Field(default=None, ge=0)

@@ -25,7 +25,7 @@ State = Literal["closed", "open", "half_open"]
 class BreakerPolicy(NoBoolNumbers):
     """When to open a target's circuit, and for how long."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
 
     enabled: bool = True
     failure_threshold: int = Field(default=5, ge=1, description="consecutive failures that open the circuit")
@@ -38,7 +38,7 @@ class BreakerPolicy(NoBoolNumbers):
 class TargetHealth(BaseModel):
     """One target's circuit as `Client.health()` reports it."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(defer_build=True, frozen=True)
 
     target: str
     state: State

@@ -36,7 +36,7 @@ __all__ = [
 class RetryPolicy(NoBoolNumbers):
     """How one target is retried before the route falls back to the next."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
 
     max_attempts: int = Field(default=3, ge=1, description="attempts per target, the first included")
     initial_delay: float = Field(

@@ -33,7 +33,7 @@ _DEFAULT_FALLBACK: tuple[FallbackOn, ...] = ("retryable", "context_window", "con
 class RoutePolicy(NoBoolNumbers):
     """Reliability settings of a route. ``[defaults]`` sets them for every route; a model alias overrides."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
 
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     fallback_on: list[FallbackOn] = Field(

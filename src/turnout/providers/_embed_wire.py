@@ -42,19 +42,19 @@ Encoding = Literal["float", "base64"]
 
 
 class _Item(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(defer_build=True, extra="ignore")
     index: int
     embedding: list[float] | str
 
 
 class _Usage(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(defer_build=True, extra="ignore")
     prompt_tokens: int | None = None
     total_tokens: int | None = None
 
 
 class _Reply(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(defer_build=True, extra="ignore")
     data: list[_Item]
     model: str | None = None
     usage: _Usage | None = None

@@ -27,6 +27,7 @@ from ..types import (
     ToolCallDelta,
     TopLogprob,
     Usage,
+    dump_messages,
     finish_reason_from_wire,
     make_tool_call,
     tool_calls_finish,
@@ -66,7 +67,7 @@ _REQUEST_FIELDS = (
 
 
 class _Wire(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(defer_build=True, extra="ignore")
 
 
 def _json_text(value: object) -> str | None:
@@ -201,10 +202,7 @@ def build_body(
     overrides them. The output cap goes as ``max_completion_tokens`` when the call named it so or
     ``completion_cap`` is set (a model that rejects ``max_tokens``), else as ``max_tokens``.
     """
-    body: dict[str, Any] = {
-        "model": model,
-        "messages": [m.model_dump(exclude_none=True) for m in request.messages],
-    }
+    body: dict[str, Any] = {}
     if request.max_tokens is not None:
         cap = completion_cap or request.max_completion_tokens is not None
         body["max_completion_tokens" if cap else "max_tokens"] = request.max_tokens
@@ -219,7 +217,17 @@ def build_body(
         body.update(fields)
     if request.extra_body:
         body.update(request.extra_body)
-    return pydantic_core.to_json(body)
+    if "model" in body or "messages" in body:  # extra_body (or an option) replaces them, in their place
+        return pydantic_core.to_json({"model": model, "messages": _dumped(request), **body})
+    # The messages (most of a long conversation's body) go straight to JSON in one pass, placed
+    # after "model" and before the other keys.
+    rest = pydantic_core.to_json(body)
+    head = b'{"model":%s,"messages":%s' % (pydantic_core.to_json(model), dump_messages(request.messages))
+    return head + (b"," + rest[1:] if len(rest) > 2 else b"}")
+
+
+def _dumped(request: ChatRequest) -> list[dict[str, Any]]:
+    return [m.model_dump(exclude_none=True) for m in request.messages]
 
 
 def _usage(wire: _Usage | None) -> Usage:

@@ -91,7 +91,7 @@ class EndpointInfo(BaseModel):
     ``max_input_length``; it is read into ``max_input_tokens`` too.
     """
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="allow", frozen=True)
 
     model_id: str
     max_input_tokens: int | None = Field(

@@ -38,18 +38,18 @@ class VLLMConfig(ProviderConfig):
 
 
 class _ModelCard(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(defer_build=True, extra="ignore")
     id: str
     max_model_len: int | None = None
 
 
 class _ModelList(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(defer_build=True, extra="ignore")
     data: list[_ModelCard]
 
 
 class _TokenizeReply(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(defer_build=True, extra="ignore")
     count: int
 
 
