@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Literal, Self
 from pydantic import BaseModel, PydanticUserError, ValidationError
 from typing_extensions import TypeVar
 
+from ._defaults import MAX_TIMEOUT
 from ._response_model import OutputHook, take_output
 from .budget import Budget, Budgets
 from .config import Config, find_config_file, load_config, split_target
@@ -177,8 +178,11 @@ class BaseClient:
             ) from None
         use_cache = options.pop("cache", None)
         tags = _check_tags(options.pop("tags", None))
+        deadline = _check_deadline(options.pop("deadline", None))
         request = self._request(messages, options)
         targets, policy = self._route(model)
+        if deadline is not None:
+            policy = policy.model_copy(update={"deadline": deadline})
         hooks: list[CallHook] = [] if output is None else [OutputHook(output)]
         if use_cache is not False and self._cache is not None:
             route = self.config.models.get(model)
@@ -225,6 +229,7 @@ class BaseClient:
                 f"input must be a string or a list of strings, not {type(texts).__name__}: e.g. input=['first text']"
             )
         tags = _check_tags(options.pop("tags", None))
+        deadline = _check_deadline(options.pop("deadline", None))
         batch_size = options.pop("batch_size", None)
         options.pop("input", None)  # passed as ``texts``
         try:
@@ -234,6 +239,8 @@ class BaseClient:
         except (ValidationError, ValueError) as exc:
             raise InvalidArgumentError(_describe_arguments(exc)) from None
         targets, policy = self._route(model)
+        if deadline is not None:
+            policy = policy.model_copy(update={"deadline": deadline})
         call = EmbedCall(model, policy, request, targets, self._state, batch_size)
         call.tags = tags
         return call
@@ -341,6 +348,17 @@ def _check_messages(messages: object) -> None:
                 f"messages[{position}] must be a dict like {{'role': 'user', 'content': '...'}} or a Message, "
                 f"not {type(message).__name__}"
             )
+
+
+def _check_deadline(value: object) -> float | None:
+    """A call's own ``deadline=``: seconds > 0, at most a day (like every duration in turnout)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= MAX_TIMEOUT:
+        raise InvalidArgumentError(
+            f"deadline must be a number of seconds, more than 0 and at most {MAX_TIMEOUT:g}, not {value!r}"
+        )
+    return float(value)
 
 
 def _check_tags(tags: object) -> dict[str, str] | None:

@@ -64,6 +64,7 @@ class Client(BaseClient):
         extra_body: JSONObject | None = None,
         extra_headers: dict[str, str] | None = None,
         timeout: float | None = None,
+        deadline: float | None = None,
         provider_options: ProviderOptionsInput | None = None,
         response_model: type[ModelT] | None = None,
         output_retries: int | None = None,
@@ -101,6 +102,8 @@ class Client(BaseClient):
             extra_body: provider-specific JSON keys merged into the request body.
             extra_headers: extra HTTP headers for this call.
             timeout: seconds to wait on each network read or write of this call (default: the provider's).
+            deadline: seconds for this whole call, every retry and fallback included (default: the
+                route's ``deadline``); each read's timeout is shortened to what is left.
             provider_options: typed provider-specific options (`VLLMOptions`, `TGIOptions`), one
                 object or a list with one per kind; each target applies those of its own kind,
                 over the config's (see docs/provider-options.md).
@@ -156,6 +159,7 @@ class Client(BaseClient):
         extra_body: JSONObject | None = None,
         extra_headers: dict[str, str] | None = None,
         timeout: float | None = None,
+        deadline: float | None = None,
         provider_options: ProviderOptionsInput | None = None,
         response_model: type[ModelT] | None = None,
         output_retries: int | None = None,
@@ -298,6 +302,7 @@ class Client(BaseClient):
         extra_body: JSONObject | None = None,
         extra_headers: dict[str, str] | None = None,
         timeout: float | None = None,
+        deadline: float | None = None,
         tags: Mapping[str, str] | None = None,
     ) -> EmbeddingResponse:
         """Embed texts along ``model``'s route: one vector per input, in input order.
@@ -314,6 +319,8 @@ class Client(BaseClient):
             extra_body: provider-specific JSON keys merged into each request body.
             extra_headers: extra HTTP headers for this call.
             timeout: seconds to wait on each network read or write of this call.
+            deadline: seconds for this whole call, every batch, retry and fallback included
+                (default: the route's ``deadline``).
             tags: the caller's labels, as for `chat`.
 
         Returns:
@@ -412,6 +419,7 @@ class AsyncClient(BaseClient):
         extra_body: JSONObject | None = None,
         extra_headers: dict[str, str] | None = None,
         timeout: float | None = None,
+        deadline: float | None = None,
         provider_options: ProviderOptionsInput | None = None,
         response_model: type[ModelT] | None = None,
         output_retries: int | None = None,
@@ -447,6 +455,7 @@ class AsyncClient(BaseClient):
         extra_body: JSONObject | None = None,
         extra_headers: dict[str, str] | None = None,
         timeout: float | None = None,
+        deadline: float | None = None,
         provider_options: ProviderOptionsInput | None = None,
         response_model: type[ModelT] | None = None,
         output_retries: int | None = None,
@@ -525,6 +534,7 @@ class AsyncClient(BaseClient):
         extra_body: JSONObject | None = None,
         extra_headers: dict[str, str] | None = None,
         timeout: float | None = None,
+        deadline: float | None = None,
         tags: Mapping[str, str] | None = None,
     ) -> EmbeddingResponse:
         """Async twin of `Client.embed`; batches are sent concurrently (at most 4 at a time)."""

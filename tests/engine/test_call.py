@@ -316,3 +316,35 @@ def test_rate_limited_stream_waits_as_the_server_says(mode: str, clock: FakeCloc
     Stub.scripts["a"] = [[err(RateLimitError, status_code=429, retry_after=7)], ["ok"]]
     run(stub_config("a"), mode, clock, kind="stream")
     assert clock.sleeps == [7]
+
+
+# --- a call's own deadline ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_calls_own_deadline_overrides_the_routes(mode: str, clock: FakeClock) -> None:
+    """deadline= on the call: each attempt's timeout is what is left of it (the route has none)."""
+    Stub.scripts["a"] = [err(ServerError, status_code=503), "ok"]
+    run(stub_config("a", retry={"initial_delay": 4, "jitter": 0}), mode, clock, timeout=60, deadline=10)
+    first, second = (r.timeout for r in Stub.sent["a"])
+    assert first == 10 and second == 6
+
+
+def test_a_calls_deadline_stops_retries_it_cannot_wait_for(clock: FakeClock) -> None:
+    Stub.scripts["a"] = [err(RateLimitError, status_code=429, retry_after=30)]
+    with pytest.raises(RateLimitError), Client(stub_config("a"), clock=clock) as client:
+        client.chat("r", "Hi", deadline=5)
+    assert clock.sleeps == [] and len(Stub.sent["a"]) == 1
+
+
+@pytest.mark.parametrize("bad", [0, -1, True, "5", 10**9])
+def test_a_bad_deadline_is_refused_before_sending(bad: object, clock: FakeClock) -> None:
+    with Client(stub_config("a"), clock=clock) as client, pytest.raises(turnout.InvalidArgumentError, match="deadline"):
+        client.chat("r", "Hi", deadline=bad)  # type: ignore[arg-type]
+    assert "a" not in Stub.sent
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_an_embedding_call_takes_a_deadline(mode: str, clock: FakeClock) -> None:
+    run(stub_config("a"), mode, clock, kind="embed", texts=["x"], deadline=7, timeout=60)
+    assert Stub.sent["a"][0].timeout == 7
