@@ -489,16 +489,14 @@ class Call(Generic[RequestT, ResponseT]):
 
     def lost_race(self, reply: ResponseT, provider: Provider, model: str, started: float) -> ResponseT:
         """Record the hedge's losing request (sent, dropped; a provider may still bill it)."""
-        self.attempts.append(
-            Attempt(
-                provider=provider.name,
-                model=model,
-                outcome="cancelled",
-                latency=self.clock.now() - started,
-                error="lost the hedge: another target answered first",
-            )
-        )
+        self._note(provider, model, "cancelled", started, "lost the hedge: another target answered first")
         return cast("ResponseT", reply.model_copy(update={"attempts": list(self.attempts)}))
+
+    def _note(self, provider: Provider, model: str, outcome: str, started: float, why: str) -> None:
+        """Record an attempt that ended without a reply or an error of its own (cancelled, abandoned)."""
+        self.attempts.append(
+            Attempt(provider=provider.name, model=model, outcome=outcome, latency=self.clock.now() - started, error=why)
+        )
 
     def _record(
         self,
@@ -622,15 +620,7 @@ class ChatCall(Call[ChatRequest, ChatResponse]):
 
     def abandoned(self, provider: Provider, model: str, acc: Accumulator, started: float) -> None:
         """The caller left the stream: record the attempt and what it cost (estimated when the server did not say)."""
-        self.attempts.append(
-            Attempt(
-                provider=provider.name,
-                model=model,
-                outcome="abandoned",
-                latency=self.clock.now() - started,
-                error="the caller stopped reading the stream",
-            )
-        )
+        self._note(provider, model, "abandoned", started, "the caller stopped reading the stream")
         usage, cost = self._piece_paid(provider, model, acc, self.request)
         events = self.state.events
         if events.wants(StreamAbandoned):

@@ -89,16 +89,10 @@ def _watched(step: Stream, chunks: Iterator[ChatChunk]) -> Generator[ChatChunk, 
     try:
         token = WATCH.set(watch)  # HTTPProvider.post_stream attaches its response while sending
         try:
-            chunk = next(chunks)
-        except StopIteration:
-            return
-        except ProviderError as exc:
-            if watch.late():
-                raise watch.error(step.provider, step.model) from exc
-            raise
+            chunk = _next_watched(step, chunks, watch)
         finally:
             WATCH.reset(token)
-        while True:
+        while chunk is not None:
             if watch.late():  # a provider without a socket to shut (huggingface_hub) is checked here
                 raise watch.error(step.provider, step.model)
             out = step.acc.add(chunk)
@@ -106,16 +100,21 @@ def _watched(step: Stream, chunks: Iterator[ChatChunk]) -> Generator[ChatChunk, 
             watch.pause()
             yield out
             watch.go()
-            try:
-                chunk = next(chunks)
-            except StopIteration:
-                return
-            except ProviderError as exc:
-                if watch.late():
-                    raise watch.error(step.provider, step.model) from exc
-                raise
+            chunk = _next_watched(step, chunks, watch)
     finally:
         watchdog.finished(watch)
+
+
+def _next_watched(step: Stream, chunks: Iterator[ChatChunk], watch: Watch) -> ChatChunk | None:
+    """The next chunk (None at the end); a read the watchdog cut short is the watch's timeout error."""
+    try:
+        return next(chunks)
+    except StopIteration:
+        return None
+    except ProviderError as exc:
+        if watch.late():
+            raise watch.error(step.provider, step.model) from exc
+        raise
 
 
 def _perform(step: Any, clock: Clock, side: _Side | None) -> Any:
