@@ -168,7 +168,9 @@ class RouteState:
             weights = list(policy.weights or [1.0] * len(targets))
             pool, ordered = list(zip(targets, weights, strict=False)), []
             while pool:
-                pick = random.choices(range(len(pool)), weights=[w for _, w in pool])[0]
+                left = [w for _, w in pool]
+                # only weight-0 targets left: they come last, in route order (random.choices needs a weight)
+                pick = random.choices(range(len(pool)), weights=left)[0] if any(w > 0 for w in left) else 0
                 ordered.append(pool.pop(pick)[0])
             return ordered
         if policy.balance == "least-latency":  # unmeasured targets first, so each gets measured

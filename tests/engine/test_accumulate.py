@@ -1,0 +1,140 @@
+"""`Accumulator`: the final reply of a stream, built exactly from its chunks (unit tests of one class)."""
+
+from __future__ import annotations
+
+import pytest
+
+from turnout.engine.accumulate import Accumulator
+from turnout.errors import APITimeoutError
+from turnout.testing import FakeClock
+from turnout.types import ChatChunk, ToolCallDelta, Usage, tool_call_id
+
+
+def test_text_per_choice_model_and_usage() -> None:
+    acc = Accumulator()
+    acc.add(ChatChunk(text="Hel", model="m-1"))
+    acc.add(ChatChunk(text="lo"))
+    acc.add(ChatChunk(text="other", index=1))
+    acc.add(ChatChunk(finish_reason="stop"))
+    acc.add(ChatChunk(finish_reason="length", index=1))
+    usage = Usage(prompt_tokens=3, completion_tokens=4, total_tokens=7)
+    acc.add(ChatChunk(usage=usage))
+    reply = acc.response("p", "asked")
+    assert (reply.text, reply.model, reply.provider, reply.finish_reason) == ("Hello", "m-1", "p", "stop")
+    assert [(c.index, c.text, c.finish_reason) for c in reply.choices] == [(0, "Hello", "stop"), (1, "other", "length")]
+    assert reply.usage == usage and reply.warnings == []
+    assert acc.text() == "Hello" and acc.text(1) == "other" and acc.text(7) == ""
+    assert acc.has_content and not acc.in_tool_call
+
+
+def test_an_empty_model_keeps_the_one_asked_for() -> None:
+    acc = Accumulator()
+    acc.add(ChatChunk(text="x", model=""))
+    assert acc.response("p", "asked").model == "asked"
+
+
+@pytest.mark.parametrize(
+    ("usage", "warnings"),
+    [
+        (None, ["the server sent no usage for this stream"]),
+        (Usage(prompt_tokens=3), ["the server sent no completion token count for this stream"]),
+        (Usage(prompt_tokens=3, completion_tokens=0), []),
+    ],
+)
+def test_usage_warnings(usage: Usage | None, warnings: list[str]) -> None:
+    acc = Accumulator()
+    acc.add(ChatChunk(text="x", usage=usage))
+    reply = acc.response("p", "m")
+    assert reply.warnings == warnings
+    assert reply.usage == (usage or Usage())
+
+
+def test_tool_call_fragments_join_by_index() -> None:
+    acc = Accumulator()
+    first = acc.add(ChatChunk(tool_calls=[ToolCallDelta(index=0, id="call_a", name="get", arguments='{"ci')]))
+    assert acc.has_content and acc.in_tool_call and first.finish_reason is None
+    acc.add(ChatChunk(tool_calls=[ToolCallDelta(index=0, arguments='ty": "Oslo"}')]))
+    acc.add(ChatChunk(tool_calls=[ToolCallDelta(index=1, name="sql", arguments="SELECT 1", type="custom")]))
+    acc.add(ChatChunk(tool_calls=[ToolCallDelta(index=1, arguments=";")]))
+    last = acc.add(ChatChunk(finish_reason="stop"))
+    assert last.finish_reason == "tool_calls"  # vLLM/TGI say "stop" where OpenAI says "tool_calls"
+    reply = acc.response("p", "m")
+    assert reply.finish_reason == "tool_calls"
+    function, custom = reply.tool_calls
+    assert (function.id, function.type, function.name, function.arguments) == (
+        "call_a",
+        "function",
+        "get",
+        '{"city": "Oslo"}',
+    )
+    assert (custom.type, custom.name, custom.arguments) == ("custom", "sql", "SELECT 1;")
+    assert custom.id == tool_call_id(1, "sql", "SELECT 1;")  # no id sent: the stable one
+    assert acc.delivered_text() == 'get{"city": "Oslo"}sqlSELECT 1;'
+
+
+def test_a_later_fragment_keeps_the_id_name_and_type_already_given() -> None:
+    acc = Accumulator()
+    acc.add(ChatChunk(tool_calls=[ToolCallDelta(index=0, id="c1", name="f", arguments="{", type="function")]))
+    acc.add(ChatChunk(tool_calls=[ToolCallDelta(index=0, id=None, name=None, arguments="}", type=None)]))
+    (call,) = acc.response("p", "m").tool_calls
+    assert (call.id, call.name, call.arguments, call.type) == ("c1", "f", "{}", "function")
+
+
+def test_a_length_finish_after_tool_calls_is_kept() -> None:
+    acc = Accumulator()
+    acc.add(ChatChunk(tool_calls=[ToolCallDelta(index=0, id="c", name="f", arguments='{"a"')]))
+    chunk = acc.add(ChatChunk(finish_reason="length"))
+    assert chunk.finish_reason == "length"
+    assert acc.response("p", "m").finish_reason == "length"
+
+
+def test_legacy_function_call_fragments() -> None:
+    acc = Accumulator()
+    acc.add(ChatChunk(function_call=ToolCallDelta(index=0, name="lookup", arguments='{"q": ')))
+    acc.add(ChatChunk(function_call=ToolCallDelta(index=0, arguments='"x"}')))
+    acc.add(ChatChunk(finish_reason="function_call"))
+    reply = acc.response("p", "m")
+    assert acc.in_tool_call and acc.has_content
+    assert reply.function_call is not None
+    assert (reply.function_call.name, reply.function_call.arguments) == ("lookup", '{"q": "x"}')
+    assert reply.tool_calls == [] and reply.finish_reason == "function_call"
+    assert acc.delivered_text() == 'lookup{"q": "x"}'
+
+
+def test_role_only_chunks_are_not_content() -> None:
+    acc = Accumulator()
+    acc.add(ChatChunk(text=""))
+    acc.add(ChatChunk(text=None, model="m"))
+    assert not acc.has_content and not acc.in_tool_call
+    assert acc.response("p", "m").choices[0].text == ""
+
+
+def test_the_first_chunks_time_and_the_deadline() -> None:
+    clock = FakeClock(start=100.0)
+    acc = Accumulator(clock, deadline=105.0)
+    clock.advance(1)
+    acc.add(ChatChunk(text="a"))
+    clock.advance(4)  # exactly at the deadline: still in time
+    acc.add(ChatChunk(text="b"))
+    assert acc.first == 101.0
+    clock.advance(0.5)
+    with pytest.raises(APITimeoutError, match="deadline passed while the stream was still sending"):
+        acc.add(ChatChunk(text="c"))
+    assert acc.text() == "ab"
+
+
+def test_no_clock_no_first_time() -> None:
+    acc = Accumulator()
+    acc.add(ChatChunk(text="a"))
+    assert acc.first is None
+
+
+def test_restart_keeps_the_text_and_forgets_the_pieces_usage_and_finish() -> None:
+    acc = Accumulator()
+    acc.add(ChatChunk(text="Once upon"))
+    acc.add(ChatChunk(usage=Usage(prompt_tokens=1, completion_tokens=2, total_tokens=3), finish_reason="stop"))
+    acc.restart()
+    assert acc.usage is None and acc.finish == {} and acc.piece_text() == ""
+    acc.add(ChatChunk(text=" a time"))
+    assert acc.piece_text() == " a time"
+    assert acc.response("p", "m").text == "Once upon a time"
