@@ -17,6 +17,7 @@ import time
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
+from ._usage_cli import wants_rich
 from .errors import BudgetExceededError, TurnoutError
 
 if TYPE_CHECKING:
@@ -119,7 +120,7 @@ async def _run(
         print_estimate(found, total - len(todo), spent, args.max_usd)
         if args.dry_run:
             return 0
-        progress = Progress(len(todo), _wants_rich(args))
+        progress = Progress(len(todo), wants_rich(args, sys.stderr))
         refused = 0
         with open(args.output, "ab", buffering=0) as out, progress:
             async for result in arun(client, todo, model=args.model, concurrency=args.concurrency):
@@ -158,20 +159,6 @@ def summary(
         )
         return EXIT_BUDGET
     return EXIT_FAILED if failed or bad else 0
-
-
-def _wants_rich(args: argparse.Namespace) -> bool:
-    if args.plain:
-        return False
-    if not (args.rich or sys.stderr.isatty()):
-        return False
-    try:
-        import rich  # noqa: F401
-    except ImportError:
-        if args.rich:
-            raise TurnoutError("--rich needs the rich package: pip install 'turnout[cli]'") from None
-        return False
-    return True
 
 
 class Progress:

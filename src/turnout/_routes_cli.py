@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
@@ -84,20 +85,14 @@ def models(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([{k: v for k, v in asdict(i).items() if k != "circuit"} for i in infos], indent=2))
         return 0
-    if not infos:
-        print("no routes: add a [models.<alias>] table")
-    route = None
-    for info in infos:
-        if info.route != route:
-            route = info.route
-            print(f"{route}:")
-        price = (
-            f"${info.input_per_million} in / ${info.output_per_million} out per 1M tokens ({info.price_source})"
-            if info.input_per_million is not None
-            else "price unknown (add it to [prices])"
-        )
-        print(f"  {info.target}  {price}  context window: {_window(info)}")
+    _print_by_route(infos, lambda info: f"{_price(info)}  context window: {_window(info)}")
     return 0
+
+
+def _price(info: TargetInfo) -> str:
+    if info.input_per_million is None:
+        return "price unknown (add it to [prices])"
+    return f"${info.input_per_million} in / ${info.output_per_million} out per 1M tokens ({info.price_source})"
 
 
 def health(args: argparse.Namespace) -> int:
@@ -108,6 +103,18 @@ def health(args: argparse.Namespace) -> int:
         keys = ("route", "target", "circuit", "context_window")
         print(json.dumps([{k: asdict(i)[k] for k in keys} for i in infos], indent=2))
         return 0
+    _print_by_route(infos, lambda info: f"circuit {info.circuit}  {_check(info)}")
+    return 0
+
+
+def _check(info: TargetInfo) -> str:
+    if info.context_window is None:
+        return "context window unknown (no pre-check)"
+    return f"prompt + max_tokens checked against {info.context_window} tokens"
+
+
+def _print_by_route(infos: list[TargetInfo], describe: Callable[[TargetInfo], str]) -> None:
+    """Each route's name, then one line per target: its name and ``describe(info)``."""
     if not infos:
         print("no routes: add a [models.<alias>] table")
     route = None
@@ -115,10 +122,4 @@ def health(args: argparse.Namespace) -> int:
         if info.route != route:
             route = info.route
             print(f"{route}:")
-        check = (
-            f"prompt + max_tokens checked against {info.context_window} tokens"
-            if info.context_window is not None
-            else "context window unknown (no pre-check)"
-        )
-        print(f"  {info.target}  circuit {info.circuit}  {check}")
-    return 0
+        print(f"  {info.target}  {describe(info)}")

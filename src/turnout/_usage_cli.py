@@ -9,6 +9,7 @@ import os
 import sys
 from decimal import Decimal
 from pathlib import Path
+from typing import TextIO
 
 from .errors import TurnoutError
 from .ledger import Total, ledger_path, totals
@@ -94,7 +95,7 @@ def usage(args: argparse.Namespace) -> int:
         writer.writerows(_row(t, by) for t in rows)
     elif not rows:
         print(f"{path}: no calls recorded")
-    elif _wants_rich(args):
+    elif wants_rich(args):
         print_rich_table(rows, by)
     else:
         print(format_table(rows, by))
@@ -113,11 +114,15 @@ def _json_row(total: Total, by: tuple[str, ...]) -> list[object]:
     ]
 
 
-def _wants_rich(args: argparse.Namespace) -> bool:
-    """A rich table on a terminal when `rich` is installed (``turnout[cli]``), or when asked for."""
+def wants_rich(args: argparse.Namespace, stream: TextIO | None = None) -> bool:
+    """Rich output on ``stream`` when it is a terminal and `rich` is installed (``turnout[cli]``), or asked for.
+
+    Raises:
+        TurnoutError: ``--rich`` without the rich package.
+    """
     if args.plain:
         return False
-    if not (args.rich or sys.stdout.isatty()):
+    if not (args.rich or (stream or sys.stdout).isatty()):  # stdout as it is now, not at import
         return False
     try:
         import rich  # noqa: F401

@@ -17,9 +17,13 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+
+from tests.conftest import LLAMA
+from turnout.testing import FakeServer, Reply
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "services"
 
@@ -139,3 +143,34 @@ def pg_database(postgres_url: str) -> Iterator[str]:
     yield postgres_url.rsplit("/", 1)[0] + f"/{name}"
     with psycopg.connect(postgres_url, autocommit=True) as db:
         db.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+PRICE = {"input_per_million": "1", "output_per_million": "1"}  # a call's cost in millionths = its tokens
+OTHER = "other-model"
+
+
+@pytest.fixture
+def server() -> Iterator[FakeServer]:
+    """A vLLM fake serving two models; every reply is 20 prompt + 5 completion tokens."""
+    with FakeServer(flavor="vllm", models=[OTHER, LLAMA], max_model_len=4096) as fake:
+        fake.default_reply = Reply("ok", prompt_tokens=20, completion_tokens=5)
+        yield fake
+
+
+def shared_config(server: FakeServer, url: str, prefix: str, **extra: Any) -> dict[str, Any]:
+    """A config with ``[state]`` on ``url``: route ``llama`` (one target) and ``pair`` (falls back, breaks at 1)."""
+    config: dict[str, Any] = {
+        "providers": {"local": {"type": "vllm", "base_url": server.base_url}},
+        "models": {
+            "llama": {"targets": [f"local:{LLAMA}"], "retry": {"max_attempts": 1}},
+            "pair": {
+                "targets": [f"local:{OTHER}", f"local:{LLAMA}"],
+                "retry": {"max_attempts": 1},
+                "breaker": {"failure_threshold": 1, "cooldown": 30},
+            },
+        },
+        "prices": {f"local:{LLAMA}": PRICE, f"local:{OTHER}": PRICE},
+        "state": {"url": url, "prefix": prefix},
+    }
+    config.update(extra)
+    return config

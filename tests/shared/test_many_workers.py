@@ -6,51 +6,21 @@ import multiprocessing
 import os
 import signal
 import time
-from collections.abc import Iterator
 from decimal import Decimal
-from typing import Any
-
-import pytest
 
 from tests.conftest import LLAMA
 from tests.shared import _workers
+from tests.shared.conftest import OTHER, shared_config
 from turnout import Client
 from turnout.testing import FakeServer, Fault, Reply
 
-PRICE = {"input_per_million": "1", "output_per_million": "1"}  # a call's cost in millionths = its tokens
 PER_CALL = Decimal(25) / 1_000_000  # every reply: 20 prompt + 5 completion tokens
-OTHER = "other-model"
 spawn = multiprocessing.get_context("spawn")
-
-
-@pytest.fixture
-def server() -> Iterator[FakeServer]:
-    with FakeServer(flavor="vllm", models=[OTHER, LLAMA], max_model_len=4096) as fake:
-        fake.default_reply = Reply("ok", prompt_tokens=20, completion_tokens=5)
-        yield fake
-
-
-def _config(server: FakeServer, url: str, prefix: str, **extra: Any) -> dict[str, Any]:
-    config: dict[str, Any] = {
-        "providers": {"local": {"type": "vllm", "base_url": server.base_url}},
-        "models": {
-            "llama": {"targets": [f"local:{LLAMA}"], "retry": {"max_attempts": 1}},
-            "pair": {
-                "targets": [f"local:{OTHER}", f"local:{LLAMA}"],
-                "retry": {"max_attempts": 1},
-                "breaker": {"failure_threshold": 1, "cooldown": 30},
-            },
-        },
-        "prices": {f"local:{LLAMA}": PRICE, f"local:{OTHER}": PRICE},
-        "state": {"url": url, "prefix": prefix},
-    }
-    config.update(extra)
-    return config
 
 
 def test_four_processes_never_overspend_one_budget(server: FakeServer, redis_url: str, prefix: str) -> None:
     max_usd = Decimal("0.004")  # 160 calls' worth
-    config = _config(server, redis_url, prefix, budget={"max_usd": str(max_usd)})
+    config = shared_config(server, redis_url, prefix, budget={"max_usd": str(max_usd)})
     start, out = spawn.Barrier(4), spawn.Queue()
     workers = [spawn.Process(target=_workers.spend_until_refused, args=(config, start, out)) for _ in range(4)]
     for worker in workers:
@@ -70,7 +40,7 @@ def test_four_processes_never_overspend_one_budget(server: FakeServer, redis_url
 
 
 def test_a_circuit_opened_by_one_process_is_skipped_by_another(server: FakeServer, redis_url: str, prefix: str) -> None:
-    config = _config(server, redis_url, prefix)
+    config = shared_config(server, redis_url, prefix)
     server.enqueue(Fault.status(500), model=OTHER)
     with spawn.Pool(1) as first:
         attempts = first.apply(_workers.one_call, (config, "pair"))
@@ -84,7 +54,7 @@ def test_a_circuit_opened_by_one_process_is_skipped_by_another(server: FakeServe
 
 
 def test_a_killed_workers_hold_comes_back_after_the_ttl(server: FakeServer, redis_url: str, prefix: str) -> None:
-    config = _config(server, redis_url, prefix, budget={"max_usd": "1"})
+    config = shared_config(server, redis_url, prefix, budget={"max_usd": "1"})
     config["state"]["hold_ttl"] = 1.5
     server.enqueue(Fault.slow(60, Reply("late")))
     worker = spawn.Process(target=_workers.hold_forever, args=(config,))
@@ -112,7 +82,7 @@ def test_a_killed_workers_hold_comes_back_after_the_ttl(server: FakeServer, redi
 
 
 def test_four_processes_share_one_rate_limit(server: FakeServer, redis_url: str, prefix: str) -> None:
-    config = _config(server, redis_url, prefix)
+    config = shared_config(server, redis_url, prefix)
     config["limits"] = {f"local:{LLAMA}": {"requests_per_minute": 20, "window": 30, "max_wait": 0}}
     start, out = spawn.Barrier(4), spawn.Queue()
     workers = [spawn.Process(target=_workers.calls_under_rate_limit, args=(config, start, out, 10)) for _ in range(4)]

@@ -5,43 +5,15 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any, cast
 
 import pytest
 
 from tests.conftest import LLAMA
+from tests.shared.conftest import OTHER, shared_config
 from turnout import AsyncClient, BudgetExceededError, Client, ConfigError, LocalRateLimitError, ServerError
 from turnout.testing import FakeServer, Fault, Reply
-
-PRICE = {"input_per_million": "1", "output_per_million": "1"}  # a call's cost in millionths = its tokens
-OTHER = "other-model"
-
-
-@pytest.fixture
-def server() -> Iterator[FakeServer]:
-    with FakeServer(flavor="vllm", models=[OTHER, LLAMA], max_model_len=4096) as fake:
-        fake.default_reply = Reply("ok", prompt_tokens=20, completion_tokens=5)
-        yield fake
-
-
-def _config(server: FakeServer, url: str, prefix: str, **extra: Any) -> dict[str, Any]:
-    config: dict[str, Any] = {
-        "providers": {"local": {"type": "vllm", "base_url": server.base_url}},
-        "models": {
-            "llama": {"targets": [f"local:{LLAMA}"], "retry": {"max_attempts": 1}},
-            "pair": {
-                "targets": [f"local:{OTHER}", f"local:{LLAMA}"],
-                "retry": {"max_attempts": 1},
-                "breaker": {"failure_threshold": 1, "cooldown": 30},
-            },
-        },
-        "prices": {f"local:{LLAMA}": PRICE, f"local:{OTHER}": PRICE},
-        "state": {"url": url, "prefix": prefix},
-    }
-    config.update(extra)
-    return config
 
 
 def _spend_until_refused(client: Client) -> int:
@@ -60,7 +32,7 @@ def _closed_port() -> int:
 
 
 def test_two_clients_share_one_budget(server: FakeServer, redis_url: str, prefix: str) -> None:
-    config = _config(server, redis_url, prefix, budget={"max_usd": "0.0005"})
+    config = shared_config(server, redis_url, prefix, budget={"max_usd": "0.0005"})
     with Client(config=config) as first, Client(config=config) as second:
         calls = _spend_until_refused(first)
         first.close()  # its commits are written before the next client looks
@@ -71,13 +43,13 @@ def test_two_clients_share_one_budget(server: FakeServer, redis_url: str, prefix
         assert second.budgets is not None
         (status,) = second.budgets.status()
         assert status.spent == Decimal(25 * calls) / 1_000_000 and status.reserved == 0
-    other_app = _config(server, redis_url, prefix + "-other", budget={"max_usd": "0.0005"})
+    other_app = shared_config(server, redis_url, prefix + "-other", budget={"max_usd": "0.0005"})
     with Client(config=other_app) as third:  # another prefix: another budget
         assert third.chat("llama", "Hello", max_tokens=10).text == "ok"
 
 
 def test_async_clients_share_the_budget_of_sync_ones(server: FakeServer, redis_url: str, prefix: str) -> None:
-    config = _config(
+    config = shared_config(
         server, redis_url, prefix, models={"llama": {"targets": [f"local:{LLAMA}"], "budget": {"max_usd": "0.0005"}}}
     )
     with Client(config=config) as sync_client:
@@ -93,7 +65,7 @@ def test_async_clients_share_the_budget_of_sync_ones(server: FakeServer, redis_u
 
 
 def test_an_async_call_reserves_and_commits_on_redis(server: FakeServer, redis_url: str, prefix: str) -> None:
-    config = _config(server, redis_url, prefix, budget={"max_usd": "1"})
+    config = shared_config(server, redis_url, prefix, budget={"max_usd": "1"})
 
     async def go() -> None:
         async with AsyncClient(config=config) as client:
@@ -111,7 +83,7 @@ def test_an_async_call_reserves_and_commits_on_redis(server: FakeServer, redis_u
 def test_an_open_circuit_is_skipped_by_another_client(
     server: FakeServer, redis_url: str, prefix: str, mode: str
 ) -> None:
-    config = _config(server, redis_url, prefix)
+    config = shared_config(server, redis_url, prefix)
     server.enqueue(Fault.status(500), model=OTHER)
     with Client(config=config) as first:
         assert first.chat("pair", "Hi").text == "ok"  # OTHER failed (its circuit opens), LLAMA answered
@@ -135,7 +107,7 @@ def test_an_open_circuit_is_skipped_by_another_client(
 @pytest.mark.parametrize("mode", ["sync", "async"])
 def test_redis_down_refuses_budgeted_calls_by_default(server: FakeServer, prefix: str, mode: str) -> None:
     url = f"redis://127.0.0.1:{_closed_port()}/0"
-    config = _config(server, url, prefix, budget={"max_usd": "1"})
+    config = shared_config(server, url, prefix, budget={"max_usd": "1"})
     started = time.monotonic()
     with pytest.raises(BudgetExceededError, match="could not be reached") as info:
         if mode == "sync":
@@ -155,7 +127,7 @@ def test_redis_down_refuses_budgeted_calls_by_default(server: FakeServer, prefix
 @pytest.mark.parametrize("mode", ["sync", "async"])
 def test_redis_down_falls_back_to_local_state_when_configured(server: FakeServer, prefix: str, mode: str) -> None:
     url = f"redis://127.0.0.1:{_closed_port()}/0"
-    config = _config(server, url, prefix, budget={"max_usd": "1"})
+    config = shared_config(server, url, prefix, budget={"max_usd": "1"})
     config["state"]["on_failure"] = {"budgets": "local"}
     if mode == "sync":
         with Client(config=config) as client:
@@ -175,11 +147,11 @@ def test_redis_down_falls_back_to_local_state_when_configured(server: FakeServer
 
 def test_a_bad_state_url_is_a_config_error(server: FakeServer, prefix: str) -> None:
     with pytest.raises(ConfigError, match=r"\[state\] url"):
-        Client(config=_config(server, "http://127.0.0.1:1/0", prefix))
+        Client(config=shared_config(server, "http://127.0.0.1:1/0", prefix))
 
 
 def test_a_tag_budget_is_shared_per_value(server: FakeServer, redis_url: str, prefix: str) -> None:
-    config = _config(server, redis_url, prefix, tag_budgets={"tenant": {"max_usd": "0.0002", "period": "day"}})
+    config = shared_config(server, redis_url, prefix, tag_budgets={"tenant": {"max_usd": "0.0002", "period": "day"}})
     acme = {"tenant": "acme"}
     with Client(config=config) as first:
         for _ in range(100):
@@ -198,7 +170,7 @@ def test_a_tag_budget_is_shared_per_value(server: FakeServer, redis_url: str, pr
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
 def test_two_clients_share_a_rate_limit(server: FakeServer, redis_url: str, prefix: str, mode: str) -> None:
-    config = _config(server, redis_url, prefix)
+    config = shared_config(server, redis_url, prefix)
     config["limits"] = {f"local:{LLAMA}": {"requests_per_minute": 3, "window": 30, "max_wait": 0}}
     with Client(config=config) as first:
         for _ in range(2):
@@ -225,7 +197,7 @@ def test_two_clients_share_a_rate_limit(server: FakeServer, redis_url: str, pref
 
 
 def test_limits_count_in_process_while_redis_is_down(server: FakeServer, prefix: str) -> None:
-    config = _config(server, f"redis://127.0.0.1:{_closed_port()}/0", prefix)
+    config = shared_config(server, f"redis://127.0.0.1:{_closed_port()}/0", prefix)
     config["limits"] = {f"local:{LLAMA}": {"requests_per_minute": 1, "window": 30, "max_wait": 0}}
     with Client(config=config) as client:
         assert client.chat("llama", "Hi").text == "ok"
@@ -236,7 +208,7 @@ def test_limits_count_in_process_while_redis_is_down(server: FakeServer, prefix:
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
 def test_least_latency_uses_every_workers_averages(server: FakeServer, redis_url: str, prefix: str, mode: str) -> None:
-    config = _config(server, redis_url, prefix)
+    config = shared_config(server, redis_url, prefix)
     config["models"]["pair"]["balance"] = "least-latency"
     server.enqueue(Fault.slow(0.3, Reply("slow")), model=OTHER)
     with Client(config=config) as first:
@@ -291,7 +263,7 @@ def test_a_hold_lives_for_the_routes_deadline_not_hold_ttl(server: FakeServer, r
 
     import redis
 
-    config = _config(server, redis_url, prefix, budget={"max_usd": "1"})
+    config = shared_config(server, redis_url, prefix, budget={"max_usd": "1"})
     config["models"]["llama"]["deadline"] = 2.0  # hold_ttl stays 600
     server.enqueue(Fault.slow(1.0, Reply("late")))
     store = redis.Redis.from_url(redis_url)
@@ -314,7 +286,7 @@ def test_a_hold_lives_for_the_routes_deadline_not_hold_ttl(server: FakeServer, r
 def test_a_retry_budget_drained_by_one_client_is_empty_for_the_next(
     server: FakeServer, redis_url: str, prefix: str, mode: str
 ) -> None:
-    config = _config(server, redis_url, prefix)
+    config = shared_config(server, redis_url, prefix)
     config["models"]["llama"]["retry"] = {
         "max_attempts": 3,
         "initial_delay": 0.01,

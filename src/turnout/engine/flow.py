@@ -40,19 +40,20 @@ def call_flow(call: Call[Any, Any], target: Any) -> Flow[Any]:
     """The whole call: hold its budget, run ``target`` along the route, then settle and record it.
 
     ``target(call, provider, model)`` is the flow for one target: `attempts`, `stream_attempts`
-    or `embed_target`.
+    or `embed_target`. With a response cache, a hit is served instead and nothing is held or sent.
     """
     slot = call.cache_slot() if call.hooks else None
-    if slot is not None:
-        stored = yield CacheGet(slot)
-        if stored is not None:
-            return (yield from _cached(call, target, slot, stored))
-    store = call.reserve()
-    if store is not None:  # [state] on Redis: one round trip (budget hold, open circuits) before sending
-        call.stored((yield store))
+    stored = None if slot is None else (yield CacheGet(slot))
+    if stored is None:
+        store = call.reserve()
+        if store is not None:  # [state] on Redis: one round trip (budget hold, open circuits) before sending
+            call.stored((yield store))
     call.begin(_OPERATIONS.get(target, "chat"))
     response = error = None
     try:
+        if slot is not None and stored is not None:
+            response = yield from _cached(call, target, slot, stored)
+            return response
         response = yield from _recovering(call, target)
         if slot is not None:
             yield CachePut(slot, response)  # only a complete, accepted reply gets here
@@ -65,20 +66,11 @@ def call_flow(call: Call[Any, Any], target: Any) -> Flow[Any]:
 
 
 def _cached(call: Call[Any, Any], target: Any, slot: ReplyStore, stored: ChatResponse) -> Flow[Any]:
-    """A cache hit: nothing is held or sent; a stream replays the stored reply chunk by chunk."""
-    call.begin(_OPERATIONS.get(target, "chat"))
-    response = error = None
-    try:
-        reply, saved = slot.served(stored)
-        if target is stream_attempts:
-            yield Stream(slot.replayer(stored), stored.model, call.request, Accumulator())
-        response = call.from_cache(reply, saved)
-        return response
-    except BaseException as exc:
-        error = exc
-        raise
-    finally:
-        call.finish(response, error)
+    """A cache hit: a stream replays the stored reply chunk by chunk."""
+    reply, saved = slot.served(stored)
+    if target is stream_attempts:
+        yield Stream(slot.replayer(stored), stored.model, call.request, Accumulator())
+    return call.from_cache(reply, saved)
 
 
 def _recovering(call: Call[Any, Any], target: Any) -> Flow[Any]:
