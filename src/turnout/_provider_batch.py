@@ -188,7 +188,7 @@ def _result(
 ) -> tuple[Any, Decimal | None]:
     """One request's `BatchResult` from its Batch API output line, and its batch-rate cost."""
     from .batch import BatchResult
-    from .errors import error_from_response
+    from .providers._openai_errors import error_from_response
     from .providers._openai_wire import parse_completion
     from .types import Attempt
 

@@ -44,11 +44,11 @@ from ..errors import (
     EmbeddingsNotSupportedError,
     NotFoundError,
     ProviderError,
-    error_from_response,
 )
 from ..types import ChatRequest, ChatResponse
 from . import _embed_wire
 from ._embed_wire import EMBEDDINGS_PATH, Encoding
+from ._openai_errors import error_from_response
 from ._openai_wire import build_body, parse_completion
 from .openai import OpenAIProvider
 
