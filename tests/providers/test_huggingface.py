@@ -7,6 +7,7 @@ test_shared_scenarios.py.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -129,6 +130,7 @@ def test_the_config_mode_picks_the_class(
     made = provider_class("huggingface")("hf", hf_settings)
     assert provider_class("huggingface") is HuggingFaceProvider
     assert type(made) is cls and type(cls("hf", hf_settings)) is cls
+    assert type(copy.copy(made)) is cls  # copy (and pickle) make one without constructor arguments
 
 
 def test_each_mode_says_what_it_can(fake_tgi: FakeTGIServer) -> None:

@@ -177,8 +177,11 @@ class HuggingFaceProvider(Provider):
     embed_batch_size: ClassVar[int] = 32  # TEI's default --max-client-batch-size
     options_model: ClassVar[type[ProviderOptions] | None] = TGIOptions
 
-    def __new__(cls, name: str, config: ProviderConfig) -> HuggingFaceProvider:
-        """The provider of ``config.mode`` (like `pathlib.Path`, which gives the class of the platform)."""
+    def __new__(cls, name: str = "", config: ProviderConfig | None = None) -> HuggingFaceProvider:
+        """The provider of ``config.mode`` (like `pathlib.Path`, which gives the class of the platform).
+
+        The defaults let `copy` and `pickle` make an instance of a mode's class without arguments.
+        """
         del name
         if cls is HuggingFaceProvider:
             text = isinstance(config, HuggingFaceConfig) and config.mode == "text"
