@@ -314,7 +314,7 @@ def test_sync_and_async_embed_take_the_same_arguments() -> None:
 def test_budget_and_ledger_cover_embeddings(
     servers: dict[str, FakeServer], tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from turnout.ledger import totals
+    from turnout.cost.spend_ledger import totals
 
     openai = make_target("openai", servers)
     servers["openai"].reset()
