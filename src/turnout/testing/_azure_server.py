@@ -36,7 +36,7 @@ from turnout.testing import _embed
 from turnout.testing._chat import ChatRequest
 from turnout.testing._embed import DEFAULT_DIMENSIONS
 from turnout.testing._errors import WireError, content_filter_results
-from turnout.testing._openai_handler import Handler
+from turnout.testing._openai_handler import OpenAIHandler
 from turnout.testing._script import Fault, Reply, Scripted
 from turnout.testing._scripted_server import RecordedRequest, ScriptedServer
 from turnout.testing._wire import Flavor, Generation, StreamPlan, dumps
@@ -59,7 +59,7 @@ def _azure_error(status: int, code: str, message: str, headers: Mapping[str, str
     return WireError(status, dumps({"error": {"code": code, "message": message}}, "openai", indent=None), headers or {})
 
 
-class AzureHandler(Handler):
+class AzureHandler(OpenAIHandler):
     """Azure's paths, auth and errors in front of the openai-flavor handler."""
 
     fake: FakeAzureServer

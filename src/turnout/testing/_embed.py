@@ -35,7 +35,7 @@ from turnout.testing._script import Fault
 from turnout.testing._wire import count_tokens, dumps
 
 if TYPE_CHECKING:
-    from turnout.testing._openai_handler import Handler, OpenAIWireServer
+    from turnout.testing._openai_handler import OpenAIHandler, OpenAIWireServer
     from turnout.testing._openai_server import FakeServer
     from turnout.testing._scripted_server import RecordedRequest
 
@@ -69,7 +69,7 @@ def serves_embeddings(fake: FakeServer) -> bool:
     return fake.flavor == "openai" or fake.runner == "pooling"
 
 
-def answer(handler: Handler, record: RecordedRequest) -> None:
+def answer(handler: OpenAIHandler, record: RecordedRequest) -> None:
     """Answer one ``POST /v1/embeddings`` on ``handler``'s connection."""
     fake = handler.fake
     body = record.json if isinstance(record.json, dict) else {}

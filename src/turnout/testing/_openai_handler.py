@@ -35,13 +35,13 @@ if TYPE_CHECKING:
     #: The servers that speak this wire: their models, context length and flavor shape its bodies.
     OpenAIWireServer: TypeAlias = FakeServer | FakeAzureServer
 
-__all__ = ["Handler", "fake_server"]
+__all__ = ["OpenAIHandler", "fake_server"]
 
 _JSON = "application/json"
 _SSE = "text/event-stream; charset=utf-8"
 
 
-class Handler(ScriptedHandler):
+class OpenAIHandler(ScriptedHandler):
     """Answers one connection on behalf of a `FakeServer`: the OpenAI and vLLM wire format."""
 
     fake: OpenAIWireServer  # set on the subclass the server builds
@@ -247,7 +247,7 @@ class Handler(ScriptedHandler):
         return True
 
 
-def fake_server(handler: Handler) -> FakeServer:
+def fake_server(handler: OpenAIHandler) -> FakeServer:
     """The handler's server as a `FakeServer`, for the routes and settings only it has (vllm, batches)."""
     from turnout.testing._openai_server import FakeServer
 

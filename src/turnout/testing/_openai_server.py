@@ -8,7 +8,7 @@ from typing import Literal, get_args
 
 from turnout.testing._batches import Batches
 from turnout.testing._embed import DEFAULT_DIMENSIONS
-from turnout.testing._openai_handler import Handler
+from turnout.testing._openai_handler import OpenAIHandler
 from turnout.testing._script import Reply
 from turnout.testing._scripted_server import RecordedRequest, ScriptedServer
 from turnout.testing._wire import Flavor
@@ -86,7 +86,7 @@ class FakeServer(ScriptedServer):
         #: How often a batch is polled (``GET /v1/batches/{id}``) before it reads ``completed``.
         self.batch_polls = 1
 
-    handler = Handler
+    handler = OpenAIHandler
 
     def __repr__(self) -> str:
         return f"FakeServer(flavor={self._flavor!r}, {self._where()})"
