@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 from decimal import Decimal
@@ -10,9 +11,9 @@ from typing import Any
 import pytest
 
 from tests.conftest import CANARY_KEY, Runner
-from turnout import ConfigError, Price, Usage
+from turnout import AsyncClient, Client, ConfigError, Price, Usage
 from turnout.config import Config, hourly_price
-from turnout.pricing import CostUnknownWarning, Pricing, catalogue_context_window, catalogue_refs
+from turnout.cost.prices import CostUnknownWarning, Pricing, catalogue_context_window, catalogue_refs
 from turnout.providers.openai_compatible import OpenAICompatibleProvider
 from turnout.testing import FakeServer, Reply
 
@@ -310,6 +311,25 @@ def test_the_unknown_price_warning_points_at_the_callers_line() -> None:
     with pytest.warns(CostUnknownWarning) as caught:
         Pricing({}).cost(_provider("p"), "a", USAGE)
     assert caught[0].filename == __file__
+
+
+def test_the_unknown_price_warning_of_a_call_points_at_the_callers_line() -> None:
+    """Through `Client` and `AsyncClient`, every frame inside the turnout package is skipped."""
+    if "MUTANT_UNDER_TEST" in os.environ:
+        pytest.skip("mutmut's trampolines add stack frames between the caller and turnout")
+    with FakeServer(flavor="openai", models=["no-such-model"], api_key=CANARY_KEY) as server:
+        config = {"providers": {"openai": {"type": "openai", "base_url": server.base_url, "api_key": CANARY_KEY}}}
+        with Client(config=config) as client, pytest.warns(CostUnknownWarning) as caught:
+            client.chat("openai:no-such-model", "Hi")
+        assert caught[0].filename == __file__
+
+        async def go() -> None:
+            async with AsyncClient(config=config) as client:
+                await client.chat("openai:no-such-model", "Hi")
+
+        with pytest.warns(CostUnknownWarning) as caught:
+            asyncio.run(go())
+        assert caught[0].filename == __file__
 
 
 def test_catalogue_context_window() -> None:

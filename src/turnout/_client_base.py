@@ -12,17 +12,17 @@ from typing_extensions import TypeVar
 
 from ._defaults import MAX_TIMEOUT
 from ._response_model import OutputHook, take_output
-from .budget import Budget, Budgets
 from .config import Config, find_config_file, load_config, split_target
+from .cost.budgets import Budget, Budgets
+from .cost.prices import Pricing
+from .cost.spend_ledger import Ledger, ledger_path
 from .embeddings import EmbeddingRequest
 from .engine import CallHook, ChatCall, EmbedCall, RouteState, Target
 from .errors import ClientClosedError, ConfigError, InvalidArgumentError
 from .events import E
-from .ledger import Ledger, ledger_path
 from .policies.breaker import TargetHealth
 from .policies.clock import Clock, SystemClock
 from .policies.route import RoutePolicy
-from .pricing import Pricing
 from .provider import Provider
 from .shared import SharedBudgets, SharedState
 from .types import ChatRequest, JSONObject, Message, MessageInput, normalize_messages

@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from ._checks import NoBoolNumbers
-from .budget import Budget, Budgets, BudgetStatus, Reservation, _Limit
+from .cost.budgets import Budget, Budgets, BudgetStatus, Reservation, _Limit
 from .errors import BudgetExceededError, ConfigError
 from .types import USD, fixed_point
 

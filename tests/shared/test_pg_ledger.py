@@ -16,9 +16,9 @@ from tests.conftest import LLAMA
 from tests.shared import _workers
 from tests.shared.conftest import OwnPostgres
 from turnout import AsyncClient, Client
-from turnout._ledger_writer import SCHEMA_VERSION
 from turnout.cli import main
-from turnout.ledger import Ledger, totals
+from turnout.cost._ledger_writer import SCHEMA_VERSION
+from turnout.cost.spend_ledger import Ledger, totals
 from turnout.testing import FakeServer, Reply
 
 PRICE = {"input_per_million": "1", "output_per_million": "1"}

@@ -141,7 +141,7 @@ class OpenAIProvider(HTTPProvider):
         if catalogue is None:
             return None
         if model not in self._windows:
-            from ..pricing import catalogue_context_window
+            from ..cost.prices import catalogue_context_window
 
             self._windows[model] = catalogue_context_window(catalogue, model)
         return self._windows[model]

@@ -15,14 +15,14 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from ._construct import construct
-from .config import Price
-from .types import USD, Cost, Usage
+from .._construct import construct
+from ..config import Price
+from ..types import USD, Cost, Usage
 
 if TYPE_CHECKING:
     from genai_prices.types import PriceCalculation
 
-    from .provider import Provider
+    from ..provider import Provider
 
 __all__ = ["CATALOGUE_ALIASES", "CostUnknownWarning", "Pricing", "catalogue_context_window", "catalogue_refs"]
 
@@ -250,7 +250,7 @@ def _catalogue_batch(catalogue: str, model: str, usage: Usage) -> Cost | None:
 
 def _caller_level() -> int:
     """The ``stacklevel`` that points a warning at the first frame outside turnout."""
-    package = os.path.dirname(__file__)
+    package = os.path.dirname(os.path.dirname(__file__))  # turnout/, not turnout/cost/
     frame, level = sys._getframe(1), 1
     while frame is not None and frame.f_code.co_filename.startswith(package):
         frame, level = frame.f_back, level + 1  # type: ignore[assignment]

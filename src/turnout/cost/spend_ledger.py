@@ -7,7 +7,7 @@ user's data directory. ``[ledger] enabled = false`` (or ``TURNOUT_LEDGER=off``) 
 ledger that cannot be written logs a warning and never fails or slows the call.
 
 A call only queues its row; a background thread writes it within half a second (see
-`turnout._ledger_writer`), and the rest is written when the client closes, at interpreter exit
+`turnout.cost._ledger_writer`), and the rest is written when the client closes, at interpreter exit
 and when a ``multiprocessing`` worker exits. The schema is versioned (``PRAGMA user_version``) and
 migrated in place when a ledger is opened for writing.
 """
@@ -33,12 +33,12 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..errors import InvalidArgumentError
 from ._ledger_writer import CLOSE_WAIT, Writer
-from .errors import InvalidArgumentError
 
 if TYPE_CHECKING:
-    from .embeddings import EmbeddingResponse
-    from .types import Attempt, ChatResponse, Cost, Usage
+    from ..embeddings import EmbeddingResponse
+    from ..types import Attempt, ChatResponse, Cost, Usage
 
 __all__ = [
     "GROUP_KEYS",

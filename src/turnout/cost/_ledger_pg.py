@@ -20,8 +20,8 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
+from .._secrets import mask_url
 from ._ledger_writer import _COLUMNS, _TABLE_V0, MIGRATIONS, SCHEMA_VERSION, Writer, _stored
-from ._secrets import mask_url
 
 __all__ = ["MAX_SPOOL", "PostgresWriter", "is_url", "pg_rows"]
 
@@ -74,7 +74,7 @@ def pg_rows(url: str, query: str, params: list[str]) -> list[tuple[Any, ...]]:
     Raises:
         TurnoutError: PostgreSQL cannot be reached or read (the URL's password masked).
     """
-    from .errors import TurnoutError
+    from ..errors import TurnoutError
 
     try:
         with _connect(url) as db:
