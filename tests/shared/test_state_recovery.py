@@ -38,17 +38,19 @@ def test_a_commit_lost_while_redis_stalls_is_counted_once_when_it_answers(
     server.enqueue(Fault.slow(0.3))  # then the default reply: 25 tokens, $0.000025
     store = redis.Redis.from_url(own_redis.url)
     spent_key = f"{{{prefix}}}:budget:client:all"
-    finish, kept = threading.Event(), []
+    finish, kept = threading.Event(), list[SharedState]()
 
     async def in_async() -> None:
         async with AsyncClient(config=config) as client:
             await client.chat("llama", "Hi", max_tokens=10)
+            assert client._shared is not None
             kept.append(client._shared)
             await asyncio.to_thread(finish.wait, 30)
 
     def in_sync() -> None:
         with Client(config=config) as client:
             client.chat("llama", "Hi", max_tokens=10)
+            assert client._shared is not None
             kept.append(client._shared)
             finish.wait(30)
 
