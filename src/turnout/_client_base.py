@@ -73,7 +73,8 @@ class BaseClient:
         self._shared = None if self.config.state.url is None else SharedState(self.config.state)
         self.budgets = _budgets(self.config, budget, self._shared)
         path = ledger_path(self.config.ledger)
-        self._ledger = None if path is None else Ledger(path, self.config.ledger.spool)
+        ledger = self.config.ledger
+        self._ledger = None if path is None else Ledger(path, ledger.spool, ledger.replay_interval)
         self._state = RouteState(clock or SystemClock(), self._pricing, self.budgets, self._ledger, self._shared)
         self._state.limits = self.config.limits
         self._telemetry = _start_telemetry(self.config, telemetry, self._state)

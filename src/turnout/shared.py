@@ -41,7 +41,7 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from . import _state_scripts as scripts
 from ._checks import NoBoolNumbers
@@ -84,7 +84,6 @@ class StateConfig(NoBoolNumbers):
     prefix: str = Field(
         default="turnout",
         min_length=1,
-        pattern=r"^[^{}]+$",
         description="start of every key, one per application (keys are {prefix}:..., a Redis Cluster hash tag)",
     )
     timeout: float = Field(default=0.05, gt=0, le=10, description="seconds each Redis operation may take")
@@ -92,6 +91,16 @@ class StateConfig(NoBoolNumbers):
         default=600.0, gt=0, description="seconds a budget hold lives unsettled (a dead worker's money comes back)"
     )
     on_failure: OnFailure = Field(default_factory=OnFailure, description="behaviour per feature when Redis fails")
+
+    @field_validator("prefix")
+    @classmethod
+    def _no_braces(cls, value: str) -> str:
+        if "{" in value or "}" in value:
+            raise ValueError(
+                f"{value!r} has a brace: write the prefix alone, turnout puts it in braces itself "
+                "(keys are {prefix}:..., a Redis Cluster hash tag)"
+            )
+        return value
 
 
 class SharedState:

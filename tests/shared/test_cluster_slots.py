@@ -125,3 +125,12 @@ def test_every_key_written_on_a_real_redis_is_in_the_prefix_slot(
     assert any(":budget:tags.tenant=acme:" in k for k in keys) and any(":limit:" in k for k in keys)
     assert any(k.endswith(":breakers") for k in keys) and any(k.endswith(":latency") for k in keys)
     assert _one_slot(keys) == key_slot(tagged)
+
+
+def test_a_prefix_with_a_brace_is_a_config_error() -> None:
+    import pytest
+
+    from turnout import ConfigError
+
+    with pytest.raises(ConfigError, match=r"state.prefix: 'my\{app\}' has a brace: write the prefix alone"):
+        Client(config={"state": {"url": "redis://127.0.0.1:1/0", "prefix": "my{app}"}})
