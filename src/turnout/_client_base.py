@@ -102,7 +102,8 @@ class BaseClient:
         """The circuit of every target used so far: state, reason and seconds until a retry.
 
         With ``[state]``, a circuit another worker opened (and this process has not) is listed
-        too, open, with ``source="shared"``; when Redis cannot be reached, only this process's.
+        too, open, with ``source="shared"``: two short Redis round trips on the calling thread
+        (each bounded by ``[state] timeout``); when Redis cannot be reached, only this process's.
         """
         local = self._state.health()
         if self._shared is None:
