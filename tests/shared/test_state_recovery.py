@@ -35,7 +35,7 @@ def test_a_commit_lost_while_redis_stalls_is_counted_once_when_it_answers(
 ) -> None:
     config = shared_config(server, own_redis.url, prefix, budget={"max_usd": "1"})
     config["state"]["hold_ttl"] = 0.5  # the hold expires while Redis is stalled
-    server.enqueue(Fault.slow(0.3))  # then the default reply: 25 tokens, $0.000025
+    server.enqueue(Fault.slow(1.0))  # then the default reply: 25 tokens, $0.000025
     store = redis.Redis.from_url(own_redis.url)
     spent_key = f"{{{prefix}}}:budget:client:all"
     finish, kept = threading.Event(), list[SharedState]()
@@ -58,7 +58,7 @@ def test_a_commit_lost_while_redis_stalls_is_counted_once_when_it_answers(
     worker.start()
     try:
         _wait_for(lambda: bool(server.chat_requests))
-        own_redis.pause(1.5)  # the call ends while Redis holds every script: its commit times out
+        own_redis.pause(2.5)  # the call ends while Redis holds every script: its commit times out
         _wait_for(lambda: bool(kept and kept[0].background.unsettled))  # kept, not dropped
         _wait_for(lambda: store.hget(spent_key, "spent") == b"25000")  # nano-dollars, sent from the kept copy
         time.sleep(1.5)  # a second resend, if there were one, would have landed by now
