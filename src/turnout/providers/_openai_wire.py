@@ -389,6 +389,7 @@ def parse_chunk(data: str | bytes, *, provider: str, model: str) -> list[ChatChu
                 model=wire.model,
                 logprobs=_logprobs(choice.logprobs),
                 function_call=_legacy_delta(delta.function_call),
+                rate_limit=None,
             )
         )
     if usage is not None and not chunks:
@@ -403,6 +404,7 @@ def parse_chunk(data: str | bytes, *, provider: str, model: str) -> list[ChatChu
                 model=wire.model,
                 logprobs=None,
                 function_call=None,
+                rate_limit=None,
             )
         )
     return chunks
@@ -453,6 +455,7 @@ def _plain_choice(choice: object, model: str | None) -> ChatChunk | None:
         model=model,
         logprobs=None,
         function_call=None,
+        rate_limit=None,
     )
 
 
