@@ -228,6 +228,8 @@ class APIStatusError(ProviderError):
         body: the parsed error body (or the raw text when it was not JSON).
         error_type: the body's error type (OpenAI ``type``, TGI ``error_type``), if any.
         error_code: the body's error code (OpenAI ``code``; an int status on vLLM), if any.
+        retry_after: seconds the server asked to wait (``retry-after-ms`` / ``Retry-After``) on a
+            retryable status (429, 503, any retryable 5xx, 408, 409; RFC 9110 section 10.2.3), else None.
     """
 
     def __init__(
@@ -237,12 +239,14 @@ class APIStatusError(ProviderError):
         body: object = None,
         error_type: str | None = None,
         error_code: str | int | None = None,
+        retry_after: float | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(message, **kwargs)
         self.body = body
         self.error_type = error_type
         self.error_code = error_code
+        self.retry_after = retry_after
 
 
 class BadRequestError(APIStatusError):
@@ -297,10 +301,6 @@ class RateLimitError(APIStatusError):
     """Too many requests (429). Retryable after ``retry_after`` seconds, when the server said."""
 
     retryable = True
-
-    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
-        super().__init__(message, **kwargs)
-        self.retry_after = retry_after
 
 
 class LocalRateLimitError(RateLimitError):

@@ -566,6 +566,9 @@ class ChatResponse(_Model, Generic[ParsedT]):
 class ChatChunk(_Model):
     """One streamed piece of a reply. ``usage`` is set only on the final usage chunk.
 
+    ``rate_limit`` is set only on the first chunk, from the stream's response headers (OpenAI's
+    ``x-ratelimit-*``, sent before the body), when the provider sent them.
+
     ``function_call`` is a fragment of a legacy ``functions`` API call (name first, then pieces of
     its arguments; its ``index`` is 0): the final reply's ``function_call``, not a tool call.
     """
@@ -578,3 +581,4 @@ class ChatChunk(_Model):
     model: str | None = None
     logprobs: list[TokenLogprob] | None = None
     function_call: ToolCallDelta | None = None
+    rate_limit: ProviderRateLimit | None = None

@@ -181,7 +181,9 @@ def status_error(
         "request_id": headers.get("x-request-id"),
         "retryable": retryable,
     }
-    if cls is RateLimitError:
+    if (
+        retryable
+    ):  # Retry-After on a 503 (or any retryable status): https://www.rfc-editor.org/rfc/rfc9110#section-10.2.3
         kwargs["retry_after"] = parse_retry_after(headers)
     return cls(found.message[:MAX_MESSAGE], **kwargs)
 

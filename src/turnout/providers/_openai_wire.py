@@ -415,6 +415,7 @@ def parse_chunk(data: str | bytes, *, provider: str, model: str) -> list[ChatChu
                 model=wire.model,
                 logprobs=_logprobs(choice.logprobs),
                 function_call=_legacy_delta(delta.function_call),
+                rate_limit=None,
             )
         )
     if usage is not None and not chunks:
@@ -429,6 +430,7 @@ def parse_chunk(data: str | bytes, *, provider: str, model: str) -> list[ChatChu
                 model=wire.model,
                 logprobs=None,
                 function_call=None,
+                rate_limit=None,
             )
         )
     return chunks
@@ -479,6 +481,7 @@ def _plain_choice(choice: object, model: str | None) -> ChatChunk | None:
         model=model,
         logprobs=None,
         function_call=None,
+        rate_limit=None,
     )
 
 
