@@ -4,6 +4,11 @@ Precedence: a ``[prices."provider:model"]`` entry in the config, then the genai-
 catalogue (pydantic's maintained price data, read from the installed package: never fetched
 at import or at call time) for providers that have list prices. No price means ``cost=None``
 and one `CostUnknownWarning` per model, never a made-up ``0``.
+
+A call's price and context window come from turnout's slice of that catalogue
+(``turnout._price_slice``, generated from the same genai-prices version) while the installed
+version is the slice's, so the 1.6 MB catalogue module is imported only when the slice cannot
+answer.
 """
 
 from __future__ import annotations
@@ -132,6 +137,23 @@ class Pricing:
             return _from_price(fixed[0], usage, fixed[1])
         if key in self._catalogue_misses:
             return None
+        from turnout._price_slice import FULL, slice_price
+
+        sliced = slice_price(catalogue, catalogue_refs(catalogue, model))
+        if sliced is None:
+            self._catalogue_misses.add(key)
+            return None
+        if sliced is not FULL:
+            assert usage.prompt_tokens is not None and usage.completion_tokens is not None
+            input_cost, output_cost = sliced.costs(usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens or 0)
+            return construct(
+                Cost,
+                input=USD(input_cost),
+                output=USD(output_cost),
+                total=USD(input_cost + output_cost),
+                source=f"genai-prices {sliced.version} ({catalogue}/{sliced.model_id})",
+                estimated=usage.estimated,
+            )
         from genai_prices import Usage as CatalogueUsage
         from genai_prices import __version__, calc_price
 
@@ -211,6 +233,11 @@ def catalogue_refs(catalogue: str, model: str) -> list[str]:
 
 def catalogue_context_window(catalogue: str, model: str) -> int | None:
     """The model's context window as the price catalogue lists it, or None when it does not."""
+    from turnout._price_slice import FULL, slice_window
+
+    sliced = slice_window(catalogue, catalogue_refs(catalogue, model))
+    if sliced is not FULL:
+        return sliced
     from genai_prices import data_snapshot
 
     provider = next((p for p in data_snapshot.get_snapshot().providers if p.id == catalogue), None)
