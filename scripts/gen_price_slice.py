@@ -1,10 +1,11 @@
 """Write src/turnout/_price_slice.jsonl from the installed genai-prices (``--check``: fail if it is stale).
 
 For every provider of the catalogue and every model id or exact alias its models list (and those
-of the providers it falls back to, and turnout's ``CATALOGUE_ALIASES``), the slice records what the catalogue answers for that id:
-the context window (``provider.find_model``) and the standard token prices ``calc_price`` uses.
-A price goes in only when the slice computes exactly ``calc_price``'s input, output and total
-for a set of usages; otherwise the entry says so (``"p": null``) and turnout asks the catalogue.
+of the providers it falls back to, and turnout's ``CATALOGUE_ALIASES``), the slice records what
+the catalogue answers for that id: the context window (``provider.find_model``) and the standard
+token prices ``calc_price`` uses. A price goes in only when the slice computes exactly
+``calc_price``'s input, output and total for a set of usages; otherwise the entry says so
+(``"p": null``) and turnout asks the catalogue.
 Source: https://github.com/pydantic/genai-prices (MIT).
 """
 

@@ -17,8 +17,13 @@ from turnout.testing import FakeServer
 from turnout.types import FunctionCall, Message, ToolCall
 
 #: Modules a client built from a dict config must not load for its first chat call: other
-#: providers, the CLI, tools, telemetry, cost estimates, the TOML parser, the test servers.
+#: providers, the CLI, tools, telemetry, cost estimates, the TOML parser, the test servers, the
+#: genai-prices catalogue (a model it lists is priced from turnout's slice of it), and for a sync
+#: client asyncio and the hedging thread pool.
 NOT_FOR_THE_FIRST_CALL = (
+    "asyncio",
+    "concurrent.futures.thread",
+    "genai_prices",
     "opentelemetry",
     "tomllib",
     "turnout._estimate",
@@ -38,7 +43,7 @@ NOT_FOR_THE_FIRST_CALL = (
 )
 
 #: Loaded by the first call (for its context window and price), never by building the client.
-NOT_FOR_THE_CLIENT = ("genai_prices",)
+NOT_FOR_THE_CLIENT = ("turnout._price_slice",)
 
 #: pydantic models whose validators the first chat call does not need: built when first used.
 NOT_BUILT = (

@@ -113,10 +113,12 @@ import json, sys
 from turnout import Usage
 from turnout.pricing import Pricing, catalogue_context_window
 from turnout.providers.openai_compatible import OpenAICompatibleProvider as P
-config = P.config_model.model_validate({"type": "openai-compatible", "base_url": "http://x", "price_catalogue": "openai"})
-cost = Pricing({}).cost(P("p", config), "gpt-4o-mini", Usage(prompt_tokens=1000, completion_tokens=500, cached_tokens=400))
+raw = {"type": "openai-compatible", "base_url": "http://x", "price_catalogue": "openai"}
+provider = P("p", P.config_model.model_validate(raw))
+cost = Pricing({}).cost(provider, "gpt-4o-mini", Usage(prompt_tokens=1000, completion_tokens=500, cached_tokens=400))
 window = catalogue_context_window("openai", "gpt-4o-mini")
-print(json.dumps([str(cost.total), cost.source, window, sorted(m for m in sys.modules if m.startswith("genai_prices"))]))
+loaded = sorted(m for m in sys.modules if m.startswith("genai_prices"))
+print(json.dumps([str(cost.total), cost.source, window, loaded]))
 """
     import subprocess
 
@@ -133,9 +135,7 @@ def _provider(catalogue: str) -> OpenAICompatibleProvider:
     return OpenAICompatibleProvider(catalogue, config)
 
 
-def test_another_installed_version_uses_the_full_catalogue(
-    monkeypatch: pytest.MonkeyPatch, fresh_slice: None
-) -> None:
+def test_another_installed_version_uses_the_full_catalogue(monkeypatch: pytest.MonkeyPatch, fresh_slice: None) -> None:
     """After an upgrade of genai-prices the slice is not used: prices and windows come from the catalogue."""
     import importlib.metadata
 

@@ -27,6 +27,8 @@ from .types import USD, Cost, Usage
 if TYPE_CHECKING:
     from genai_prices.types import PriceCalculation
 
+    from turnout._price_slice import SliceModel
+
     from .provider import Provider
 
 __all__ = ["CATALOGUE_ALIASES", "CostUnknownWarning", "Pricing", "catalogue_context_window", "catalogue_refs"]
@@ -48,6 +50,8 @@ class Pricing:
         # (catalogue, model) -> its catalogue price when that is fixed (the same at any time and
         # for any token count): looked up once, then priced with plain Decimal arithmetic.
         self._catalogue_prices: dict[tuple[str, str], tuple[Price, str]] = {}
+        # (catalogue, model) -> its prices in turnout's slice of the catalogue, and the cost's source
+        self._sliced: dict[tuple[str, str], tuple[SliceModel, str]] = {}
 
     def cost(self, provider: Provider, model: str, usage: Usage) -> Cost | None:
         """The cost of one reply, or None when tokens or the price are unknown."""
@@ -135,25 +139,28 @@ class Pricing:
         fixed = self._catalogue_prices.get(key)
         if fixed is not None:
             return _from_price(fixed[0], usage, fixed[1])
-        if key in self._catalogue_misses:
-            return None
-        from turnout._price_slice import FULL, slice_price
-
-        sliced = slice_price(catalogue, catalogue_refs(catalogue, model))
+        sliced = self._sliced.get(key)
         if sliced is None:
-            self._catalogue_misses.add(key)
-            return None
-        if sliced is not FULL:
+            if key in self._catalogue_misses:
+                return None
+            sliced = self._slice(catalogue, model)
+        if sliced is not None:
             assert usage.prompt_tokens is not None and usage.completion_tokens is not None
-            input_cost, output_cost = sliced.costs(usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens or 0)
+            found, source = sliced
+            input_cost, output_cost = found.costs(
+                usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens or 0
+            )
+            total = input_cost + output_cost
             return construct(
                 Cost,
                 input=USD(input_cost),
                 output=USD(output_cost),
-                total=USD(input_cost + output_cost),
-                source=f"genai-prices {sliced.version} ({catalogue}/{sliced.model_id})",
+                total=USD(total),
+                source=source,
                 estimated=usage.estimated,
             )
+        if key in self._catalogue_misses:
+            return None
         from genai_prices import Usage as CatalogueUsage
         from genai_prices import __version__, calc_price
 
@@ -184,6 +191,26 @@ class Pricing:
         if fixed_price is not None and _from_price(fixed_price, usage, source) == cost:  # no other charges
             self._catalogue_prices[key] = (fixed_price, source)
         return cost
+
+    def _slice(self, catalogue: str, model: str) -> tuple[SliceModel, str] | None:
+        """The model's prices from turnout's slice of the catalogue (kept for later calls), or None.
+
+        A model the catalogue does not price is added to the misses; None also when only the full
+        catalogue can answer.
+        """
+        from turnout._price_slice import FULL, slice_price
+
+        found = slice_price(catalogue, catalogue_refs(catalogue, model))
+        if found is None:
+            self._catalogue_misses.add((catalogue, model))
+            return None
+        if found is FULL:
+            return None
+        sliced = self._sliced[(catalogue, model)] = (
+            found,
+            f"genai-prices {found.version} ({catalogue}/{found.model_id})",
+        )
+        return sliced
 
     def _warn_once(self, provider: str, model: str) -> None:
         key = f"{provider}:{model}"
