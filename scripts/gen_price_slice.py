@@ -160,15 +160,29 @@ def build() -> dict[str, Any]:
 
 
 def render(data: dict[str, Any], generated: str) -> str:
-    """The file's text: JSON Lines, a header, then one provider per line (read only when a call needs it)."""
-    header = {"source": data["source"], "genai_prices_version": data["genai_prices_version"], "generated": generated}
-    lines = [json.dumps(header)]
-    lines += [json.dumps([provider, models], sort_keys=True) for provider, models in data["providers"].items()]
-    return "\n".join(lines) + "\n"
+    """The file's text: JSON Lines, a header, then one provider per line.
+
+    The header gives each provider's line as (offset from the end of the header, length) in
+    bytes, so that turnout reads only the lines of the providers its calls use.
+    """
+    rows = [json.dumps([provider, models], sort_keys=True) for provider, models in data["providers"].items()]
+    index: dict[str, list[int]] = {}
+    offset = 0
+    for provider, row in zip(data["providers"], rows, strict=True):
+        size = len(row.encode())
+        index[provider] = [offset, size]
+        offset += size + 1
+    header = {
+        "source": data["source"],
+        "genai_prices_version": data["genai_prices_version"],
+        "generated": generated,
+        "rows": index,
+    }
+    return "\n".join([json.dumps(header), *rows]) + "\n"
 
 
 def read(text: str) -> dict[str, Any]:
-    """The slice a file holds, as `build` returns it, and its generation date (``"generated"``)."""
+    """The slice a file holds, as `build` returns it, with its generation date and row index."""
     header, *rows = text.splitlines()
     data: dict[str, Any] = json.loads(header)
     data["providers"] = dict(json.loads(row) for row in rows)
@@ -180,6 +194,7 @@ def main() -> int:
     if "--check" in sys.argv:
         current = read(TARGET.read_text()) if TARGET.exists() else {}
         current.pop("generated", None)
+        current.pop("rows", None)
         if current != data:
             print(f"{TARGET} is stale for genai-prices {__version__}: run python scripts/gen_price_slice.py")
             return 1

@@ -42,7 +42,6 @@ def _file() -> dict[str, Any]:
 def fresh_slice(monkeypatch: pytest.MonkeyPatch) -> None:
     """The slice as a new process first reads it."""
     monkeypatch.setattr(_price_slice, "_header", None)
-    monkeypatch.setattr(_price_slice, "_rows", {})
     monkeypatch.setattr(_price_slice, "_providers", {})
     monkeypatch.setattr(_price_slice, "_parsed", {})
 
@@ -69,6 +68,7 @@ def test_the_slice_is_for_the_installed_genai_prices_and_not_stale() -> None:
     assert shipped["genai_prices_version"] == __version__
     assert shipped["source"] == "https://github.com/pydantic/genai-prices"
     assert len(shipped.pop("generated")) == len("2026-12-06")
+    assert list(shipped.pop("rows")) == list(shipped["providers"])  # each line found through the index
     assert shipped == _script().build(), "stale: run python scripts/gen_price_slice.py"
 
 

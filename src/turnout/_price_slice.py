@@ -77,7 +77,6 @@ def _rate(rate: Rate, prompt_tokens: int) -> Decimal:
 
 
 _header: dict[str, Any] | None = None
-_rows: dict[str, str] = {}  # provider id -> its line, not parsed yet
 _providers: dict[str, dict[str, Any]] = {}
 _parsed: dict[tuple[str, str], SliceModel] = {}
 
@@ -86,7 +85,7 @@ def _models(catalogue: str) -> dict[str, Any] | None:
     """The slice's entries for one provider, or None where the slice cannot answer for it."""
     global _header
     if _header is None:
-        _header = _read()
+        _header = _read_header()
     if not _header["usable"]:
         return None
     snapshot = sys.modules.get("genai_prices.data_snapshot")
@@ -94,27 +93,29 @@ def _models(catalogue: str) -> dict[str, Any] | None:
         return None  # updated prices (genai-prices' UpdatePrices) replace the bundled ones
     models = _providers.get(catalogue)
     if models is None:
-        row = _rows.get(catalogue)
-        if row is None:
+        where = _header["rows"].get(catalogue)
+        if where is None:
             return None
+        with open(_PATH, "rb") as file:  # only this provider's line
+            file.seek(_header["size"] + where[0])
+            row = file.read(where[1])
         models = _providers[catalogue] = json.loads(row)[1]
     return models
 
 
-def _read() -> dict[str, Any]:
+def _read_header() -> dict[str, Any]:
     """The header, with ``usable``: whether the installed genai-prices is the slice's version."""
     from importlib.metadata import PackageNotFoundError, version
 
-    with open(_PATH, encoding="utf-8") as file:
-        first, *rows = file.read().splitlines()
+    with open(_PATH, "rb") as file:
+        first = file.readline()
     header: dict[str, Any] = json.loads(first)
+    header["size"] = len(first)
     try:
         installed: str | None = version("genai-prices")
     except PackageNotFoundError:  # pragma: no cover - a dependency of turnout
         installed = None
     header["usable"] = installed == header["genai_prices_version"]
-    for row in rows:  # '["openai", {...}]': ids hold no quotes
-        _rows[row[2 : row.index('"', 2)]] = row
     return header
 
 
