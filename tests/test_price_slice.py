@@ -203,3 +203,21 @@ def test_ids_the_slice_does_not_hold_go_to_the_catalogue() -> None:
     assert slice_price("together", ["togethercomputer/llama-2-7b-chat"]) is None  # a recorded miss ...
     found = slice_price("together", ["togethercomputer/llama-2-7b-chat", "meta-llama/llama-2-7b-chat-hf"])
     assert isinstance(found, SliceModel) and found.model_id  # ... so the alias is tried next
+
+
+def test_a_dated_price_is_used_only_from_its_start(monkeypatch: pytest.MonkeyPatch, fresh_slice: None) -> None:
+    """A price the catalogue lists from a date on: before that date (a clock set back) the catalogue answers."""
+    from datetime import UTC, datetime
+
+    models = _price_slice._models("anthropic")
+    assert models is not None
+    start = datetime.fromisoformat(models["claude-opus-4-6"]["from"]).replace(tzinfo=UTC)
+    assert isinstance(slice_price("anthropic", ["claude-opus-4-6"]), SliceModel)
+
+    class Before(datetime):
+        @classmethod
+        def now(cls, tz: Any = None) -> Before:
+            return cls.fromtimestamp(start.timestamp() - 86_400, tz)
+
+    monkeypatch.setattr(_price_slice, "datetime", Before)
+    assert slice_price("anthropic", ["claude-opus-4-6"]) is FULL
