@@ -76,12 +76,27 @@ def test_catalogue_cost_equals_the_published_price(catalogue: str, model: str, t
     assert cost.source.startswith("genai-prices ") and f"({catalogue}/" in cost.source
 
 
+@pytest.fixture
+def no_slice(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Prices and context windows come from the full genai-prices catalogue, as for another installed version."""
+    from turnout.cost import _price_slice
+
+    monkeypatch.setattr(_price_slice, "_header", {"usable": False, "genai_prices_version": "0"})
+
+
+@pytest.mark.parametrize("source", ["slice", "catalogue"])
 @pytest.mark.parametrize(("catalogue", "model"), sorted({(c, m) for c, m, _ in CATALOGUE_ROWS}))
-def test_a_cached_catalogue_price_gives_the_catalogues_digits(catalogue: str, model: str) -> None:
-    """After the first call a model's fixed price is cached and priced with Decimal: same digits as genai-prices."""
+def test_a_cached_catalogue_price_gives_the_catalogues_digits(
+    catalogue: str, model: str, source: str, request: pytest.FixtureRequest
+) -> None:
+    """From turnout's slice, or cached after the first call: priced with Decimal, same digits as genai-prices."""
     from genai_prices import Usage as CatalogueUsage
     from genai_prices import calc_price
 
+    from turnout.cost._price_slice import SliceModel, slice_price
+
+    if source == "catalogue":
+        request.getfixturevalue("no_slice")
     pricing, provider = Pricing({}), _provider(catalogue)
     rng = random.Random(f"{catalogue}/{model}")
     for _ in range(40):
@@ -100,7 +115,11 @@ def test_a_cached_catalogue_price_gives_the_catalogues_digits(catalogue: str, mo
             expected.output_price,
             expected.total_price,
         )
-    assert (catalogue, model) in pricing._catalogue_prices  # the fast path was taken
+    if source == "catalogue":
+        assert (catalogue, model) in pricing._catalogue_prices  # the fast path was taken
+    else:
+        assert isinstance(slice_price(catalogue, catalogue_refs(catalogue, model)), SliceModel)
+        assert pricing._catalogue_prices == {}
 
 
 def _listed_ref(catalogue: str, model: str) -> str:
@@ -233,7 +252,7 @@ def test_bounds_low_is_the_cached_prompt_and_high_the_dearer_output_rate() -> No
     assert pricing.bounds(_provider("p"), "m", 1000, None) == (low, None)
 
 
-def test_a_catalogue_miss_is_looked_up_only_once(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_catalogue_miss_is_looked_up_only_once(monkeypatch: pytest.MonkeyPatch, no_slice: None) -> None:
     import genai_prices
 
     calls: list[str] = []

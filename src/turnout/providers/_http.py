@@ -7,7 +7,6 @@ Connection pools are created lazily (sync and async separately), transport failu
 
 from __future__ import annotations
 
-import asyncio
 import os
 import ssl
 import threading
@@ -30,6 +29,8 @@ from ._loops import on_loop_shutdown
 from ._openai_errors import error_from_response, error_in_body
 
 if TYPE_CHECKING:
+    import asyncio
+
     from ..config import ProviderConfig
     from ..embeddings import EmbeddingRequest
     from ..types import ChatRequest
@@ -347,6 +348,8 @@ class HTTPProvider(Provider):
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:
     """The running asyncio loop; None under another async library (one pool then serves every call)."""
+    import asyncio  # here, not at the top: a sync client never loads asyncio
+
     try:
         return asyncio.get_running_loop()
     except RuntimeError:
