@@ -35,7 +35,8 @@ def shared(redis_url: str) -> Iterator[SharedState]:
 def _hash(shared: SharedState, name: str) -> dict[str, str]:
     """The shared hash ``<prefix>:<name>`` once the background writes are done."""
     shared.drain()
-    found = redis.Redis.from_url(shared.config.url or "", decode_responses=True).hgetall(f"{shared.prefix}:{name}")
+    with redis.Redis.from_url(shared.config.url or "", decode_responses=True) as client:
+        found = client.hgetall(f"{shared.prefix}:{name}")
     return {str(k): str(v) for k, v in found.items()}
 
 
