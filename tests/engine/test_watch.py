@@ -40,6 +40,20 @@ def fake_time(monkeypatch: pytest.MonkeyPatch) -> _Time:
     return fake
 
 
+@pytest.fixture
+def dog() -> Iterator[_Watchdog]:
+    """A watchdog of the test's own; emptied afterwards, so its thread sleeps until the process ends.
+
+    (Left with entries, the thread would go on checking them on the real clock after the test,
+    in whatever runs next in the process: mutmut's own runs included.)
+    """
+    found = _Watchdog()
+    yield found
+    with found._cond:
+        found._heap.clear()
+        found._cond.notify()
+
+
 def _until(done: Callable[[], bool]) -> bool:
     """Whether ``done()`` became true within 5 s (the watchdog thread acting on what it was told)."""
     end = time.monotonic() + 5
@@ -182,8 +196,7 @@ def test_the_error_names_the_timeout_that_passed() -> None:
 # -- the watchdog ------------------------------------------------------------------------------------------
 
 
-def test_finished_watches_do_not_pile_up_under_long_timeouts(fake_time: _Time) -> None:
-    dog = _Watchdog()
+def test_finished_watches_do_not_pile_up_under_long_timeouts(fake_time: _Time, dog: _Watchdog) -> None:
     for _ in range(200):
         watch = Watch(3600, 3600)
         dog.add(watch)
@@ -194,8 +207,7 @@ def test_finished_watches_do_not_pile_up_under_long_timeouts(fake_time: _Time) -
     assert (len(dog._heap), dog._finished) == (6, 5)
 
 
-def test_finished_watches_stay_while_most_of_the_heap_is_live(fake_time: _Time) -> None:
-    dog = _Watchdog()
+def test_finished_watches_stay_while_most_of_the_heap_is_live(fake_time: _Time, dog: _Watchdog) -> None:
     live = [Watch(3600, 3600) for _ in range(70)]
     for watch in live:
         dog.add(watch)
@@ -218,8 +230,7 @@ def test_the_watchdog_checks_a_watch_at_its_deadline_or_one_timeout_from_now() -
     assert _Watchdog._check_at(unbounded, 10.0) == 11.0
 
 
-def test_the_watchdog_fires_a_late_watch_and_not_a_paused_or_finished_one(fake_time: _Time) -> None:
-    dog = _Watchdog()
+def test_the_watchdog_fires_a_late_watch_and_not_a_paused_or_finished_one(fake_time: _Time, dog: _Watchdog) -> None:
     late, paused, finished = Watch(1.0, None), Watch(1.0, 1.0), Watch(1.0, None)
     paused.content = True
     paused.pause()
