@@ -14,6 +14,7 @@ import redis
 
 import turnout
 from turnout.engine.state import RouteState
+from turnout.limits import RateLimit
 from turnout.policies.retry import RetryPolicy
 from turnout.policies.route import RoutePolicy
 from turnout.pricing import Pricing
@@ -21,6 +22,7 @@ from turnout.shared import SharedState, StateConfig
 from turnout.testing import FakeClock
 
 from ..shared.conftest import redis_url
+from .conftest import Stub
 
 __all__ = ["redis_url"]  # the fixture, used by name below
 
@@ -66,3 +68,10 @@ def test_retry_deposits_and_spends_go_to_the_shared_count(shared: SharedState) -
     assert _hash(shared, "retry") == {"a:m": "0.5"}
     state.budget("b:m", RoutePolicy()).deposit()  # each target its own count, at most its burst
     assert _hash(shared, "retry") == {"a:m": "0.5", "b:m": "10"}
+
+
+def test_a_rate_limit_is_kept_on_the_shared_state(shared: SharedState) -> None:
+    state = _route_state(shared)
+    state.limits = {"a": RateLimit(requests_per_minute=1)}
+    limiter = state.limiter(Stub("a", turnout.ProviderConfig(type="engine-stub")), "m")
+    assert limiter is not None and limiter.shared is shared
