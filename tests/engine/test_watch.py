@@ -248,3 +248,27 @@ def test_the_watchdog_fires_a_late_watch_and_not_a_paused_or_finished_one(fake_t
     fake_time.now = 152.0
     dog.add(Watch(None, None))
     assert _until(lambda: paused.fired)
+
+
+def test_the_watchdog_keeps_watching_after_its_heap_ran_empty(fake_time: _Time, dog: _Watchdog) -> None:
+    gone = Watch(1.0, None)  # deadline 101
+    dog.finished(gone)
+    fake_time.now = 150.0
+    dog.add(gone)
+    assert _until(lambda: dog._finished == 0)  # dropped: the heap is empty, the thread waits
+    late = Watch(1.0, None)  # deadline 151
+    fake_time.now = 160.0
+    dog.add(late)
+    assert _until(lambda: late.fired)
+
+
+def test_the_watchdog_counts_each_finished_watch_it_drops(fake_time: _Time, dog: _Watchdog) -> None:
+    soon, later = Watch(1.0, None), Watch(3600, None)
+    dog.add(soon)
+    dog.add(later)
+    dog.finished(soon)
+    dog.finished(later)
+    fake_time.now = 150.0
+    dog.add(Watch(None, None))  # wakes the thread: it drops `soon`; `later` waits its turn
+    assert _until(lambda: dog._finished == 1)
+    assert [entry[2] for entry in dog._heap if entry[2].done] == [later]
