@@ -208,15 +208,17 @@ def test_finished_watches_do_not_pile_up_under_long_timeouts(fake_time: _Time, d
 
 
 def test_finished_watches_stay_while_most_of_the_heap_is_live(fake_time: _Time, dog: _Watchdog) -> None:
-    live = [Watch(3600, 3600) for _ in range(70)]
+    live = [Watch(3600, 3600) for _ in range(65)]
     for watch in live:
         dog.add(watch)
-    for _ in range(66):
+    for _ in range(65):
         watch = Watch(3600, 3600)
         dog.add(watch)
         dog.finished(watch)
-    dog.add(Watch(3600, None))  # 66 finished of 136: fewer than half, nothing dropped
-    assert (len(dog._heap), dog._finished) == (137, 66)
+    dog.add(Watch(3600, None))  # 65 finished of 130: not more than half, nothing dropped
+    assert (len(dog._heap), dog._finished) == (131, 65)
+    dog.add(Watch(3600, None))  # 65 of 131: still not
+    assert (len(dog._heap), dog._finished) == (132, 65)
 
 
 def test_the_watchdog_checks_a_watch_at_its_deadline_or_one_timeout_from_now() -> None:
