@@ -192,3 +192,10 @@ def test_tool_calls_of_a_second_choice_and_their_order() -> None:
     assert called.finish_reason == "tool_calls"
     assert [(c.id, c.name) for c in called.tool_calls] == [("c1", "f"), ("c2", "g")]  # by fragment index
     assert reply.tool_calls == [] and reply.finish_reason == "stop"
+
+
+def test_tool_calls_without_a_finish_reason_finish_as_tool_calls() -> None:
+    acc = Accumulator()
+    acc.add(ChatChunk(tool_calls=[ToolCallDelta(index=0, id="c", name="f", arguments="{}")]))
+    reply = acc.response("p", "m")  # the server sent no finish reason
+    assert (reply.finish_reason, reply.choices[0].finish_reason) == ("tool_calls", "tool_calls")

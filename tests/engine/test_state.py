@@ -87,6 +87,14 @@ def test_weighted_draws_every_target_once_in_proportion_to_its_weight() -> None:
     assert {tuple(p.name for p, _ in o) for o in never} == {("b", "a")}  # weight 0: tried last, never first
 
 
+def test_weighted_without_weights_draws_every_target_alike() -> None:
+    random.seed(11)
+    state, targets = _state(), [(_stub("a"), "m"), (_stub("b"), "m")]
+    orders = [tuple(p.name for p, _ in state.order(targets, RoutePolicy(balance="weighted"))) for _ in range(400)]
+    assert set(orders) == {("a", "b"), ("b", "a")}
+    assert 160 <= orders.count(("a", "b")) <= 240  # 50 % expected
+
+
 def test_one_breaker_and_one_retry_budget_per_target() -> None:
     state, policy = _state(), RoutePolicy(retry=RetryPolicy(budget_ratio=0.3, budget_burst=4))
     breaker = state.breaker("a:m", policy)
