@@ -171,7 +171,9 @@ def test_fragments_without_an_id_or_a_name_keep_them_empty() -> None:
 
 
 def test_an_empty_stream_is_one_empty_choice() -> None:
-    reply = Accumulator().response("p", "m")
+    acc = Accumulator()
+    assert (acc.has_content, acc.in_tool_call, acc.usage, acc.model) == (False, False, None, None)
+    reply = acc.response("p", "m")
     assert [(c.index, c.text, c.finish_reason, c.tool_calls, c.function_call) for c in reply.choices] == [
         (0, "", None, [], None)
     ]
