@@ -273,6 +273,7 @@ def _response(**fields: Any) -> turnout.ChatResponse:
 def test_the_ledger_records_a_reply_with_its_tags() -> None:
     state, ledger = _ledger_state()
     reply = _response()
+    assert state.ledger is cast("Ledger", ledger)
     state.events.publish(_finished(None, response=reply, latency=0.25, usage=reply.usage, tags={"t": "1"}))
     assert ledger.rows == [(("r", [], reply, None, 0.25), {"paid": None, "tags": {"t": "1"}})]
 
