@@ -84,12 +84,18 @@ bench: $(STAMP)
 	if [ $$running -eq 0 ]; then scripts/services stop >/dev/null 2>&1 || true; fi; \
 	exit $$status
 
-# Mutation testing of the policies, budgets and pricing ([tool.mutmut] in pyproject.toml; not part of
-# `make test`): about 10 minutes on 2 cores. MUTMUT_ARGS=--max-children 4 for more cores.
+# Mutation testing of the engine, streaming, policies, budgets and pricing ([tool.mutmut] in
+# pyproject.toml; not part of `make test`). MUTMUT_ARGS=--max-children 4 for more cores.
+# The route state's [state] paths are tested on a localhost Redis from scripts/services (started
+# here, stopped if this run started it); without it their mutants would have no test.
 mutation: $(STAMP)
-	rm -rf mutants
-	$(BIN)/mutmut run $(MUTMUT_ARGS)
-	$(BIN)/python scripts/mutation_report.py
+	@status=0; running=0; scripts/services status >/dev/null 2>&1 && running=1; \
+	scripts/services start >/dev/null || status=$$?; \
+	if [ $$status -eq 0 ]; then rm -rf mutants && eval "$$(scripts/services env)" && \
+	  TURNOUT_REQUIRE_SERVICES=1 $(BIN)/mutmut run $(MUTMUT_ARGS) || status=$$?; fi; \
+	if [ $$running -eq 0 ]; then scripts/services stop >/dev/null 2>&1 || true; fi; \
+	if [ $$status -eq 0 ]; then $(BIN)/python scripts/mutation_report.py || status=$$?; fi; \
+	exit $$status
 
 clean:
 	rm -rf $(VENV) .cache .mypy_cache .ruff_cache .pytest_cache mutants

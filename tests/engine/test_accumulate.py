@@ -118,8 +118,9 @@ def test_the_first_chunks_time_and_the_deadline() -> None:
     acc.add(ChatChunk(text="b"))
     assert acc.first == 101.0
     clock.advance(0.5)
-    with pytest.raises(APITimeoutError, match="deadline passed while the stream was still sending"):
+    with pytest.raises(APITimeoutError) as raised:
         acc.add(ChatChunk(text="c"))
+    assert raised.value.message == "the call's deadline passed while the stream was still sending"
     assert acc.text() == "ab"
 
 
@@ -138,3 +139,66 @@ def test_restart_keeps_the_text_and_forgets_the_pieces_usage_and_finish() -> Non
     acc.add(ChatChunk(text=" a time"))
     assert acc.piece_text() == " a time"
     assert acc.response("p", "m").text == "Once upon a time"
+
+
+def test_a_clock_without_a_deadline_notes_only_the_first_chunks_time() -> None:
+    clock = FakeClock(start=100.0)
+    acc = Accumulator(clock)
+    clock.advance(2)
+    acc.add(ChatChunk(text="a"))
+    clock.advance(1e6)  # no deadline: a slow stream is never cut
+    acc.add(ChatChunk(text="b"))
+    assert acc.first == 102.0 and acc.text() == "ab"
+
+
+def test_the_piece_text_is_all_the_text_before_any_restart() -> None:
+    acc = Accumulator()
+    assert (acc.mark, acc.piece_text()) == (0, "")
+    acc.add(ChatChunk(text="abc"))
+    acc.add(ChatChunk(text="d", index=1))
+    assert acc.piece_text() == "abcd" and acc.delivered_text() == "abcd"
+    acc.restart()
+    assert acc.mark == 4
+
+
+def test_fragments_without_an_id_or_a_name_keep_them_empty() -> None:
+    acc = Accumulator()
+    acc.add(ChatChunk(tool_calls=[ToolCallDelta(index=0, arguments="{}")]))
+    acc.add(ChatChunk(function_call=ToolCallDelta(index=0, arguments="[]")))
+    assert acc.tools == {0: {0: {"id": "", "name": "", "args": "{}", "type": "function"}}}
+    assert acc.legacy == {0: {"name": "", "args": "[]"}}
+    assert acc.delivered_text() == "{}[]"
+
+
+def test_an_empty_stream_is_one_empty_choice() -> None:
+    acc = Accumulator()
+    assert (acc.has_content, acc.in_tool_call, acc.usage, acc.model) == (False, False, None, None)
+    reply = acc.response("p", "m")
+    assert [(c.index, c.text, c.finish_reason, c.tool_calls, c.function_call) for c in reply.choices] == [
+        (0, "", None, [], None)
+    ]
+    assert (reply.text, reply.finish_reason, reply.tool_calls, reply.function_call) == ("", None, [], None)
+    assert (reply.cost, reply.attempts, reply.id, reply.request_id) == (None, [], None, None)
+
+
+def test_tool_calls_of_a_second_choice_and_their_order() -> None:
+    acc = Accumulator()
+    acc.add(ChatChunk(text="plain"))
+    acc.add(ChatChunk(index=1, tool_calls=[ToolCallDelta(index=1, id="c2", name="g", arguments="{}")]))
+    acc.add(ChatChunk(index=1, tool_calls=[ToolCallDelta(index=0, id="c1", name="f", arguments="{}")]))
+    first = acc.add(ChatChunk(finish_reason="stop"))
+    second = acc.add(ChatChunk(index=1, finish_reason="stop"))
+    assert (first.finish_reason, second.finish_reason) == ("stop", "tool_calls")
+    reply = acc.response("p", "m")
+    plain, called = reply.choices
+    assert (plain.finish_reason, plain.tool_calls) == ("stop", [])
+    assert called.finish_reason == "tool_calls"
+    assert [(c.id, c.name) for c in called.tool_calls] == [("c1", "f"), ("c2", "g")]  # by fragment index
+    assert reply.tool_calls == [] and reply.finish_reason == "stop"
+
+
+def test_tool_calls_without_a_finish_reason_finish_as_tool_calls() -> None:
+    acc = Accumulator()
+    acc.add(ChatChunk(tool_calls=[ToolCallDelta(index=0, id="c", name="f", arguments="{}")]))
+    reply = acc.response("p", "m")  # the server sent no finish reason
+    assert (reply.finish_reason, reply.choices[0].finish_reason) == ("tool_calls", "tool_calls")

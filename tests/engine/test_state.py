@@ -4,21 +4,28 @@ from __future__ import annotations
 
 import random
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
 import turnout
 from turnout.cost.budgets import Budget, Budgets
 from turnout.cost.prices import Pricing
-from turnout.engine.state import RouteState, label
+from turnout.engine.state import Retries, RouteState, label
+from turnout.errors import BadRequestError, ProviderError, RateLimitError, ServerError
 from turnout.events import CallFinished
+from turnout.limits import RateLimit
+from turnout.policies.breaker import BreakerPolicy
 from turnout.policies.retry import RetryPolicy
+from turnout.policies.retry_budget import RetryBudget
 from turnout.policies.route import RoutePolicy
 from turnout.testing import FakeClock
 from turnout.types import Cost, Usage
 
-from .conftest import Stub
+from .conftest import Stub, reply
+
+if TYPE_CHECKING:
+    from turnout.cost.spend_ledger import Ledger
 
 
 def _stub(name: str) -> turnout.Provider:
@@ -80,6 +87,14 @@ def test_weighted_draws_every_target_once_in_proportion_to_its_weight() -> None:
     assert {tuple(p.name for p, _ in o) for o in never} == {("b", "a")}  # weight 0: tried last, never first
 
 
+def test_weighted_without_weights_draws_every_target_alike() -> None:
+    random.seed(11)
+    state, targets = _state(), [(_stub("a"), "m"), (_stub("b"), "m")]
+    orders = [tuple(p.name for p, _ in state.order(targets, RoutePolicy(balance="weighted"))) for _ in range(400)]
+    assert set(orders) == {("a", "b"), ("b", "a")}
+    assert 160 <= orders.count(("a", "b")) <= 240  # 50 % expected
+
+
 def test_one_breaker_and_one_retry_budget_per_target() -> None:
     state, policy = _state(), RoutePolicy(retry=RetryPolicy(budget_ratio=0.3, budget_burst=4))
     breaker = state.breaker("a:m", policy)
@@ -129,3 +144,157 @@ def test_a_call_without_a_hold_settles_nothing() -> None:
     budgets = Budgets(Budget(max_usd=Decimal(1)), {})
     _state(budgets=budgets).events.publish(_finished(None, cost=_cost("0.2")))
     assert budgets.status()[0].spent == 0
+
+
+# -- Retries: one target's retry decisions (tenacity decides, the driver sleeps) ----------------------
+
+
+def _retries(
+    policy: RetryPolicy, budget: RetryBudget, remaining: float = 100.0
+) -> tuple[Retries, list[tuple[float, int, ProviderError]]]:
+    logged: list[tuple[float, int, ProviderError]] = []
+    retries = Retries(RoutePolicy(retry=policy), lambda: remaining, budget, lambda *a: logged.append(a))
+    return retries, logged
+
+
+def test_retries_wait_the_backoff_and_stop_after_max_attempts_raising_the_error_itself() -> None:
+    budget = RetryBudget(0.1, 10)
+    retries, logged = _retries(RetryPolicy(jitter=0), budget)
+    down = ServerError("down", provider="a", model="m")
+    assert retries.after(down) == 0.5  # initial_delay, then doubled
+    assert retries.after(down) == 1.0
+    with pytest.raises(ServerError) as raised:  # the third attempt was the last (max_attempts = 3)
+        retries.after(down)
+    assert raised.value is down
+    assert logged == [(0.5, 1, down), (1.0, 2, down)]
+    assert budget.tokens == 8  # one token per retry; the stop after the last attempt spends none
+
+
+def test_retries_wait_what_the_server_asked() -> None:
+    retries, logged = _retries(RetryPolicy(jitter=0), RetryBudget(0.1, 10))
+    limited = RateLimitError("slow down", retry_after=2.5, provider="a", model="m")
+    assert retries.after(limited) == 2.5
+    assert logged == [(2.5, 1, limited)]
+
+
+def test_retries_never_retry_an_error_that_is_not_retryable() -> None:
+    budget = RetryBudget(0.1, 10)
+    retries, logged = _retries(RetryPolicy(jitter=0), budget)
+    bad = BadRequestError("bad", provider="a", model="m")
+    with pytest.raises(BadRequestError) as raised:
+        retries.after(bad)
+    assert raised.value is bad and logged == [] and budget.tokens == 10
+
+
+def test_retries_stop_when_the_wait_would_outlast_the_deadline() -> None:
+    budget = RetryBudget(0.1, 10)
+    retries, logged = _retries(RetryPolicy(jitter=0), budget, remaining=0.5)  # the wait (0.5) reaches it
+    down = ServerError("down", provider="a", model="m")
+    with pytest.raises(ServerError) as raised:
+        retries.after(down)
+    assert raised.value is down and logged == [] and budget.tokens == 10
+
+
+def test_retries_stop_when_the_retry_budget_is_spent() -> None:
+    budget = RetryBudget(0.1, 1)
+    retries, logged = _retries(RetryPolicy(jitter=0, max_attempts=5), budget)
+    down = ServerError("down", provider="a", model="m")
+    assert retries.after(down) == 0.5
+    with pytest.raises(ServerError):
+        retries.after(down)
+    assert len(logged) == 1 and budget.tokens == 0
+
+
+# -- RouteState: limiters, breakers, retry budgets ------------------------------------------------------
+
+
+def test_a_target_takes_its_own_rate_limit_else_its_providers() -> None:
+    state = _state()
+    a, b, c = _stub("a"), _stub("b"), _stub("c")
+    assert state.limiter(a, "m") is None  # no [limits]
+    own, provider = RateLimit(requests_per_minute=1), RateLimit(requests_per_minute=2)
+    state.limits = {"a:m": own, "b": provider}
+    found = state.limiter(a, "m")
+    assert found is not None and (found.name, found.limit, found.shared) == ("a:m", own, None)
+    assert state.limiter(a, "m") is found  # one limiter per name
+    by_provider = state.limiter(b, "x")
+    assert by_provider is not None and (by_provider.name, by_provider.limit) == ("b", provider)
+    assert state.limiter(b, "y") is by_provider  # every model of the provider shares it
+    assert state.limiter(a, "other") is None and state.limiter(c, "m") is None
+
+
+def test_a_breaker_follows_the_routes_policy_on_the_states_clock() -> None:
+    clock = FakeClock()
+    state = RouteState(clock, Pricing(turnout.Config.from_dict({}).prices))
+    policy = RoutePolicy(breaker=BreakerPolicy(failure_threshold=1, cooldown=5))
+    breaker = state.breaker("a:m", policy)
+    assert breaker.target == "a:m"
+    breaker.record(False, "ServerError")
+    assert not breaker.allow()
+    clock.advance(5)
+    assert breaker.allow()  # the probe, after the route's cooldown on the state's clock
+
+
+def test_the_shared_count_of_a_retry_budget_replaces_the_local_one() -> None:
+    state, policy = _state(), RoutePolicy(retry=RetryPolicy(budget_burst=4))
+    state.retry_tokens("a:m", policy, 2.5)
+    assert state.budget("a:m", policy).tokens == 2.5
+    state.retry_tokens("a:m", policy, 9)
+    assert state.budget("a:m", policy).tokens == 4  # never above the burst
+    state.retry_tokens("a:m", policy, -0.5)
+    assert state.budget("a:m", policy).tokens == 0  # nor below zero
+    state.retry_tokens("a:m", policy, 0.5)
+    assert state.budget("a:m", policy).tokens == 0.5
+
+
+# -- the ledger's subscriber: one row per call -----------------------------------------------------------
+
+
+class _Rows:
+    """A ledger that keeps what `record` was given."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
+
+    def record(self, *args: Any, **kwargs: Any) -> None:
+        self.rows.append((args, kwargs))
+
+
+def _ledger_state() -> tuple[RouteState, _Rows]:
+    rows = _Rows()
+    config = turnout.Config.from_dict({})
+    return RouteState(FakeClock(), Pricing(config.prices), ledger=cast("Ledger", rows)), rows
+
+
+def _response(**fields: Any) -> turnout.ChatResponse:
+    return reply("hi", "a", "m").model_copy(update=fields)
+
+
+def test_the_ledger_records_a_reply_with_its_tags() -> None:
+    state, ledger = _ledger_state()
+    reply = _response()
+    assert state.ledger is cast("Ledger", ledger)
+    state.events.publish(_finished(None, response=reply, latency=0.25, usage=reply.usage, tags={"t": "1"}))
+    assert ledger.rows == [(("r", [], reply, None, 0.25), {"paid": None, "tags": {"t": "1"}})]
+
+
+def test_the_ledger_records_what_a_failed_call_paid_for() -> None:
+    state, ledger = _ledger_state()
+    error, usage, cost = ServerError("down"), Usage(prompt_tokens=4), _cost("0.1")
+    state.events.publish(_finished(None, error=error, usage=usage, cost=cost, latency=1.5))
+    state.events.publish(_finished(None, error=error))  # nothing received: nothing paid
+    assert ledger.rows == [
+        (("r", [], None, error, 1.5), {"paid": (usage, cost), "tags": None}),
+        (("r", [], None, error, 0.0), {"paid": None, "tags": None}),
+    ]
+
+
+def test_the_ledger_records_a_cache_hit_with_what_it_saved() -> None:
+    state, ledger = _ledger_state()
+    hit = _response(from_cache=True)
+    state.events.publish(_finished(None, response=hit, saved=_cost("0.3"), tags={"t": "2"}))
+    state.events.publish(_finished(None, response=hit))  # a hit whose stored cost is unknown
+    assert ledger.rows == [
+        (("r", [], hit, None, 0.0), {"cache_hit": True, "saved": Decimal("0.3"), "tags": {"t": "2"}}),
+        (("r", [], hit, None, 0.0), {"cache_hit": True, "saved": None, "tags": None}),
+    ]
