@@ -413,6 +413,7 @@ def _plain_chunks(event: object) -> list[ChatChunk] | None:
 
     Text-only: a JSON object without ``error``, ``usage`` or tool calls, every field of the
     expected type. Most events of a stream are; the others (and anything odd) are validated.
+    One function, every check inline: it runs for nearly every chunk of a stream.
     """
     if type(event) is not dict or event.get("error") is not None or event.get("usage") is not None:
         return None
@@ -421,39 +422,34 @@ def _plain_chunks(event: object) -> list[ChatChunk] | None:
         return None
     chunks = []
     for choice in choices:
-        chunk = _plain_choice(choice, model)
-        if chunk is None:
+        if type(choice) is not dict:
             return None
-        chunks.append(chunk)
+        delta, index, finish = choice.get("delta") or {}, choice.get("index", 0), choice.get("finish_reason")
+        if (
+            type(delta) is not dict
+            or delta.get("tool_calls")
+            or delta.get("function_call")
+            or type(index) is not int
+            or choice.get("logprobs")
+        ):
+            return None
+        text = delta.get("content")
+        if not (text is None or type(text) is str) or not (finish is None or type(finish) is str):
+            return None
+        chunks.append(
+            construct(
+                ChatChunk,
+                text=text,
+                index=index,
+                finish_reason=None if finish is None else finish_reason_from_wire(finish),
+                tool_calls=[],
+                usage=None,
+                model=model,
+                logprobs=None,
+                function_call=None,
+            )
+        )
     return chunks
-
-
-def _plain_choice(choice: object, model: str | None) -> ChatChunk | None:
-    if type(choice) is not dict:
-        return None
-    delta, index, finish = choice.get("delta") or {}, choice.get("index", 0), choice.get("finish_reason")
-    if (
-        type(delta) is not dict
-        or delta.get("tool_calls")
-        or delta.get("function_call")
-        or type(index) is not int
-        or choice.get("logprobs")
-    ):
-        return None
-    text = delta.get("content")
-    if not (text is None or type(text) is str) or not (finish is None or type(finish) is str):
-        return None
-    return construct(
-        ChatChunk,
-        text=text,
-        index=index,
-        finish_reason=finish_reason_from_wire(finish),
-        tool_calls=[],
-        usage=None,
-        model=model,
-        logprobs=None,
-        function_call=None,
-    )
 
 
 def _tool_delta(call: _ToolCall) -> ToolCallDelta:
