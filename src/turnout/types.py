@@ -285,7 +285,7 @@ class _Seen:
         """Remember ``message``, validated from a dict whose items are ``key``, when its values are all text."""
         if not all(type(v) is str or v is None for _, v in key):
             return
-        text = message.__pydantic_serializer__.to_json(message, exclude_none=True)
+        text = _MESSAGES.dump_json([message], exclude_none=True)[1:-1]  # the list's serializer: built already
         self.size += len(text) + 256
         if self.size > self.LIMIT:
             self.json.clear()  # first: an id in `json` always belongs to a message still held
