@@ -250,11 +250,16 @@ def test_remembered_messages_are_written_as_validated_ones(tmp_path: Path) -> No
             client.chat(model="p:gpt-4o-mini", messages=messages)  # validated, remembered
             client.chat(model="p:gpt-4o-mini", messages=messages[:3])  # every message remembered
             client.chat(model="p:gpt-4o-mini", messages=messages)  # remembered ones and a Message
+            client.chat(model="p:gpt-4o-mini", messages=messages[:3])  # joined from each message's JSON
         bodies = [r.body for r in server.chat_requests]
     validated = TypeAdapter(list[Message]).validate_python(messages)
     one_pass = TypeAdapter(list[Message]).dump_json(validated, exclude_none=True)
     assert bodies[0] == bodies[2] == b'{"model":"gpt-4o-mini","messages":' + one_pass + b"}"
-    assert bodies[1] == b'{"model":"gpt-4o-mini","messages":' + one_pass[: one_pass.rindex(b',{"role":"user"')] + b"]}"
+    assert (
+        bodies[1]
+        == bodies[3]
+        == (b'{"model":"gpt-4o-mini","messages":' + one_pass[: one_pass.rindex(b',{"role":"user"')] + b"]}")
+    )
 
 
 def test_a_changed_message_is_validated_again(tmp_path: Path) -> None:
@@ -289,21 +294,40 @@ def test_a_wrong_message_after_remembered_ones_is_named_at_its_position(tmp_path
 
 
 def test_remembered_messages_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The memory of validated messages is cleared when its JSON passes the limit; it never holds a stale id."""
+    """The memory of validated messages is cleared when its text passes the limit; it never holds a stale id."""
     from turnout import types
 
     seen = types._Seen()
     monkeypatch.setattr(types, "_SEEN", seen)
-    monkeypatch.setattr(types._Seen, "LIMIT", 10 * (256 + 39))
-    batch: list[Any] = [{"role": "user", "content": f"message {i:03d}"} for i in range(25)]  # 39 bytes of JSON each
+    monkeypatch.setattr(types._Seen, "LIMIT", 10 * (256 + 19))
+    batch: list[Any] = [{"role": "user", "content": f"message {i:03d}"} for i in range(25)]  # 4 + 11 bytes of text
     normalized = types.normalize_messages(batch)
     assert len(seen.messages) == len(seen.json) == 5  # cleared at the 11th and the 21st
-    assert seen.size == 5 * (256 + 39)
+    assert seen.size == 5 * (256 + 4 + 11)
     assert all(seen.json[id(m)][0] is m for m in seen.messages.values())
     assert [m.content for m in normalized] == [m["content"] for m in batch]
-    assert types.dump_messages(normalized) == types._MESSAGES.dump_json(normalized, exclude_none=True)
     held = types.normalize_messages(batch[-5:])
     assert held == normalized[-5:] and all(a is b for a, b in zip(held, normalized[-5:], strict=True))
+    one_pass = types._MESSAGES.dump_json(held, exclude_none=True)
+    assert [types.dump_messages(held) for _ in range(3)] == [one_pass] * 3
+    written = [b'{"role":"user","content":"message %03d"}' % i for i in range(20, 25)]
+    assert [seen.json[id(m)][1] for m in held] == written
+
+
+def test_a_message_is_written_alone_only_when_sent_again() -> None:
+    """A remembered message's own JSON is written at the second body that holds it, not the first."""
+    from turnout import types
+
+    tag = os.urandom(6).hex()
+    messages: list[Any] = [{"role": "user", "content": f"{tag} {i}"} for i in range(3)]
+    normalized = types.normalize_messages(messages)
+    states = [types._SEEN.json[id(m)][1] for m in normalized]
+    types.dump_messages(normalized)
+    after_one = [types._SEEN.json[id(m)][1] for m in normalized]
+    types.dump_messages(normalized)
+    after_two = [types._SEEN.json[id(m)][1] for m in normalized]
+    assert states == [None] * 3 and after_one == [b""] * 3
+    assert after_two == [b'{"role":"user","content":"%s %d"}' % (tag.encode(), i) for i in range(3)]
 
 
 def test_only_text_messages_are_remembered() -> None:

@@ -263,36 +263,41 @@ _Key: TypeAlias = tuple[tuple[str, Any], ...]
 
 
 class _Seen:
-    """Messages validated by earlier calls, found again by their content, with their JSON.
+    """Messages validated by earlier calls, found again by their content, and their JSON.
 
     A conversation is sent again with every turn, one message longer each time: this turns the
-    cost of validating (about 1 µs a message) and writing it (about 0.3 µs) into that of one dict
+    cost of validating a message (about 1 µs) and writing it (about 0.3 µs) into that of a dict
     lookup, for every message but the new ones. Only dicts whose values are all strings (or
     ``None``) are kept: immutable, so the same content is always the same `Message` and the same
-    JSON. Bounded: cleared when the JSON it holds passes `LIMIT` bytes (each entry counted 256
-    bytes more, for its objects).
+    JSON. A message's own JSON is written the second time a body holds it (a message sent once
+    costs no more than a dict entry). Bounded: cleared when the text it holds passes `LIMIT`
+    bytes (each entry counted 256 bytes more, for its objects).
     """
 
     LIMIT = 4 * 1024 * 1024
 
     def __init__(self) -> None:
         self.messages: dict[_Key, Message] = {}
-        # id(message) -> (message, its JSON); the message is held so that its id is not reused
-        self.json: dict[int, tuple[Message, bytes]] = {}
+        # id(message) -> (message, its JSON: None before a body held it, b"" after the first);
+        # the message is held with it, so that its id cannot be reused while the entry exists
+        self.json: dict[int, tuple[Message, bytes | None]] = {}
         self.size = 0
 
     def add(self, key: _Key, message: Message) -> None:
         """Remember ``message``, validated from a dict whose items are ``key``, when its values are all text."""
-        if not all(type(v) is str or v is None for _, v in key):
-            return
-        text = _MESSAGES.dump_json([message], exclude_none=True)[1:-1]  # the list's serializer: built already
-        self.size += len(text) + 256
+        size = 256
+        for _, value in key:
+            if type(value) is str:
+                size += len(value)
+            elif value is not None:
+                return
+        self.size += size
         if self.size > self.LIMIT:
             self.json.clear()  # first: an id in `json` always belongs to a message still held
             self.messages.clear()
-            self.size = len(text) + 256
+            self.size = size
         self.messages[key] = message
-        self.json[id(message)] = (message, text)
+        self.json[id(message)] = (message, None)
 
 
 _SEEN = _Seen()
@@ -359,16 +364,28 @@ def _validate_missing(messages: list[Any], found: list[Message | None], missing:
 def dump_messages(messages: list[Message]) -> bytes:
     """``messages`` as the JSON array OpenAI-style bodies send (``None`` fields left out).
 
-    Messages remembered by `_Seen` give their JSON as it was written then; any other message
-    makes the whole list be written in one pass by pydantic-core.
+    When every message is remembered by `_Seen` and was sent before, the array is joined from
+    their JSON; otherwise the whole list is written in one pass by pydantic-core.
     """
     table = _SEEN.json
-    parts = []
+    parts: list[bytes] = []
+    first: list[Message] = []  # remembered messages a body holds for the first time
     for message in messages:
         entry = table.get(id(message))
         if entry is None or entry[0] is not message:
             return _MESSAGES.dump_json(messages, exclude_none=True)
-        parts.append(entry[1])
+        text = entry[1]
+        if text is None:
+            first.append(message)
+            continue
+        if not text:  # the second body that holds it: written once, for every later one
+            text = _MESSAGES.dump_json([message], exclude_none=True)[1:-1]  # the list's serializer: built already
+            table[id(message)] = (message, text)
+        parts.append(text)
+    if first:
+        for message in first:
+            table[id(message)] = (message, b"")
+        return _MESSAGES.dump_json(messages, exclude_none=True)
     return b"[" + b",".join(parts) + b"]"
 
 
