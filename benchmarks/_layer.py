@@ -78,7 +78,7 @@ def _per_call_us(call: Callable[[], object], n: int) -> float:
 def _pricing_us(client: turnout.Client, provider: str, n: int) -> float | None:
     """``Pricing.cost`` alone for one provider's reply (None if that API changed)."""
     try:
-        from turnout.pricing import Pricing
+        from turnout.cost.prices import Pricing
 
         pricing = Pricing(client.config.prices)
         stub = client.provider(provider)

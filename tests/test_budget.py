@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-import turnout.budget
+import turnout.cost.budgets
 from tests.conftest import LLAMA, Runner
 from turnout import AsyncClient, Budget, BudgetExceededError, Client, ServerError, StreamInterruptedError
-from turnout.budget import Budgets
+from turnout.cost.budgets import Budgets
 from turnout.testing import FakeServer, Fault, Reply
 
 # $1 per million input and output tokens: a call's cost in millionths is its token count.
@@ -264,7 +264,7 @@ def test_the_default_date_is_utcs(monkeypatch: pytest.MonkeyPatch) -> None:
             utc = datetime(2026, 11, 27, 23, 30, tzinfo=UTC)
             return utc if tz is UTC else datetime(2026, 11, 28, 0, 30)
 
-    monkeypatch.setattr(turnout.budget, "datetime", Clock)
+    monkeypatch.setattr(turnout.cost.budgets, "datetime", Clock)
     budgets = Budgets(Budget(max_usd=Decimal(1), period="day"), {})
     assert budgets._client is not None and budgets._client._period == (2026, 11, 27)
 

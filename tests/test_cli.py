@@ -182,6 +182,7 @@ def test_health_prints_circuits_and_the_context_pre_check(
         "route": "fast",
         "target": "local:llama",
         "circuit": "closed",
+        "circuit_source": "local",
         "context_window": 4096,
     }
 

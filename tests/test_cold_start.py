@@ -7,6 +7,7 @@ import os
 import random
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -18,17 +19,25 @@ from turnout.testing import FakeServer
 from turnout.types import FunctionCall, Message, ToolCall
 
 #: Modules a client built from a dict config must not load for its first chat call: other
-#: providers, the CLI, tools, telemetry, cost estimates, the TOML parser, the test servers.
+#: providers, the CLI, tools, telemetry, cost estimates, the TOML parser, the test servers, the
+#: genai-prices catalogue (a model it lists is priced from turnout's slice of it), and for a sync
+#: client asyncio and the hedging thread pool.
 NOT_FOR_THE_FIRST_CALL = (
+    "asyncio",
+    "concurrent.futures.thread",
+    "genai_prices",
     "opentelemetry",
     "tomllib",
-    "turnout._estimate",
     "turnout._routes_cli",
     "turnout._semconv",
     "turnout._telemetry",
     "turnout._tool_run",
-    "turnout._usage_cli",
+    "turnout.budget",
     "turnout.cli",
+    "turnout.cost._usage_cli",
+    "turnout.cost.estimate",
+    "turnout.ledger",
+    "turnout.pricing",
     "turnout.providers.azure",
     "turnout.providers.huggingface",
     "turnout.providers.vllm",
@@ -39,7 +48,7 @@ NOT_FOR_THE_FIRST_CALL = (
 )
 
 #: Loaded by the first call (for its context window and price), never by building the client.
-NOT_FOR_THE_CLIENT = ("genai_prices",)
+NOT_FOR_THE_CLIENT = ("turnout.cost._price_slice",)
 
 #: pydantic models whose validators the first chat call does not need: built when first used.
 NOT_BUILT = (
@@ -98,6 +107,43 @@ def test_client_and_first_call_load_only_what_a_chat_needs(tmp_path: Path) -> No
     assert report["call"] == []
     assert report["client_built"] == []
     assert report["call_built"] == []
+
+
+_ASYNC_PROBE = """
+import asyncio, json, sys
+import turnout
+
+async def main(base_url):
+    config = {"providers": {"p": {"type": "openai", "base_url": base_url, "api_key": "sk-test"}}}
+    async with turnout.AsyncClient(config=config) as client:
+        reply = await client.chat(model="p:gpt-4o-mini", messages=[{"role": "user", "content": "Hi"}])
+    return reply
+
+reply = asyncio.run(main(sys.argv[1]))
+usage = [reply.usage.prompt_tokens, reply.usage.completion_tokens, reply.usage.cached_tokens or 0]
+print(json.dumps([str(reply.cost.total), usage, sorted(m for m in sys.modules if m.startswith("genai_prices"))]))
+"""
+
+
+def test_an_async_first_call_is_priced_without_the_catalogue(tmp_path: Path) -> None:
+    """``AsyncClient`` too: the first reply's price and context window come from the slice, not genai-prices."""
+    env = {**os.environ, "TURNOUT_LEDGER": str(tmp_path / "ledger.sqlite3")}
+    with FakeServer(flavor="openai") as server:
+        out = subprocess.run(
+            [sys.executable, "-c", _ASYNC_PROBE, server.base_url],
+            capture_output=True,
+            text=True,
+            check=True,
+            env=env,
+            timeout=60,
+        )
+    total, (prompt, completion, cached), loaded = json.loads(out.stdout)
+    from genai_prices import Usage as CatalogueUsage
+    from genai_prices import calc_price
+
+    usage = CatalogueUsage(input_tokens=prompt, output_tokens=completion, cache_read_tokens=cached)
+    assert Decimal(total) == calc_price(usage, "gpt-4o-mini", provider_id="openai").total_price
+    assert loaded == []
 
 
 def test_the_probe_sees_what_is_loaded(tmp_path: Path) -> None:

@@ -26,6 +26,7 @@ FULL: list[tuple[type[BaseModel], dict[str, Any]]] = [
             "model": "m",
             "logprobs": None,
             "function_call": None,
+            "rate_limit": None,
         },
     ),
     # the hot path gives USD amounts (validation turns a Decimal into one)

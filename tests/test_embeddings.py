@@ -56,8 +56,12 @@ def _words(texts: list[str]) -> int:
     return sum(count_tokens(t) for t in texts)
 
 
+#: The fake behind each target name (one is TEI's, not the OpenAI wire).
+Servers = dict[str, FakeServer | FakeTEIServer]
+
+
 @pytest.fixture(scope="module")
-def servers() -> Iterator[dict[str, FakeServer]]:
+def servers() -> Iterator[Servers]:
     with (
         FakeServer("openai", api_key="sk-test") as openai,
         FakeServer("vllm", models=["bge-small"], runner="pooling") as vllm,
@@ -67,8 +71,18 @@ def servers() -> Iterator[dict[str, FakeServer]]:
         yield {"openai": openai, "vllm": vllm, "compatible": compatible, "hf": tei}
 
 
-def make_target(name: str, servers: dict[str, FakeServer]) -> Target:
+def make_target(name: str, servers: Servers) -> Target:
     server = servers[name]
+    if isinstance(server, FakeTEIServer):
+        return Target(
+            name,
+            {"type": "huggingface", "base_url": server.url},
+            server.model_id,
+            lambda: server.embed_requests,
+            lambda texts: {"inputs": texts},
+            lambda text: vector(server.model_id, text),
+            lambda texts: None,  # huggingface_hub hands back no headers: the count is unknown
+        )
     if name == "openai":
         model = "text-embedding-3-small"
         return Target(
@@ -105,20 +119,11 @@ def make_target(name: str, servers: dict[str, FakeServer]) -> Target:
             _words,
             Decimal("0.01"),
         )
-    assert isinstance(server, FakeTEIServer)
-    return Target(
-        name,
-        {"type": "huggingface", "base_url": server.url},
-        server.model_id,
-        lambda: server.embed_requests,
-        lambda texts: {"inputs": texts},
-        lambda text: vector(server.model_id, text),
-        lambda texts: None,  # huggingface_hub hands back no headers: the count is unknown
-    )
+    raise AssertionError(name)
 
 
 @pytest.fixture(params=["openai", "vllm", "compatible", "hf"])
-def target(request: pytest.FixtureRequest, servers: dict[str, FakeServer]) -> Iterator[Target]:
+def target(request: pytest.FixtureRequest, servers: Servers) -> Iterator[Target]:
     for server in servers.values():
         server.reset()
     yield make_target(request.param, servers)
@@ -192,7 +197,7 @@ def test_single_string_and_an_alias_route(target: Target, mode: Mode) -> None:
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_rate_limit_is_retried_per_batch(target: Target, mode: Mode, servers: dict[str, FakeServer]) -> None:
+def test_rate_limit_is_retried_per_batch(target: Target, mode: Mode, servers: Servers) -> None:
     servers[target.name].enqueue(Fault.rate_limit(retry_after=2))
     clock = FakeClock()
     texts = ["a", "b", "c"]
@@ -205,7 +210,7 @@ def test_rate_limit_is_retried_per_batch(target: Target, mode: Mode, servers: di
         assert clock.sleeps == [2.0]
 
 
-def test_default_batch_sizes(servers: dict[str, FakeServer]) -> None:
+def test_default_batch_sizes(servers: Servers) -> None:
     hf = make_target("hf", servers)
     servers["hf"].reset()
     reply = embed("sync", hf.cfg(), f"p:{hf.model}", [f"text {i}" for i in range(33)])
@@ -218,7 +223,7 @@ def test_default_batch_sizes(servers: dict[str, FakeServer]) -> None:
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_dimensions_are_sent(mode: Mode, servers: dict[str, FakeServer]) -> None:
+def test_dimensions_are_sent(mode: Mode, servers: Servers) -> None:
     openai = make_target("openai", servers)
     servers["openai"].reset()
     reply = embed(mode, openai.cfg(), f"p:{openai.model}", ["short"], dimensions=4, user="u-1")
@@ -243,7 +248,7 @@ def test_vllm_serving_a_chat_model_is_a_clear_error(mode: Mode) -> None:
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_openai_chat_model_and_unknown_vllm_model(mode: Mode, servers: dict[str, FakeServer]) -> None:
+def test_openai_chat_model_and_unknown_vllm_model(mode: Mode, servers: Servers) -> None:
     openai = make_target("openai", servers)
     with pytest.raises(turnout.EmbeddingsNotSupportedError) as caught:
         embed(mode, openai.cfg(), "p:gpt-4o-mini", ["hi"])
@@ -256,7 +261,7 @@ def test_openai_chat_model_and_unknown_vllm_model(mode: Mode, servers: dict[str,
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_falls_back_with_the_whole_input(mode: Mode, servers: dict[str, FakeServer]) -> None:
+def test_falls_back_with_the_whole_input(mode: Mode, servers: Servers) -> None:
     vllm, openai = make_target("vllm", servers), make_target("openai", servers)
     for server in servers.values():
         server.reset()
@@ -284,7 +289,7 @@ def test_context_window_error_from_vllm() -> None:
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_invalid_arguments_send_nothing(mode: Mode, servers: dict[str, FakeServer]) -> None:
+def test_invalid_arguments_send_nothing(mode: Mode, servers: Servers) -> None:
     openai = make_target("openai", servers)
     servers["openai"].reset()
     for texts, kwargs in (([], {}), (["a"], {"batch_size": 0}), (["a"], {"dimensions": -1})):
@@ -311,10 +316,8 @@ def test_sync_and_async_embed_take_the_same_arguments() -> None:
     assert inspect.iscoroutinefunction(AsyncClient.embed)
 
 
-def test_budget_and_ledger_cover_embeddings(
-    servers: dict[str, FakeServer], tmp_path: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from turnout.ledger import totals
+def test_budget_and_ledger_cover_embeddings(servers: Servers, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from turnout.cost.spend_ledger import totals
 
     openai = make_target("openai", servers)
     servers["openai"].reset()

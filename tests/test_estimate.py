@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import CANARY_KEY, LLAMA
 from turnout import AsyncClient, Client, InvalidArgumentError
-from turnout._estimate import heuristic_tokens
+from turnout.cost.estimate import heuristic_tokens
 from turnout.testing import FakeServer, Reply
 
 WORDS = "llama alpaca camel wool ü 日本 grass mountain, herd! the a of 42".split()

@@ -117,16 +117,24 @@ def test_module_names_are_unique() -> None:
 
 
 def test_moved_modules_keep_a_warning_alias() -> None:
-    """Public modules that moved into providers/ still import, with a DeprecationWarning, until 0.3.0."""
+    """Public modules that moved into providers/ and cost/ still import, with a DeprecationWarning, until 0.3.0."""
     import importlib
     import sys
     import warnings
 
     import pytest
 
+    from turnout.cost import budgets, prices, spend_ledger
     from turnout.providers import llama2_template, vllm_throughput
 
-    for old, new in (("turnout.templates", llama2_template), ("turnout.throughput", vllm_throughput)):
+    moved = (
+        ("turnout.templates", llama2_template),
+        ("turnout.throughput", vllm_throughput),
+        ("turnout.pricing", prices),
+        ("turnout.budget", budgets),
+        ("turnout.ledger", spend_ledger),
+    )
+    for old, new in moved:
         sys.modules.pop(old, None)
         with pytest.warns(DeprecationWarning, match=new.__name__.replace(".", r"\.")):
             module = importlib.import_module(old)
@@ -135,3 +143,4 @@ def test_moved_modules_keep_a_warning_alias() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         importlib.import_module("turnout.providers.llama2_template")
+        importlib.import_module("turnout.cost.prices")

@@ -21,10 +21,11 @@ import pytest
 
 from tests import _ledger_workers
 from tests.conftest import LLAMA, Runner
-from turnout import AsyncClient, BadRequestError, Client, _ledger_writer
+from turnout import AsyncClient, BadRequestError, Client
 from turnout.cli import main
 from turnout.config import load_config
-from turnout.ledger import Entry, Ledger, LedgerConfig, default_ledger_path, ledger_path, totals
+from turnout.cost import _ledger_writer
+from turnout.cost.spend_ledger import Entry, Ledger, LedgerConfig, default_ledger_path, ledger_path, totals
 from turnout.testing import FakeServer, Fault, Reply
 from turnout.types import Cost, Usage
 
@@ -143,7 +144,7 @@ def test_rows_still_queued_at_exit_are_written(tmp_path: Path) -> None:
 
     path = tmp_path / "exit.sqlite3"
     script = (
-        "from turnout.ledger import Entry, Ledger\n"
+        "from turnout.cost.spend_ledger import Entry, Ledger\n"
         f"ledger = Ledger({str(path)!r})\n"
         "for i in range(5):\n"
         "    ledger.append(Entry('fast', 'p', 'm', 1, 1, None, None, None, None, 0.1, 'ok', 1))\n"

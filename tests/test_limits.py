@@ -169,6 +169,45 @@ def test_the_providers_ratelimit_headers_slow_it_down_before_a_429(server: FakeS
     assert isinstance(_calls(mode, refused, 2)[1], LocalRateLimitError)
 
 
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_streams_ratelimit_headers_slow_it_down_too(server: FakeServer, mode: str) -> None:
+    """On a stream the x-ratelimit-* headers come before the body: read them there as on a plain reply."""
+    config = _config(server, {TARGET: {"requests_per_minute": 1000, "max_wait": 0}})
+    used_up = {
+        "x-ratelimit-remaining-requests": "0",
+        "x-ratelimit-reset-requests": "5s",
+        "x-ratelimit-remaining-tokens": "7",
+    }
+    server.enqueue(Reply("first", headers=used_up))
+
+    def in_sync() -> tuple[list[Any], Any, Any]:
+        with Client(config=config) as client:
+            stream = client.stream("llama", "Hi")
+            chunks = list(stream)
+            try:
+                after: Any = client.chat("llama", "Hi")
+            except LocalRateLimitError as exc:
+                after = exc
+            return chunks, stream.response, after
+
+    async def in_async() -> tuple[list[Any], Any, Any]:
+        async with AsyncClient(config=config) as client:
+            stream = client.stream("llama", "Hi")
+            chunks = [c async for c in stream]
+            try:
+                after: Any = await client.chat("llama", "Hi")
+            except LocalRateLimitError as exc:
+                after = exc
+            return chunks, stream.response, after
+
+    chunks, response, after = in_sync() if mode == "sync" else asyncio.run(in_async())
+    said = response.rate_limit
+    assert said is not None and (said.remaining_requests, said.reset_requests, said.remaining_tokens) == (0, 5.0, 7)
+    assert chunks[0].rate_limit == said and all(c.rate_limit is None for c in chunks[1:])
+    assert isinstance(after, LocalRateLimitError)  # paused until the reset: nothing more sent
+    assert len(server.chat_requests) == 1
+
+
 @pytest.mark.parametrize(
     ("text", "seconds"),
     [("1s", 1.0), ("6m0s", 360.0), ("20ms", 0.02), ("1h2m3.5s", 3723.5), ("0.5", 0.5), ("soon", None), ("", None)],

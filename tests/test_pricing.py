@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 from decimal import Decimal
@@ -10,9 +11,9 @@ from typing import Any
 import pytest
 
 from tests.conftest import CANARY_KEY, Runner
-from turnout import ConfigError, Price, Usage
+from turnout import AsyncClient, Client, ConfigError, Price, Usage
 from turnout.config import Config, hourly_price
-from turnout.pricing import CostUnknownWarning, Pricing, catalogue_context_window, catalogue_refs
+from turnout.cost.prices import CostUnknownWarning, Pricing, catalogue_context_window, catalogue_refs
 from turnout.providers.openai_compatible import OpenAICompatibleProvider
 from turnout.testing import FakeServer, Reply
 
@@ -75,12 +76,27 @@ def test_catalogue_cost_equals_the_published_price(catalogue: str, model: str, t
     assert cost.source.startswith("genai-prices ") and f"({catalogue}/" in cost.source
 
 
+@pytest.fixture
+def no_slice(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Prices and context windows come from the full genai-prices catalogue, as for another installed version."""
+    from turnout.cost import _price_slice
+
+    monkeypatch.setattr(_price_slice, "_header", {"usable": False, "genai_prices_version": "0"})
+
+
+@pytest.mark.parametrize("source", ["slice", "catalogue"])
 @pytest.mark.parametrize(("catalogue", "model"), sorted({(c, m) for c, m, _ in CATALOGUE_ROWS}))
-def test_a_cached_catalogue_price_gives_the_catalogues_digits(catalogue: str, model: str) -> None:
-    """After the first call a model's fixed price is cached and priced with Decimal: same digits as genai-prices."""
+def test_a_cached_catalogue_price_gives_the_catalogues_digits(
+    catalogue: str, model: str, source: str, request: pytest.FixtureRequest
+) -> None:
+    """From turnout's slice, or cached after the first call: priced with Decimal, same digits as genai-prices."""
     from genai_prices import Usage as CatalogueUsage
     from genai_prices import calc_price
 
+    from turnout.cost._price_slice import SliceModel, slice_price
+
+    if source == "catalogue":
+        request.getfixturevalue("no_slice")
     pricing, provider = Pricing({}), _provider(catalogue)
     rng = random.Random(f"{catalogue}/{model}")
     for _ in range(40):
@@ -99,7 +115,11 @@ def test_a_cached_catalogue_price_gives_the_catalogues_digits(catalogue: str, mo
             expected.output_price,
             expected.total_price,
         )
-    assert (catalogue, model) in pricing._catalogue_prices  # the fast path was taken
+    if source == "catalogue":
+        assert (catalogue, model) in pricing._catalogue_prices  # the fast path was taken
+    else:
+        assert isinstance(slice_price(catalogue, catalogue_refs(catalogue, model)), SliceModel)
+        assert pricing._catalogue_prices == {}
 
 
 def _listed_ref(catalogue: str, model: str) -> str:
@@ -232,7 +252,7 @@ def test_bounds_low_is_the_cached_prompt_and_high_the_dearer_output_rate() -> No
     assert pricing.bounds(_provider("p"), "m", 1000, None) == (low, None)
 
 
-def test_a_catalogue_miss_is_looked_up_only_once(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_catalogue_miss_is_looked_up_only_once(monkeypatch: pytest.MonkeyPatch, no_slice: None) -> None:
     import genai_prices
 
     calls: list[str] = []
@@ -310,6 +330,25 @@ def test_the_unknown_price_warning_points_at_the_callers_line() -> None:
     with pytest.warns(CostUnknownWarning) as caught:
         Pricing({}).cost(_provider("p"), "a", USAGE)
     assert caught[0].filename == __file__
+
+
+def test_the_unknown_price_warning_of_a_call_points_at_the_callers_line() -> None:
+    """Through `Client` and `AsyncClient`, every frame inside the turnout package is skipped."""
+    if "MUTANT_UNDER_TEST" in os.environ:
+        pytest.skip("mutmut's trampolines add stack frames between the caller and turnout")
+    with FakeServer(flavor="openai", models=["no-such-model"], api_key=CANARY_KEY) as server:
+        config = {"providers": {"openai": {"type": "openai", "base_url": server.base_url, "api_key": CANARY_KEY}}}
+        with Client(config=config) as client, pytest.warns(CostUnknownWarning) as caught:
+            client.chat("openai:no-such-model", "Hi")
+        assert caught[0].filename == __file__
+
+        async def go() -> None:
+            async with AsyncClient(config=config) as client:
+                await client.chat("openai:no-such-model", "Hi")
+
+        with pytest.warns(CostUnknownWarning) as caught:
+            asyncio.run(go())
+        assert caught[0].filename == __file__
 
 
 def test_catalogue_context_window() -> None:

@@ -16,7 +16,7 @@ import pytest
 from tests.conftest import LLAMA
 from turnout import AsyncClient, BudgetExceededError, Client, InvalidArgumentError
 from turnout.cli import main
-from turnout.ledger import totals
+from turnout.cost.spend_ledger import totals
 from turnout.testing import FakeServer, Reply, ToolCallSpec
 
 PRICE = {"input_per_million": "1", "output_per_million": "1"}

@@ -21,11 +21,12 @@ from ._version import __version__
 
 if TYPE_CHECKING:
     from ._compare import CompareResult, ModelResult, PromptItem, acompare, compare
-    from ._estimate import CostEstimate, TargetEstimate
     from ._tool_run import ToolRun
-    from .budget import Budget, BudgetStatus
     from .client import AsyncClient, Client
     from .config import Config, ModelRoute, Price, ProviderConfig, load_config
+    from .cost.budgets import Budget, BudgetStatus
+    from .cost.estimate import CostEstimate, TargetEstimate
+    from .cost.prices import CostUnknownWarning
     from .embeddings import EmbeddingRequest, EmbeddingResponse
     from .errors import (
         AllTargetsFailedError,
@@ -62,7 +63,6 @@ if TYPE_CHECKING:
     from .events import AttemptFinished, AttemptStarted, CallFinished, CallStarted, RetryScheduled, StreamAbandoned
     from .options import ProviderOptions, TGIGrammar, TGIOptions, VLLMOptions, VLLMStructuredOutputs
     from .policies.breaker import TargetHealth
-    from .pricing import CostUnknownWarning
     from .provider import Provider
     from .streaming import AsyncChatStream, ChatStream
     from .tools import Tool, tool
@@ -168,8 +168,8 @@ __all__ = [
 
 _HOMES = {
     "_compare": ("CompareResult", "ModelResult", "PromptItem", "acompare", "compare"),
-    "_estimate": ("CostEstimate", "TargetEstimate"),
-    "budget": ("Budget", "BudgetStatus"),
+    "cost.estimate": ("CostEstimate", "TargetEstimate"),
+    "cost.budgets": ("Budget", "BudgetStatus"),
     "client": ("AsyncClient", "Client"),
     "config": ("Config", "ModelRoute", "Price", "ProviderConfig", "load_config"),
     "embeddings": ("EmbeddingRequest", "EmbeddingResponse"),
@@ -208,7 +208,7 @@ _HOMES = {
     "events": ("AttemptFinished", "AttemptStarted", "CallFinished", "CallStarted", "RetryScheduled", "StreamAbandoned"),
     "options": ("ProviderOptions", "TGIGrammar", "TGIOptions", "VLLMOptions", "VLLMStructuredOutputs"),
     "policies.breaker": ("TargetHealth",),
-    "pricing": ("CostUnknownWarning",),
+    "cost.prices": ("CostUnknownWarning",),
     "provider": ("Provider",),
     "streaming": ("AsyncChatStream", "ChatStream"),
     "_tool_run": ("ToolRun",),
@@ -233,7 +233,7 @@ _HOMES = {
 ``__all__`` and the ``TYPE_CHECKING`` imports above say exactly the same (type checkers need both
 written out)."""
 _LOCATION = {name: module for module, names in _HOMES.items() for name in names}
-_SUBMODULES = frozenset({"events", "testing"})
+_SUBMODULES = frozenset({"cost", "events", "testing"})
 
 
 def __getattr__(name: str) -> Any:

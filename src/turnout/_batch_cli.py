@@ -17,7 +17,7 @@ import time
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
-from ._usage_cli import wants_rich
+from .cost._usage_cli import wants_rich
 from .errors import BudgetExceededError, TurnoutError
 
 if TYPE_CHECKING:
@@ -91,8 +91,8 @@ def batch(args: argparse.Namespace) -> int:
 
 
 def _client(args: argparse.Namespace, spent: Decimal) -> Any:
-    from .budget import Budget
     from .client import AsyncClient
+    from .cost.budgets import Budget
 
     budget = None if args.max_usd is None else Budget(max_usd=max(args.max_usd - spent, Decimal(0)))
     return AsyncClient(config=args.config, budget=budget)

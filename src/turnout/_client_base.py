@@ -12,17 +12,17 @@ from typing_extensions import TypeVar
 
 from ._defaults import MAX_TIMEOUT
 from ._response_model import OutputHook, take_output
-from .budget import Budget, Budgets
 from .config import Config, find_config_file, load_config, split_target
+from .cost.budgets import Budget, Budgets
+from .cost.prices import Pricing
+from .cost.spend_ledger import Ledger, ledger_path
 from .embeddings import EmbeddingRequest
 from .engine import CallHook, ChatCall, EmbedCall, RouteState, Target
 from .errors import ClientClosedError, ConfigError, InvalidArgumentError
 from .events import E
-from .ledger import Ledger, ledger_path
 from .policies.breaker import TargetHealth
 from .policies.clock import Clock, SystemClock
 from .policies.route import RoutePolicy
-from .pricing import Pricing
 from .provider import Provider
 from .shared import SharedBudgets, SharedState
 from .types import ChatRequest, JSONObject, Message, MessageInput, normalize_messages
@@ -73,7 +73,8 @@ class BaseClient:
         self._shared = None if self.config.state.url is None else SharedState(self.config.state)
         self.budgets = _budgets(self.config, budget, self._shared)
         path = ledger_path(self.config.ledger)
-        self._ledger = None if path is None else Ledger(path, self.config.ledger.spool)
+        ledger = self.config.ledger
+        self._ledger = None if path is None else Ledger(path, ledger.spool, ledger.replay_interval)
         self._state = RouteState(clock or SystemClock(), self._pricing, self.budgets, self._ledger, self._shared)
         self._state.limits = self.config.limits
         self._telemetry = _start_telemetry(self.config, telemetry, self._state)
@@ -98,8 +99,16 @@ class BaseClient:
         self._state.events.subscribe(event, callback)
 
     def health(self) -> list[TargetHealth]:
-        """The circuit of every target used so far: state, reason and seconds until a retry."""
-        return self._state.health()
+        """The circuit of every target used so far: state, reason and seconds until a retry.
+
+        With ``[state]``, a circuit another worker opened (and this process has not) is listed
+        too, open, with ``source="shared"``: two short Redis round trips on the calling thread
+        (each bounded by ``[state] timeout``); when Redis cannot be reached, only this process's.
+        """
+        local = self._state.health()
+        if self._shared is None:
+            return local
+        return _with_shared_circuits(local, self._shared)
 
     @classmethod
     def from_config(cls, path: str | os.PathLike[str]) -> Self:
@@ -382,6 +391,29 @@ def _check_tags(tags: object) -> dict[str, str] | None:
 
 def _clip(text: str) -> str:
     return text if len(text) <= 40 else text[:40] + "..."
+
+
+def _with_shared_circuits(local: list[TargetHealth], shared: SharedState) -> list[TargetHealth]:
+    """``local``, with the circuits other workers opened on Redis where this process's are not open."""
+    try:
+        found = shared.open_circuits()
+    except shared.errors as exc:
+        shared.note_down(exc)
+        return local
+    merged = {h.target: h for h in local}
+    for target, (reason, left) in found.items():
+        mine = merged.get(target)
+        if mine is None or mine.state == "closed":
+            failures = 0 if mine is None else mine.consecutive_failures
+            merged[target] = TargetHealth(
+                target=target,
+                state="open",
+                reason=reason,
+                retry_in=left,
+                consecutive_failures=failures,
+                source="shared",
+            )
+    return [merged[t] for t in sorted(merged)]
 
 
 def _budgets(config: Config, budget: Budget | None, shared: SharedState | None) -> Budgets | None:

@@ -6,7 +6,7 @@ poll it (``GET /batches/{id}``) and download its output and error files
 https://platform.openai.com/docs/api-reference/files. The batch's id is kept in
 ``OUTPUT.provider-batch.json`` until its results are written, so a run killed while the batch
 is out polls the same batch again instead of sending the requests twice. Each reply is priced at
-the batch rate (`turnout.pricing.Pricing.batch_cost`).
+the batch rate (`turnout.cost.prices.Pricing.batch_cost`).
 """
 
 from __future__ import annotations
@@ -188,7 +188,7 @@ def _result(
 ) -> tuple[Any, Decimal | None]:
     """One request's `BatchResult` from its Batch API output line, and its batch-rate cost."""
     from .batch import BatchResult
-    from .errors import error_from_response
+    from .providers._openai_errors import error_from_response
     from .providers._openai_wire import parse_completion
     from .types import Attempt
 

@@ -297,7 +297,7 @@ def output_worst_case(call: Call[Any, Any], output: OutputRequest) -> Decimal:
     Raises:
         ValueError: without ``max_tokens``, or without a price for a target.
     """
-    from ._estimate import worst_case
+    from .cost.estimate import worst_case
 
     request = call.request
     retries = output.retries if output.retries is not None else call.policy.output_retries

@@ -31,6 +31,8 @@ class TargetInfo:
     price_source: str | None
     context_window: int | None
     circuit: str
+    circuit_source: str = "local"
+    """Where ``circuit`` comes from: ``"local"`` (this process) or ``"shared"`` (opened by another worker, on Redis)."""
 
 
 def _prices(client: Client, provider: Provider, model: str) -> tuple[str | None, str | None, str | None]:
@@ -47,13 +49,14 @@ def _prices(client: Client, provider: Provider, model: str) -> tuple[str | None,
 
 def target_infos(client: Client) -> list[TargetInfo]:
     """Every target of every ``[models]`` route, in route order (context windows may be asked over HTTP)."""
-    circuits = {h.target: h.state for h in client.health()}
+    circuits = {h.target: h for h in client.health()}
     infos = []
     for alias in sorted(client.config.models):
         for name, model in client.targets(alias):
             provider = client.provider(name)
             price_in, price_out, source = _prices(client, provider, model)
             target = f"{name}:{model}"
+            circuit = circuits.get(target)
             infos.append(
                 TargetInfo(
                     alias,
@@ -62,7 +65,8 @@ def target_infos(client: Client) -> list[TargetInfo]:
                     price_out,
                     source,
                     provider.context_window(model),
-                    circuits.get(target, "closed"),
+                    "closed" if circuit is None else circuit.state,
+                    "local" if circuit is None else circuit.source,
                 )
             )
     return infos
@@ -83,7 +87,8 @@ def models(args: argparse.Namespace) -> int:
     with _client(args) as client:
         infos = target_infos(client)
     if args.json:
-        print(json.dumps([{k: v for k, v in asdict(i).items() if k != "circuit"} for i in infos], indent=2))
+        hidden = ("circuit", "circuit_source")
+        print(json.dumps([{k: v for k, v in asdict(i).items() if k not in hidden} for i in infos], indent=2))
         return 0
     _print_by_route(infos, lambda info: f"{_price(info)}  context window: {_window(info)}")
     return 0
@@ -100,11 +105,17 @@ def health(args: argparse.Namespace) -> int:
     with _client(args) as client:
         infos = target_infos(client)
     if args.json:
-        keys = ("route", "target", "circuit", "context_window")
+        keys = ("route", "target", "circuit", "circuit_source", "context_window")
         print(json.dumps([{k: asdict(i)[k] for k in keys} for i in infos], indent=2))
         return 0
-    _print_by_route(infos, lambda info: f"circuit {info.circuit}  {_check(info)}")
+    _print_by_route(infos, lambda info: f"circuit {_circuit(info)}  {_check(info)}")
     return 0
+
+
+def _circuit(info: TargetInfo) -> str:
+    return (
+        f"{info.circuit} (shared state: opened by another worker)" if info.circuit_source == "shared" else info.circuit
+    )
 
 
 def _check(info: TargetInfo) -> str:

@@ -387,7 +387,7 @@ def estimate(
 
     A request that cannot be planned (no model, a bad option) counts as unbounded.
     """
-    from ._estimate import heuristic_tokens, worst_case
+    from .cost.estimate import heuristic_tokens, worst_case
 
     found = Estimate()
     for request in requests:

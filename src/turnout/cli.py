@@ -100,7 +100,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _bound(value: str) -> str:
     """A ``--since``/``--until`` value, checked (argparse reports a bad one and exits with 2)."""
-    from .ledger import parse_bound
+    from .cost.spend_ledger import parse_bound
 
     try:
         parse_bound(value)
@@ -110,7 +110,7 @@ def _bound(value: str) -> str:
 
 
 def _group_keys(value: str) -> tuple[str, ...]:
-    from .ledger import GROUP_KEYS, is_tag_key
+    from .cost.spend_ledger import GROUP_KEYS, is_tag_key
 
     keys = tuple(key.strip() for key in value.split(",") if key.strip())
     unknown = [key for key in keys if key not in GROUP_KEYS and not is_tag_key(key)]
@@ -223,7 +223,7 @@ def _run(args: argparse.Namespace) -> int:
 
             return batch(args)
         if args.command == "usage":
-            from ._usage_cli import usage
+            from .cost._usage_cli import usage
 
             return usage(args)
         if args.command == "compare":

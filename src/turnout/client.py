@@ -19,9 +19,9 @@ from .streaming import AsyncChatStream, ChatStream
 from .types import ChatResponse, JSONObject
 
 if TYPE_CHECKING:
-    from ._estimate import CostEstimate
     from ._tool_run import OnToolError, ToolRun
     from .batch import BatchResult, RequestInput
+    from .cost.estimate import CostEstimate
     from .tools import ToolInput
 
 __all__ = ["AsyncClient", "Client"]
@@ -285,7 +285,7 @@ class Client(BaseClient):
             InvalidArgumentError: an argument is invalid.
             ConfigError: ``model`` cannot be routed.
         """
-        from ._estimate import CostEstimate, estimate_target  # loaded on first use, not by every client
+        from .cost.estimate import CostEstimate, estimate_target  # loaded on first use, not by every client
 
         request = self._request(messages, call_options({"max_tokens": max_tokens, "n": n}))
         targets, _ = self._route(model)
@@ -517,7 +517,7 @@ class AsyncClient(BaseClient):
         self, model: str, messages: Messages, *, max_tokens: int | None = None, n: int | None = None
     ) -> CostEstimate:
         """Async twin of `Client.estimate_cost`."""
-        from ._estimate import CostEstimate, aestimate_target
+        from .cost.estimate import CostEstimate, aestimate_target
 
         request = self._request(messages, call_options({"max_tokens": max_tokens, "n": n}))
         targets, _ = self._route(model)

@@ -42,9 +42,9 @@ from pydantic import (
 from . import _defaults
 from ._checks import NoBoolNumbers, check_headers
 from ._secrets import mask_url
-from .budget import Budget
+from .cost.budgets import Budget
+from .cost.spend_ledger import LedgerConfig
 from .errors import ConfigError
-from .ledger import LedgerConfig
 from .limits import RateLimit
 from .policies.route import RoutePolicy
 from .shared import StateConfig

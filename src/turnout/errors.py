@@ -33,8 +33,10 @@ TurnoutError
 └── ToolRoundsExceededError      run_tools hit max_rounds; .messages holds the transcript
 ```
 
-Whether an error is worth retrying is decided here, once (`ProviderError.retryable`);
-retry and fallback logic only read the flag.
+Whether an error is worth retrying is decided once, when the error is built
+(`ProviderError.retryable`); retry and fallback logic only read the flag. Each provider reads its
+own server's error bodies (`turnout.providers.http.HTTPProvider.classify_error`);
+`error_from_response` here is the reading of OpenAI-compatible servers.
 
 Example:
     ```python
@@ -52,18 +54,14 @@ Example:
 
 from __future__ import annotations
 
-import json
-import time
-from collections.abc import Collection, Mapping, Sequence
-from email.utils import parsedate_to_datetime
-from http import HTTPStatus
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
-
-from ._secrets import mask, mask_url
 
 if TYPE_CHECKING:
     from decimal import Decimal
 
+    from .providers._http_errors import describe_body, parse_retry_after, redirect_error
+    from .providers._openai_errors import error_from_response, error_in_body
     from .types import Attempt, ChatResponse, Message, Usage
 
 __all__ = [
@@ -103,40 +101,6 @@ __all__ = [
     "parse_retry_after",
     "redirect_error",
 ]
-
-# 429 codes that mean "out of money", not "too fast" (checked 2026-08-21; OpenAI lists
-# insufficient_quota at https://platform.openai.com/docs/guides/error-codes).
-_QUOTA_CODES = frozenset(
-    {
-        "insufficient_quota",
-        "credit_balance_exhausted",
-        "organization_spend_limit_exceeded",
-        "project_spend_limit_exceeded",
-        "organization_usage_limit_exceeded",
-    }
-)
-# Substrings of context-overflow messages from servers whose error codes do not say so
-# (vLLM 0.4-0.32, seen on vLLM 0.32 on 2026-11-27; TGI's validation errors in
-# https://github.com/huggingface/text-generation-inference/blob/main/router/src/validation.rs).
-_CONTEXT_MARKERS = (
-    "maximum context length",
-    "context length is only",
-    "cannot be greater than max_model_len",
-    "`inputs` tokens + `max_new_tokens`",
-    "`inputs` must have less than",
-)
-_MAX_MESSAGE = 500
-_BODY_START = 200  # characters of an unexpected body quoted in an error message
-# Words in an error body's type, code or message -> the status they stand for, for an error sent
-# with a 2xx status (`error_in_body`), where the status says nothing.
-_IMPLIED_STATUS = (
-    (("rate_limit", "too_many_requests", "toomanyrequests"), 429),
-    (("context_length_exceeded",), 400),
-    (("invalid_api_key", "authentication", "unauthorized", "permission", "forbidden"), 401),
-    (("not_found", "notfound", "model_not_found"), 404),
-    (("invalid_request", "badrequest", "bad request", "validation"), 400),
-    (("overloaded", "unavailable", "server_error", "internalserver", "timeout"), 503),
-)
 
 
 class TurnoutError(Exception):
@@ -264,6 +228,8 @@ class APIStatusError(ProviderError):
         body: the parsed error body (or the raw text when it was not JSON).
         error_type: the body's error type (OpenAI ``type``, TGI ``error_type``), if any.
         error_code: the body's error code (OpenAI ``code``; an int status on vLLM), if any.
+        retry_after: seconds the server asked to wait (``retry-after-ms`` / ``Retry-After``) on a
+            retryable status (429, 503, any retryable 5xx, 408, 409; RFC 9110 section 10.2.3), else None.
     """
 
     def __init__(
@@ -273,12 +239,14 @@ class APIStatusError(ProviderError):
         body: object = None,
         error_type: str | None = None,
         error_code: str | int | None = None,
+        retry_after: float | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(message, **kwargs)
         self.body = body
         self.error_type = error_type
         self.error_code = error_code
+        self.retry_after = retry_after
 
 
 class BadRequestError(APIStatusError):
@@ -333,10 +301,6 @@ class RateLimitError(APIStatusError):
     """Too many requests (429). Retryable after ``retry_after`` seconds, when the server said."""
 
     retryable = True
-
-    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
-        super().__init__(message, **kwargs)
-        self.retry_after = retry_after
 
 
 class LocalRateLimitError(RateLimitError):
@@ -510,267 +474,21 @@ class ToolRoundsExceededError(TurnoutError):
         self.max_rounds, self.messages, self.responses = max_rounds, messages, responses
 
 
-def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
-    """Seconds the server asks us to wait: ``retry-after-ms``, then ``retry-after`` (seconds or date).
-
-    Args:
-        headers: response headers (case-insensitive mapping or lower-cased dict).
-        now: the current Unix time, for HTTP-date values (defaults to ``time.time()``).
-
-    Returns:
-        A non-negative number of seconds, or None when absent or unparseable.
-    """
-    value = headers.get("retry-after-ms")
-    if value is not None:
-        try:
-            return max(float(value) / 1000.0, 0.0)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value).timestamp()
-    except (TypeError, ValueError, IndexError):
-        return None
-    return max(when - (time.time() if now is None else now), 0.0)
+#: The functions that build these errors from an HTTP reply, kept importable from here; they
+#: live with the HTTP provider code that uses them (`turnout.providers`).
+_BUILDERS = {
+    "describe_body": "_http_errors",
+    "parse_retry_after": "_http_errors",
+    "redirect_error": "_http_errors",
+    "error_from_response": "_openai_errors",
+    "error_in_body": "_openai_errors",
+}
 
 
-def _unpack_body(text: str) -> tuple[object, str, str | None, str | int | None]:
-    """Return (body, message, type, code) from the error body shapes of OpenAI, vLLM and TGI."""
-    try:
-        body: object = json.loads(text) if text.strip() else None
-    except ValueError:
-        return text, text[:_MAX_MESSAGE], None, None
-    if body is None:
-        return None, "", None, None
-    if not isinstance(body, dict):
-        return body, str(body)[:_MAX_MESSAGE], None, None
-    err = body.get("error", body)  # vLLM < 0.10.1 is flat
-    if isinstance(err, str):  # TGI {"error", "error_type"}; vLLM 401 {"error": "Unauthorized"}
-        return body, err, _as_str(body.get("error_type")), None
-    if isinstance(err, dict):
-        message = err.get("message") or err.get("detail") or json.dumps(err)[:_MAX_MESSAGE]
-        code = err.get("code")
-        return body, str(message), _as_str(err.get("type")), code if isinstance(code, str | int) else None
-    return body, str(body.get("detail", body))[:_MAX_MESSAGE], None, None
+def __getattr__(name: str) -> Any:
+    module = _BUILDERS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
 
-
-def _as_str(value: object) -> str | None:
-    return value if isinstance(value, str) else None
-
-
-def _text(body: bytes | str) -> str:
-    return body.decode("utf-8", "replace") if isinstance(body, bytes) else body
-
-
-def _phrase(status: int) -> str:
-    try:
-        return f"HTTP {status} {HTTPStatus(status).phrase}"
-    except ValueError:
-        return f"HTTP {status}"
-
-
-def describe_body(headers: Mapping[str, str], body: bytes | str, *, secrets: Collection[str] = ()) -> str:
-    """What an unexpected body is: its content-type, size and first characters (secrets masked).
-
-    Args:
-        headers: the response headers.
-        body: the raw body.
-        secrets: credentials to mask besides key-like tokens (the provider's key and header values).
-
-    Returns:
-        e.g. ``text/html, 1532 bytes: '<!DOCTYPE html><html><head><title>502 Bad Gateway...'``.
-    """
-    text = _text(body)
-    content_type = headers.get("content-type") or "no content-type"
-    if not text.strip():
-        return f"{content_type}, empty body"
-    start = " ".join(text[: _BODY_START * 2].split())
-    start = mask(start, secrets)[:_BODY_START] + ("..." if len(text) > _BODY_START else "")
-    size = len(body) if isinstance(body, bytes) else len(body.encode())
-    return f"{content_type}, {size} bytes: {start!r}"
-
-
-def _status_class(status: int, message: str, error_type: str | None, code: object) -> type[APIStatusError]:
-    """Choose the error class from the status first, then the body's code and type."""
-    if status == 429:
-        quota = code in _QUOTA_CODES or error_type in _QUOTA_CODES
-        return QuotaExceededError if quota else RateLimitError
-    if status in (400, 413, 422):
-        lowered = message.lower()
-        if code == "context_length_exceeded" or any(m.lower() in lowered for m in _CONTEXT_MARKERS):
-            return ContextWindowExceededError
-        return BadRequestError
-    if status in (401, 403):
-        return AuthenticationError
-    if status == 404:
-        return NotFoundError
-    if status >= 500:
-        return ServerError
-    return APIStatusError
-
-
-def error_from_response(
-    status: int,
-    headers: Mapping[str, str],
-    body: bytes | str,
-    *,
-    provider: str | None = None,
-    model: str | None = None,
-    secrets: Collection[str] = (),
-) -> APIStatusError:
-    """Build the typed error for an HTTP error reply.
-
-    Args:
-        status: the HTTP status code.
-        headers: the response headers (lower-case keys or a case-insensitive mapping).
-        body: the raw response body.
-        provider: the configured provider name.
-        model: the model id that was requested.
-        secrets: credentials to mask in the message and body (key-like tokens are always masked).
-
-    Returns:
-        An instance of the most specific `APIStatusError` subclass.
-    """
-    text = mask(_text(body), secrets)
-    parsed, message, error_type, code = _unpack_body(text)
-    if not message.strip() or parsed is text and _is_html(headers, text):
-        message = f"{_phrase(status)}; the body is not an API error ({describe_body(headers, text)})"
-    return _make(status, status, headers, parsed, message, error_type, code, provider, model)
-
-
-def _is_html(headers: Mapping[str, str], text: str) -> bool:
-    return "html" in (headers.get("content-type") or "") or text.lstrip()[:1] == "<"
-
-
-def _make(
-    classify_as: int,
-    status: int,
-    headers: Mapping[str, str],
-    parsed: object,
-    message: str,
-    error_type: str | None,
-    code: str | int | None,
-    provider: str | None,
-    model: str | None,
-) -> APIStatusError:
-    cls = _status_class(classify_as, message, error_type, code)
-    retryable = cls.retryable or classify_as in (408, 409)
-    should_retry = headers.get("x-should-retry")
-    if should_retry in ("true", "false") and cls is not QuotaExceededError:
-        retryable = should_retry == "true"
-    kwargs: dict[str, Any] = {
-        "body": parsed,
-        "error_type": error_type,
-        "error_code": code,
-        "provider": provider,
-        "model": model,
-        "status_code": status,
-        "request_id": headers.get("x-request-id"),
-        "retryable": retryable,
-    }
-    if cls is RateLimitError:
-        kwargs["retry_after"] = parse_retry_after(headers)
-    return cls(message[:_MAX_MESSAGE], **kwargs)
-
-
-def error_in_body(
-    status: int,
-    headers: Mapping[str, str],
-    body: bytes | str,
-    *,
-    provider: str | None = None,
-    model: str | None = None,
-    secrets: Collection[str] = (),
-) -> APIStatusError | None:
-    """The error a successful (2xx) reply carries instead of a result (``{"error": {...}}``), or None.
-
-    Some servers and proxies answer 200 with an error body. The class comes from the body: an
-    integer ``code`` that is an HTTP status, else words in its ``type``, ``code`` or message
-    ("overloaded" -> `ServerError`, retryable; "rate_limit" -> `RateLimitError`...); an error
-    that says nothing known is a `ServerError`. ``status_code`` stays the status that came.
-
-    Args:
-        status: the HTTP status of the reply.
-        headers: the response headers.
-        body: the raw body.
-        provider: the configured provider name.
-        model: the model id that was requested.
-        secrets: credentials to mask.
-
-    Returns:
-        The typed error, or None when the body is not an error object.
-    """
-    text = mask(_text(body), secrets)
-    try:
-        parsed = json.loads(text)
-    except ValueError:
-        return None
-    if not isinstance(parsed, dict) or "choices" in parsed or "data" in parsed:
-        return None
-    error = parsed.get("error") or (parsed if parsed.get("object") == "error" else None)  # vLLM < 0.10.1: flat
-    if not error:
-        return None
-    _, message, error_type, code = _unpack_body(text)
-    implied = _implied_status(error, message, error_type, code)
-    message = f"{message} (sent as an error body with HTTP {status})"
-    return _make(implied, status, headers, parsed, message, error_type, code, provider, model)
-
-
-def _implied_status(error: object, message: str, error_type: str | None, code: str | int | None) -> int:
-    if isinstance(code, int) and 400 <= code <= 599:
-        return code
-    if isinstance(error, dict):
-        for key in ("status", "status_code", "http_status_code"):
-            value = error.get(key)
-            if isinstance(value, int) and 400 <= value <= 599:
-                return value
-    if code in _QUOTA_CODES or error_type in _QUOTA_CODES:
-        return 429
-    words = " ".join(str(w).lower() for w in (error_type, code) if w is not None)
-    for markers, status in _IMPLIED_STATUS:
-        if any(m in words for m in markers):
-            return status
-    lowered = message.lower()
-    if any(m.lower() in lowered for m in _CONTEXT_MARKERS):
-        return 400
-    return 503 if "overloaded" in lowered or "unavailable" in lowered else 500
-
-
-def redirect_error(
-    status: int, headers: Mapping[str, str], *, base_url: str, provider: str | None = None, model: str | None = None
-) -> RedirectError:
-    """The error for a 3xx reply: name where the server points, and the ``base_url`` to fix.
-
-    Args:
-        status: the HTTP status (300-399).
-        headers: the response headers (``location``).
-        base_url: the provider's configured ``base_url`` (credentials are masked).
-        provider: the configured provider name.
-        model: the model id that was requested.
-
-    Returns:
-        A `RedirectError` (not retryable).
-    """
-    location = headers.get("location")
-    shown = mask_url(location) if location else None
-    where = f"to {shown}" if shown else "without a location"
-    fix = f"providers.{provider}.base_url" if provider else "the provider's base_url"
-    message = (
-        f"the server redirected {where} ({_phrase(status)}); turnout does not follow redirects. "
-        f"Set {fix} (now {mask_url(base_url)}) to the address the server moved to."
-    )
-    return RedirectError(
-        message,
-        location=shown,
-        provider=provider,
-        model=model,
-        status_code=status,
-        request_id=headers.get("x-request-id"),
-        retryable=False,
-    )
+    return getattr(import_module(f"{__package__}.providers.{module}"), name)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar
 
 if TYPE_CHECKING:
-    from .budget import Reservation
+    from .cost.budgets import Reservation
     from .embeddings import EmbeddingRequest, EmbeddingResponse
     from .errors import ProviderError
     from .provider import Provider

@@ -122,7 +122,7 @@ class Limiter:
         self._in_flight = 0
         self._paused_until = 0.0
         if shared is not None:
-            base = f"{shared.prefix}:limit:{name}"
+            base = f"{shared.base}:limit:{name}"
             self._keys = [f"{base}:req", f"{base}:tok", f"{base}:tokn", f"{base}:run"]
             self._admit = shared.script(_ADMIT)
             self._done = shared.script(_DONE)

@@ -64,35 +64,16 @@ FinishReason = Literal["stop", "length", "tool_calls", "function_call", "content
 """Why generation stopped, the same word whichever provider answered.
 
 ``"function_call"`` is OpenAI's legacy ``functions`` API: the call is in ``reply.function_call``.
+Each provider maps its server's words to these (``turnout.providers``); unknown words are ``"other"``.
 """
-
-_FINISH_REASONS: dict[str, FinishReason] = {
-    "stop": "stop",
-    "eos_token": "stop",  # TGI
-    "stop_sequence": "stop",  # TGI
-    "end_turn": "stop",
-    "length": "length",
-    "max_tokens": "length",
-    "tool_calls": "tool_calls",
-    "function_call": "function_call",  # the legacy `functions` API (message.function_call)
-    "content_filter": "content_filter",
-    "error": "error",
-}
-
-
-def finish_reason_from_wire(value: str | None) -> FinishReason | None:
-    """Normalise a provider's finish reason (unknown words become ``"other"``)."""
-    if value is None:
-        return None
-    return _FINISH_REASONS.get(value, "other")
 
 
 def tool_calls_finish(finish: FinishReason | None, has_tool_calls: bool) -> FinishReason | None:
     """``"tool_calls"`` for a choice that made tool calls and stopped normally.
 
-    vLLM says ``"stop"`` for a named ``tool_choice`` and TGI ``"eos_token"``, where OpenAI says
-    ``"tool_calls"``; a host that says ``"function_call"`` while sending ``tool_calls`` is read
-    the same way. ``"length"`` (the arguments were cut off) and the others are kept.
+    vLLM says ``"stop"`` for a named ``tool_choice`` and TGI its end-of-sequence word (read as
+    ``"stop"``), where OpenAI says ``"tool_calls"``; a host that says ``"function_call"`` while
+    sending ``tool_calls`` is read the same way. ``"length"`` (the arguments were cut off) and the others are kept.
     """
     if has_tool_calls and finish in (None, "stop", "other", "function_call"):
         return "tool_calls"
@@ -692,6 +673,9 @@ class ChatResponse(_Model, Generic[ParsedT]):
 class ChatChunk(_Model):
     """One streamed piece of a reply. ``usage`` is set only on the final usage chunk.
 
+    ``rate_limit`` is set only on the first chunk, from the stream's response headers (OpenAI's
+    ``x-ratelimit-*``, sent before the body), when the provider sent them.
+
     ``function_call`` is a fragment of a legacy ``functions`` API call (name first, then pieces of
     its arguments; its ``index`` is 0): the final reply's ``function_call``, not a tool call.
     """
@@ -704,3 +688,4 @@ class ChatChunk(_Model):
     model: str | None = None
     logprobs: list[TokenLogprob] | None = None
     function_call: ToolCallDelta | None = None
+    rate_limit: ProviderRateLimit | None = None

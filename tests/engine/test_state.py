@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 
 import turnout
-from turnout.budget import Budget, Budgets
+from turnout.cost.budgets import Budget, Budgets
+from turnout.cost.prices import Pricing
 from turnout.engine.state import RouteState, label
 from turnout.events import CallFinished
 from turnout.policies.retry import RetryPolicy
 from turnout.policies.route import RoutePolicy
-from turnout.pricing import Pricing
 from turnout.testing import FakeClock
 from turnout.types import Cost, Usage
 

@@ -116,6 +116,31 @@ def test_retry_after_ms_wins_over_retry_after(servers: tuple[FakeServer, FakeSer
     assert clock.sleeps == [1.5]
 
 
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_503_retry_after_is_waited(servers: tuple[FakeServer, FakeServer], mode: str) -> None:
+    """Retry-After on a 503 says how long the service is unavailable (RFC 9110 §10.2.3): waited, not backoff."""
+    primary, backup = servers
+    primary.enqueue(
+        Fault.server_error(503, headers={"retry-after": "7"}),
+        Fault.server_error(502, headers={"retry-after-ms": "1500"}),
+        Fault.server_error(500),  # none: the backoff (0.25 * 2**2)
+    )
+    clock = FakeClock()
+    config = _config(primary, backup, retry={"max_attempts": 4, "jitter": 0, "initial_delay": 0.25})
+    reply = _chat(config, clock, mode)
+    assert clock.sleeps == [7.0, 1.5, 1.0]
+    assert [a.outcome for a in reply.attempts] == ["ServerError", "ServerError", "ServerError", "ok"]
+
+
+def test_retry_after_is_read_on_retryable_statuses_only() -> None:
+    from turnout.errors import error_from_response
+
+    headers = {"retry-after": "3"}
+    assert [error_from_response(status, headers, "").retry_after for status in (503, 500, 408, 409, 429)] == [3.0] * 5
+    assert error_from_response(400, headers, "").retry_after is None  # not retryable: nothing to wait for
+    assert error_from_response(503, {}, "").retry_after is None
+
+
 def test_a_strategy_with_no_outcome_yet_waits_the_backoff() -> None:
     state = RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]
     assert wait_retry_after(RetryPolicy(jitter=0))(state) == 0.5

@@ -31,7 +31,7 @@ class Backend:
     """A fake server and the provider config that points at it."""
 
     name: str
-    server: FakeServer
+    server: FakeServer | FakeAzureServer | FakeTGIServer
     provider: dict[str, Any]
     model: str
     #: USD per 1M input and output tokens the reply's cost must use.

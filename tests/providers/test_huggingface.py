@@ -7,6 +7,7 @@ test_shared_scenarios.py.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -21,9 +22,17 @@ import pytest
 
 import turnout
 from turnout import Client
-from turnout.providers.huggingface import HuggingFaceProvider
+from turnout.config import ProviderConfig
+from turnout.providers import provider_class
+from turnout.providers.huggingface import (
+    HuggingFaceChatProvider,
+    HuggingFaceConfig,
+    HuggingFaceProvider,
+    HuggingFaceTextProvider,
+)
 from turnout.testing import FakeServer, FakeTGIServer, Fault, Reply
 from turnout.testing._faults import refused_url
+from turnout.types import ChatRequest, Message
 
 from ..conftest import CANARY_KEY, LLAMA, Runner
 from .conftest import hf_config
@@ -102,6 +111,43 @@ def test_reprs_hide_the_key(fake_tgi: FakeTGIServer) -> None:
         for text in (repr(hf), repr(hf.config), str(hf.config.model_dump())):
             assert CANARY_KEY not in text
         assert repr(hf) == f"HuggingFaceProvider(name='hf', base_url='{fake_tgi.url}', mode='chat')"
+
+
+# -- one class per mode ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("mode", "cls"), [("chat", HuggingFaceChatProvider), ("text", HuggingFaceTextProvider)], ids=["chat", "text"]
+)
+def test_the_config_mode_picks_the_class(
+    fake_tgi: FakeTGIServer, mode: str, cls: type[HuggingFaceChatProvider | HuggingFaceTextProvider]
+) -> None:
+    config = hf_config(fake_tgi, mode=mode)
+    with provider(config) as hf:
+        assert type(hf) is cls and isinstance(hf, HuggingFaceProvider)
+    # the registry's class, which user code may also create directly, gives the mode's class
+    hf_settings = HuggingFaceConfig.model_validate(config["providers"]["hf"])
+    made = provider_class("huggingface")("hf", hf_settings)
+    assert provider_class("huggingface") is HuggingFaceProvider
+    assert type(made) is cls and type(cls("hf", hf_settings)) is cls
+    assert type(copy.copy(made)) is cls  # copy (and pickle) make one without constructor arguments
+
+
+def test_each_mode_says_what_it_can(fake_tgi: FakeTGIServer) -> None:
+    request = ChatRequest(messages=[Message(role="user", content="Hi")])
+    with provider(hf_config(fake_tgi)) as chat, provider(hf_config(fake_tgi, mode="text")) as text:
+        assert chat.supports_tools(LLAMA) and not text.supports_tools(LLAMA)
+        assert chat.continuation(LLAMA, request, "Hel") is None
+        resumed = text.continuation(LLAMA, request, "Hel")
+        assert resumed is not None and resumed.messages[-1] == Message(role="assistant", content="Hel")
+        assert chat.count_tokens(LLAMA, request) is None
+        assert text.count_tokens(LLAMA, request) == text.count_prompt_tokens([{"role": "user", "content": "Hi"}])
+
+
+def test_the_base_refuses_another_types_config() -> None:
+    config = ProviderConfig(type="openai", base_url="http://127.0.0.1:9")
+    with pytest.raises(turnout.ConfigError, match=r"providers\.x: expected a huggingface config, got type 'openai'"):
+        provider_class("huggingface")("x", config)
 
 
 # -- chat mode: what is sent -----------------------------------------------------------------------

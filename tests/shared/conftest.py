@@ -132,6 +132,54 @@ def own_postgres(postgres_url: str) -> Iterator[OwnPostgres]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+class OwnRedis:
+    """A redis-server of one test's own (so the test may pause it), on a free port, without persistence."""
+
+    def __init__(self) -> None:
+        import shutil
+
+        binary = shutil.which("redis-server")
+        if binary is None:
+            pytest.fail("redis-server is not installed: run scripts/services start")
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = int(s.getsockname()[1])
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        command = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        import time
+
+        deadline = time.monotonic() + 10
+        while not _answers(self.url):
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                self.stop()
+                pytest.fail("the test's own redis-server did not start")
+            time.sleep(0.02)
+
+    def pause(self, seconds: float) -> None:
+        """Hold every write (and script) for ``seconds``, as a stalled or unreachable Redis would."""
+        import redis
+
+        with redis.Redis.from_url(self.url) as admin:
+            admin.execute_command("CLIENT", "PAUSE", int(seconds * 1000), "WRITE")
+
+    def stop(self) -> None:
+        """Stop the server."""
+        self.process.terminate()
+        self.process.wait(10)
+
+
+@pytest.fixture
+def own_redis(redis_url: str) -> Iterator[OwnRedis]:
+    """A redis-server this test may pause (needs what scripts/services installs)."""
+    del redis_url  # required: skipped (or failed) the same way when the services are missing
+    server = OwnRedis()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 @pytest.fixture
 def pg_database(postgres_url: str) -> Iterator[str]:
     """A fresh database of this test's own on the shared test PostgreSQL; its URL."""

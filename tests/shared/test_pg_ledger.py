@@ -16,9 +16,9 @@ from tests.conftest import LLAMA
 from tests.shared import _workers
 from tests.shared.conftest import OwnPostgres
 from turnout import AsyncClient, Client
-from turnout._ledger_writer import SCHEMA_VERSION
 from turnout.cli import main
-from turnout.ledger import Ledger, totals
+from turnout.cost._ledger_writer import SCHEMA_VERSION
+from turnout.cost.spend_ledger import Ledger, totals
 from turnout.testing import FakeServer, Reply
 
 PRICE = {"input_per_million": "1", "output_per_million": "1"}
@@ -103,6 +103,62 @@ def test_rows_wait_in_the_spool_while_postgres_is_down(
     # closing replayed the spool, once
     rows = _rows(own_postgres.url)
     assert len(rows) == 4 and len({r[-1] for r in rows}) == 4
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_the_spool_is_replayed_on_a_timer_without_a_new_call(
+    server: FakeServer, own_postgres: OwnPostgres, tmp_path: Path, mode: str
+) -> None:
+    spool = tmp_path / "spool.sqlite3"
+    config = _config(server, own_postgres.url, spool)
+    config["ledger"]["replay_interval"] = 0.2
+    own_postgres.stop()
+
+    def in_sync() -> None:
+        with Client(config=config) as client:
+            for n in range(3):
+                client.chat("llama", "Hi", tags={"n": str(n)})
+            assert client._ledger is not None and client._ledger.flush(10)  # written: to the spool
+            _replayed_while_open(own_postgres, spool)
+
+    async def in_async() -> None:
+        async with AsyncClient(config=config) as client:
+            for n in range(3):
+                await client.chat("llama", "Hi", tags={"n": str(n)})
+            assert client._ledger is not None and await asyncio.to_thread(client._ledger.flush, 10)
+            await asyncio.to_thread(_replayed_while_open, own_postgres, spool)
+
+    in_sync() if mode == "sync" else asyncio.run(in_async())
+
+
+def _rows_if_any(url: str) -> list[tuple[Any, ...]]:
+    try:
+        return _rows(url)
+    except psycopg.errors.UndefinedTable:  # the writer has not created the table yet
+        return []
+
+
+def _replayed_while_open(own_postgres: OwnPostgres, spool: Path) -> None:
+    import sqlite3
+
+    with sqlite3.connect(spool) as db:
+        assert db.execute("SELECT count(*) FROM calls").fetchone() == (3,)
+    own_postgres.start()  # and no call after it: the writer's timer replays the spool
+    deadline = time.monotonic() + 15
+    while len(rows := _rows_if_any(own_postgres.url)) < 3:
+        assert time.monotonic() < deadline, "the spool was not replayed"
+        time.sleep(0.1)
+    time.sleep(0.5)  # a second replay, if there were one, would have added rows by now
+    with psycopg.connect(own_postgres.url) as db:
+        order = [r[0] for r in db.execute("SELECT tags FROM calls ORDER BY ctid").fetchall()]
+    assert len(_rows(own_postgres.url)) == 3 and len({r[-1] for r in rows}) == 3
+    assert order == [  # in the order they were inserted (a fresh heap: ctid)
+        '{"n": "0"}',
+        '{"n": "1"}',
+        '{"n": "2"}',
+    ]
+    with sqlite3.connect(spool) as db:
+        assert db.execute("SELECT count(*) FROM calls").fetchone() == (0,)
 
 
 def test_every_call_of_four_processes_is_a_row_though_postgres_stopped(

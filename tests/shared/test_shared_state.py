@@ -274,7 +274,7 @@ def test_a_hold_lives_for_the_routes_deadline_not_hold_ttl(server: FakeServer, r
         while not server.chat_requests:
             assert time.monotonic() < deadline
             time.sleep(0.01)
-        (key,) = store.keys(f"{prefix}:budget:client:*:exp")
+        (key,) = store.keys(f"{{{prefix}}}:budget:client:*:exp")
         ((_, expires),) = cast("list[tuple[bytes, float]]", store.zrange(key, 0, -1, withscores=True))
         seconds, micros = store.time()
         call.join(10)

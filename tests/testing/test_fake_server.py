@@ -17,7 +17,19 @@ import pytest
 from openai.types.chat import ChatCompletionMessageParam, ChatCompletionToolParam
 
 import turnout.testing
-from turnout.testing import FakeServer, Fault, Flavor, Reply, ToolCallSpec, count_chat_tokens, count_tokens
+from turnout.testing import (
+    FakeAzureServer,
+    FakeServer,
+    FakeTEIServer,
+    FakeTGIServer,
+    Fault,
+    Flavor,
+    Reply,
+    ToolCallSpec,
+    count_chat_tokens,
+    count_tokens,
+)
+from turnout.testing._scripted_server import ScriptedServer
 
 FLAVORS = pytest.mark.parametrize("flavor", ["openai", "vllm"])
 HELLO: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Hello there, world"}]
@@ -730,6 +742,35 @@ def test_close_ends_threads_and_connections_and_is_idempotent() -> None:
     with pytest.raises(ConnectionRefusedError), socket.create_connection(("127.0.0.1", port), timeout=1):
         pass
     with pytest.raises(RuntimeError):
+        fake.start()
+
+
+@pytest.mark.parametrize("kind", [FakeServer, FakeAzureServer, FakeTGIServer, FakeTEIServer])
+def test_every_fake_builds_on_the_one_scripted_base(kind: type[ScriptedServer]) -> None:
+    """No fake subclasses another provider's fake; the base's lifecycle, script and log serve sync and async."""
+    assert kind.__bases__ == (ScriptedServer,)
+    fake = kind()
+    with pytest.raises(RuntimeError, match=f"^the {kind.__name__} is not running"):
+        _ = fake.port
+    with fake:
+        fake.enqueue(Reply("a"), Reply("b"), model="m")
+        assert fake.pending() == 2 and fake.pending("m") == 2 and kind.__name__ in repr(fake)
+        with httpx2.Client(base_url=fake.url) as sync:
+            sync.get("/health")
+
+        async def get() -> None:
+            async with httpx2.AsyncClient(base_url=fake.url) as client:
+                await client.get("/health", params={"async": "1"})
+
+        asyncio.run(get())
+        assert [(r.method, r.path, r.query) for r in fake.requests] == [
+            ("GET", "/health", ""),
+            ("GET", "/health", "async=1"),
+        ]
+        fake.reset()
+        assert fake.pending() == 0 and fake.requests == []
+    assert "not running" in repr(fake)
+    with pytest.raises(RuntimeError, match=f"^this {kind.__name__} is closed; create a new one$"):
         fake.start()
 
 

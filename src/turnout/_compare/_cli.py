@@ -112,8 +112,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _compare(args: argparse.Namespace, items: list[Any]) -> CompareResult:
-    from ..budget import Budget
     from ..client import AsyncClient
+    from ..cost.budgets import Budget
     from ._run import acompare
 
     budget = None if args.max_usd is None else Budget(max_usd=args.max_usd)

@@ -3,7 +3,7 @@
 The models run one after another (so each one's throughput is measured alone, at
 ``concurrency`` requests in flight); a model's requests run concurrently. Every request goes
 through the client's routes and policies: retries, fallback, budgets, the ledger (whose rows
-are labelled with the run's id, see `turnout.ledger.ledger_labels`).
+are labelled with the run's id, see `turnout.cost.spend_ledger.ledger_labels`).
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..cost.spend_ledger import ledger_labels
 from ..errors import BudgetExceededError, InvalidArgumentError, TurnoutError
-from ..ledger import ledger_labels
 from ..types import ChatResponse
 from ._prompts import PromptItem, load_prompts
 from ._result import CompareResult, JudgeSummary, ModelResult, Sample, summarise

@@ -11,6 +11,7 @@ from ..types import (
     Choice,
     FinishReason,
     FunctionCall,
+    ProviderRateLimit,
     Usage,
     make_tool_call,
     tool_calls_finish,
@@ -38,6 +39,7 @@ class Accumulator:
         "legacy",
         "mark",
         "model",
+        "rate_limit",
         "texts",
         "tools",
         "usage",
@@ -50,6 +52,8 @@ class Accumulator:
         self.legacy: dict[int, dict[str, str]] = {}  # a legacy `function_call` per choice
         self.usage: Usage | None = None
         self.model: str | None = None
+        self.rate_limit: ProviderRateLimit | None = None
+        """The provider's rate-limit headers, from the first chunk that carried them."""
         self.has_content = False
         self.in_tool_call = False
         self.first: float | None = None
@@ -70,6 +74,8 @@ class Accumulator:
             self.usage = chunk.usage
         if chunk.model:
             self.model = chunk.model
+        if chunk.rate_limit is not None:
+            self.rate_limit = chunk.rate_limit
         if chunk.text:
             self.texts.setdefault(chunk.index, []).append(chunk.text)
             self.has_content = True
@@ -162,6 +168,7 @@ class Accumulator:
             request_id=None,
             warnings=_usage_warnings(self.usage),
             function_call=choices[0].function_call,
+            rate_limit=self.rate_limit,
         )
 
 

@@ -44,7 +44,7 @@ from .state import Retries, RouteState, Target, label
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-    from ..budget import Reservation
+    from ..cost.budgets import Reservation
     from ..embeddings import EmbeddingRequest, EmbeddingResponse
     from ..limits import Limiter
     from ..provider import Provider
@@ -534,7 +534,7 @@ class ChatCall(Call[ChatRequest, ChatResponse]):
         Raises:
             ValueError: without ``max_tokens``, or without a price for a target.
         """
-        from .._estimate import worst_case
+        from ..cost.estimate import worst_case
 
         return worst_case(self.state.pricing, self.targets, self.request)
 
@@ -544,7 +544,7 @@ class ChatCall(Call[ChatRequest, ChatResponse]):
 
     def request_tokens(self, request: ChatRequest) -> int:
         """The prompt's estimated tokens (from its UTF-8 size) plus ``max_tokens``."""
-        from .._estimate import heuristic_tokens
+        from ..cost.estimate import heuristic_tokens
 
         return heuristic_tokens(request)[0] + (request.max_tokens or request.max_completion_tokens or 0)
 
@@ -631,7 +631,7 @@ class ChatCall(Call[ChatRequest, ChatResponse]):
         self, provider: Provider, model: str, acc: Accumulator, request: ChatRequest
     ) -> tuple[Usage, Cost | None]:
         """Pay for the piece of a stream in ``acc``: the server's usage, else an estimate (flagged)."""
-        from .._estimate import heuristic_tokens
+        from ..cost.estimate import heuristic_tokens
 
         usage = acc.usage
         if usage is None:

@@ -6,10 +6,8 @@ returns. This is the only place turnout does a call's I/O; every decision is the
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ProviderError
@@ -17,6 +15,9 @@ from .steps import FELL_THROUGH, CacheGet, CachePut, Count, Flow, Gather, Race, 
 from .watch import WATCH, Watch, watchdog
 
 if TYPE_CHECKING:
+    import asyncio
+    from concurrent.futures import Future
+
     from ..policies.clock import Clock
     from ..types import ChatChunk
 
@@ -172,6 +173,8 @@ def _send_side(step: Send, clock: Clock, side: _Side) -> Any:
 
 def _race(step: Race, clock: Clock) -> tuple[Any, tuple[Any, str, float] | None]:
     """Hedge on threads: a blocking read cannot be interrupted, so the loser's reply is dropped when it comes."""
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait  # not loaded for a sync client's chat
+
     pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="turnout-hedge")
     sides = [_Side(), _Side()]
     lock = threading.Lock()
@@ -251,6 +254,8 @@ async def adrive_stream(flow: Flow[Any], clock: Clock) -> AsyncGenerator[ChatChu
 
 async def _anext(step: Stream, chunks: AsyncIterator[ChatChunk], watch: Watch) -> ChatChunk | None:
     """The stream's next chunk (None at its end) within the watch's deadline, else `StreamTimeoutError`."""
+    import asyncio  # here, not at the top: a sync client never loads asyncio
+
     try:
         async with asyncio.timeout(watch.left()):
             return await anext(chunks)
@@ -304,6 +309,8 @@ async def _astores(step: Any) -> Any:
 
 async def _agather(step: Gather, clock: Clock) -> list[Any]:
     """Every flow's result in order, at most ``step.limit`` at once; the first failure cancels the rest."""
+    import asyncio
+
     limit = asyncio.Semaphore(step.limit)
 
     async def one(flow: Flow[Any]) -> Any:
@@ -320,6 +327,8 @@ async def _agather(step: Gather, clock: Clock) -> list[Any]:
 
 async def _arace(step: Race, clock: Clock) -> tuple[Any, tuple[Any, str, float] | None]:
     """Hedge with tasks: the loser is cancelled."""
+    import asyncio
+
     sides = [_Side(), _Side()]
     tasks: list[asyncio.Task[Any]] = [asyncio.ensure_future(adrive(step.first, clock, sides[0]))]
     try:

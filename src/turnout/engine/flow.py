@@ -198,6 +198,7 @@ def stream_attempts(call: ChatCall, provider: Provider, model: str) -> Flow[Chat
 
 def _streamed(call: ChatCall, provider: Provider, model: str, acc: Accumulator, started: float) -> ChatResponse:
     response = acc.response(provider.name, model)
+    call.provider_limits(provider, model, response)  # the stream's x-ratelimit-* headers, as for a plain reply
     check = call.check(provider, model)
     if check is not None:  # response_model: validate the whole reply (a stream is never re-asked)
         response = check.verify_streamed(response, started)

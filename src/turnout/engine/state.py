@@ -18,13 +18,13 @@ from ..policies.retry import retry_if_retryable, stop_for, wait_retry_after
 from ..policies.retry_budget import RetryBudget
 
 if TYPE_CHECKING:
-    from ..budget import Budgets
+    from ..cost.budgets import Budgets
+    from ..cost.prices import Pricing
+    from ..cost.spend_ledger import Ledger
     from ..errors import ProviderError
-    from ..ledger import Ledger
     from ..limits import Limiter, RateLimit
     from ..policies.clock import Clock
     from ..policies.route import RoutePolicy
-    from ..pricing import Pricing
     from ..provider import Provider
     from ..shared import SharedState
 

@@ -45,6 +45,10 @@ class TargetHealth(BaseModel):
     reason: str | None = None
     retry_in: float | None = Field(default=None, description="seconds until a probe is allowed (open only)")
     consecutive_failures: int = 0
+    source: Literal["local", "shared"] = Field(
+        default="local",
+        description='"local": this process\'s breaker; "shared": opened by another worker, read from [state] on Redis',
+    )
 
 
 class CircuitBreaker:

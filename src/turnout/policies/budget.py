@@ -7,7 +7,7 @@ from .retry_budget import RetryBudget
 __all__ = ["RetryBudget"]
 
 warnings.warn(
-    "turnout.policies.budget is now turnout.policies.retry_budget (the USD budgets are turnout.budget)",
+    "turnout.policies.budget is now turnout.policies.retry_budget (the USD budgets are turnout.cost.budgets)",
     DeprecationWarning,
     stacklevel=2,
 )

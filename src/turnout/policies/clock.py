@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Protocol
 
@@ -38,4 +37,6 @@ class SystemClock:
 
     async def asleep(self, seconds: float) -> None:
         """Await for ``seconds``."""
+        import asyncio  # here, not at the top: a sync client never loads asyncio
+
         await asyncio.sleep(seconds)

@@ -3,7 +3,8 @@
 Only errors marked retryable are retried (``ProviderError.retryable``: 408, 409, 429 rate
 limits, 5xx, timeouts, dropped connections, ``x-should-retry: true``), never a stream that has
 already delivered content. The wait is the server's ``retry-after-ms`` / ``retry-after`` when
-it gave one (believed up to ``max_retry_after``), else exponential backoff with jitter. A retry
+it gave one on any retryable status (429, 503...; RFC 9110 section 10.2.3), believed up to
+``max_retry_after``, else exponential backoff with jitter. A retry
 is skipped (the route moves on to its next target) when its wait would outlast the call's
 deadline, or when the target's retry budget is spent.
 """
@@ -21,7 +22,7 @@ from tenacity.wait import wait_base
 
 from .. import _defaults
 from .._checks import NoBoolNumbers
-from ..errors import ProviderError, RateLimitError
+from ..errors import APIStatusError, ProviderError
 from .retry_budget import RetryBudget
 
 __all__ = [
@@ -78,7 +79,7 @@ class wait_retry_after(wait_base):  # noqa: N801 - tenacity's naming
     def __call__(self, retry_state: RetryCallState) -> float:
         """Seconds to wait before the next attempt."""
         exc = retry_state.outcome.exception() if retry_state.outcome else None
-        if isinstance(exc, RateLimitError) and exc.retry_after is not None:
+        if isinstance(exc, APIStatusError) and exc.retry_after is not None:  # 429, 503, any retryable status
             if exc.retry_after <= self.policy.max_retry_after:
                 return exc.retry_after
         return self.policy.backoff(retry_state.attempt_number)

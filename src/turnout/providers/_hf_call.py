@@ -39,12 +39,12 @@ from ..errors import (
     ConfigError,
     ProviderError,
     StreamInterruptedError,
-    error_from_response,
 )
 from ..types import ChatChunk, ChatRequest, ChatResponse
 from ._hf_errors import map_error
 from ._http import forget_pools_after_fork
 from ._loops import on_loop_shutdown
+from ._openai_errors import error_from_response
 from ._tgi_wire import TextStream, decode_chat, decode_chat_chunk
 
 if TYPE_CHECKING:

@@ -35,25 +35,15 @@ from ..errors import (
     ProviderError,
     RateLimitError,
     ResponseValidationError,
-    error_from_response,
 )
+from ._openai_errors import error_from_response
 from ._openai_wire import event_status
+from ._tgi_words import TGI_ERROR_STATUS
 
-__all__ = ["TGI_ERROR_STATUS", "map_error", "ratelimit_reset", "response_body"]
+__all__ = ["map_error", "ratelimit_reset", "response_body"]
 
 _RATELIMIT = re.compile(r'"[^"]*"\s*;\s*r\s*=\s*(?P<r>\d+)\s*;\s*t\s*=\s*(?P<t>\d+)')
 
-#: HTTP status of each TGI ``error_type`` (https://github.com/huggingface/text-generation-inference/blob/main/router/src/infer/mod.rs).
-TGI_ERROR_STATUS = {
-    "validation": 422,
-    "template_error": 422,
-    "missing_template_variable": 422,
-    "tool_error": 422,
-    "generation": 424,
-    "overloaded": 429,
-    "incomplete_generation": 500,
-    "incomplete_generation_stream": 500,
-}
 _CLASS_ERROR_TYPE = {
     "ValidationError": "validation",
     "GenerationError": "generation",

@@ -7,7 +7,6 @@ Connection pools are created lazily (sync and async separately), transport failu
 
 from __future__ import annotations
 
-import asyncio
 import os
 import ssl
 import threading
@@ -23,20 +22,15 @@ from .. import _defaults
 from .._secrets import header_secrets, mask, mask_url, split_userinfo, url_secrets
 from .._version import __version__
 from ..engine.watch import WATCH
-from ..errors import (
-    APIConnectionError,
-    APITimeoutError,
-    ProviderError,
-    ResponseValidationError,
-    describe_body,
-    error_from_response,
-    error_in_body,
-    redirect_error,
-)
+from ..errors import APIConnectionError, APITimeoutError, ProviderError, ResponseValidationError
 from ..provider import Provider
+from ._http_errors import describe_body, redirect_error
 from ._loops import on_loop_shutdown
+from ._openai_errors import error_from_response, error_in_body
 
 if TYPE_CHECKING:
+    import asyncio
+
     from ..config import ProviderConfig
     from ..embeddings import EmbeddingRequest
     from ..types import ChatRequest
@@ -288,8 +282,9 @@ class HTTPProvider(Provider):
     def classify_error(self, response: httpx2.Response, model: str) -> ProviderError:
         """The typed error for a failed reply (status >= 400, body read): the hook a provider overrides.
 
-        The default reads OpenAI's, vLLM's, TGI's and FastAPI's error bodies
-        (`turnout.errors.error_from_response`) and masks the provider's secrets in the message.
+        The default reads the error bodies of OpenAI-compatible servers (OpenAI's, vLLM's, TGI's
+        Messages API, FastAPI's: `turnout.errors.error_from_response`) and masks the provider's
+        secrets in the message.
         A provider whose server has its own error codes overrides it (the ``azure`` provider
         maps ``content_filter`` and ``DeploymentNotFound``) and falls back to ``super()``.
         """
@@ -353,6 +348,8 @@ class HTTPProvider(Provider):
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:
     """The running asyncio loop; None under another async library (one pool then serves every call)."""
+    import asyncio  # here, not at the top: a sync client never loads asyncio
+
     try:
         return asyncio.get_running_loop()
     except RuntimeError:

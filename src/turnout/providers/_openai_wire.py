@@ -15,12 +15,13 @@ import pydantic_core
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from .._construct import construct
-from ..errors import APIStatusError, ResponseValidationError, error_from_response
+from ..errors import APIStatusError, ResponseValidationError
 from ..types import (
     ChatChunk,
     ChatRequest,
     ChatResponse,
     Choice,
+    FinishReason,
     FunctionCall,
     TokenLogprob,
     ToolCall,
@@ -28,10 +29,11 @@ from ..types import (
     TopLogprob,
     Usage,
     dump_messages,
-    finish_reason_from_wire,
     make_tool_call,
     tool_calls_finish,
 )
+from ._openai_errors import error_from_response
+from ._tgi_words import TGI_FINISH_REASONS
 
 __all__ = [
     "DONE",
@@ -39,9 +41,33 @@ __all__ = [
     "build_body",
     "continue_final_message",
     "event_status",
+    "finish_reason_from_wire",
     "parse_chunk",
     "parse_completion",
 ]
+
+#: Finish-reason words -> turnout's `FinishReason`: OpenAI's, the ``end_turn`` / ``max_tokens`` of
+#: Anthropic's API that compatible gateways pass on (https://docs.anthropic.com/en/api/messages),
+#: and TGI's (its Messages API sends them too).
+_FINISH_REASONS: dict[str, FinishReason] = {
+    "stop": "stop",
+    "end_turn": "stop",
+    "length": "length",
+    "max_tokens": "length",
+    "tool_calls": "tool_calls",
+    "function_call": "function_call",  # the legacy `functions` API (message.function_call)
+    "content_filter": "content_filter",
+    "error": "error",
+    **TGI_FINISH_REASONS,
+}
+
+
+def finish_reason_from_wire(value: str | None) -> FinishReason | None:
+    """Normalise a server's finish reason (unknown words become ``"other"``)."""
+    if value is None:
+        return None
+    return _FINISH_REASONS.get(value, "other")
+
 
 #: The data payload that ends an OpenAI-style stream.
 DONE = "[DONE]"
@@ -478,6 +504,7 @@ def parse_chunk(data: str | bytes, *, provider: str, model: str) -> list[ChatChu
                 model=wire.model,
                 logprobs=_logprobs(choice.logprobs),
                 function_call=_legacy_delta(delta.function_call),
+                rate_limit=None,
             )
         )
     if usage is not None and not chunks:
@@ -492,6 +519,7 @@ def parse_chunk(data: str | bytes, *, provider: str, model: str) -> list[ChatChu
                 model=wire.model,
                 logprobs=None,
                 function_call=None,
+                rate_limit=None,
             )
         )
     return chunks
@@ -536,6 +564,7 @@ def _plain_chunks(event: object) -> list[ChatChunk] | None:
                 model=model,
                 logprobs=None,
                 function_call=None,
+                rate_limit=None,
             )
         )
     return chunks

@@ -21,8 +21,8 @@ from typing import Any
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
-from ..types import ChatChunk, ChatRequest, ChatResponse, Choice, FinishReason, Usage, finish_reason_from_wire
-from ._openai_wire import parse_chunk, parse_completion
+from ..types import ChatChunk, ChatRequest, ChatResponse, Choice, FinishReason, Usage
+from ._openai_wire import finish_reason_from_wire, parse_chunk, parse_completion
 
 __all__ = [
     "TEXT_PARAMETERS",

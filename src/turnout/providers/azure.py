@@ -44,11 +44,11 @@ from ..errors import (
     EmbeddingsNotSupportedError,
     NotFoundError,
     ProviderError,
-    error_from_response,
 )
 from ..types import ChatRequest, ChatResponse
 from . import _embed_wire
 from ._embed_wire import EMBEDDINGS_PATH, Encoding
+from ._openai_errors import error_from_response
 from ._openai_wire import build_body, parse_completion
 from .openai import OpenAIProvider
 
@@ -290,7 +290,7 @@ class AzureProvider(OpenAIProvider):
     def context_window(self, model: str) -> int | None:
         """The model's context window from the catalogue: Azure's entry, else OpenAI's."""
         if model not in self._windows:
-            from ..pricing import catalogue_context_window
+            from ..cost.prices import catalogue_context_window
 
             found = catalogue_context_window("azure", model)
             self._windows[model] = found if found is not None else catalogue_context_window("openai", model)

@@ -3,11 +3,15 @@
 Requests go through ``huggingface_hub``'s ``InferenceClient`` / ``AsyncInferenceClient``
 (the ``turnout[huggingface]`` extra, imported only when a provider is created):
 
-- ``mode = "chat"`` (default): TGI's Messages API, ``POST {base_url}/v1/chat/completions``, or
-  the HF router for ``provider = "together"`` and the like;
-- ``mode = "text"``: TGI's raw generation route (huggingface_hub posts to ``{base_url}/`` with
-  ``"stream": true``, TGI's compatibility route for ``/generate_stream``), with the prompt
-  rendered by a chat template (`turnout.providers.llama2_template`, Llama 2's by default).
+- ``mode = "chat"`` (default, `HuggingFaceChatProvider`): TGI's Messages API,
+  ``POST {base_url}/v1/chat/completions``, or the HF router for ``provider = "together"`` and the like;
+- ``mode = "text"`` (`HuggingFaceTextProvider`): TGI's raw generation route (huggingface_hub
+  posts to ``{base_url}/`` with ``"stream": true``, TGI's compatibility route for
+  ``/generate_stream``), with the prompt rendered by a chat template
+  (`turnout.providers.llama2_template`, Llama 2's by default).
+
+Both are `HuggingFaceProvider`s, which holds what they share; creating a `HuggingFaceProvider`
+gives the class of the config's ``mode``.
 
 A text-mode ``chat()`` reads the stream to its end: huggingface_hub returns no response headers
 (so TGI's ``x-prompt-tokens`` cannot be read), and only the stream's last event carries the
@@ -54,7 +58,15 @@ if TYPE_CHECKING:
 
     from ..embeddings import EmbeddingRequest, EmbeddingResponse
 
-__all__ = ["DEFAULT_MAX_NEW_TOKENS", "SCALE_UP_HEADER", "EndpointInfo", "HuggingFaceConfig", "HuggingFaceProvider"]
+__all__ = [
+    "DEFAULT_MAX_NEW_TOKENS",
+    "SCALE_UP_HEADER",
+    "EndpointInfo",
+    "HuggingFaceChatProvider",
+    "HuggingFaceConfig",
+    "HuggingFaceProvider",
+    "HuggingFaceTextProvider",
+]
 
 #: The ``extra_body`` key of a continuation in text mode: the last (assistant) message is appended
 #: to the rendered prompt instead of rendered (vLLM's name for the same request).
@@ -152,11 +164,29 @@ def _import_hub(name: str) -> ModuleType:
 
 
 class HuggingFaceProvider(Provider):
-    """Llama 2 (or any model) on a Hugging Face Inference Endpoint, a TGI server, or the HF router."""
+    """Llama 2 (or any model) on a Hugging Face Inference Endpoint, a TGI server, or the HF router.
+
+    The shared base of the two modes. Creating one (``HuggingFaceProvider(name, config)``, as
+    `turnout.Client` does for ``type = "huggingface"``) gives the class of the config's ``mode``:
+    `HuggingFaceChatProvider` (``"chat"``) or `HuggingFaceTextProvider` (``"text"``), both
+    instances of this class. It holds what both modes share: the huggingface_hub clients,
+    embeddings, TGI's ``/info``, ``/health`` and ``/tokenize``, and the chat template.
+    """
 
     config_model: ClassVar[type[ProviderConfig]] = HuggingFaceConfig
     embed_batch_size: ClassVar[int] = 32  # TEI's default --max-client-batch-size
     options_model: ClassVar[type[ProviderOptions] | None] = TGIOptions
+
+    def __new__(cls, name: str = "", config: ProviderConfig | None = None) -> HuggingFaceProvider:
+        """The provider of ``config.mode`` (like `pathlib.Path`, which gives the class of the platform).
+
+        The defaults let `copy` and `pickle` make an instance of a mode's class without arguments.
+        """
+        del name
+        if cls is HuggingFaceProvider:
+            text = isinstance(config, HuggingFaceConfig) and config.mode == "text"
+            cls = HuggingFaceTextProvider if text else HuggingFaceChatProvider
+        return super().__new__(cls)
 
     def __init__(self, name: str, config: ProviderConfig) -> None:
         if not isinstance(config, HuggingFaceConfig):
@@ -199,47 +229,6 @@ class HuggingFaceProvider(Provider):
             return f"huggingface_{config.provider}"
         return None
 
-    # -- the four request methods ----------------------------------------------------------------
-
-    def chat(self, model: str, request: ChatRequest) -> ChatResponse:
-        """Send one chat request (text mode: read the whole stream) and return the reply."""
-        if self.hf_config.mode == "text":
-            prompt, kwargs = self._text_request(model, request)
-            return self._calls.text_reply(model, prompt, kwargs, request)
-        kwargs = self._chat_request(model, request, stream=False)
-        return self._calls.chat(model, kwargs, request)
-
-    async def achat(self, model: str, request: ChatRequest) -> ChatResponse:
-        """Async twin of `chat`."""
-        if self.hf_config.mode == "text":
-            prompt, kwargs = self._text_request(model, request)
-            return await self._calls.atext_reply(model, prompt, kwargs, request)
-        kwargs = self._chat_request(model, request, stream=False)
-        return await self._calls.achat(model, kwargs, request)
-
-    def stream(self, model: str, request: ChatRequest) -> Iterator[ChatChunk]:
-        """Stream a reply; raise `StreamInterruptedError` if it ends before its last event."""
-        if self.hf_config.mode == "text":
-            prompt, kwargs = self._text_request(model, request)
-            state = TextStream(self.name, model, continues=_continues(request))
-            yield from self._calls.text_stream(model, prompt, kwargs, request, state)
-        else:
-            kwargs = self._chat_request(model, request, stream=True)
-            yield from self._calls.chat_stream(model, kwargs, request)
-
-    async def astream(self, model: str, request: ChatRequest) -> AsyncIterator[ChatChunk]:
-        """Async twin of `stream`."""
-        if self.hf_config.mode == "text":
-            prompt, kwargs = self._text_request(model, request)
-            state = TextStream(self.name, model, continues=_continues(request))
-            chunks = self._calls.atext_stream(model, prompt, kwargs, request, state)
-        else:
-            kwargs = self._chat_request(model, request, stream=True)
-            chunks = self._calls.achat_stream(model, kwargs, request)
-        async with aclosing(chunks):
-            async for chunk in chunks:
-                yield chunk
-
     def embed(self, model: str, request: EmbeddingRequest) -> EmbeddingResponse:
         """Embed one batch with ``feature_extraction`` (a TEI server at ``base_url``, or the router)."""
         from . import _hf_embed
@@ -260,18 +249,6 @@ class HuggingFaceProvider(Provider):
         """Close the shared ``AsyncInferenceClient`` (its connection pool)."""
         await self._calls.aclose()
 
-    def supports_tools(self, model: str) -> bool:
-        """Chat mode sends tools (TGI's Messages API); text mode renders a raw prompt and cannot."""
-        del model
-        return self.hf_config.mode == "chat"
-
-    # -- request building -------------------------------------------------------------------------
-
-    @property
-    def _grammar(self) -> bool:
-        """Translate ``response_format`` to TGI's grammar: for a TGI endpoint, not for vLLM or router providers."""
-        return self.hf_config.base_url is not None and self.hf_config.response_format_style == "tgi"
-
     def render(self, messages: str | Sequence[MessageInput]) -> str:
         """The prompt text mode sends for ``messages`` (the template's output, BOS removed unless ``prompt_bos``).
 
@@ -281,46 +258,6 @@ class HuggingFaceProvider(Provider):
         msgs = normalize_messages(messages if isinstance(messages, str) else list(messages))
         prompt = self.template.render(msgs)
         return prompt if self.hf_config.prompt_bos else prompt.removeprefix(self.template.bos)
-
-    def _chat_request(self, model: str, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
-        try:
-            fields = chat_fields(self.options_for(model, request), request, tgi=self._grammar)
-            kwargs = chat_kwargs(model, request, stream=stream, grammar=self._grammar, fields=fields)
-            if self.hf_config.base_url is not None and not self._grammar:
-                kwargs = hub_openai_endpoint(kwargs)  # keep a JSON schema from huggingface_hub's TGI rewrite
-            return kwargs
-        except Unsupported as exc:
-            raise BadRequestError(f"{exc}", provider=self.name, model=model) from exc
-
-    def continuation(self, model: str, request: ChatRequest, partial: str) -> ChatRequest | None:
-        """Text mode: the same prompt with ``partial`` after it, on ``/generate_stream`` (route ``resume``).
-
-        The raw prompt is the model's whole input, so the rendered conversation followed by the
-        text already written makes the model go on from there. Chat mode cannot continue (None).
-        """
-        del model
-        if self.hf_config.mode != "text":
-            return None
-        extra = {**(request.extra_body or {}), _CONTINUE: True}
-        messages = [*request.messages, Message(role="assistant", content=partial)]
-        return request.model_copy(update={"messages": messages, "extra_body": extra})
-
-    def _text_request(self, model: str, request: ChatRequest) -> tuple[str, dict[str, Any]]:
-        try:
-            if _continues(request):
-                partial = request.messages[-1].content
-                written = partial if isinstance(partial, str) else ""
-                # Llama's first answer token carries the space that the decoded answer drops
-                prompt = self.render(request.messages[:-1]) + " " + written
-                extra = {k: v for k, v in (request.extra_body or {}).items() if k != _CONTINUE}
-                request = request.model_copy(update={"extra_body": extra or None})
-            else:
-                prompt = self.render(request.messages)
-            params = text_parameters(self.options_for(model, request), request)
-            kwargs = text_kwargs(request, default_max_new_tokens=self.hf_config.max_new_tokens, params=params)
-        except (InvalidArgumentError, Unsupported) as exc:
-            raise BadRequestError(f"{exc}", provider=self.name, model=model) from exc
-        return prompt, kwargs
 
     # -- endpoint helpers (TGI routes, over httpx2) -------------------------------------------------
 
@@ -397,26 +334,6 @@ class HuggingFaceProvider(Provider):
                 return None
         return self._window[0]
 
-    def count_tokens(self, model: str, request: ChatRequest) -> int | None:
-        """Text mode: `count_prompt_tokens` of the request; chat mode: None (the server applies its own template)."""
-        del model
-        if self.hf_config.mode != "text":
-            return None
-        try:
-            return self.count_prompt_tokens(list(request.messages))
-        except (ProviderError, InvalidArgumentError):
-            return None
-
-    async def acount_tokens(self, model: str, request: ChatRequest) -> int | None:
-        """Async twin of `count_tokens`."""
-        del model
-        if self.hf_config.mode != "text":
-            return None
-        try:
-            return await self.acount_prompt_tokens(list(request.messages))
-        except (ProviderError, InvalidArgumentError):
-            return None
-
     def _token_count(self, response: httpx2.Response) -> int:
         tokens = response.json()
         if not isinstance(tokens, list):
@@ -428,6 +345,130 @@ class HuggingFaceProvider(Provider):
             return EndpointInfo.model_validate_json(response.content)
         except ValueError as exc:
             raise ResponseValidationError(f"/info is not TGI's info: {exc}", provider=self.name) from exc
+
+
+class HuggingFaceChatProvider(HuggingFaceProvider):
+    """``mode = "chat"``: TGI's Messages API (``/v1/chat/completions``) or the HF router, with tools.
+
+    The server applies the model's chat template, so `count_tokens` is None (the pre-check
+    estimates) and a cut stream cannot be continued.
+    """
+
+    def chat(self, model: str, request: ChatRequest) -> ChatResponse:
+        """Send one chat completion and return the reply."""
+        return self._calls.chat(model, self._request(model, request, stream=False), request)
+
+    async def achat(self, model: str, request: ChatRequest) -> ChatResponse:
+        """Async twin of `chat`."""
+        return await self._calls.achat(model, self._request(model, request, stream=False), request)
+
+    def stream(self, model: str, request: ChatRequest) -> Iterator[ChatChunk]:
+        """Stream a reply; raise `StreamInterruptedError` if a choice ends without its ``finish_reason``."""
+        yield from self._calls.chat_stream(model, self._request(model, request, stream=True), request)
+
+    async def astream(self, model: str, request: ChatRequest) -> AsyncIterator[ChatChunk]:
+        """Async twin of `stream`."""
+        chunks = self._calls.achat_stream(model, self._request(model, request, stream=True), request)
+        async with aclosing(chunks):
+            async for chunk in chunks:
+                yield chunk
+
+    @property
+    def _grammar(self) -> bool:
+        """Translate ``response_format`` to TGI's grammar: for a TGI endpoint, not for vLLM or router providers."""
+        return self.hf_config.base_url is not None and self.hf_config.response_format_style == "tgi"
+
+    def _request(self, model: str, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
+        try:
+            fields = chat_fields(self.options_for(model, request), request, tgi=self._grammar)
+            kwargs = chat_kwargs(model, request, stream=stream, grammar=self._grammar, fields=fields)
+            if self.hf_config.base_url is not None and not self._grammar:
+                kwargs = hub_openai_endpoint(kwargs)  # keep a JSON schema from huggingface_hub's TGI rewrite
+            return kwargs
+        except Unsupported as exc:
+            raise BadRequestError(f"{exc}", provider=self.name, model=model) from exc
+
+
+class HuggingFaceTextProvider(HuggingFaceProvider):
+    """``mode = "text"``: TGI's raw generation route, the prompt rendered by ``chat_template``.
+
+    A `chat` reads the whole stream (see the module's docstring); tools cannot be expressed in a
+    raw prompt; a cut stream is continued (`continuation`); `count_tokens` asks ``/tokenize``.
+    """
+
+    def chat(self, model: str, request: ChatRequest) -> ChatResponse:
+        """Send one request, read its whole stream, and return the reply."""
+        prompt, kwargs = self._request(model, request)
+        return self._calls.text_reply(model, prompt, kwargs, request)
+
+    async def achat(self, model: str, request: ChatRequest) -> ChatResponse:
+        """Async twin of `chat`."""
+        prompt, kwargs = self._request(model, request)
+        return await self._calls.atext_reply(model, prompt, kwargs, request)
+
+    def stream(self, model: str, request: ChatRequest) -> Iterator[ChatChunk]:
+        """Stream a reply; raise `StreamInterruptedError` if it ends before its last event."""
+        prompt, kwargs = self._request(model, request)
+        state = TextStream(self.name, model, continues=_continues(request))
+        yield from self._calls.text_stream(model, prompt, kwargs, request, state)
+
+    async def astream(self, model: str, request: ChatRequest) -> AsyncIterator[ChatChunk]:
+        """Async twin of `stream`."""
+        prompt, kwargs = self._request(model, request)
+        state = TextStream(self.name, model, continues=_continues(request))
+        chunks = self._calls.atext_stream(model, prompt, kwargs, request, state)
+        async with aclosing(chunks):
+            async for chunk in chunks:
+                yield chunk
+
+    def supports_tools(self, model: str) -> bool:
+        """False: a raw prompt cannot carry tools (a route skips this target for calls with tools)."""
+        del model
+        return False
+
+    def continuation(self, model: str, request: ChatRequest, partial: str) -> ChatRequest | None:
+        """The same prompt with ``partial`` after it, on ``/generate_stream`` (route ``resume``).
+
+        The raw prompt is the model's whole input, so the rendered conversation followed by the
+        text already written makes the model go on from there.
+        """
+        del model
+        extra = {**(request.extra_body or {}), _CONTINUE: True}
+        messages = [*request.messages, Message(role="assistant", content=partial)]
+        return request.model_copy(update={"messages": messages, "extra_body": extra})
+
+    def count_tokens(self, model: str, request: ChatRequest) -> int | None:
+        """`count_prompt_tokens` of the request, or None when the server cannot say."""
+        del model
+        try:
+            return self.count_prompt_tokens(list(request.messages))
+        except (ProviderError, InvalidArgumentError):
+            return None
+
+    async def acount_tokens(self, model: str, request: ChatRequest) -> int | None:
+        """Async twin of `count_tokens`."""
+        del model
+        try:
+            return await self.acount_prompt_tokens(list(request.messages))
+        except (ProviderError, InvalidArgumentError):
+            return None
+
+    def _request(self, model: str, request: ChatRequest) -> tuple[str, dict[str, Any]]:
+        try:
+            if _continues(request):
+                partial = request.messages[-1].content
+                written = partial if isinstance(partial, str) else ""
+                # Llama's first answer token carries the space that the decoded answer drops
+                prompt = self.render(request.messages[:-1]) + " " + written
+                extra = {k: v for k, v in (request.extra_body or {}).items() if k != _CONTINUE}
+                request = request.model_copy(update={"extra_body": extra or None})
+            else:
+                prompt = self.render(request.messages)
+            params = text_parameters(self.options_for(model, request), request)
+            kwargs = text_kwargs(request, default_max_new_tokens=self.hf_config.max_new_tokens, params=params)
+        except (InvalidArgumentError, Unsupported) as exc:
+            raise BadRequestError(f"{exc}", provider=self.name, model=model) from exc
+        return prompt, kwargs
 
 
 def _continues(request: ChatRequest) -> bool:

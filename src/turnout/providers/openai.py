@@ -19,7 +19,7 @@ from .. import _defaults
 from ..config import ProviderConfig
 from ..embeddings import EmbeddingRequest, EmbeddingResponse
 from ..errors import ResponseValidationError, StreamInterruptedError
-from ..types import ChatChunk, ChatRequest, ChatResponse
+from ..types import ChatChunk, ChatRequest, ChatResponse, ProviderRateLimit
 from . import _embed_wire
 from ._embed_wire import Encoding
 from ._http import HTTPProvider
@@ -42,6 +42,11 @@ class OpenAIConfig(ProviderConfig):
     api_key: SecretStr = Field(description='your OpenAI key; write "${OPENAI_API_KEY}" to read it from the environment')
     organization: str | None = None
     project: str | None = None
+
+
+def _with_limit(chunk: ChatChunk, limit: ProviderRateLimit) -> ChatChunk:
+    """The first chunk of a stream, carrying what its response headers said of the rate limit."""
+    return chunk.model_copy(update={"rate_limit": limit})
 
 
 class OpenAIProvider(HTTPProvider):
@@ -94,6 +99,7 @@ class OpenAIProvider(HTTPProvider):
     def stream(self, model: str, request: ChatRequest) -> Iterator[ChatChunk]:
         """Stream a chat completion; raise `StreamInterruptedError` if it ends before ``[DONE]``."""
         with self.post_stream(_CHAT_PATH, self._body(model, request, stream=True), request, model) as response:
+            limit = rate_limit_from_headers(response.headers)  # headers come before the body
             try:
                 events, empty = iter_sse_data(response.iter_bytes()), True
                 for data in events:
@@ -103,7 +109,9 @@ class OpenAIProvider(HTTPProvider):
                         finish_sse(events)
                         return
                     empty = False
-                    yield from parse_chunk(data, provider=self.name, model=model)
+                    for chunk in parse_chunk(data, provider=self.name, model=model):
+                        yield chunk if limit is None else _with_limit(chunk, limit)
+                        limit = None
             except httpx2.TransportError as exc:
                 raise self._interrupted(model, exc) from exc
             raise self._interrupted(model, None)
@@ -112,6 +120,7 @@ class OpenAIProvider(HTTPProvider):
         """Async twin of `stream`."""
         body = self._body(model, request, stream=True)
         async with self.apost_stream(_CHAT_PATH, body, request, model) as response:
+            limit = rate_limit_from_headers(response.headers)  # headers come before the body
             try:
                 events, empty = aiter_sse_data(response.aiter_bytes()), True
                 async for data in events:
@@ -122,7 +131,8 @@ class OpenAIProvider(HTTPProvider):
                         return
                     empty = False
                     for chunk in parse_chunk(data, provider=self.name, model=model):
-                        yield chunk
+                        yield chunk if limit is None else _with_limit(chunk, limit)
+                        limit = None
             except httpx2.TransportError as exc:
                 raise self._interrupted(model, exc) from exc
             raise self._interrupted(model, None)
@@ -141,7 +151,7 @@ class OpenAIProvider(HTTPProvider):
         if catalogue is None:
             return None
         if model not in self._windows:
-            from ..pricing import catalogue_context_window
+            from ..cost.prices import catalogue_context_window
 
             self._windows[model] = catalogue_context_window(catalogue, model)
         return self._windows[model]

@@ -25,7 +25,7 @@ import httpx2
 
 from .._secrets import mask_url
 from ..errors import APIConnectionError, APITimeoutError, InvalidArgumentError, ProviderError, ResponseValidationError
-from ..errors import error_from_response as _error_from_response
+from ._openai_errors import error_from_response as _error_from_response
 
 __all__ = ["Throughput", "ameasure_vllm_throughput", "measure_vllm_throughput", "parse_vllm_counters"]
 

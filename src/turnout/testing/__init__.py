@@ -16,10 +16,11 @@ Example:
     ```
 """
 
-from turnout.testing._azure import FakeAzureServer
+from turnout.testing._azure_server import FakeAzureServer
 from turnout.testing._faults import FakeClock, refused_url
-from turnout.testing._script import Fault, FaultKind, RecordedRequest, Reply, Scripted, ToolCallSpec
-from turnout.testing._server import FakeServer
+from turnout.testing._openai_server import FakeServer
+from turnout.testing._script import Fault, FaultKind, Reply, Scripted, ToolCallSpec
+from turnout.testing._scripted_server import RecordedRequest
 from turnout.testing._tei_server import FakeTEIServer
 from turnout.testing._tgi_server import FakeTGIServer
 from turnout.testing._wire import Flavor, count_chat_tokens, count_tokens

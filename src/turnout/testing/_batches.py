@@ -21,16 +21,16 @@ from email.parser import BytesParser
 from email.policy import HTTP
 from typing import TYPE_CHECKING, Any
 
-from turnout.testing import _errors
+from turnout.testing import _errors, _openai_handler
 from turnout.testing._chat import parse_chat, resolve
 from turnout.testing._errors import WireError
 from turnout.testing._script import Reply
 from turnout.testing._wire import completion_body, new_completion_id, new_request_id
 
 if TYPE_CHECKING:
-    from turnout.testing._handler import Handler
-    from turnout.testing._script import RecordedRequest
-    from turnout.testing._server import FakeServer
+    from turnout.testing._openai_handler import OpenAIHandler
+    from turnout.testing._openai_server import FakeServer
+    from turnout.testing._scripted_server import RecordedRequest
 
 __all__ = ["Batches", "answer"]
 
@@ -59,7 +59,7 @@ class Batches:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-def answer(handler: Handler, record: RecordedRequest) -> bool:
+def answer(handler: OpenAIHandler, record: RecordedRequest) -> bool:
     """Answer a Files or Batch API request; False when the path is neither."""
     path, method = record.path, record.method
     if method == "POST" and path == "/v1/files":
@@ -75,16 +75,16 @@ def answer(handler: Handler, record: RecordedRequest) -> bool:
     return True
 
 
-def _state(fake: FakeServer) -> Batches:
-    return fake.batches
+def _state(handler: OpenAIHandler) -> Batches:
+    return _openai_handler.fake_server(handler).batches
 
 
-def _not_found(handler: Handler, what: str) -> None:
+def _not_found(handler: OpenAIHandler, what: str) -> None:
     body = {"error": {"message": f"No such {what}", "type": "invalid_request_error", "param": None, "code": None}}
     handler._send(404, json.dumps(body).encode())
 
 
-def _upload(handler: Handler, record: RecordedRequest) -> None:
+def _upload(handler: OpenAIHandler, record: RecordedRequest) -> None:
     content_type = record.headers.get("content-type", "")
     message = BytesParser(policy=HTTP).parsebytes(b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + record.body)
     parts = {part.get_param("name", header="content-disposition"): part for part in message.iter_parts()}
@@ -96,8 +96,8 @@ def _upload(handler: Handler, record: RecordedRequest) -> None:
     data = payload if isinstance(payload, bytes) else b""
     name = upload.get_filename() or "upload.jsonl"
     file_id = f"file-{next(_ids):06d}"
-    with _state(handler.fake).lock:
-        _state(handler.fake).files[file_id] = (name, data)
+    with _state(handler).lock:
+        _state(handler).files[file_id] = (name, data)
     handler._send_json(_file_object(file_id, name, data))
 
 
@@ -112,17 +112,17 @@ def _file_object(file_id: str, name: str, data: bytes) -> dict[str, Any]:
     }
 
 
-def _content(handler: Handler, file_id: str) -> None:
-    found = _state(handler.fake).files.get(file_id)
+def _content(handler: OpenAIHandler, file_id: str) -> None:
+    found = _state(handler).files.get(file_id)
     if found is None:
         _not_found(handler, f"file: {file_id}")
         return
     handler._send(200, found[1], content_type="application/octet-stream")
 
 
-def _create(handler: Handler, record: RecordedRequest) -> None:
+def _create(handler: OpenAIHandler, record: RecordedRequest) -> None:
     body = record.json if isinstance(record.json, dict) else {}
-    state = _state(handler.fake)
+    state = _state(handler)
     found = state.files.get(str(body.get("input_file_id")))
     if found is None:
         _not_found(handler, f"file: {body.get('input_file_id')}")
@@ -140,10 +140,10 @@ def _create(handler: Handler, record: RecordedRequest) -> None:
     )
     with state.lock:
         state.batches[batch.id] = batch
-    handler._send_json(_batch_object(handler.fake, batch, "validating"))
+    handler._send_json(_batch_object(_openai_handler.fake_server(handler), batch, "validating"))
 
 
-def _run_lines(handler: Handler, data: bytes) -> tuple[bytes, bytes, int, int]:
+def _run_lines(handler: OpenAIHandler, data: bytes) -> tuple[bytes, bytes, int, int]:
     """Answer every line: (output JSONL, error JSONL, failed count, total)."""
     output: list[str] = []
     errors: list[str] = []
@@ -166,7 +166,7 @@ def _run_lines(handler: Handler, data: bytes) -> tuple[bytes, bytes, int, int]:
     return ("\n".join(output) + "\n").encode(), ("\n".join(errors) + "\n").encode() if errors else b"", failed, total
 
 
-def _answer_line(handler: Handler, body: Any) -> tuple[int, Any]:
+def _answer_line(handler: OpenAIHandler, body: Any) -> tuple[int, Any]:
     fake = handler.fake
     req = parse_chat(body, fake)
     if isinstance(req, WireError):
@@ -182,8 +182,8 @@ def _answer_line(handler: Handler, body: Any) -> tuple[int, Any]:
     return 200, completion_body(gen, fake.flavor, new_completion_id(fake.flavor), int(time.time()))
 
 
-def _retrieve(handler: Handler, batch_id: str) -> None:
-    state = _state(handler.fake)
+def _retrieve(handler: OpenAIHandler, batch_id: str) -> None:
+    state = _state(handler)
     with state.lock:
         batch = state.batches.get(batch_id)
         if batch is not None:
@@ -191,8 +191,8 @@ def _retrieve(handler: Handler, batch_id: str) -> None:
     if batch is None:
         _not_found(handler, f"batch: {batch_id}")
         return
-    status = "completed" if batch.polls >= handler.fake.batch_polls else "in_progress"
-    handler._send_json(_batch_object(handler.fake, batch, status))
+    status = "completed" if batch.polls >= _openai_handler.fake_server(handler).batch_polls else "in_progress"
+    handler._send_json(_batch_object(_openai_handler.fake_server(handler), batch, status))
 
 
 def _batch_object(fake: FakeServer, batch: _Batch, status: str) -> dict[str, Any]:

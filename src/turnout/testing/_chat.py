@@ -13,7 +13,7 @@ from turnout.testing._script import Fault, Reply, ToolCallSpec
 from turnout.testing._wire import Flavor, Generation, count_chat_tokens, count_tokens, message_text, new_tool_call_id
 
 if TYPE_CHECKING:
-    from turnout.testing._server import FakeServer
+    from turnout.testing._openai_handler import OpenAIWireServer
 
 __all__ = ["NO_MESSAGES", "ChatRequest", "error_context", "parse_chat", "resolve"]
 
@@ -67,12 +67,12 @@ class ChatRequest:
     """vllm ``stream_options.continuous_usage_stats``: usage in every chunk."""
 
 
-def error_context(fake: FakeServer, model: str = "", **values: Any) -> ErrorContext:
+def error_context(fake: OpenAIWireServer, model: str = "", **values: Any) -> ErrorContext:
     """The `ErrorContext` for a request to `fake` naming `model`."""
     return ErrorContext(fake.flavor, model, fake.max_model_len, served=tuple(fake.models), **values)
 
 
-def _check_fields(body: dict[str, Any], fake: FakeServer) -> tuple[list[dict[str, Any]], str] | WireError:
+def _check_fields(body: dict[str, Any], fake: OpenAIWireServer) -> tuple[list[dict[str, Any]], str] | WireError:
     """Check `messages`, `stream_options` and `model`; return the messages and the model."""
     flavor = fake.flavor
     messages = body.get("messages")
@@ -93,7 +93,7 @@ def _check_fields(body: dict[str, Any], fake: FakeServer) -> tuple[list[dict[str
     return messages, model
 
 
-def _check_length(fake: FakeServer, ctx: ErrorContext, param: str) -> WireError | None:
+def _check_length(fake: OpenAIWireServer, ctx: ErrorContext, param: str) -> WireError | None:
     """The flavor's error if the prompt plus `max_tokens` does not fit `max_model_len`."""
     limit, max_tokens = fake.max_model_len, ctx.max_tokens
     if limit is None:
@@ -105,7 +105,7 @@ def _check_length(fake: FakeServer, ctx: ErrorContext, param: str) -> WireError 
     return None
 
 
-def parse_chat(body: Any, fake: FakeServer) -> ChatRequest | WireError:
+def parse_chat(body: Any, fake: OpenAIWireServer) -> ChatRequest | WireError:
     """Validate a chat request body as the flavor's server would.
 
     Args:

@@ -35,9 +35,9 @@ from turnout.testing._script import Fault
 from turnout.testing._wire import count_tokens, dumps
 
 if TYPE_CHECKING:
-    from turnout.testing._handler import Handler
-    from turnout.testing._script import RecordedRequest
-    from turnout.testing._server import FakeServer
+    from turnout.testing._openai_handler import OpenAIHandler, OpenAIWireServer
+    from turnout.testing._openai_server import FakeServer
+    from turnout.testing._scripted_server import RecordedRequest
 
 __all__ = ["DEFAULT_DIMENSIONS", "serves_embeddings", "vector"]
 
@@ -69,7 +69,7 @@ def serves_embeddings(fake: FakeServer) -> bool:
     return fake.flavor == "openai" or fake.runner == "pooling"
 
 
-def answer(handler: Handler, record: RecordedRequest) -> None:
+def answer(handler: OpenAIHandler, record: RecordedRequest) -> None:
     """Answer one ``POST /v1/embeddings`` on ``handler``'s connection."""
     fake = handler.fake
     body = record.json if isinstance(record.json, dict) else {}
@@ -90,11 +90,11 @@ def answer(handler: Handler, record: RecordedRequest) -> None:
     handler._send(200, dumps(_reply(fake, model, texts, body), fake.flavor))
 
 
-def _check(fake: FakeServer, body: dict[str, Any], model: str) -> WireError | None:
+def _check(fake: OpenAIWireServer, body: dict[str, Any], model: str) -> WireError | None:
     return _check_vllm(fake, body, model) if fake.flavor == "vllm" else _check_openai(fake, body, model)
 
 
-def _check_vllm(fake: FakeServer, body: dict[str, Any], model: str) -> WireError | None:
+def _check_vllm(fake: OpenAIWireServer, body: dict[str, Any], model: str) -> WireError | None:
     ctx = error_context(fake, model)
     texts = body.get("input")
     if not fake._serves(model):
@@ -116,7 +116,7 @@ def _check_vllm(fake: FakeServer, body: dict[str, Any], model: str) -> WireError
     return None
 
 
-def _check_openai(fake: FakeServer, body: dict[str, Any], model: str) -> WireError | None:
+def _check_openai(fake: OpenAIWireServer, body: dict[str, Any], model: str) -> WireError | None:
     ctx = error_context(fake, model)
     texts = body.get("input")
     if "embedding" not in model:
@@ -131,7 +131,7 @@ def _check_openai(fake: FakeServer, body: dict[str, Any], model: str) -> WireErr
     return None
 
 
-def _reply(fake: FakeServer, model: str, texts: list[str], body: dict[str, Any]) -> dict[str, Any]:
+def _reply(fake: OpenAIWireServer, model: str, texts: list[str], body: dict[str, Any]) -> dict[str, Any]:
     dims = body.get("dimensions") or fake.embedding_dimensions
     encoding = body.get("encoding_format") or "float"
     data = []

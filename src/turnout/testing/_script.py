@@ -1,4 +1,4 @@
-"""What a `FakeServer` is told to answer: replies, faults and the requests it saw.
+"""What a fake server is told to answer: replies and faults (the requests it saw: `_scripted_server`).
 
 `Reply` is a successful chat completion and `Fault` is anything else (an HTTP error, a dropped
 connection, a broken stream). Both are frozen values. The server turns them into the bytes of its
@@ -14,7 +14,6 @@ from typing import Any, Literal, TypeAlias
 __all__ = [
     "Fault",
     "FaultKind",
-    "RecordedRequest",
     "Reply",
     "Scripted",
     "ToolCallSpec",
@@ -483,35 +482,3 @@ def _check_after(after_chunks: int) -> None:
 
 #: What `FakeServer.enqueue` accepts.
 Scripted: TypeAlias = Reply | Fault
-
-
-@dataclass(frozen=True)
-class RecordedRequest:
-    """One HTTP request the fake server received.
-
-    Attributes:
-        method: `GET`, `POST`, …
-        path: The path without the query string, e.g. `/v1/chat/completions`.
-        query: The raw query string (`""` if none).
-        headers: Request headers with lower-cased names (repeated headers joined with ", ").
-        body: The raw request body.
-        json: The parsed JSON body, or `None` if the body was empty or not JSON.
-    """
-
-    method: str
-    path: str
-    query: str
-    headers: Mapping[str, str]
-    body: bytes
-    json: Any
-
-    @property
-    def model(self) -> str | None:
-        """The body's `model` field, if any."""
-        value = self.json.get("model") if isinstance(self.json, dict) else None
-        return value if isinstance(value, str) else None
-
-    @property
-    def stream(self) -> bool:
-        """Whether the body asked for `stream: true`."""
-        return isinstance(self.json, dict) and self.json.get("stream") is True

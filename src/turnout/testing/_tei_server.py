@@ -20,74 +20,17 @@ from __future__ import annotations
 
 import json
 import time
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from turnout.testing._embed import DEFAULT_DIMENSIONS, vector
-from turnout.testing._handler import Handler
-from turnout.testing._script import Fault, RecordedRequest
-from turnout.testing._server import FakeServer
+from turnout.testing._script import Fault
+from turnout.testing._scripted_server import RecordedRequest, ScriptedHandler, ScriptedServer
 from turnout.testing._wire import count_tokens
 
 __all__ = ["FakeTEIServer"]
 
 
-class FakeTEIServer(FakeServer):
-    """A Text Embeddings Inference server on 127.0.0.1, scripted with `Fault` like `FakeServer`.
-
-    Example:
-        ```python
-        with FakeTEIServer() as tei:
-            client = huggingface_hub.InferenceClient(base_url=tei.url)
-            client.feature_extraction(["a", "b"])  # shape (2, 16)
-        ```
-
-    Args:
-        model_id: The served model (``/info``'s ``model_id``).
-        max_client_batch_size: The most inputs per request (TEI's default: 32).
-        max_input_length: The most tokens per input (the model's, e.g. 512).
-        dimensions: Length of the vectors.
-        api_key: If set, every route needs ``Authorization: Bearer <api_key>``.
-        host: The interface to bind.
-        port: The port to bind; 0 picks a free one.
-    """
-
-    def __init__(
-        self,
-        model_id: str = "BAAI/bge-small-en-v1.5",
-        *,
-        max_client_batch_size: int = 32,
-        max_input_length: int = 512,
-        dimensions: int = DEFAULT_DIMENSIONS,
-        api_key: str | None = None,
-        host: str = "127.0.0.1",
-        port: int = 0,
-    ) -> None:
-        super().__init__("openai", models=[model_id], api_key=api_key, host=host, port=port)
-        self.model_id = model_id
-        self.max_client_batch_size = max_client_batch_size
-        self.max_input_length = max_input_length
-        self.embedding_dimensions = dimensions
-
-    def __repr__(self) -> str:
-        where = self.url if self._httpd is not None and not self._closed else "not running"
-        return f"FakeTEIServer(model_id={self.model_id!r}, {where})"
-
-    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
-        return type("FakeTEIHandler", (TEIHandler,), {"fake": self})
-
-    @property
-    def base_url(self) -> str:
-        """The endpoint URL to configure: the server root, like `url`."""
-        return self.url
-
-    @property
-    def embed_requests(self) -> list[RecordedRequest]:
-        """The ``POST /`` and ``POST /embed`` requests, in arrival order."""
-        return [r for r in self.requests if r.method == "POST" and r.path in ("/", "/embed")]
-
-
-class TEIHandler(Handler):
+class TEIHandler(ScriptedHandler):
     """Answers one connection on behalf of a `FakeTEIServer`."""
 
     @property
@@ -187,3 +130,56 @@ class TEIHandler(Handler):
                     f"Given: {tokens}"
                 )
         return None
+
+
+class FakeTEIServer(ScriptedServer):
+    """A Text Embeddings Inference server on 127.0.0.1, scripted with `Fault` like `FakeServer`.
+
+    Example:
+        ```python
+        with FakeTEIServer() as tei:
+            client = huggingface_hub.InferenceClient(base_url=tei.url)
+            client.feature_extraction(["a", "b"])  # shape (2, 16)
+        ```
+
+    Args:
+        model_id: The served model (``/info``'s ``model_id``).
+        max_client_batch_size: The most inputs per request (TEI's default: 32).
+        max_input_length: The most tokens per input (the model's, e.g. 512).
+        dimensions: Length of the vectors.
+        api_key: If set, every route needs ``Authorization: Bearer <api_key>``.
+        host: The interface to bind.
+        port: The port to bind; 0 picks a free one.
+    """
+
+    def __init__(
+        self,
+        model_id: str = "BAAI/bge-small-en-v1.5",
+        *,
+        max_client_batch_size: int = 32,
+        max_input_length: int = 512,
+        dimensions: int = DEFAULT_DIMENSIONS,
+        api_key: str | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        super().__init__(api_key=api_key, host=host, port=port)
+        self.model_id = model_id
+        self.max_client_batch_size = max_client_batch_size
+        self.max_input_length = max_input_length
+        self.embedding_dimensions = dimensions
+
+    handler = TEIHandler
+
+    def __repr__(self) -> str:
+        return f"FakeTEIServer(model_id={self.model_id!r}, {self._where()})"
+
+    @property
+    def base_url(self) -> str:
+        """The endpoint URL to configure: the server root, like `url`."""
+        return self.url
+
+    @property
+    def embed_requests(self) -> list[RecordedRequest]:
+        """The ``POST /`` and ``POST /embed`` requests, in arrival order."""
+        return self._posts(lambda path: path in ("/", "/embed"))

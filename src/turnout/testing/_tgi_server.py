@@ -4,7 +4,7 @@ It serves TGI's routes over real HTTP on 127.0.0.1: ``GET /health``, ``GET /info
 ``POST /generate``, ``POST /generate_stream``, ``POST /`` (the compatibility route
 huggingface_hub's ``text_generation`` uses: ``"stream": true`` streams), ``POST /tokenize`` and
 the Messages API ``POST /v1/chat/completions`` (streams end with ``data: [DONE]``). Scripting is
-`FakeServer`'s: `Reply` and `Fault`, consumed in order.
+every fake's (`ScriptedServer`): `Reply` and `Fault`, consumed in order.
 
 TGI-specific behaviour imitated (https://huggingface.github.io/text-generation-inference/): validation failures are 422
 ``{"error", "error_type": "validation"}`` with TGI's wording, and inside a stream an error
@@ -20,12 +20,10 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from http.server import BaseHTTPRequestHandler
 from typing import Any, Literal
 
-from turnout.testing._handler import Handler
-from turnout.testing._script import Fault, RecordedRequest, Reply, Scripted
-from turnout.testing._server import FakeServer
+from turnout.testing._script import Fault, Reply, Scripted
+from turnout.testing._scripted_server import RecordedRequest, ScriptedHandler, ScriptedServer
 from turnout.testing._tgi_bytes import (
     TGIError,
     chat_body,
@@ -62,106 +60,7 @@ _PROXY_BODIES = {
 _UNREADABLE = "Failed to deserialize the JSON body into the target type: "
 
 
-class FakeTGIServer(FakeServer):
-    """A TGI server (what a Hugging Face Inference Endpoint runs) on 127.0.0.1, scripted like `FakeServer`.
-
-    Example:
-        ```python
-        with FakeTGIServer() as tgi:
-            tgi.enqueue(Reply("Hello!"), Fault.status(424, "Request failed during generation: CUDA OOM"))
-            client = huggingface_hub.InferenceClient(base_url=tgi.url)
-            client.text_generation("<s>[INST] Hi [/INST]", max_new_tokens=20)  # "Hello!"
-        ```
-
-    Args:
-        model_id: The served model (``/info``'s ``model_id``, the chat route's ``model``).
-        max_input_tokens: Prompt limit (TGI's default for Llama 2: 4095).
-        max_total_tokens: Prompt plus ``max_new_tokens`` limit (4096).
-        api_key: If set, every route but ``/health`` needs ``Authorization: Bearer <api_key>``.
-        default_reply: What to answer when nothing is queued; `None` echoes the last user turn.
-        chat_route: Serve ``/v1/chat/completions`` (an endpoint without a chat template has none).
-        scaled_to_zero: Answer 503 until a request carries ``X-Scale-Up-Timeout``; it then waits
-            ``scale_up_seconds``, answers, and the endpoint stays up.
-        scale_up_seconds: How long the simulated cold start takes.
-        tool_arguments: ``"object"`` sends tool-call ``arguments`` as a JSON object, as TGI 1.4-3.0
-            do; ``"string"`` (default) as JSON text, like OpenAI.
-        tool_call_ids: ``"number"`` numbers tool calls without an id of their own as JSON numbers
-            (``"id": 0``), as TGI 1.4 does; ``"string"`` (default) as text (``"0"``).
-        tokenize_route: Serve ``POST /tokenize`` (False: 404, a server or proxy without it).
-        host: The interface to bind.
-        port: The port to bind; 0 picks a free one.
-    """
-
-    def __init__(
-        self,
-        model_id: str = "meta-llama/Llama-2-7b-chat-hf",
-        *,
-        max_input_tokens: int = 4095,
-        max_total_tokens: int = 4096,
-        api_key: str | None = None,
-        default_reply: Reply | None = None,
-        chat_route: bool = True,
-        scaled_to_zero: bool = False,
-        scale_up_seconds: float = 0.05,
-        tool_arguments: Literal["string", "object"] = "string",
-        tool_call_ids: Literal["string", "number"] = "string",
-        tokenize_route: bool = True,
-        host: str = "127.0.0.1",
-        port: int = 0,
-    ) -> None:
-        super().__init__(
-            "openai",
-            models=[model_id],
-            max_model_len=max_total_tokens,
-            api_key=api_key,
-            default_reply=default_reply,
-            host=host,
-            port=port,
-        )
-        self.model_id = model_id
-        self.max_input_tokens = max_input_tokens
-        self.max_total_tokens = max_total_tokens
-        self.chat_route = chat_route
-        #: False while the endpoint is scaled to zero.
-        self.warm = not scaled_to_zero
-        self.scale_up_seconds = scale_up_seconds
-        self.tool_arguments = tool_arguments
-        self.tool_call_ids = tool_call_ids
-        self.tokenize_route = tokenize_route
-        #: False makes ``/health`` answer 503 ``error_type: "healthcheck"``.
-        self.healthy = True
-        self._warm_lock = threading.Lock()
-
-    def __repr__(self) -> str:
-        where = self.url if self._httpd is not None and not self._closed else "not running"
-        return f"FakeTGIServer(model_id={self.model_id!r}, {where})"
-
-    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
-        return type("FakeTGIHandler", (TGIHandler,), {"fake": self})
-
-    @property
-    def base_url(self) -> str:
-        """The endpoint URL to configure: the server root (TGI's routes hang off it), like `url`."""
-        return self.url
-
-    @property
-    def generate_requests(self) -> list[RecordedRequest]:
-        """The raw-generation requests (``POST /``, ``/generate``, ``/generate_stream``), in order."""
-        return [r for r in self.requests if r.method == "POST" and r.path in ("/", "/generate", "/generate_stream")]
-
-    def _scale_up(self, headers: Mapping[str, str]) -> bool:
-        """Whether the request may be served: warm, or it asked to wait for the cold start."""
-        with self._warm_lock:
-            if self.warm:
-                return True
-            if "x-scale-up-timeout" not in headers:
-                return False
-            self._stop.wait(self.scale_up_seconds)
-            self.warm = True
-            return True
-
-
-class TGIHandler(Handler):
+class TGIHandler(ScriptedHandler):
     """Answers one connection on behalf of a `FakeTGIServer`."""
 
     @property
@@ -405,6 +304,100 @@ class TGIHandler(Handler):
             raw = dumps(chat_body(gen.model, created, chat_message(gen), gen.finish, gen.usage))
             counts = {"x-prompt-tokens": str(gen.prompt), "x-generated-tokens": str(gen.completion)}
             self._send_body(raw, {"x-compute-type": "gpu+optimized", **counts, **reply.headers}, fault)
+
+
+class FakeTGIServer(ScriptedServer):
+    """A TGI server (what a Hugging Face Inference Endpoint runs) on 127.0.0.1, scripted like `FakeServer`.
+
+    Example:
+        ```python
+        with FakeTGIServer() as tgi:
+            tgi.enqueue(Reply("Hello!"), Fault.status(424, "Request failed during generation: CUDA OOM"))
+            client = huggingface_hub.InferenceClient(base_url=tgi.url)
+            client.text_generation("<s>[INST] Hi [/INST]", max_new_tokens=20)  # "Hello!"
+        ```
+
+    Args:
+        model_id: The served model (``/info``'s ``model_id``, the chat route's ``model``).
+        max_input_tokens: Prompt limit (TGI's default for Llama 2: 4095).
+        max_total_tokens: Prompt plus ``max_new_tokens`` limit (4096).
+        api_key: If set, every route but ``/health`` needs ``Authorization: Bearer <api_key>``.
+        default_reply: What to answer when nothing is queued; `None` echoes the last user turn.
+        chat_route: Serve ``/v1/chat/completions`` (an endpoint without a chat template has none).
+        scaled_to_zero: Answer 503 until a request carries ``X-Scale-Up-Timeout``; it then waits
+            ``scale_up_seconds``, answers, and the endpoint stays up.
+        scale_up_seconds: How long the simulated cold start takes.
+        tool_arguments: ``"object"`` sends tool-call ``arguments`` as a JSON object, as TGI 1.4-3.0
+            do; ``"string"`` (default) as JSON text, like OpenAI.
+        tool_call_ids: ``"number"`` numbers tool calls without an id of their own as JSON numbers
+            (``"id": 0``), as TGI 1.4 does; ``"string"`` (default) as text (``"0"``).
+        tokenize_route: Serve ``POST /tokenize`` (False: 404, a server or proxy without it).
+        host: The interface to bind.
+        port: The port to bind; 0 picks a free one.
+    """
+
+    def __init__(
+        self,
+        model_id: str = "meta-llama/Llama-2-7b-chat-hf",
+        *,
+        max_input_tokens: int = 4095,
+        max_total_tokens: int = 4096,
+        api_key: str | None = None,
+        default_reply: Reply | None = None,
+        chat_route: bool = True,
+        scaled_to_zero: bool = False,
+        scale_up_seconds: float = 0.05,
+        tool_arguments: Literal["string", "object"] = "string",
+        tool_call_ids: Literal["string", "number"] = "string",
+        tokenize_route: bool = True,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        super().__init__(api_key=api_key, default_reply=default_reply, host=host, port=port)
+        self.model_id = model_id
+        self.max_input_tokens = max_input_tokens
+        self.max_total_tokens = max_total_tokens
+        self.chat_route = chat_route
+        #: False while the endpoint is scaled to zero.
+        self.warm = not scaled_to_zero
+        self.scale_up_seconds = scale_up_seconds
+        self.tool_arguments = tool_arguments
+        self.tool_call_ids = tool_call_ids
+        self.tokenize_route = tokenize_route
+        #: False makes ``/health`` answer 503 ``error_type: "healthcheck"``.
+        self.healthy = True
+        self._warm_lock = threading.Lock()
+
+    handler = TGIHandler
+
+    def __repr__(self) -> str:
+        return f"FakeTGIServer(model_id={self.model_id!r}, {self._where()})"
+
+    @property
+    def base_url(self) -> str:
+        """The endpoint URL to configure: the server root (TGI's routes hang off it), like `url`."""
+        return self.url
+
+    @property
+    def generate_requests(self) -> list[RecordedRequest]:
+        """The raw-generation requests (``POST /``, ``/generate``, ``/generate_stream``), in order."""
+        return self._posts(lambda path: path in ("/", "/generate", "/generate_stream"))
+
+    @property
+    def chat_requests(self) -> list[RecordedRequest]:
+        """The Messages API requests (``POST /v1/chat/completions``), in arrival order."""
+        return self._posts(lambda path: path == "/v1/chat/completions")
+
+    def _scale_up(self, headers: Mapping[str, str]) -> bool:
+        """Whether the request may be served: warm, or it asked to wait for the cold start."""
+        with self._warm_lock:
+            if self.warm:
+                return True
+            if "x-scale-up-timeout" not in headers:
+                return False
+            self._stop.wait(self.scale_up_seconds)
+            self.warm = True
+            return True
 
 
 def _error_type(status: int) -> str | None:

@@ -1,32 +1,71 @@
-"""`FakeServer`: an in-process OpenAI or vLLM server on 127.0.0.1 for tests."""
+"""`ScriptedServer`: the base of every fake server: HTTP on 127.0.0.1, a script, a request log.
+
+Each provider's fake (`FakeServer` for the OpenAI and vLLM wire, `FakeAzureServer`,
+`FakeTGIServer`, `FakeTEIServer`) subclasses `ScriptedServer` and adds only its own wire format:
+its routes, bodies, error bodies and SSE framing, in a `ScriptedHandler` subclass. The base
+holds what they share: a threaded HTTP/1.1 server (keep-alive, optional TLS) whose connections
+`close()` ends, the queues of scripted `Reply` and `Fault` values (one shared, one per model),
+the log of every request, and start/stop as a context manager. It serves on daemon threads, so
+sync and async clients can use one server at once.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
 import ssl
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any, Literal, Self, get_args
+from typing import Any, ClassVar, Self
+from urllib.parse import urlsplit
 
-from turnout.testing._batches import Batches
-from turnout.testing._embed import DEFAULT_DIMENSIONS
-from turnout.testing._handler import handler_class
-from turnout.testing._script import Fault, RecordedRequest, Reply, Scripted
-from turnout.testing._wire import Flavor
+from turnout.testing._script import Fault, Reply, Scripted
+from turnout.testing._wire import new_request_id
 
-__all__ = ["FakeServer"]
+__all__ = ["RecordedRequest", "ScriptedHandler", "ScriptedServer"]
 
 logger = logging.getLogger("turnout.testing")
 
-_DEFAULT_MODELS: dict[Flavor, str] = {"openai": "gpt-4o-mini", "vllm": "fake-model"}
-#: `max_model_len` of a vllm-flavor server when none is given.
-_VLLM_MAX_MODEL_LEN = 4096
 _JOIN_TIMEOUT = 5.0
+_JSON = "application/json"
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One HTTP request the fake server received.
+
+    Attributes:
+        method: `GET`, `POST`, …
+        path: The path without the query string, e.g. `/v1/chat/completions`.
+        query: The raw query string (`""` if none).
+        headers: Request headers with lower-cased names (repeated headers joined with ", ").
+        body: The raw request body.
+        json: The parsed JSON body, or `None` if the body was empty or not JSON.
+    """
+
+    method: str
+    path: str
+    query: str
+    headers: Mapping[str, str]
+    body: bytes
+    json: Any
+
+    @property
+    def model(self) -> str | None:
+        """The body's `model` field, if any."""
+        value = self.json.get("model") if isinstance(self.json, dict) else None
+        return value if isinstance(value, str) else None
+
+    @property
+    def stream(self) -> bool:
+        """Whether the body asked for `stream: true`."""
+        return isinstance(self.json, dict) and self.json.get("stream") is True
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -125,66 +164,31 @@ class _Queues:
             self._by_model.clear()
 
 
-class FakeServer:
-    """An OpenAI or vLLM chat-completions server on 127.0.0.1, scripted with replies and faults.
+class ScriptedServer:
+    """A fake server on 127.0.0.1: lifecycle, scripted answers and the request log, no wire format.
 
-    It speaks the real wire format over real HTTP/1.1 (keep-alive, SSE over chunked encoding) on
-    daemon threads, so sync and async clients can use it at once. Scripted answers are consumed
-    first-in first-out, one per chat request that passes validation; when none is left the server
-    sends `default_reply` (by default an echo of the last user message).
-
-    Example:
-        ```python
-        with FakeServer(flavor="vllm", models=["llama-2-7b"]) as server:
-            server.enqueue(Fault.rate_limit(retry_after=1), Reply("Hello!"))
-            client = openai.OpenAI(base_url=server.base_url, api_key="x", max_retries=0)
-            ...
-            assert len(server.chat_requests) == 2
-        ```
+    Subclasses set `handler` to their `ScriptedHandler` subclass and add their own settings.
 
     Args:
-        flavor: `"openai"` or `"vllm"`: which server's bodies, errors and extras to imitate.
-        models: The served model ids. When given, other models get a 404; when `None`, any model
-            is accepted and `/v1/models` lists one default ("gpt-4o-mini" or "fake-model").
-        max_model_len: Context length in tokens. Prompt tokens plus `max_tokens` over it get the
-            flavor's context-length error. `None`: no limit on openai, 4096 on vllm.
-        api_key: If set, `/v1/...` requests need `Authorization: Bearer <api_key>`.
+        api_key: The key requests must send (how, and on which routes, is the wire format's).
         default_reply: What to answer when no scripted item is queued; `None` echoes.
         host: The interface to bind.
         port: The port to bind; 0 picks a free one.
-        runner: vllm flavour: `"generate"` (a chat model: `/v1/embeddings` is a 404) or
-            `"pooling"` (an embedding model: `/v1/embeddings` answers, chat is a 404).
-        ssl_context: A server-side context (`ssl.Purpose.CLIENT_AUTH`, with `load_cert_chain`):
-            serve HTTPS; `url` then starts with `https://`.
+        ssl_context: A server-side context: serve HTTPS; `url` then starts with `https://`.
     """
+
+    #: The request handler class; the server binds a subclass of it to itself.
+    handler: ClassVar[type[ScriptedHandler]]
 
     def __init__(
         self,
-        flavor: Flavor = "openai",
         *,
-        models: Sequence[str] | None = None,
-        max_model_len: int | None = None,
         api_key: str | None = None,
         default_reply: Reply | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
-        runner: Literal["generate", "pooling"] = "generate",
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
-        if flavor not in get_args(Flavor):
-            raise ValueError(f"flavor must be 'openai' or 'vllm', not {flavor!r}")
-        if models is not None and (isinstance(models, str) or not models):
-            raise ValueError("models must be a non-empty sequence of model ids")
-        self._flavor: Flavor = flavor
-        #: vllm flavour: ``"pooling"`` serves ``/v1/embeddings`` and no chat (``vllm serve --runner pooling``).
-        self.runner = runner
-        #: Length of the vectors ``/v1/embeddings`` returns when the request sets no ``dimensions``.
-        self.embedding_dimensions = DEFAULT_DIMENSIONS
-        self._models = tuple(models) if models is not None else (_DEFAULT_MODELS[flavor],)
-        self._any_model = models is None
-        if max_model_len is None and flavor == "vllm":
-            max_model_len = _VLLM_MAX_MODEL_LEN
-        self._max_model_len = max_model_len
         self._api_key = api_key
         self._address = (host, port)
         self._ssl_context = ssl_context
@@ -192,10 +196,6 @@ class FakeServer:
         #: What to answer when no scripted item is queued (`None`: echo the last user message).
         self.default_reply: Reply | None = default_reply
         self._queues = _Queues()
-        #: openai flavour: uploaded files and batches of the Files and Batch APIs (`turnout.testing._batches`).
-        self.batches = Batches()
-        #: How often a batch is polled (``GET /v1/batches/{id}``) before it reads ``completed``.
-        self.batch_polls = 1
         self._lock = threading.Lock()
         self._requests: list[RecordedRequest] = []
         self._stop = threading.Event()
@@ -204,9 +204,12 @@ class FakeServer:
         self._thread: threading.Thread | None = None
         self._closed = False
 
-    def __repr__(self) -> str:
-        where = self.url if self._httpd is not None and not self._closed else "not running"
-        return f"FakeServer(flavor={self._flavor!r}, {where})"
+    def _not_running(self) -> RuntimeError:
+        return RuntimeError(f"the {type(self).__name__} is not running; call start() or use it as a context manager")
+
+    def _where(self) -> str:
+        """The URL while serving, else ``not running`` (for reprs)."""
+        return self.url if self._httpd is not None and not self._closed else "not running"
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -220,19 +223,16 @@ class FakeServer:
             RuntimeError: If the server was closed; start a new one instead.
         """
         if self._closed:
-            raise RuntimeError("this FakeServer is closed; create a new one")
+            raise RuntimeError(f"this {type(self).__name__} is closed; create a new one")
         if self._httpd is None:
-            httpd = _HTTPServer(self._address, self._handler_class(), self._ssl_context)
+            bound = type(f"{type(self).__name__}Handler", (self.handler,), {"fake": self})
+            httpd = _HTTPServer(self._address, bound, self._ssl_context)
             self._thread = threading.Thread(
                 target=httpd.serve_forever, kwargs={"poll_interval": 0.01}, name="turnout-fake-server", daemon=True
             )
             self._httpd = httpd
             self._thread.start()
         return self
-
-    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
-        """The request handler bound to this server (subclasses serve other protocols)."""
-        return handler_class(self)
 
     def close(self) -> None:
         """Stop serving, end open connections and release the port. Safe to call twice."""
@@ -257,60 +257,37 @@ class FakeServer:
     ) -> None:
         self.close()
 
-    # -- addresses and configuration -------------------------------------------------------------
-
-    @property
-    def flavor(self) -> Flavor:
-        """`"openai"` or `"vllm"`."""
-        return self._flavor
+    # -- addresses ------------------------------------------------------------------------------
 
     @property
     def port(self) -> int:
         """The bound port (the server must be started)."""
         if self._httpd is None:
-            raise RuntimeError("the FakeServer is not running; call start() or use it as a context manager")
+            raise self._not_running()
         return int(self._httpd.server_address[1])
 
     @property
     def url(self) -> str:
-        """The server root, e.g. `http://127.0.0.1:PORT` (vLLM's `/health`, `/tokenize` live here)."""
+        """The server root, e.g. `http://127.0.0.1:PORT`."""
         scheme = "https" if self._ssl_context is not None else "http"
         return f"{scheme}://{self._address[0]}:{self.port}"
-
-    @property
-    def base_url(self) -> str:
-        """The OpenAI-style base URL, `url + "/v1"`: pass it to clients."""
-        return self.url + "/v1"
 
     @property
     def connections_accepted(self) -> int:
         """TCP connections accepted since the server started (a client that reuses its connection adds none)."""
         if self._httpd is None:
-            raise RuntimeError("the FakeServer is not running; call start() or use it as a context manager")
+            raise self._not_running()
         return self._httpd.accepted
 
     @property
-    def models(self) -> list[str]:
-        """The served model ids, as listed by `GET /v1/models`."""
-        return list(self._models)
-
-    @property
-    def max_model_len(self) -> int | None:
-        """The context length enforced, or `None` for none."""
-        return self._max_model_len
-
-    @property
     def api_key(self) -> str | None:
-        """The key `/v1/...` requests must send, or `None`."""
+        """The key requests must send, or `None`."""
         return self._api_key
-
-    def _serves(self, model: str) -> bool:
-        return self._any_model or model in self._models
 
     # -- scripting -----------------------------------------------------------------------------
 
     def enqueue(self, *items: Scripted, model: str | None = None) -> None:
-        """Queue replies and faults; each chat request that passes validation consumes one.
+        """Queue replies and faults; each request that passes validation consumes one.
 
         Args:
             *items: `Reply` and `Fault` values, answered in order.
@@ -345,12 +322,109 @@ class FakeServer:
         with self._lock:
             return list(self._requests)
 
-    @property
-    def embedding_requests(self) -> list[RecordedRequest]:
-        """Only the `POST /v1/embeddings` requests, in arrival order."""
-        return [r for r in self.requests if r.method == "POST" and r.path == "/v1/embeddings"]
+    def _posts(self, match: Callable[[str], bool]) -> list[RecordedRequest]:
+        """The ``POST`` requests whose path ``match`` accepts, in arrival order."""
+        return [r for r in self.requests if r.method == "POST" and match(r.path)]
 
-    @property
-    def chat_requests(self) -> list[RecordedRequest]:
-        """Only the `POST /v1/chat/completions` requests, in arrival order."""
-        return [r for r in self.requests if r.method == "POST" and r.path == "/v1/chat/completions"]
+
+class _Closing(Exception):
+    """The server is closing: stop answering this connection."""
+
+
+class ScriptedHandler(BaseHTTPRequestHandler):
+    """Answers one connection (HTTP/1.1 keep-alive) for a `ScriptedServer`: reading, recording, writing.
+
+    A wire format overrides `_route` (and the `Server` header, `version_string`, and the headers
+    on every reply, `_base_headers`) and writes with `_send`, `_send_head` and `_chunk`.
+    """
+
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # TCP_NODELAY: headers and body otherwise wait on delayed ACKs (~40 ms)
+    fake: ScriptedServer  # set on the subclass the server builds
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the base class's name)
+        """Log to the `turnout.testing` logger at debug level instead of stderr."""
+        logger.debug("%s - " + format, self.address_string(), *args)
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        """Answer a GET."""
+        self._dispatch()
+
+    def do_POST(self) -> None:  # noqa: N802
+        """Answer a POST."""
+        self._dispatch()
+
+    do_PUT = do_PATCH = do_DELETE = do_POST
+
+    def _route(self, record: RecordedRequest) -> None:
+        """Answer one recorded request: the wire format's routes."""
+        raise NotImplementedError(f"{type(self).__name__} must define _route")
+
+    def _wait(self, seconds: float) -> None:
+        if seconds > 0 and self.fake._stop.wait(seconds):
+            raise _Closing
+
+    def _read_body(self) -> bytes:
+        if "chunked" in self.headers.get("transfer-encoding", "").lower():
+            body = b""
+            while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
+                body += self.rfile.read(size)
+                self.rfile.readline()
+            while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                pass
+            return body
+        return self.rfile.read(int(self.headers.get("content-length") or 0))
+
+    def _record(self) -> RecordedRequest:
+        body = self._read_body()
+        try:
+            parsed = json.loads(body) if body else None
+        except ValueError:
+            parsed = None
+        headers: dict[str, str] = {}
+        for name, value in self.headers.items():
+            key = name.lower()
+            headers[key] = f"{headers[key]}, {value}" if key in headers else value
+        url = urlsplit(self.path)
+        record = RecordedRequest(self.command, url.path, url.query, headers, body, parsed)
+        self.fake._record(record)
+        return record
+
+    def _dispatch(self) -> None:
+        self._started = time.monotonic()
+        self._request_id = new_request_id()
+        try:
+            record = self._record()
+            self._route(record)
+        except (_Closing, ConnectionError, TimeoutError):
+            self.close_connection = True
+        except Exception:
+            name = type(self.fake).__name__
+            logger.exception("turnout.testing.%s failed answering %s %s", name, self.command, self.path)
+            self.close_connection = True
+
+    def _base_headers(self) -> dict[str, str]:
+        """Headers every reply carries (none by default)."""
+        return {}
+
+    def _send(self, status: int, body: bytes, headers: Mapping[str, str] = {}, content_type: str = _JSON) -> None:
+        self._send_head(status, {"content-type": content_type, "content-length": str(len(body)), **headers})
+        self.wfile.write(body)
+
+    def _send_head(self, status: int, headers: Mapping[str, str]) -> None:
+        self.send_response(status)
+        for name, value in {**self._base_headers(), **headers}.items():
+            self.send_header(name, value)
+        self.end_headers()
+
+    def _send_raw(self, fault: Fault) -> None:
+        """A `Fault.response`: its status, headers and body exactly."""
+        headers = {"content-length": str(len(fault.body)), **fault.headers}
+        if fault.content_type is not None:
+            headers["content-type"] = fault.content_type
+        self._send_head(fault.status_code or 200, headers)
+        self.wfile.write(fault.body)
+
+    def _chunk(self, data: bytes) -> None:
+        """Write one chunk of the chunked body; empty `data` writes the terminating chunk."""
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))

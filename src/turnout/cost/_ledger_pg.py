@@ -6,7 +6,10 @@ index, and every insert is ``ON CONFLICT (call_id) DO NOTHING``
 (https://www.postgresql.org/docs/current/sql-insert.html#SQL-ON-CONFLICT), so a row written
 twice is stored once. When PostgreSQL cannot be reached, the batch goes to a local SQLite
 spool (at most ``MAX_SPOOL`` rows; the oldest beyond that are dropped with a warning); the
-next write that reaches PostgreSQL (or `Ledger.close`) first replays the spool, oldest first.
+next write that reaches PostgreSQL (or `Ledger.close`) first replays the spool, oldest first;
+while the spool holds rows, the idle writer thread also tries to replay it every
+``replay_interval`` seconds (``[ledger] replay_interval``, default `REPLAY_INTERVAL`), so spooled
+rows arrive without a new call.
 The schema is created and migrated by turnout itself (table ``turnout_schema``, the same
 versions as the SQLite ``PRAGMA user_version``), under an advisory lock.
 """
@@ -20,14 +23,16 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
+from .._secrets import mask_url
 from ._ledger_writer import _COLUMNS, _TABLE_V0, MIGRATIONS, SCHEMA_VERSION, Writer, _stored
-from ._secrets import mask_url
 
-__all__ = ["MAX_SPOOL", "PostgresWriter", "is_url", "pg_rows"]
+__all__ = ["MAX_SPOOL", "REPLAY_INTERVAL", "PostgresWriter", "is_url", "pg_rows"]
 
 logger = logging.getLogger("turnout")
 
 MAX_SPOOL = 1_000_000
+REPLAY_INTERVAL = 30.0
+"""Seconds between background tries to replay a spool that holds rows (``[ledger] replay_interval``)."""
 CONNECT_TIMEOUT = 2  # seconds (libpq's connect_timeout is whole seconds)
 _LOCK_ID = 0x7475726E  # "turn": the advisory lock that serialises migrations
 _WIDTH = len(_COLUMNS.split(", "))
@@ -74,7 +79,7 @@ def pg_rows(url: str, query: str, params: list[str]) -> list[tuple[Any, ...]]:
     Raises:
         TurnoutError: PostgreSQL cannot be reached or read (the URL's password masked).
     """
-    from .errors import TurnoutError
+    from ..errors import TurnoutError
 
     try:
         with _connect(url) as db:
@@ -86,12 +91,19 @@ def pg_rows(url: str, query: str, params: list[str]) -> list[tuple[Any, ...]]:
 class PostgresWriter(Writer):
     """`Writer` for PostgreSQL: batches insert idempotently; a batch that cannot be sent is spooled."""
 
-    def __init__(self, url: str, spool: Path) -> None:
-        """Write to ``url``; keep unsent rows in the SQLite file ``spool``."""
-        self.url, self.spool = url, spool
+    def __init__(self, url: str, spool: Path, replay_interval: float = REPLAY_INTERVAL) -> None:
+        """Write to ``url``; keep unsent rows in the SQLite file ``spool``, replayed every ``replay_interval`` s."""
+        self.url, self.spool, self.replay_interval = url, spool, replay_interval
         super().__init__(spool)
         self.path = mask_url(url)  # type: ignore[assignment]  # names the ledger in messages, password masked
         self.pg: Any = None
+        if spool.is_file():  # an earlier run may have left rows: replay them on the timer too
+            self.idle_wait = replay_interval
+
+    def _reset(self) -> None:
+        super()._reset()
+        if getattr(self, "spool", None) is not None and self.spool.is_file():  # a forked child: the timer too
+            self.idle_wait = self.replay_interval
 
     def add(self, row: tuple[object, ...]) -> None:
         """Queue one row, with a ``call_id`` (the idempotency key) if it has none."""
@@ -114,11 +126,14 @@ class PostgresWriter(Writer):
             if self.pg is not None:
                 self.pg.close()
                 self.pg = None
+            if not stored:  # the timer's replay found PostgreSQL still down: try again later
+                return None
             try:
                 self._spool(stored)
             except (sqlite3.Error, OSError) as spool_error:
                 self._failed(spool_error, len(rows))  # the rows stay in memory and are retried
                 return spool_error
+            self.idle_wait = self.replay_interval  # replay them on the timer too, not only on the next write
             if self.failing is None:
                 self.failing = str(exc)
                 logger.warning(
@@ -138,6 +153,7 @@ class PostgresWriter(Writer):
             self.pg = _connect(self.url)
             migrate(self.pg)
         self._replay(self.pg)
+        self.idle_wait = None  # the spool is empty
         if stored:
             with self.pg.transaction(), self.pg.cursor() as cursor:
                 cursor.executemany(_INSERT, stored)

@@ -141,6 +141,7 @@ class Writer:
         self.thread: threading.Thread | None = None
         self.db: sqlite3.Connection | None = None
         self.failing: str | None = None  # the error of the current failure streak (logged once)
+        self.idle_wait: float | None = None  # seconds the idle thread waits before an empty batch (None: no timer)
 
     def add(self, row: tuple[object, ...]) -> None:
         """Queue one row (the only part on a call's path)."""
@@ -219,7 +220,8 @@ class Writer:
                     self.db = None
                 self.cond.notify_all()
                 return None
-            self.cond.wait()
+            if not self.cond.wait(self.idle_wait):
+                return []  # the timer: an empty batch, for a subclass's periodic work (the spool's replay)
         while len(self.pending) < BATCH and not (self.waiters or self.stopping):
             left = self.first_at + WRITE_DELAY - time.monotonic()
             if left <= 0:

@@ -4,6 +4,11 @@ Precedence: a ``[prices."provider:model"]`` entry in the config, then the genai-
 catalogue (pydantic's maintained price data, read from the installed package: never fetched
 at import or at call time) for providers that have list prices. No price means ``cost=None``
 and one `CostUnknownWarning` per model, never a made-up ``0``.
+
+A call's price and context window come from turnout's slice of that catalogue
+(``turnout.cost._price_slice``, generated from the same genai-prices version) while the installed
+version is the slice's, so the 1.6 MB catalogue module is imported only when the slice cannot
+answer.
 """
 
 from __future__ import annotations
@@ -15,14 +20,15 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from ._construct import construct
-from .config import Price
-from .types import USD, Cost, Usage
+from .._construct import construct
+from ..config import Price
+from ..types import USD, Cost, Usage
 
 if TYPE_CHECKING:
     from genai_prices.types import PriceCalculation
 
-    from .provider import Provider
+    from ..provider import Provider
+    from ._price_slice import SliceModel
 
 __all__ = ["CATALOGUE_ALIASES", "CostUnknownWarning", "Pricing", "catalogue_context_window", "catalogue_refs"]
 
@@ -43,6 +49,8 @@ class Pricing:
         # (catalogue, model) -> its catalogue price when that is fixed (the same at any time and
         # for any token count): looked up once, then priced with plain Decimal arithmetic.
         self._catalogue_prices: dict[tuple[str, str], tuple[Price, str]] = {}
+        # (catalogue, model) -> its prices in turnout's slice of the catalogue, and the cost's source
+        self._sliced: dict[tuple[str, str], tuple[SliceModel, str]] = {}
 
     def cost(self, provider: Provider, model: str, usage: Usage) -> Cost | None:
         """The cost of one reply, or None when tokens or the price are unknown."""
@@ -130,6 +138,26 @@ class Pricing:
         fixed = self._catalogue_prices.get(key)
         if fixed is not None:
             return _from_price(fixed[0], usage, fixed[1])
+        sliced = self._sliced.get(key)
+        if sliced is None:
+            if key in self._catalogue_misses:
+                return None
+            sliced = self._slice(catalogue, model)
+        if sliced is not None:
+            assert usage.prompt_tokens is not None and usage.completion_tokens is not None
+            found, source = sliced
+            input_cost, output_cost = found.costs(
+                usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens or 0
+            )
+            total = input_cost + output_cost
+            return construct(
+                Cost,
+                input=USD(input_cost),
+                output=USD(output_cost),
+                total=USD(total),
+                source=source,
+                estimated=usage.estimated,
+            )
         if key in self._catalogue_misses:
             return None
         from genai_prices import Usage as CatalogueUsage
@@ -162,6 +190,26 @@ class Pricing:
         if fixed_price is not None and _from_price(fixed_price, usage, source) == cost:  # no other charges
             self._catalogue_prices[key] = (fixed_price, source)
         return cost
+
+    def _slice(self, catalogue: str, model: str) -> tuple[SliceModel, str] | None:
+        """The model's prices from turnout's slice of the catalogue (kept for later calls), or None.
+
+        A model the catalogue does not price is added to the misses; None also when only the full
+        catalogue can answer.
+        """
+        from ._price_slice import FULL, slice_price
+
+        found = slice_price(catalogue, catalogue_refs(catalogue, model))
+        if found is None:
+            self._catalogue_misses.add((catalogue, model))
+            return None
+        if found is FULL:
+            return None
+        sliced = self._sliced[(catalogue, model)] = (
+            found,
+            f"genai-prices {found.version} ({catalogue}/{found.model_id})",
+        )
+        return sliced
 
     def _warn_once(self, provider: str, model: str) -> None:
         key = f"{provider}:{model}"
@@ -211,6 +259,11 @@ def catalogue_refs(catalogue: str, model: str) -> list[str]:
 
 def catalogue_context_window(catalogue: str, model: str) -> int | None:
     """The model's context window as the price catalogue lists it, or None when it does not."""
+    from ._price_slice import FULL, slice_window
+
+    sliced = slice_window(catalogue, catalogue_refs(catalogue, model))
+    if sliced is not FULL:
+        return sliced
     from genai_prices import data_snapshot
 
     provider = next((p for p in data_snapshot.get_snapshot().providers if p.id == catalogue), None)
@@ -250,7 +303,7 @@ def _catalogue_batch(catalogue: str, model: str, usage: Usage) -> Cost | None:
 
 def _caller_level() -> int:
     """The ``stacklevel`` that points a warning at the first frame outside turnout."""
-    package = os.path.dirname(__file__)
+    package = os.path.dirname(os.path.dirname(__file__))  # turnout/, not turnout/cost/
     frame, level = sys._getframe(1), 1
     while frame is not None and frame.f_code.co_filename.startswith(package):
         frame, level = frame.f_back, level + 1  # type: ignore[assignment]

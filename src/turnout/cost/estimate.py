@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:
-    from .pricing import Pricing
-    from .provider import Provider
-    from .types import ChatRequest
+    from ..provider import Provider
+    from ..types import ChatRequest
+    from .prices import Pricing
 
 __all__ = ["CostEstimate", "TargetEstimate", "aestimate_target", "estimate_target", "heuristic_tokens", "worst_case"]
 

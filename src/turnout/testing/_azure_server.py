@@ -29,17 +29,17 @@ import dataclasses
 import re
 import secrets
 from collections.abc import Mapping, Sequence
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
 from turnout.testing import _embed
 from turnout.testing._chat import ChatRequest
+from turnout.testing._embed import DEFAULT_DIMENSIONS
 from turnout.testing._errors import WireError, content_filter_results
-from turnout.testing._handler import Handler
-from turnout.testing._script import Fault, RecordedRequest, Reply, Scripted
-from turnout.testing._server import FakeServer
-from turnout.testing._wire import Generation, StreamPlan, dumps
+from turnout.testing._openai_handler import OpenAIHandler
+from turnout.testing._script import Fault, Reply, Scripted
+from turnout.testing._scripted_server import RecordedRequest, ScriptedServer
+from turnout.testing._wire import Flavor, Generation, StreamPlan, dumps
 
 __all__ = ["FakeAzureServer"]
 
@@ -59,83 +59,7 @@ def _azure_error(status: int, code: str, message: str, headers: Mapping[str, str
     return WireError(status, dumps({"error": {"code": code, "message": message}}, "openai", indent=None), headers or {})
 
 
-class FakeAzureServer(FakeServer):
-    """An Azure OpenAI resource on 127.0.0.1, scripted with `Reply` and `Fault` like `FakeServer`.
-
-    Example:
-        ```python
-        with FakeAzureServer({"my-mini": "gpt-4o-mini"}, api_key="k") as azure:
-            config = {"providers": {"azure": {"type": "azure", "endpoint": azure.endpoint, "api_key": "k",
-                                              "deployments": {"gpt-4o-mini": "my-mini"}}}}
-        ```
-
-    Args:
-        deployments: deployment name -> the model it serves (reported as the reply's ``model``;
-            ``enqueue(..., model=)`` keys on it). `None`: any deployment name, serving the model
-            of that name.
-        api_key: If set, requests need ``api-key: <api_key>`` (or ``Authorization: Bearer <api_key>``).
-        api_version: The version the data-plane path must name; `None` accepts any.
-        max_model_len: Context length in tokens (`None`: no limit).
-        default_reply: What to answer when nothing is queued; `None` echoes.
-        host: The interface to bind.
-        port: The port to bind; 0 picks a free one.
-    """
-
-    def __init__(
-        self,
-        deployments: Mapping[str, str] | None = None,
-        *,
-        api_key: str | None = None,
-        api_version: str | None = None,
-        max_model_len: int | None = None,
-        default_reply: Reply | None = None,
-        host: str = "127.0.0.1",
-        port: int = 0,
-    ) -> None:
-        models: Sequence[str] | None = sorted(set(deployments.values())) if deployments else None
-        super().__init__(
-            "openai",
-            models=models,
-            max_model_len=max_model_len,
-            api_key=api_key,
-            default_reply=default_reply,
-            host=host,
-            port=port,
-        )
-        #: deployment name -> model (`None`: every name is a deployment of that model).
-        self.deployments = dict(deployments) if deployments is not None else None
-        self.api_version = api_version
-
-    def __repr__(self) -> str:
-        where = self.url if self._httpd is not None and not self._closed else "not running"
-        return f"FakeAzureServer({where})"
-
-    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
-        return type("FakeAzureHandler", (AzureHandler,), {"fake": self})
-
-    @property
-    def endpoint(self) -> str:
-        """The resource endpoint to configure (``endpoint = ...``): the server root."""
-        return self.url
-
-    def model_of(self, deployment: str) -> str | None:
-        """The model a deployment serves, or None when there is no such deployment."""
-        if self.deployments is None:
-            return deployment
-        return self.deployments.get(deployment)
-
-    @property
-    def chat_requests(self) -> list[RecordedRequest]:
-        """Only the chat-completions requests (deployment or v1 paths), in arrival order."""
-        return [r for r in self.requests if r.method == "POST" and r.path.endswith("/chat/completions")]
-
-    @property
-    def embedding_requests(self) -> list[RecordedRequest]:
-        """Only the embeddings requests (deployment or v1 paths), in arrival order."""
-        return [r for r in self.requests if r.method == "POST" and r.path.endswith("/embeddings")]
-
-
-class AzureHandler(Handler):
+class AzureHandler(OpenAIHandler):
     """Azure's paths, auth and errors in front of the openai-flavor handler."""
 
     fake: FakeAzureServer
@@ -244,6 +168,95 @@ class AzureHandler(Handler):
             for choice in event["choices"]:
                 choice["content_filter_results"] = content_filter_results(reply.content_filter)
         super()._stream(StreamPlan([prelude, *plan.head], plan.body, plan.tail), reply, headers, fault)
+
+
+class FakeAzureServer(ScriptedServer):
+    """An Azure OpenAI resource on 127.0.0.1, scripted with `Reply` and `Fault` like `FakeServer`.
+
+    Its bodies are the OpenAI wire's (`FakeServer`'s openai flavor), under Azure's paths, auth and errors.
+
+    Example:
+        ```python
+        with FakeAzureServer({"my-mini": "gpt-4o-mini"}, api_key="k") as azure:
+            config = {"providers": {"azure": {"type": "azure", "endpoint": azure.endpoint, "api_key": "k",
+                                              "deployments": {"gpt-4o-mini": "my-mini"}}}}
+        ```
+
+    Args:
+        deployments: deployment name -> the model it serves (reported as the reply's ``model``;
+            ``enqueue(..., model=)`` keys on it). `None`: any deployment name, serving the model
+            of that name.
+        api_key: If set, requests need ``api-key: <api_key>`` (or ``Authorization: Bearer <api_key>``).
+        api_version: The version the data-plane path must name; `None` accepts any.
+        max_model_len: Context length in tokens (`None`: no limit).
+        default_reply: What to answer when nothing is queued; `None` echoes.
+        host: The interface to bind.
+        port: The port to bind; 0 picks a free one.
+    """
+
+    def __init__(
+        self,
+        deployments: Mapping[str, str] | None = None,
+        *,
+        api_key: str | None = None,
+        api_version: str | None = None,
+        max_model_len: int | None = None,
+        default_reply: Reply | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        super().__init__(api_key=api_key, default_reply=default_reply, host=host, port=port)
+        #: deployment name -> model (`None`: every name is a deployment of that model).
+        self.deployments = dict(deployments) if deployments is not None else None
+        self.api_version = api_version
+        self._models: Sequence[str] = sorted(set(deployments.values())) if deployments else ("gpt-4o-mini",)
+        self._max_model_len = max_model_len
+        #: Length of the vectors the embeddings route returns when the request sets no ``dimensions``.
+        self.embedding_dimensions = DEFAULT_DIMENSIONS
+
+    handler = AzureHandler
+
+    def __repr__(self) -> str:
+        return f"FakeAzureServer({self._where()})"
+
+    @property
+    def flavor(self) -> Flavor:
+        """The OpenAI wire's flavor: always ``"openai"``."""
+        return "openai"
+
+    @property
+    def models(self) -> list[str]:
+        """The models the deployments serve."""
+        return list(self._models)
+
+    @property
+    def max_model_len(self) -> int | None:
+        """The context length enforced, or `None` for none."""
+        return self._max_model_len
+
+    def _serves(self, model: str) -> bool:
+        return self.deployments is None or model in self._models
+
+    @property
+    def endpoint(self) -> str:
+        """The resource endpoint to configure (``endpoint = ...``): the server root."""
+        return self.url
+
+    def model_of(self, deployment: str) -> str | None:
+        """The model a deployment serves, or None when there is no such deployment."""
+        if self.deployments is None:
+            return deployment
+        return self.deployments.get(deployment)
+
+    @property
+    def chat_requests(self) -> list[RecordedRequest]:
+        """Only the chat-completions requests (deployment or v1 paths), in arrival order."""
+        return self._posts(lambda path: path.endswith("/chat/completions"))
+
+    @property
+    def embedding_requests(self) -> list[RecordedRequest]:
+        """Only the embeddings requests (deployment or v1 paths), in arrival order."""
+        return self._posts(lambda path: path.endswith("/embeddings"))
 
 
 def _prompt_filter_results() -> list[dict[str, Any]]:

@@ -32,9 +32,9 @@ from typing import Literal
 
 from pydantic import ConfigDict, Field
 
-from ._checks import NoBoolNumbers
-from .errors import BudgetExceededError
-from .types import USD, fixed_point
+from .._checks import NoBoolNumbers
+from ..errors import BudgetExceededError
+from ..types import USD, fixed_point
 
 __all__ = ["Budget", "BudgetStatus", "Budgets", "Reservation"]
 

@@ -7,7 +7,7 @@ user's data directory. ``[ledger] enabled = false`` (or ``TURNOUT_LEDGER=off``) 
 ledger that cannot be written logs a warning and never fails or slows the call.
 
 A call only queues its row; a background thread writes it within half a second (see
-`turnout._ledger_writer`), and the rest is written when the client closes, at interpreter exit
+`turnout.cost._ledger_writer`), and the rest is written when the client closes, at interpreter exit
 and when a ``multiprocessing`` worker exits. The schema is versioned (``PRAGMA user_version``) and
 migrated in place when a ledger is opened for writing.
 """
@@ -33,12 +33,12 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..errors import InvalidArgumentError
 from ._ledger_writer import CLOSE_WAIT, Writer
-from .errors import InvalidArgumentError
 
 if TYPE_CHECKING:
-    from .embeddings import EmbeddingResponse
-    from .types import Attempt, ChatResponse, Cost, Usage
+    from ..embeddings import EmbeddingResponse
+    from ..types import Attempt, ChatResponse, Cost, Usage
 
 __all__ = [
     "GROUP_KEYS",
@@ -79,6 +79,11 @@ class LedgerConfig(BaseModel):
     spool: str | None = Field(
         default=None,
         description="with url: the SQLite file rows wait in while PostgreSQL is unreachable (default: by the ledger)",
+    )
+    replay_interval: float = Field(
+        default=30.0,
+        gt=0,
+        description="with url: seconds between background tries to replay the spool while it holds rows",
     )
 
     def relative_to(self, folder: str | os.PathLike[str]) -> LedgerConfig:
@@ -219,18 +224,24 @@ class Ledger:
     Appending only queues the row; a background thread writes it within half a second.
     """
 
-    def __init__(self, path: str | os.PathLike[str], spool: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        spool: str | os.PathLike[str] | None = None,
+        replay_interval: float = 30.0,
+    ) -> None:
         """Use (and create on the first write) the ledger at ``path``: a file, or a ``postgresql://`` URL.
 
         ``spool``: for a URL, the SQLite file rows wait in while PostgreSQL is unreachable
-        (default: ``ledger-spool.sqlite3`` beside the default ledger).
+        (default: ``ledger-spool.sqlite3`` beside the default ledger); the background writer
+        tries to replay it every ``replay_interval`` seconds while it holds rows.
         """
         from ._ledger_pg import PostgresWriter, is_url
 
         self._writer: Writer
         if isinstance(path, str) and is_url(path):
             where = Path(spool).expanduser() if spool else default_ledger_path().with_name("ledger-spool.sqlite3")
-            self._writer = PostgresWriter(path, where)
+            self._writer = PostgresWriter(path, where, replay_interval)
         else:
             self._writer = Writer(Path(path))
         self.path = self._writer.path

@@ -1,19 +1,16 @@
-"""The HTTP side of `FakeServer`: routing, and writing replies, errors and faults onto the socket."""
+"""The OpenAI and vLLM wire of `FakeServer` (and under Azure's paths `FakeAzureServer`): routes, bodies, SSE."""
 
 from __future__ import annotations
 
-import json
-import logging
 import time
 from collections.abc import Mapping
-from http.server import BaseHTTPRequestHandler
-from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from turnout.testing import _batches, _embed, _errors
 from turnout.testing._chat import NO_MESSAGES, ChatRequest, error_context, parse_chat, resolve
 from turnout.testing._errors import ErrorContext, WireError
-from turnout.testing._script import Fault, RecordedRequest, Reply, Scripted
+from turnout.testing._script import Fault, Reply, Scripted
+from turnout.testing._scripted_server import RecordedRequest, ScriptedHandler
 from turnout.testing._wire import (
     DONE,
     VLLM_VERSION,
@@ -25,7 +22,6 @@ from turnout.testing._wire import (
     model_card,
     models_body,
     new_completion_id,
-    new_request_id,
     sse,
     stream_plan,
     token_ids,
@@ -33,26 +29,22 @@ from turnout.testing._wire import (
 )
 
 if TYPE_CHECKING:
-    from turnout.testing._server import FakeServer
+    from turnout.testing._azure_server import FakeAzureServer
+    from turnout.testing._openai_server import FakeServer
 
-__all__ = ["Handler", "handler_class"]
+    #: The servers that speak this wire: their models, context length and flavor shape its bodies.
+    OpenAIWireServer: TypeAlias = FakeServer | FakeAzureServer
 
-logger = logging.getLogger("turnout.testing")
+__all__ = ["OpenAIHandler", "fake_server"]
 
 _JSON = "application/json"
 _SSE = "text/event-stream; charset=utf-8"
 
 
-class _Closing(Exception):
-    """The server is closing: stop answering this connection."""
+class OpenAIHandler(ScriptedHandler):
+    """Answers one connection on behalf of a `FakeServer`: the OpenAI and vLLM wire format."""
 
-
-class Handler(BaseHTTPRequestHandler):
-    """Answers one connection (HTTP/1.1 keep-alive) on behalf of a `FakeServer`."""
-
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # TCP_NODELAY: headers and body otherwise wait on delayed ACKs (~40 ms)
-    fake: FakeServer  # set on the subclass the server builds
+    fake: OpenAIWireServer  # set on the subclass the server builds
 
     # -- plumbing -----------------------------------------------------------------------------
 
@@ -60,84 +52,11 @@ class Handler(BaseHTTPRequestHandler):
         """The `Server` header the real servers send."""
         return "uvicorn" if self.fake.flavor == "vllm" else "cloudflare"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the base class's name)
-        """Log to the `turnout.testing` logger at debug level instead of stderr."""
-        logger.debug("%s - " + format, self.address_string(), *args)
-
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-        """Answer a GET."""
-        self._dispatch()
-
-    def do_POST(self) -> None:  # noqa: N802
-        """Answer a POST."""
-        self._dispatch()
-
-    do_PUT = do_PATCH = do_DELETE = do_POST
-
-    def _wait(self, seconds: float) -> None:
-        if seconds > 0 and self.fake._stop.wait(seconds):
-            raise _Closing
-
-    def _read_body(self) -> bytes:
-        if "chunked" in self.headers.get("transfer-encoding", "").lower():
-            body = b""
-            while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
-                body += self.rfile.read(size)
-                self.rfile.readline()
-            while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                pass
-            return body
-        return self.rfile.read(int(self.headers.get("content-length") or 0))
-
-    def _record(self) -> RecordedRequest:
-        body = self._read_body()
-        try:
-            parsed = json.loads(body) if body else None
-        except ValueError:
-            parsed = None
-        headers: dict[str, str] = {}
-        for name, value in self.headers.items():
-            key = name.lower()
-            headers[key] = f"{headers[key]}, {value}" if key in headers else value
-        url = urlsplit(self.path)
-        record = RecordedRequest(self.command, url.path, url.query, headers, body, parsed)
-        self.fake._record(record)
-        return record
-
-    def _dispatch(self) -> None:
-        self._started = time.monotonic()
-        self._request_id = new_request_id()
-        try:
-            record = self._record()
-            self._route(record)
-        except (_Closing, ConnectionError, TimeoutError):
-            self.close_connection = True
-        except Exception:
-            logger.exception("turnout.testing.FakeServer failed answering %s %s", self.command, self.path)
-            self.close_connection = True
-
     def _base_headers(self) -> dict[str, str]:
         if self.fake.flavor == "vllm":
             return {}
         elapsed = int((time.monotonic() - self._started) * 1000)
         return {"x-request-id": self._request_id, "openai-processing-ms": str(elapsed), "openai-version": "2020-10-01"}
-
-    def _send(self, status: int, body: bytes, headers: Mapping[str, str] = {}, content_type: str = _JSON) -> None:
-        self._send_head(status, {"content-type": content_type, "content-length": str(len(body)), **headers})
-        self.wfile.write(body)
-
-    def _send_head(self, status: int, headers: Mapping[str, str]) -> None:
-        self.send_response(status)
-        for name, value in {**self._base_headers(), **headers}.items():
-            self.send_header(name, value)
-        self.end_headers()
-
-    def _send_raw(self, fault: Fault) -> None:
-        headers = {"content-length": str(len(fault.body)), **fault.headers}
-        if fault.content_type is not None:
-            headers["content-type"] = fault.content_type
-        self._send_head(fault.status_code or 200, headers)
-        self.wfile.write(fault.body)
 
     def _send_error(self, error: WireError) -> None:
         self._send(error.status, error.body, error.headers)
@@ -161,7 +80,9 @@ class Handler(BaseHTTPRequestHandler):
         return False
 
     def _route(self, record: RecordedRequest) -> None:
-        flavor, method, path = self.fake.flavor, record.method, record.path
+        """`FakeServer`'s routes (`FakeAzureServer`'s handler has its own)."""
+        fake = fake_server(self)
+        flavor, method, path = fake.flavor, record.method, record.path
         if not self._authorized(path):
             return
         if method == "GET" and path == "/health":
@@ -172,9 +93,9 @@ class Handler(BaseHTTPRequestHandler):
             self._send_json(models_body(self.fake.models, flavor, self.fake.max_model_len, self.fake._created))
         elif method == "GET" and path.startswith("/v1/models/") and flavor == "openai":
             self._model(path.removeprefix("/v1/models/"))
-        elif method == "POST" and path == "/v1/embeddings" and _embed.serves_embeddings(self.fake):
+        elif method == "POST" and path == "/v1/embeddings" and _embed.serves_embeddings(fake):
             _embed.answer(self, record)
-        elif method == "POST" and path == "/v1/chat/completions" and self.fake.runner != "pooling":
+        elif method == "POST" and path == "/v1/chat/completions" and fake.runner != "pooling":
             self._chat(record)
         elif method == "POST" and path == "/tokenize" and flavor == "vllm":
             self._tokenize(record)
@@ -289,10 +210,6 @@ class Handler(BaseHTTPRequestHandler):
     def _start_stream(self, headers: Mapping[str, str]) -> None:
         self._send_head(200, {"content-type": _SSE, "transfer-encoding": "chunked", **headers})
 
-    def _chunk(self, data: bytes) -> None:
-        """Write one chunk of the chunked body; empty `data` writes the terminating chunk."""
-        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
-
     def _stream(self, plan: StreamPlan, reply: Reply, headers: Mapping[str, str], fault: Fault | None) -> None:
         self._start_stream(headers)
         for event in plan.head:
@@ -330,6 +247,9 @@ class Handler(BaseHTTPRequestHandler):
         return True
 
 
-def handler_class(fake: FakeServer) -> type[Handler]:
-    """A `Handler` subclass bound to `fake` (http.server builds one handler per connection)."""
-    return type("FakeServerHandler", (Handler,), {"fake": fake})
+def fake_server(handler: OpenAIHandler) -> FakeServer:
+    """The handler's server as a `FakeServer`, for the routes and settings only it has (vllm, batches)."""
+    from turnout.testing._openai_server import FakeServer
+
+    assert isinstance(handler.fake, FakeServer)
+    return handler.fake

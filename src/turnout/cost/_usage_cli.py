@@ -11,8 +11,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TextIO
 
-from .errors import TurnoutError
-from .ledger import Total, ledger_path, totals
+from ..errors import TurnoutError
+from .spend_ledger import Total, ledger_path, totals
 
 __all__ = ["format_table", "usage"]
 
@@ -31,7 +31,7 @@ def _path(args: argparse.Namespace) -> Path | str:
         return args.ledger if is_url(args.ledger) else Path(args.ledger).expanduser()
     ledger_config = None
     if not os.environ.get("TURNOUT_LEDGER"):
-        from .config import find_config_file, load_config
+        from ..config import find_config_file, load_config
 
         config_file = args.config or find_config_file()
         if config_file is not None:

@@ -1,0 +1,179 @@
+"""A per-model slice of the genai-prices catalogue: prices and context windows without importing it.
+
+genai-prices keeps its catalogue in one 1.6 MB Python module (``genai_prices.data``) that takes
+tens of milliseconds and about 9 MiB to load; a call needs one entry of it. ``_price_slice.jsonl``
+holds, for every provider and every model id (and exact alias) the catalogue lists, what the
+catalogue itself answers for that id: the context window and the standard token prices. It is
+written by ``scripts/gen_price_slice.py`` from the installed genai-prices and records that
+version; it is used only while the installed version is the same (and no custom snapshot, such
+as genai-prices' ``UpdatePrices``, is active). Otherwise, and for any id or price the slice does
+not hold (time-of-day prices, per-request charges, batch prices), the full catalogue answers.
+Source of the data: https://github.com/pydantic/genai-prices (MIT).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from enum import Enum
+from typing import Any, Final
+
+__all__ = ["FULL", "SliceModel", "slice_price", "slice_window"]
+
+_PATH = os.path.join(os.path.dirname(__file__), "_price_slice.jsonl")
+_MILLION = Decimal(1_000_000)
+
+
+class _Ask(Enum):
+    CATALOGUE = "ask the full catalogue"
+
+
+#: Returned when only the full catalogue can answer.
+FULL: Final = _Ask.CATALOGUE
+
+#: A token price: a flat rate per million, or a base rate with (start, rate) cliffs by prompt size.
+Rate = Decimal | tuple[Decimal, tuple[tuple[int, Decimal], ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class SliceModel:
+    """One model's standard token prices, as the catalogue resolves an id to them."""
+
+    model_id: str
+    version: str  # of genai-prices
+    input: Rate | None
+    output: Rate | None
+    cached_input: Rate | None
+    valid_from: date | None  # the newest of its dated prices took effect on this (UTC) day
+
+    def costs(self, prompt_tokens: int, completion_tokens: int, cached_tokens: int) -> tuple[Decimal, Decimal]:
+        """Input and output cost in USD, as genai-prices' ``calc_price`` computes them."""
+        cached = cached_tokens if self.cached_input is not None else 0
+        input_cost = Decimal(0)
+        if self.input is not None:
+            input_cost = _rate(self.input, prompt_tokens) * (prompt_tokens - cached) / _MILLION
+        if cached:
+            assert self.cached_input is not None
+            input_cost += _rate(self.cached_input, prompt_tokens) * cached / _MILLION
+        output_cost = Decimal(0)
+        if self.output is not None:
+            output_cost = _rate(self.output, prompt_tokens) * completion_tokens / _MILLION
+        return input_cost, output_cost
+
+
+def _rate(rate: Rate, prompt_tokens: int) -> Decimal:
+    """The rate that applies to a prompt of this size (a crossed cliff applies to every token)."""
+    if isinstance(rate, Decimal):
+        return rate
+    base, tiers = rate
+    for start, price in reversed(tiers):
+        if prompt_tokens > start:
+            return price
+    return base
+
+
+_header: dict[str, Any] | None = None
+_providers: dict[str, dict[str, Any]] = {}
+_parsed: dict[tuple[str, str], SliceModel] = {}
+
+
+def _models(catalogue: str) -> dict[str, Any] | None:
+    """The slice's entries for one provider, or None where the slice cannot answer for it."""
+    global _header
+    if _header is None:
+        _header = _read_header()
+    if not _header["usable"]:
+        return None
+    snapshot = sys.modules.get("genai_prices.data_snapshot")
+    if snapshot is not None and getattr(snapshot, "_custom_snapshot", None) is not None:
+        return None  # updated prices (genai-prices' UpdatePrices) replace the bundled ones
+    models = _providers.get(catalogue)
+    if models is None:
+        where = _header["rows"].get(catalogue)
+        if where is None:
+            return None
+        with open(_PATH, "rb") as file:  # only this provider's line
+            file.seek(_header["size"] + where[0])
+            row = file.read(where[1])
+        models = _providers[catalogue] = json.loads(row)[1]
+    return models
+
+
+def _read_header() -> dict[str, Any]:
+    """The header, with ``usable``: whether the installed genai-prices is the slice's version."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    with open(_PATH, "rb") as file:
+        first = file.readline()
+    header: dict[str, Any] = json.loads(first)
+    header["size"] = len(first)
+    try:
+        installed: str | None = version("genai-prices")
+    except PackageNotFoundError:  # pragma: no cover - a dependency of turnout
+        installed = None
+    header["usable"] = installed == header["genai_prices_version"]
+    return header
+
+
+def slice_window(catalogue: str, refs: list[str]) -> int | None | _Ask:
+    """The context window the catalogue lists under the first of ``refs`` it knows, or `FULL`."""
+    models = _models(catalogue)
+    if models is None:
+        return FULL
+    for ref in refs:
+        entry = models.get(ref.lower())
+        if entry is None:
+            return FULL
+        if "w" in entry:
+            window: int | None = entry["w"]
+            return window
+    return None  # no ref names a model of this provider
+
+
+def slice_price(catalogue: str, refs: list[str]) -> SliceModel | _Ask | None:
+    """The standard prices the catalogue uses for the first of ``refs`` it prices, None if it prices none, or `FULL`."""
+    models = _models(catalogue)
+    if models is None:
+        return FULL
+    for ref in refs:
+        key = ref.lower()
+        entry = models.get(key)
+        if entry is None:
+            return FULL
+        if "p" not in entry:
+            continue  # the catalogue has no model for this ref: it tries the next
+        found = _parsed.get((catalogue, key))
+        if found is None:
+            if entry["p"] is None:
+                return FULL
+            assert _header is not None
+            found = _parse(entry, _header["genai_prices_version"])
+            _parsed[(catalogue, key)] = found
+        if found.valid_from is not None and datetime.now(UTC).date() < found.valid_from:
+            return FULL
+        return found
+    return None
+
+
+def _parse(entry: dict[str, Any], version: str) -> SliceModel:
+    price: dict[str, Any] = entry["p"]
+    rates = {key: _parse_rate(price[key]) if key in price else None for key in ("in", "out", "cached")}
+    return SliceModel(
+        model_id=entry["m"],
+        version=version,
+        input=rates["in"],
+        output=rates["out"],
+        cached_input=rates["cached"],
+        valid_from=date.fromisoformat(entry["from"]) if "from" in entry else None,
+    )
+
+
+def _parse_rate(raw: str | list[Any]) -> Rate:
+    if isinstance(raw, str):
+        return Decimal(raw)
+    base, tiers = raw
+    return Decimal(base), tuple((int(start), Decimal(price)) for start, price in tiers)
