@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import TypeAdapter
 
 import turnout
 from turnout.testing import FakeServer
@@ -245,3 +246,145 @@ def test_prompt_size_bound_matches_the_encoded_size() -> None:
                 content = "".join(rng.choices(alphabet if rng.random() < 0.5 else "ascii ", k=rng.randint(0, 30)))
             messages.append(Message(role="user", content=content))
         assert _utf8_size(messages) == sum(len(str(m.content or "").encode()) + 8 for m in messages)
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_a_conversation_sent_again_is_not_validated_again(kind: str, tmp_path: Path) -> None:
+    """The second call of a growing conversation reuses the first call's `Message` objects; only the new one is new."""
+    tag = os.urandom(6).hex()  # contents no other test sent
+    messages: list[dict[str, Any]] = [{"role": "user", "content": f"{tag} {i}"} for i in range(20)]
+    requests: list[list[Message]] = []
+    with FakeServer(flavor="openai") as server:
+        config = _config(server.base_url, tmp_path)
+        server.enqueue(turnout.testing.Reply("one"), turnout.testing.Reply("two"))
+        if kind == "sync":
+            with turnout.Client(config=config) as client:
+                client.on(turnout.events.CallStarted, lambda e: requests.append(e.request.messages))  # type: ignore[union-attr]
+                client.chat(model="p:gpt-4o-mini", messages=messages)
+                messages.append({"role": "assistant", "content": f"{tag} reply"})
+                client.chat(model="p:gpt-4o-mini", messages=[dict(m) for m in messages])  # equal dicts, new objects
+        else:
+            import asyncio
+
+            async def go() -> None:
+                async with turnout.AsyncClient(config=config) as client:
+                    client.on(turnout.events.CallStarted, lambda e: requests.append(e.request.messages))  # type: ignore[union-attr]
+                    await client.chat(model="p:gpt-4o-mini", messages=messages)
+                    messages.append({"role": "assistant", "content": f"{tag} reply"})
+                    await client.chat(model="p:gpt-4o-mini", messages=[dict(m) for m in messages])
+
+            asyncio.run(go())
+        sent = [r.json["messages"] for r in server.chat_requests]
+    first, second = requests
+    assert [a is b for a, b in zip(first, second[:20], strict=True)] == [True] * 20
+    assert second[20] not in first and second[20].content == f"{tag} reply"
+    assert sent == [messages[:20], messages]
+
+
+def test_remembered_messages_are_written_as_validated_ones(tmp_path: Path) -> None:
+    """A body from remembered messages has the bytes of a one-pass dump: key order, ``None`` left out, escapes."""
+    tag = os.urandom(6).hex()
+    messages: list[Any] = [
+        {"content": f'{tag} "quoted" \\ ünïcode ✓ \U0001f600 \n\t\x00', "role": "system"},  # fields out of order
+        {"role": "user", "content": f"{tag} hi", "name": None, "x_extra": "kept"},
+        {"role": "assistant", "content": None, "tool_call_id": f"{tag}"},
+        Message(role="user", content=f"{tag} own"),
+    ]
+    with FakeServer(flavor="openai") as server:
+        config = _config(server.base_url, tmp_path)
+        with turnout.Client(config=config) as client:
+            client.chat(model="p:gpt-4o-mini", messages=messages)  # validated, remembered
+            client.chat(model="p:gpt-4o-mini", messages=messages[:3])  # every message remembered
+            client.chat(model="p:gpt-4o-mini", messages=messages)  # remembered ones and a Message
+            client.chat(model="p:gpt-4o-mini", messages=messages[:3])  # joined from each message's JSON
+        bodies = [r.body for r in server.chat_requests]
+    validated = TypeAdapter(list[Message]).validate_python(messages)
+    one_pass = TypeAdapter(list[Message]).dump_json(validated, exclude_none=True)
+    assert bodies[0] == bodies[2] == b'{"model":"gpt-4o-mini","messages":' + one_pass + b"}"
+    assert (
+        bodies[1]
+        == bodies[3]
+        == (b'{"model":"gpt-4o-mini","messages":' + one_pass[: one_pass.rindex(b',{"role":"user"')] + b"]}")
+    )
+
+
+def test_a_changed_message_is_validated_again(tmp_path: Path) -> None:
+    """Remembering goes by content, not by object: a dict changed between calls sends (and checks) its new content."""
+    tag = os.urandom(6).hex()
+    message: dict[str, Any] = {"role": "user", "content": f"{tag} before"}
+    with FakeServer(flavor="openai") as server:
+        config = _config(server.base_url, tmp_path)
+        with turnout.Client(config=config) as client:
+            client.chat(model="p:gpt-4o-mini", messages=[message])
+            message["content"] = f"{tag} after"
+            client.chat(model="p:gpt-4o-mini", messages=[message])
+            message["role"] = "robot"
+            with pytest.raises(turnout.InvalidArgumentError, match=r"0\.role: Input should be 'system'"):
+                client.chat(model="p:gpt-4o-mini", messages=[message])
+        sent = [r.json["messages"] for r in server.chat_requests]
+    assert sent == [[{"role": "user", "content": f"{tag} before"}], [{"role": "user", "content": f"{tag} after"}]]
+
+
+def test_a_wrong_message_after_remembered_ones_is_named_at_its_position(tmp_path: Path) -> None:
+    """Only new messages are validated, but an error names the position in the whole list."""
+    tag = os.urandom(6).hex()
+    messages: list[Any] = [{"role": "user", "content": f"{tag} {i}"} for i in range(5)]
+    with FakeServer(flavor="openai") as server:
+        with turnout.Client(config=_config(server.base_url, tmp_path)) as client:
+            client.chat(model="p:gpt-4o-mini", messages=messages)
+            wrong = r"arguments: 5\.content\.str: Input should be a valid string"
+            with pytest.raises(turnout.InvalidArgumentError, match=wrong):
+                client.chat(model="p:gpt-4o-mini", messages=[*messages, {"role": "user", "content": 7}])
+            with pytest.raises(turnout.InvalidArgumentError, match=r"messages\[6\] is a bare string"):
+                client.chat(model="p:gpt-4o-mini", messages=[*messages, {"role": "user", "content": 7}, "hi"])
+
+
+def test_remembered_messages_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The memory of validated messages is cleared when its text passes the limit; it never holds a stale id."""
+    from turnout import types
+
+    seen = types._Seen()
+    monkeypatch.setattr(types, "_SEEN", seen)
+    monkeypatch.setattr(types._Seen, "LIMIT", 10 * (256 + 19))
+    batch: list[Any] = [{"role": "user", "content": f"message {i:03d}"} for i in range(25)]  # 4 + 11 bytes of text
+    normalized = types.normalize_messages(batch)
+    assert len(seen.messages) == len(seen.json) == 5  # cleared at the 11th and the 21st
+    assert seen.size == 5 * (256 + 4 + 11)
+    assert all(seen.json[id(m)][0] is m for m in seen.messages.values())
+    assert [m.content for m in normalized] == [m["content"] for m in batch]
+    held = types.normalize_messages(batch[-5:])
+    assert held == normalized[-5:] and all(a is b for a, b in zip(held, normalized[-5:], strict=True))
+    one_pass = types._MESSAGES.dump_json(held, exclude_none=True)
+    assert [types.dump_messages(held) for _ in range(3)] == [one_pass] * 3
+    written = [b'{"role":"user","content":"message %03d"}' % i for i in range(20, 25)]
+    assert [seen.json[id(m)][1] for m in held] == written
+
+
+def test_a_message_is_written_alone_only_when_sent_again() -> None:
+    """A remembered message's own JSON is written at the second body that holds it, not the first."""
+    from turnout import types
+
+    tag = os.urandom(6).hex()
+    messages: list[Any] = [{"role": "user", "content": f"{tag} {i}"} for i in range(3)]
+    normalized = types.normalize_messages(messages)
+    states = [types._SEEN.json[id(m)][1] for m in normalized]
+    types.dump_messages(normalized)
+    after_one = [types._SEEN.json[id(m)][1] for m in normalized]
+    types.dump_messages(normalized)
+    after_two = [types._SEEN.json[id(m)][1] for m in normalized]
+    assert states == [None] * 3 and after_one == [b""] * 3
+    assert after_two == [b'{"role":"user","content":"%s %d"}' % (tag.encode(), i) for i in range(3)]
+
+
+def test_only_text_messages_are_remembered() -> None:
+    """A dict with content parts, numbers or lists (mutable, or equal across types) is validated every time."""
+    from turnout import types
+
+    tag = os.urandom(6).hex()
+    parts: dict[str, Any] = {"role": "user", "content": [{"type": "text", "text": tag}]}
+    number: dict[str, Any] = {"role": "user", "content": f"{tag}", "x_weight": 1}
+    text: dict[str, Any] = {"role": "user", "content": f"{tag}", "x_note": "n"}
+    batch: list[Any] = [parts, number, text]
+    first, second = types.normalize_messages(batch), types.normalize_messages(list(batch))
+    assert [a is b for a, b in zip(first, second, strict=True)] == [False, False, True]
+    assert second[1].model_dump()["x_weight"] == 1

@@ -131,3 +131,26 @@ def test_the_hot_path_takes_the_fast_path(
         else:
             reply = client.chat(f"local:{LLAMA}", "Hi")
     assert reply.text == "fast path" and reply.cost is not None and reply.attempts[0].outcome == "ok"
+
+
+def test_models_whose_field_names_the_fast_builder_cannot_take_are_still_built() -> None:
+    """A field named like one of the generated builder's own names goes through ``model_construct``."""
+
+    class Odd(BaseModel):
+        instance: int
+        name: str
+
+    built = construct(Odd, instance=1, name="n")
+    assert built == Odd(instance=1, name="n") and built.model_fields_set == {"instance", "name"}
+
+
+def test_fields_in_any_order_take_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every field given, in any order: built without ``model_construct``, its fields in declaration order."""
+    values = dict(reversed(FULL[0][1].items()))
+
+    def refuse(**_: Any) -> None:
+        raise AssertionError("model_construct")
+
+    monkeypatch.setattr(ChatChunk, "model_construct", refuse)
+    built = construct(ChatChunk, **values)
+    assert list(built.__dict__) == list(ChatChunk.model_fields) and built.model_fields_set == set(values)

@@ -170,7 +170,7 @@ class BaseClient:
             options["tools"] = tool_definitions(options["tools"])
         try:
             return ChatRequest(
-                messages=normalize_messages(messages if isinstance(messages, str) else list(messages)),
+                messages=normalize_messages(messages if isinstance(messages, str) else list(messages), _check_items),
                 **options,
             )
         except (ValidationError, ValueError) as exc:
@@ -344,9 +344,11 @@ def _check_messages(messages: object) -> None:
             f"messages must be a string or a list of messages, not {type(messages).__name__}: "
             'e.g. messages="Hi" or messages=[{"role": "user", "content": "Hi"}]'
         )
+
+
+def _check_items(messages: Sequence[object]) -> None:
+    """The common wrong kinds of message, named (`normalize_messages` calls it when an item is not a dict)."""
     for position, message in enumerate(messages):
-        if type(message) is dict or type(message) is Message:  # the usual kinds, checked fast
-            continue
         if isinstance(message, str):
             raise InvalidArgumentError(
                 f"messages[{position}] is a bare string: give each message a role, "

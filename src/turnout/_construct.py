@@ -2,13 +2,16 @@
 
 ``Model.model_construct`` is already unvalidated, but it walks every field, its aliases and
 defaults on each call: several µs for the small models turnout creates once or more per call
-or streamed chunk. `construct` takes a value for every field, in declaration order, and sets
-the instance's state directly (the same state ``model_construct`` would set); given anything
-else it falls back to ``model_construct``, so a field added to a model later cannot be left unset.
+or streamed chunk. `construct` takes a value for every field (in any order) and sets the
+instance's state directly, in declaration order (the same state ``model_construct`` would set);
+given anything else it falls back to ``model_construct``, so a field added to a model later
+cannot be left unset.
 """
 
 from __future__ import annotations
 
+import keyword
+from collections.abc import Callable
 from functools import cache
 from typing import Any, TypeVar
 
@@ -21,23 +24,44 @@ M = TypeVar("M", bound=BaseModel)
 _set = object.__setattr__
 
 
+_NAMES = frozenset({"new", "cls", "set_", "instance"})  # the generated function's own names
+
+
 @cache
-def _fields(cls: type[BaseModel]) -> tuple[str, ...] | None:
-    """The field names of ``cls`` in order, or None when ``cls`` needs ``model_construct``'s full work."""
-    plain = (
-        not cls.__pydantic_post_init__ and cls.model_config.get("extra") != "allow" and not cls.__private_attributes__
+def _maker(cls: type[M]) -> Callable[..., M] | None:
+    """A function taking every field of ``cls`` by name that builds it, or None when ``cls`` needs ``model_construct``.
+
+    Written once per model (like `dataclasses` writes ``__init__``), so that a call is a dict and a
+    set display in field order, with no loop and no check beyond Python's own argument binding.
+    """
+    if cls.__pydantic_post_init__ or cls.model_config.get("extra") == "allow" or cls.__private_attributes__:
+        return None
+    fields = tuple(cls.model_fields)
+    if not all(n.isidentifier() and not keyword.iskeyword(n) and n not in _NAMES for n in fields):
+        return None
+    source = (
+        f"def make(*, {', '.join(fields)}):\n"
+        "    instance = new(cls)\n"
+        f"    set_(instance, '__dict__', {{{', '.join(f'{n!r}: {n}' for n in fields)}}})\n"
+        f"    set_(instance, '__pydantic_fields_set__', {{{', '.join(map(repr, fields))}}})\n"
+        "    set_(instance, '__pydantic_extra__', None)\n"
+        "    set_(instance, '__pydantic_private__', None)\n"
+        "    return instance\n"
     )
-    return tuple(cls.model_fields) if plain else None
+    namespace: dict[str, Any] = {"new": cls.__new__, "cls": cls, "set_": _set}
+    exec(source, namespace)  # noqa: S102 - the source is built above from the model's own field names
+    make: Callable[..., M] = namespace["make"]
+    return make
 
 
 def construct(cls: type[M], /, **values: Any) -> M:
-    """``cls.model_construct(**values)``, in a fraction of the time when ``values`` gives every field in order."""
-    fields = _fields(cls)
-    if fields is None or tuple(values) != fields:  # a field left out, or out of order: the general path
-        return cls.model_construct(**values)
-    instance = cls.__new__(cls)
-    _set(instance, "__dict__", values)
-    _set(instance, "__pydantic_fields_set__", set(fields))
-    _set(instance, "__pydantic_extra__", None)
-    _set(instance, "__pydantic_private__", None)
-    return instance
+    """``cls.model_construct(**values)``, in a fraction of the time when ``values`` gives every field."""
+    make = _maker(cls)
+    if make is not None:
+        try:
+            built: M = make(**values)
+        except TypeError:  # a field left out, or a name that is not a field: the general path
+            pass
+        else:
+            return built
+    return cls.model_construct(**values)

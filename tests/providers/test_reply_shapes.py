@@ -449,3 +449,92 @@ def test_run_tools_keeps_a_legacy_function_call_in_its_transcript(mode: str) -> 
             run = asyncio.run(go())
     assert run.rounds == 1 and run.response.finish_reason == "function_call"
     assert run.messages[-1].function_call == turnout.FunctionCall(name="get_weather", arguments='{"city": "Paris"}')
+
+
+_TEXT_REPLY: dict[str, Any] = {
+    "id": "chatcmpl-1",
+    "object": "chat.completion",
+    "model": "gpt-4o-mini",
+    "choices": [
+        {"index": 0, "message": {"role": "assistant", "content": "hi", "refusal": None}, "finish_reason": "stop"}
+    ],
+    "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
+}
+
+
+def _variant(**changes: Any) -> dict[str, Any]:
+    body: dict[str, Any] = json.loads(json.dumps(_TEXT_REPLY))
+    for path, value in changes.items():
+        *parents, last = path.split("__")
+        node = body
+        for key in parents:
+            node = node[int(key)] if isinstance(node, list) else node[key]
+        if value is _DROP:
+            del node[last]
+        else:
+            node[last] = value
+    return body
+
+
+_DROP = object()
+_REPLY_SHAPES = {
+    "usual": _variant(),
+    "no usage": _variant(usage=_DROP),
+    "usage null": _variant(usage=None),
+    "usage details": _variant(
+        usage__prompt_tokens_details={"cached_tokens": 2, "audio_tokens": 0},
+        usage__completion_tokens_details={"reasoning_tokens": 1},
+    ),
+    "details null": _variant(usage__prompt_tokens_details=None, usage__completion_tokens_details={}),
+    "content null": _variant(choices__0__message__content=None, choices__0__finish_reason="length"),
+    "no id, no model, no index": _variant(id=_DROP, model=_DROP, choices__0__index=_DROP),
+    "id null, finish null": _variant(id=None, choices__0__finish_reason=None),
+    "host finish reasons": _variant(
+        choices=[
+            {"index": 0, "message": {"content": "a"}, "finish_reason": "eos_token"},
+            {"index": 1, "message": {"content": "b"}, "finish_reason": "something new"},
+        ]
+    ),
+    "float counts": _variant(usage__prompt_tokens=3.0),
+    "text counts": _variant(usage__total_tokens="4"),
+    "bool count": _variant(usage__completion_tokens=True),
+    "text cached count": _variant(usage__prompt_tokens_details={"cached_tokens": "2"}),
+    "logprobs": _variant(choices__0__logprobs={"content": [{"token": "hi", "logprob": -0.1, "bytes": [104, 105]}]}),
+    "empty tool calls": _variant(choices__0__message__tool_calls=[]),
+    "tool calls": _variant(
+        choices__0__message__tool_calls=[{"id": "c", "type": "function", "function": {"name": "f", "arguments": "{}"}}],
+        choices__0__finish_reason="stop",
+    ),
+}
+
+
+@pytest.mark.parametrize("body", _REPLY_SHAPES.values(), ids=_REPLY_SHAPES.keys())
+def test_a_text_reply_decodes_without_the_wire_models_to_the_same_reply(
+    body: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The plain-dict path for text replies gives what validating into the wire models gives (or defers to it)."""
+    from turnout.providers import _openai_wire
+
+    raw = json.dumps(body).encode()
+    fast = parse_completion(raw, provider="p", model="m", request_id="r")
+    monkeypatch.setattr(_openai_wire, "_plain_completion", lambda *_: None)
+    validated = parse_completion(raw, provider="p", model="m", request_id="r")
+    assert fast == validated
+    assert fast.usage.model_fields_set == validated.usage.model_fields_set
+
+
+def test_text_replies_take_the_plain_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A usual text reply is not validated into the wire models; one with tool calls is."""
+    from turnout.providers import _openai_wire
+
+    validated: list[bytes] = []
+    original = _openai_wire._Completion.model_validate_json
+
+    def counting(raw: bytes) -> Any:
+        validated.append(raw)
+        return original(raw)
+
+    monkeypatch.setattr(_openai_wire._Completion, "model_validate_json", counting)
+    for name in ("usual", "usage details", "host finish reasons", "tool calls", "float counts"):
+        parse_completion(json.dumps(_REPLY_SHAPES[name]).encode(), provider="p", model="m", request_id=None)
+    assert [json.loads(raw) for raw in validated] == [_REPLY_SHAPES["tool calls"], _REPLY_SHAPES["float counts"]]

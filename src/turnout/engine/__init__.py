@@ -75,8 +75,7 @@ async def aembed(call: EmbedCall) -> EmbeddingResponse:
 
 def stream(call: ChatCall, done: list[ChatResponse]) -> Generator[ChatChunk, None, None]:
     """The chunks of a streamed call; its final reply is appended to ``done`` when it ends."""
-    flow = call_flow(call, stream_attempts)
-    yield from drive_stream(_keep_result(flow, done), call.clock)
+    return drive_stream(_keep_result(call_flow(call, stream_attempts), done), call.clock)
 
 
 def astream(call: ChatCall, done: list[ChatResponse]) -> AsyncGenerator[ChatChunk, None]:

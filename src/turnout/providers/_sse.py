@@ -31,6 +31,16 @@ class SSEDecoder:
 
     def feed(self, chunk: bytes) -> list[bytes]:
         r"""The data of the events that ``chunk`` completes (multi-line data joined with ``\n``)."""
+        if (  # the usual chunk: exactly one whole event of one data line, nothing held from before
+            chunk[:6] == b"data: "
+            and chunk[-2:] == b"\n\n"
+            and self._started
+            and not self._rest
+            and not self._data
+            and chunk.count(b"\n") == 2
+            and b"\r" not in chunk
+        ):
+            return [chunk[6:-2]]
         if not self._started:
             self._started = bool(chunk)
             chunk = chunk.removeprefix(_BOM)
