@@ -38,14 +38,17 @@ class Gates:
 
     def __init__(self) -> None:
         self.hold: dict[str, threading.Event] = {}
+        self.hold_first: dict[str, threading.Event] = {}  # sync: held before its script (a reply or an error)
         self.entered: dict[str, threading.Event] = {}
         self.failed: dict[str, threading.Event] = {}
         self.cancelled: list[str] = []
+        self.cancelled_in_call: list[str] | None = None  # async: what was cancelled before the call returned
         self.returned: list[str] = []
+        self.where: list[str] = []  # the thread (sync) or task (async) each send ran on
         self.original = Stub.chat
 
     def release(self) -> None:
-        for event in self.hold.values():
+        for event in [*self.hold.values(), *self.hold_first.values()]:
             event.set()
 
     def send(self, stub: Stub, model: str, request: turnout.ChatRequest) -> turnout.ChatResponse:
@@ -59,13 +62,17 @@ class Gates:
             raise
 
     def chat(self, stub: Stub, model: str, request: turnout.ChatRequest) -> turnout.ChatResponse:
+        self.where.append(threading.current_thread().name)
+        if stub.name in self.hold_first:
+            assert self.hold_first[stub.name].wait(5), "a held target was never released"
         reply = self.send(stub, model, request)
         if stub.name in self.hold:
-            assert self.hold[stub.name].wait(10), "a held target was never released"
+            assert self.hold[stub.name].wait(5), "a held target was never released"
         self.returned.append(stub.name)
         return reply
 
     async def achat(self, stub: Stub, model: str, request: turnout.ChatRequest) -> turnout.ChatResponse:
+        self.where.append(getattr(asyncio.current_task(), "get_name", lambda: "")())
         reply = self.send(stub, model, request)
         if stub.name in self.hold:
             try:
@@ -94,18 +101,28 @@ def gates(monkeypatch: pytest.MonkeyPatch) -> Iterator[Gates]:
     join_hedge_threads()
 
 
-def hedged(mode: str, hedge_after: float, *names: str, events: list[Any] | None = None, **route: Any) -> Any:
+def hedged(
+    mode: str,
+    hedge_after: float,
+    *names: str,
+    events: list[Any] | None = None,
+    gates: Gates | None = None,
+    **route: Any,
+) -> Any:
     """One call to a hedged route over stub targets (``retry.max_attempts = 1`` unless given)."""
     route.setdefault("retry", {"max_attempts": 1, "jitter": 0})
     cfg = stub_config(*names or ("a", "b"), hedge_after=hedge_after, **route)
 
     async def go() -> Any:
+        asyncio.current_task().set_name("caller")  # type: ignore[union-attr]
         async with AsyncClient(cfg, clock=FakeClock()) as client:
             if events is not None:
                 client.on(AttemptFinished, events.append)
             reply = await client.chat("r", "Hi")
             for _ in range(5):  # let a cancelled loser's task run its cancellation
                 await asyncio.sleep(0)
+            if gates is not None:  # before asyncio.run cancels whatever is left
+                gates.cancelled_in_call = list(gates.cancelled)
             return reply
 
     if mode == "async":
@@ -139,9 +156,9 @@ def test_a_silent_first_target_loses_to_the_rest_and_is_recorded_cancelled(mode:
 
 def test_the_async_loser_is_cancelled(gates: Gates) -> None:
     gates.hold["a"] = threading.Event()
-    reply = hedged("async", QUICK)
+    reply = hedged("async", QUICK, gates=gates)
     assert reply.provider == "b"
-    assert gates.cancelled == ["a"] and gates.returned == ["b"]
+    assert gates.cancelled_in_call == ["a"] and gates.returned == ["b"]
 
 
 def test_the_sync_loser_finishes_and_its_reply_is_dropped(gates: Gates) -> None:
@@ -162,11 +179,11 @@ def test_the_first_target_wins_and_the_rest_still_sending_is_cancelled(mode: str
     """The first target answers once the rest has been sent to: the rest's send is the loser."""
     gates.hold["a"] = gates.entered["b"] = threading.Event()  # a answers once b was sent to
     gates.hold["b"] = threading.Event()  # b never answers
-    reply = hedged(mode, QUICK)
+    reply = hedged(mode, QUICK, gates=gates)
     assert reply.provider == "a"
     assert outcomes(reply) == [("a", "ok"), ("b", "cancelled")]
     if mode == "async":
-        assert gates.cancelled == ["b"]
+        assert gates.cancelled_in_call == ["b"]
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -224,6 +241,7 @@ def test_a_single_target_route_is_not_hedged(mode: str, gates: Gates) -> None:
     gates.hold["a"] = gates.entered["a"] = threading.Event()  # released as soon as it is sent to
     reply = hedged(mode, QUICK, "a")
     assert outcomes(reply) == [("a", "ok")]
+    assert gates.where == ["MainThread" if mode == "sync" else "caller"]  # no hedge worker, no hedge task
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -235,12 +253,21 @@ def test_a_hedged_stream_is_not_hedged(mode: str) -> None:
         async with AsyncClient(cfg, clock=FakeClock()) as client, client.stream("r", "Hi") as stream:
             return await stream.get_response()
 
+    async def chunks() -> list[str]:
+        async with AsyncClient(cfg, clock=FakeClock()) as client, client.stream("r", "Hi") as stream:
+            return [chunk.text async for chunk in stream if chunk.text]
+
     if mode == "async":
         reply = asyncio.run(go())
+        texts = asyncio.run(chunks())
     else:
-        with Client(cfg, clock=FakeClock()) as client, client.stream("r", "Hi") as stream:
-            reply = stream.get_response()
+        with Client(cfg, clock=FakeClock()) as client:
+            with client.stream("r", "Hi") as stream:
+                reply = stream.get_response()
+            with client.stream("r", "Hi") as stream:
+                texts = [chunk.text for chunk in stream if chunk.text]
     assert outcomes(reply) == [("a", "ok")] and "b" not in Stub.sent
+    assert texts == ["ok"]  # streamed chunk by chunk, not a plain call's reply
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -254,4 +281,16 @@ def test_a_sent_loser_is_in_the_ledger_row(
     with sqlite3.connect(path) as db:
         rows = db.execute("SELECT provider, attempts, outcome FROM calls").fetchall()
     assert rows == [("b", 2, "ok")]
+    assert outcomes(reply) == [("b", "ok"), ("a", "cancelled")]
+
+
+def test_a_sync_loser_failing_after_the_call_is_neither_recorded_nor_retried(gates: Gates) -> None:
+    gates.hold_first["a"] = threading.Event()
+    Stub.scripts["a"] = [ServerError("down", provider="a", model="m", status_code=503)]
+    events: list[AttemptFinished] = []
+    reply = hedged("sync", QUICK, events=events, retry={"max_attempts": 3, "jitter": 0})
+    gates.release()
+    join_hedge_threads()
+    assert len(Stub.sent["a"]) == 1  # the lost side sent nothing more
+    assert [(e.attempt.provider, e.attempt.outcome) for e in events] == [("b", "ok")]
     assert outcomes(reply) == [("b", "ok"), ("a", "cancelled")]

@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
 import turnout
 from turnout import AsyncClient, Client
@@ -30,9 +31,10 @@ from turnout.errors import (
     ServerError,
     StreamInterruptedError,
 )
-from turnout.events import AttemptStarted, CallFinished, CallStarted, StreamAbandoned
+from turnout.events import AttemptFinished, AttemptStarted, CallFinished, CallStarted, StreamAbandoned
 from turnout.providers import register
 from turnout.testing import FakeClock
+from turnout.types import ProviderRateLimit
 
 from .conftest import Stub, stub_config
 
@@ -628,3 +630,125 @@ def test_leaving_during_a_continuation_is_recorded(mode: str, clock: FakeClock) 
 
 def test_fell_through_says_what_it_is() -> None:
     assert repr(FELL_THROUGH) == "FELL_THROUGH"
+
+
+# --- structured output: a target is re-asked, a stream is validated once (docs/structured-output.md) --
+
+
+class Answer(BaseModel):
+    x: int
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_reply_that_does_not_fit_is_re_asked(mode: str, clock: FakeClock) -> None:
+    Stub.scripts["a"] = ["not json", '{"x": 1}']
+    reply = run(stub_config("a", "b"), mode, clock, response_model=Answer)
+    assert reply.parsed == Answer(x=1) and reply.provider == "a"
+    assert len(Stub.sent["a"]) == 2 and "b" not in Stub.sent
+    assert Stub.sent["a"][1].messages[-2].content == "not json"  # the re-ask carries the rejected reply
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_streamed_reply_is_validated_once_and_never_re_asked(mode: str, clock: FakeClock) -> None:
+    Stub.scripts["a"] = [['{"x": ', "2}"], ["not json"]]
+    reply = run(stub_config("a"), mode, clock, "stream", response_model=Answer)
+    assert reply.parsed == Answer(x=2)
+    with pytest.raises(turnout.OutputValidationError):
+        run(stub_config("a"), mode, clock, "stream", response_model=Answer)
+    assert len(Stub.sent["a"]) == 2
+
+
+# --- a provider's rate-limit headers pause its limiter (docs/many-workers.md) -------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_reply_saying_no_requests_are_left_pauses_the_target(
+    mode: str, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original = Stub.chat
+
+    def chat(self: Stub, model: str, request: turnout.ChatRequest) -> turnout.ChatResponse:
+        said = ProviderRateLimit(remaining_requests=0, reset_requests=5) if len(self.sent.get("a", [])) == 0 else None
+        return original(self, model, request).model_copy(update={"rate_limit": said})
+
+    monkeypatch.setattr(Stub, "chat", chat)
+    cfg = limited({"requests_per_minute": 100})
+
+    async def go() -> None:
+        async with AsyncClient(cfg, clock=clock) as client:
+            await client.chat("r", "Hi")
+            await client.chat("r", "Hi")
+
+    if mode == "async":
+        asyncio.run(go())
+    else:
+        with Client(cfg, clock=clock) as client:
+            client.chat("r", "Hi")
+            client.chat("r", "Hi")
+    assert clock.sleeps == [5.0]
+
+
+# --- streams on the call's clock: the deadline, time to first chunk, usage for the limiter ------------
+
+
+@pytest.fixture
+def timed(monkeypatch: pytest.MonkeyPatch, clock: FakeClock) -> None:
+    """Stub streams where a number in a script advances the clock (time passing between chunks)."""
+
+    def stream(self: Stub, model: str, request: turnout.ChatRequest) -> Iterator[turnout.ChatChunk]:
+        item = self._next(request)
+        for chunk in item:
+            if isinstance(chunk, (int, float)):
+                clock.advance(chunk)
+            elif isinstance(chunk, BaseException):
+                raise chunk
+            else:
+                yield chunk if isinstance(chunk, turnout.ChatChunk) else turnout.ChatChunk(text=chunk)
+
+    monkeypatch.setattr(Stub, "stream", stream)
+
+
+DONE = turnout.ChatChunk(
+    finish_reason="stop", usage=turnout.Usage(prompt_tokens=1, completion_tokens=1, total_tokens=2)
+)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_the_deadline_ends_a_stream_still_sending(mode: str, clock: FakeClock, timed: None) -> None:
+    Stub.scripts["a"] = [["one ", 6, "two ", DONE]]
+    with pytest.raises(StreamInterruptedError) as info:
+        run(stub_config("a", deadline=5), mode, clock, "stream")
+    assert isinstance(info.value.__cause__, turnout.APITimeoutError)
+    assert info.value.partial_text == "one "
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_time_to_first_chunk_is_on_the_calls_clock(mode: str, clock: FakeClock, timed: None) -> None:
+    Stub.scripts["a"] = [[2, "one ", 3, "two", DONE]]
+    seen: list[Any] = []
+    reply = run(stub_config("a"), mode, clock, "stream", seen, (AttemptFinished,))
+    [finished] = seen
+    assert finished.first_chunk == 2.0 and finished.attempt.latency == 5.0
+    assert reply.text == "one two"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_streams_usage_corrects_its_tokens(mode: str, clock: FakeClock, timed: None) -> None:
+    """Like a chat reply: 60 max_tokens held, 2 used (the stream's usage), so a second stream fits in 100."""
+    Stub.scripts["a"] = [["a", DONE], ["b", DONE]]
+    cfg = limited({"tokens_per_minute": 100, "max_wait": 30})
+
+    async def go() -> None:
+        async with AsyncClient(cfg, clock=clock) as client:
+            for _ in range(2):
+                async with client.stream("r", "Hi", max_tokens=60) as stream:
+                    await stream.get_response()
+
+    if mode == "async":
+        asyncio.run(go())
+    else:
+        with Client(cfg, clock=clock) as client:
+            for _ in range(2):
+                with client.stream("r", "Hi", max_tokens=60) as stream:
+                    stream.get_response()
+    assert clock.sleeps == [] and len(Stub.sent["a"]) == 2
