@@ -9,6 +9,7 @@ embedding batches. No sockets and a `FakeClock`, so `make mutation` can run them
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
 from typing import Any
@@ -144,6 +145,38 @@ def limited(limit: dict[str, Any], *names: str, **route: Any) -> dict[str, Any]:
     cfg = stub_config(*names or ("a",), **route)
     cfg["limits"] = {"a:m": limit}
     return cfg
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+STATE_DOWN = {"url": f"redis://127.0.0.1:{_closed_port()}/0", "prefix": "engine-tests"}
+"""[state] on a Redis that refuses connections: every round trip fails at once and the process counts alone."""
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_shared_limit_counts_in_process_while_the_store_is_down(mode: str, clock: FakeClock) -> None:
+    """The limiter's round trip (a `Store` step) fails; the request is admitted, or refused, as a local one."""
+    cfg = limited({"requests_per_minute": 1, "window": 10, "max_wait": 5})
+    cfg["state"] = STATE_DOWN
+
+    async def go() -> None:
+        async with AsyncClient(cfg, clock=clock) as client:
+            await client.chat("r", "Hi")
+            await client.chat("r", "Hi")
+
+    with pytest.raises(turnout.LocalRateLimitError) as info:
+        if mode == "async":
+            asyncio.run(go())
+        else:
+            with Client(cfg, clock=clock) as client:
+                client.chat("r", "Hi")
+                client.chat("r", "Hi")
+    assert info.value.retry_after == 10.0 and clock.sleeps == []
+    assert len(Stub.sent["a"]) == 1
 
 
 def test_a_request_waits_for_room_in_the_window(clock: FakeClock) -> None:
@@ -662,17 +695,20 @@ def test_a_streamed_reply_is_validated_once_and_never_re_asked(mode: str, clock:
 
 
 @pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("shared", [False, True], ids=["local", "state-down"])
 def test_a_reply_saying_no_requests_are_left_pauses_the_target(
-    mode: str, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+    mode: str, shared: bool, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     original = Stub.chat
 
     def chat(self: Stub, model: str, request: turnout.ChatRequest) -> turnout.ChatResponse:
-        said = ProviderRateLimit(remaining_requests=0, reset_requests=5) if len(self.sent.get("a", [])) == 0 else None
+        said = ProviderRateLimit(remaining_requests=0, reset_requests=0.5) if len(self.sent.get("a", [])) == 0 else None
         return original(self, model, request).model_copy(update={"rate_limit": said})
 
     monkeypatch.setattr(Stub, "chat", chat)
     cfg = limited({"requests_per_minute": 100})
+    if shared:
+        cfg["state"] = STATE_DOWN
 
     async def go() -> None:
         async with AsyncClient(cfg, clock=clock) as client:
@@ -685,7 +721,7 @@ def test_a_reply_saying_no_requests_are_left_pauses_the_target(
         with Client(cfg, clock=clock) as client:
             client.chat("r", "Hi")
             client.chat("r", "Hi")
-    assert clock.sleeps == [5.0]
+    assert clock.sleeps == [0.5]
 
 
 # --- streams on the call's clock: the deadline, time to first chunk, usage for the limiter ------------
