@@ -500,6 +500,7 @@ def test_async_batches_run_at_most_four_at_once(mode: str, clock: FakeClock) -> 
 
 CONTINUED: list[tuple[str, str, str, int | None]] = []
 STREAMED: list[tuple[str, str]] = []
+RUNNING: list[tuple[str, str]] = []
 
 
 class Continuing(Stub):
@@ -514,6 +515,10 @@ class Continuing(Stub):
         STREAMED.append((self.name, model))
         return super().stream(model, request)
 
+    def with_running_usage(self, model: str, request: turnout.ChatRequest) -> turnout.ChatRequest:
+        RUNNING.append((self.name, model))
+        return request
+
     async def astream(self, model: str, request: turnout.ChatRequest) -> AsyncIterator[turnout.ChatChunk]:
         for chunk in self.stream(model, request):
             yield chunk
@@ -524,6 +529,7 @@ def _continuing() -> None:
     register("engine-stub-continue", Continuing)
     CONTINUED.clear()
     STREAMED.clear()
+    RUNNING.clear()
 
 
 def resuming(*names: str, **route: Any) -> dict[str, Any]:
@@ -544,7 +550,7 @@ def test_a_cut_stream_is_continued_on_the_same_target(mode: str, clock: FakeCloc
     reply = run(resuming("a"), mode, clock, "stream", seen, (AttemptStarted,), max_tokens=50)
     assert reply.text == "one two three"
     assert CONTINUED == [("a", "m", "one two ", 48)]  # 50 less the 2 tokens of the cut piece
-    assert STREAMED == [("a", "m"), ("a", "m")]
+    assert STREAMED == RUNNING == [("a", "m"), ("a", "m")]  # each piece asks for running usage
     assert clock.sleeps == [1.0]  # the same target's retry wait
     assert outcomes(reply) == [("a", "APIConnectionError"), ("a", "ok")]
     [_, second] = seen
@@ -586,6 +592,44 @@ def test_a_cut_stream_is_continued_on_the_next_target_at_once(mode: str, clock: 
         ("b", "ServerError"),
         ("b", "ok"),
     ]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_the_next_target_continues_with_retries_of_its_own(mode: str, clock: FakeClock) -> None:
+    """a spent its retries (one before content, one on a continuation); b's own retries let it answer."""
+    Stub.scripts["a"] = [[CUT], ["one ", CUT], [CUT]]
+    Stub.scripts["b"] = [err(ServerError, provider="b", status_code=503), ["two"]]
+    route = {"resume_across_targets": True, "retry": {"max_attempts": 3, "jitter": 0, "initial_delay": 1}}
+    reply = run(resuming("a", "b", **route), mode, clock, "stream")
+    assert reply.text == "one two"
+    assert clock.sleeps == [1.0, 2.0, 1.0]  # a: 1 s, then 2 s; b's first goes at once, its retry waits 1 s
+    assert [x[0] for x in STREAMED] == ["a", "a", "a", "b", "b"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_continuation_spends_the_targets_retry_budget(mode: str, clock: FakeClock) -> None:
+    """budget_burst = 1: the first call's retry spends a:m's only token, so the next cut is not continued."""
+    cfg = resuming("a", retry={"jitter": 0, "initial_delay": 1, "budget_burst": 1, "budget_ratio": 0})
+    Stub.scripts["a"] = [[CUT], ["fine"], ["one ", CUT], ["two"]]
+
+    async def go() -> None:
+        async with AsyncClient(cfg, clock=clock) as client:
+            async with client.stream("r", "Hi") as stream:
+                assert (await stream.get_response()).text == "fine"
+            async with client.stream("r", "Hi") as stream:
+                await stream.get_response()
+
+    with pytest.raises(StreamInterruptedError) as info:
+        if mode == "async":
+            asyncio.run(go())
+        else:
+            with Client(cfg, clock=clock) as client:
+                with client.stream("r", "Hi") as stream:
+                    assert stream.get_response().text == "fine"
+                with client.stream("r", "Hi") as stream:
+                    stream.get_response()
+    assert info.value.partial_text == "one "
+    assert len(Stub.sent["a"]) == 3 and clock.sleeps == [1.0]
 
 
 @pytest.mark.parametrize("mode", MODES)
