@@ -547,15 +547,17 @@ CUT = err(APIConnectionError)
 def test_a_cut_stream_is_continued_on_the_same_target(mode: str, clock: FakeClock) -> None:
     Stub.scripts["a"] = [["one ", "two ", CUT], ["three"]]
     seen: list[Any] = []
-    reply = run(resuming("a"), mode, clock, "stream", seen, (AttemptStarted,), max_tokens=50)
+    reply = run(resuming("a"), mode, clock, "stream", seen, (AttemptStarted, AttemptFinished), max_tokens=50)
     assert reply.text == "one two three"
     assert CONTINUED == [("a", "m", "one two ", 48)]  # 50 less the 2 tokens of the cut piece
     assert STREAMED == RUNNING == [("a", "m"), ("a", "m")]  # each piece asks for running usage
     assert clock.sleeps == [1.0]  # the same target's retry wait
     assert outcomes(reply) == [("a", "APIConnectionError"), ("a", "ok")]
-    [_, second] = seen
+    _, _, second, ok = seen
     assert (second.provider, second.model) == ("a", "m")
     assert second.request.messages[-1].content == "one two "
+    assert Stub.sent["a"][1].messages[-1].content == "one two "  # what the stream was sent
+    assert ok.attempt.outcome == "ok" and ok.first_chunk is None  # a resumed piece has no time to first chunk
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -702,6 +704,45 @@ def test_leaving_during_a_continuation_is_recorded(mode: str, clock: FakeClock) 
     assert outcomes(finished) == [("a", "APIConnectionError"), ("a", "abandoned")]
 
 
+# --- the context pre-check asks this target about this request ---------------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_the_precheck_asks_the_target_about_its_model_and_the_request(
+    mode: str, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked: list[tuple[str, str, Any]] = []
+
+    def window(self: Stub, model: str) -> int | None:
+        asked.append(("window", model, None))
+        return 100
+
+    def count(self: Stub, model: str, request: turnout.ChatRequest) -> int | None:
+        asked.append(("count", model, str(request.messages[0].content)[:3]))
+        return 91
+
+    monkeypatch.setattr(Stub, "context_window", window)
+    monkeypatch.setattr(Stub, "count_tokens", count)
+    with pytest.raises(ContextWindowExceededError) as info:
+        _long(mode, clock)
+    assert asked == [("window", "m", None), ("count", "m", "xxx")]
+    assert (info.value.provider, info.value.model) == ("a", "m")
+    assert "a" not in Stub.sent
+
+
+def _long(mode: str, clock: FakeClock) -> turnout.ChatResponse:
+    cfg = stub_config("a")
+
+    async def go() -> turnout.ChatResponse:
+        async with AsyncClient(cfg, clock=clock) as client:
+            return await client.chat("r", "x" * 200, max_tokens=10)
+
+    if mode == "async":
+        return asyncio.run(go())
+    with Client(cfg, clock=clock) as client:
+        return client.chat("r", "x" * 200, max_tokens=10)
+
+
 # --- the engine's own pieces -----------------------------------------------------------------------
 
 
@@ -810,6 +851,10 @@ def test_time_to_first_chunk_is_on_the_calls_clock(mode: str, clock: FakeClock, 
     [finished] = seen
     assert finished.first_chunk == 2.0 and finished.attempt.latency == 5.0
     assert reply.text == "one two"
+    Stub.scripts["a"] = [["at once", DONE]]
+    seen.clear()
+    run(stub_config("a"), mode, clock, "stream", seen, (AttemptFinished,))
+    assert seen[0].first_chunk == 0.0  # a first chunk at the very start is 0 s, not unknown
 
 
 @pytest.mark.parametrize("mode", MODES)
