@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
 from typing import Any
@@ -877,3 +878,45 @@ def test_a_streams_usage_corrects_its_tokens(mode: str, clock: FakeClock, timed:
                 with client.stream("r", "Hi", max_tokens=60) as stream:
                     stream.get_response()
     assert clock.sleeps == [] and len(Stub.sent["a"]) == 2
+
+
+# --- stream timeouts name the target (docs/streaming.md, "Stream timeouts") ---------------------------
+# The watch runs on time.monotonic(): a 1 ms first_token_timeout against a 20 ms silence is late on any
+# machine, so these stay deterministic while waiting only milliseconds.
+
+
+@pytest.fixture
+def slow_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stub streams that are silent for 20 ms before each scripted piece."""
+    original = Stub.stream
+
+    def stream(self: Stub, model: str, request: turnout.ChatRequest) -> Iterator[turnout.ChatChunk]:
+        time.sleep(0.02)
+        yield from original(self, model, request)
+
+    async def astream(self: Stub, model: str, request: turnout.ChatRequest) -> AsyncIterator[turnout.ChatChunk]:
+        await asyncio.sleep(0.02)
+        for chunk in original(self, model, request):
+            yield chunk
+
+    monkeypatch.setattr(Stub, "stream", stream)
+    monkeypatch.setattr(Stub, "astream", astream)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_late_first_chunk_is_a_stream_timeout_of_this_target(mode: str, clock: FakeClock, slow_start: None) -> None:
+    cfg = stub_config("a", first_token_timeout=0.001, retry={"max_attempts": 1})
+    with pytest.raises(turnout.StreamTimeoutError) as info:
+        run(cfg, mode, clock, "stream")
+    assert (info.value.provider, info.value.model) == ("a", "m")
+    assert "first_token_timeout" in str(info.value)
+
+
+def test_a_read_failing_after_the_timeout_is_the_timeout(clock: FakeClock, slow_start: None) -> None:
+    """A read that fails once the stream is late (the watchdog shut its socket) is reported as the timeout."""
+    Stub.scripts["a"] = [[err(APIConnectionError)]]
+    cfg = stub_config("a", first_token_timeout=0.001, retry={"max_attempts": 1})
+    with pytest.raises(turnout.StreamTimeoutError) as info:
+        run(cfg, "sync", clock, "stream")
+    assert (info.value.provider, info.value.model) == ("a", "m")
+    assert isinstance(info.value.__cause__, APIConnectionError)
