@@ -189,7 +189,8 @@ def _row(
     """
     last = attempts[-1] if attempts else None
     provider, model = (last.provider, last.model) if last else (None, None)
-    if response is not None:
+    if response is not None:  # the target that answered (a hedge's cancelled loser is recorded after it)
+        provider, model = response.provider, response.model
         usage, cost, outcome = response.usage, response.cost, "ok"
     else:
         outcome = type(error).__name__ if error is not None else "closed"
@@ -279,7 +280,7 @@ class Ledger:
 
         Args:
             route: the model argument (an alias, or ``provider:model``).
-            attempts: the attempts made; the last one names the provider and model.
+            attempts: the attempts made; without a response, the last one names the provider and model.
             response: the reply, or None when the call failed.
             error: what ended a failed call.
             latency: seconds the call took.

@@ -183,19 +183,17 @@ def _race(step: Race, clock: Clock) -> tuple[Any, tuple[Any, str, float] | None]
         waited = wait(futures, timeout=step.delay)
         if not waited.done or futures[0].result() is FELL_THROUGH:
             futures.append(pool.submit(drive, step.rest, clock, sides[1]))
+        # Past this point the rest runs, or the first side answered (or raised) within the delay.
         pending = set(futures)
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in sorted(done, key=futures.index):
                 if future.exception() is None and future.result() is not FELL_THROUGH:
-                    other = 1 - futures.index(future)
+                    other = sides[1 - futures.index(future)]  # a side never started is not sending
                     with lock:
-                        sides[other].lost = True
-                        loser = sides[other].sending if other < len(futures) else None
+                        other.lost = True
+                        loser = other.sending
                     return future.result(), loser
-                if future is futures[0] and future.exception() is None and len(futures) == 1:
-                    futures.append(pool.submit(drive, step.rest, clock, sides[1]))
-                    pending.add(futures[1])
         return (futures[-1].result(), None)  # no side answered: raise the route's last error
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
@@ -340,12 +338,7 @@ async def _arace(step: Race, clock: Clock) -> tuple[Any, tuple[Any, str, float] 
             done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
             for task in sorted(done, key=tasks.index):
                 if task.exception() is None and task.result() is not FELL_THROUGH:
-                    other = 1 - tasks.index(task)
-                    loser = sides[other].sending if other < len(tasks) else None
-                    return task.result(), loser
-                if task is tasks[0] and task.exception() is None and len(tasks) == 1:
-                    tasks.append(asyncio.ensure_future(adrive(step.rest, clock, sides[1])))
-                    pending.add(tasks[1])
+                    return task.result(), sides[1 - tasks.index(task)].sending
         return (tasks[-1].result(), None)
     finally:
         for task in tasks:
