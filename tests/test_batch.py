@@ -448,3 +448,17 @@ def test_progress_shows_done_failed_rate_and_dollars(
     else:
         assert "batch: 5/5 (4 ok, 1 failed)" in err and "/s, ETA" in err
     assert "4 answered, 1 failed; spent $" in err
+
+
+def test_a_hedged_reply_names_the_target_that_answered_not_the_loser_recorded_after_it() -> None:
+    from turnout.batch import BatchResult
+    from turnout.types import Attempt, ChatResponse, Usage
+
+    attempts = [
+        Attempt(provider="b", model="m", outcome="ok", latency=0.1),
+        Attempt(provider="a", model="m", outcome="cancelled", latency=0.2),
+    ]
+    response = ChatResponse(text="hi", choices=[], usage=Usage(), provider="b", model="m-2024-07-18", attempts=attempts)
+    assert BatchResult(custom_id="1", response=response).to_json()["turnout"]["target"] == "b:m"
+    failed = BatchResult(custom_id="2", error=None).to_json()
+    assert failed["turnout"]["target"] is None

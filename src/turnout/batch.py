@@ -135,7 +135,9 @@ class BatchResult:
     def to_json(self, batch_cost: Decimal | None = None) -> dict[str, Any]:
         """The result as a line of the OpenAI Batch output file, with turnout's fields under ``"turnout"``."""
         attempts = self.response.attempts if self.response is not None else getattr(self.error, "attempts", [])
-        last = attempts[-1] if attempts else None
+        from .types import answering_attempt
+
+        last = answering_attempt(attempts)  # not a hedge's loser, recorded after the reply
         cost = batch_cost if batch_cost is not None else self.cost
         extra: dict[str, Any] = {
             "target": None if last is None else f"{last.provider}:{last.model}",

@@ -565,6 +565,14 @@ class Attempt(_Model):
     skipped: bool = Field(default=False, description="True when nothing was sent (open circuit, context pre-check)")
 
 
+def answering_attempt(attempts: list[Attempt]) -> Attempt | None:
+    """The attempt whose reply the call returned (a hedge's loser may be recorded after it), else the last."""
+    for attempt in reversed(attempts):
+        if attempt.outcome == "ok":
+            return attempt
+    return attempts[-1] if attempts else None
+
+
 class TopLogprob(_Model):
     """One of the most likely tokens at a position, with its log probability."""
 

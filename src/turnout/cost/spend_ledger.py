@@ -187,10 +187,11 @@ def _row(
 
     The last element says whether the usage or cost was estimated rather than reported.
     """
-    last = attempts[-1] if attempts else None
+    from ..types import answering_attempt
+
+    last = answering_attempt(attempts)  # not a hedge's loser, recorded after the reply
     provider, model = (last.provider, last.model) if last else (None, None)
-    if response is not None:  # the target that answered (a hedge's cancelled loser is recorded after it)
-        provider, model = response.provider, response.model
+    if response is not None:
         usage, cost, outcome = response.usage, response.cost, "ok"
     else:
         outcome = type(error).__name__ if error is not None else "closed"
@@ -280,7 +281,7 @@ class Ledger:
 
         Args:
             route: the model argument (an alias, or ``provider:model``).
-            attempts: the attempts made; without a response, the last one names the provider and model.
+            attempts: the attempts made; the one that answered (else the last) names the provider and model.
             response: the reply, or None when the call failed.
             error: what ended a failed call.
             latency: seconds the call took.
