@@ -9,10 +9,11 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
 import turnout
 from turnout import AsyncClient, Client
-from turnout.engine import RetryScheduled, should_fall_back
+from turnout.engine import CallFinished, RetryScheduled, should_fall_back
 from turnout.errors import (
     APIConnectionError,
     BadRequestError,
@@ -614,3 +615,25 @@ def test_the_providers_headers_need_no_limiter(headers: type[Headers], clock: Fa
     with Client(_headers_config(limits=False), clock=clock) as client:
         assert client.chat("r", "Hi").rate_limit == headers.said
     assert clock.sleeps == []
+
+
+# --- the response cache --------------------------------------------------------------------------------
+
+
+class Parsed(BaseModel):
+    n: int
+
+
+def test_a_cache_hit_keeps_the_stored_attempts_and_what_it_saved(clock: FakeClock) -> None:
+    Stub.scripts["a"] = ['{"n": 1}']
+    cfg = stub_config("a")
+    cfg["cache"] = {"backend": "memory"}
+    seen: list[CallFinished] = []
+    with Client(cfg, clock=clock) as client:
+        client.on(CallFinished, seen.append)
+        first = client.chat("r", "Hi", response_model=Parsed)
+        second = client.chat("r", "Hi", response_model=Parsed)
+    assert second.from_cache and len(Stub.sent["a"]) == 1
+    assert second.parsed == Parsed(n=1) and [a.outcome for a in second.attempts] == ["cached"]
+    assert seen[1].attempts == second.attempts
+    assert [f.saved for f in seen] == [None, first.cost]

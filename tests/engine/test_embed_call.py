@@ -11,7 +11,7 @@ import pytest
 import turnout
 from turnout import Client
 from turnout.embeddings import EmbeddingRequest, EmbeddingResponse
-from turnout.engine import AttemptFinished
+from turnout.engine import AttemptFinished, CallFinished
 from turnout.errors import BudgetExceededError, ResponseValidationError
 from turnout.pricing import CostUnknownWarning
 from turnout.providers import register
@@ -36,13 +36,13 @@ def test_without_batch_size_the_providers_own_limit_splits_it(clock: FakeClock) 
 
 @pytest.mark.parametrize(("spare", "refused"), [(0, False), (-1, True)])
 def test_tokens_per_minute_counts_four_bytes_a_token(spare: int, refused: bool, clock: FakeClock) -> None:
-    """The first reply's usage (1 token, the stub's) stays in the window; the next asks for ceil(9/4) + ceil(4/4)."""
+    """The first reply's usage (1 token, the stub's) stays in the window; the next asks for ceil(bytes / 4) a text."""
     cfg = stub_config("a")
-    cfg["limits"] = {"a:m": {"tokens_per_minute": 1 + 3 + 1 + spare, "max_wait": 0}}
+    cfg["limits"] = {"a:m": {"tokens_per_minute": 1 + 3 + 2 + 2 + spare, "max_wait": 0}}
     with Client(cfg, clock=clock) as client:
-        client.embed("r", ["x"])
+        client.embed("r", ["x"], batch_size=3)
         try:
-            client.embed("r", ["é" * 4 + "x", "abcd"])  # 9 UTF-8 bytes, then 4
+            client.embed("r", ["é" * 4 + "x", "abcde", "fghij"], batch_size=3)  # 9 UTF-8 bytes, then 5 and 5
         except turnout.LocalRateLimitError:
             assert refused
         else:
@@ -91,42 +91,51 @@ def test_a_wrong_vector_count_names_the_target(mode: str, clock: FakeClock) -> N
 def test_the_reply_is_priced_once_and_carries_attempts_and_tags(mode: str, clock: FakeClock) -> None:
     reply = run(stub_config("a"), mode, clock, kind="embed", texts=["a", "b", "c"], tags={"team": "x"})
     assert reply.cost is not None and reply.cost.total == Decimal(3) / 1_000_000  # 3 prompt tokens at $1 per million
-    assert [(a.provider, a.outcome) for a in reply.attempts] == [("a", "ok"), ("a", "ok")]
+    assert [(a.provider, a.model, a.outcome) for a in reply.attempts] == [("a", "m", "ok"), ("a", "m", "ok")]
+    assert (reply.provider, reply.model) == ("a", "m")
     assert reply.tags == {"team": "x"}
 
 
 def test_each_batch_reply_goes_to_the_attempt_event(clock: FakeClock) -> None:
-    seen: list[AttemptFinished] = []
+    seen: list[Any] = []
     with Client(stub_config("a"), clock=clock) as client:
         client.on(AttemptFinished, seen.append)
+        client.on(CallFinished, seen.append)
         client.embed("r", ["a", "b", "c"])
-    assert [len(e.response.vectors) if isinstance(e.response, EmbeddingResponse) else None for e in seen] == [2, 1]
+    *batches, done = seen
+    assert [len(e.response.vectors) if isinstance(e.response, EmbeddingResponse) else None for e in batches] == [2, 1]
+    assert {e.route for e in seen} == {"r"}
 
 
 class Counts(Stub):
-    """A stub whose embedding usage leaves out some counts (``missing``)."""
+    """A stub whose embedding usage has other counts (``counts``: None to leave one out)."""
 
-    missing: tuple[str, ...] = ()
+    counts: dict[str, int | None] = {}
 
     def embed(self, model: str, request: EmbeddingRequest) -> EmbeddingResponse:
         reply = super().embed(model, request)
-        return reply.model_copy(update={"usage": reply.usage.model_copy(update=dict.fromkeys(Counts.missing))})
+        return reply.model_copy(update={"usage": reply.usage.model_copy(update=Counts.counts)})
 
 
 @pytest.fixture
-def counts() -> Iterator[type[Counts]]:
+def stub() -> Iterator[type[Counts]]:
     register("engine-stub-counts", Counts)
     yield Counts
-    Counts.missing = ()
+    Counts.counts = {}
 
 
 @pytest.mark.parametrize(
-    ("missing", "cost"), [(("completion_tokens",), Decimal(2) / 1_000_000), (("prompt_tokens",), None)]
+    ("counts", "cost"),
+    [
+        ({"completion_tokens": None}, Decimal(2) / 1_000_000),
+        ({"completion_tokens": 3}, Decimal(2 + 3 * 2) / 1_000_000),
+        ({"prompt_tokens": None}, None),
+    ],
 )
 def test_an_embedding_without_output_tokens_is_priced_and_one_without_input_is_not(
-    missing: tuple[str, ...], cost: Decimal | None, counts: type[Counts], clock: FakeClock
+    counts: dict[str, int | None], cost: Decimal | None, stub: type[Counts], clock: FakeClock
 ) -> None:
-    counts.missing = missing
+    stub.counts = counts
     cfg = stub_config("a")
     cfg["providers"]["a"]["type"] = "engine-stub-counts"
     with Client(cfg, clock=clock) as client:
