@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -17,6 +18,7 @@ from turnout.engine import CallFinished, RetryScheduled, should_fall_back
 from turnout.errors import (
     APIConnectionError,
     BadRequestError,
+    BudgetExceededError,
     RateLimitError,
     ServerError,
     StreamInterruptedError,
@@ -25,6 +27,7 @@ from turnout.providers import register
 from turnout.testing import FakeClock
 from turnout.types import ProviderRateLimit
 
+from ..shared.conftest import _url
 from .conftest import Stub, stub_config
 
 MODES = ["sync", "async"]
@@ -637,3 +640,62 @@ def test_a_cache_hit_keeps_the_stored_attempts_and_what_it_saved(clock: FakeCloc
     assert second.parsed == Parsed(n=1) and [a.outcome for a in second.attempts] == ["cached"]
     assert seen[1].attempts == second.attempts
     assert [f.saved for f in seen] == [None, first.cost]
+
+
+# --- shared state ([state] on Redis) -------------------------------------------------------------------
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """The test Redis (skipped without one, as in tests/shared)."""
+    return _url("TURNOUT_TEST_REDIS_URL")
+
+
+def _shared(redis_url: str, **extra: Any) -> dict[str, Any]:
+    cfg = stub_config("a", "b", retry={"max_attempts": 1}, breaker={"failure_threshold": 1, "cooldown": 30})
+    cfg["state"] = {"url": redis_url, "prefix": f"test-{uuid.uuid4().hex[:12]}"}
+    cfg.update(extra)
+    return cfg
+
+
+def test_a_circuit_opened_by_another_client_is_skipped(redis_url: str, clock: FakeClock) -> None:
+    Stub.scripts["a"] = [err(ServerError, status_code=503)]
+    cfg = _shared(redis_url)
+    with Client(cfg, clock=clock) as first:
+        assert first.chat("r", "Hi").provider == "b"
+    with Client(cfg, clock=clock) as second:
+        with pytest.raises(turnout.AllTargetsFailedError) as info:
+            Stub.scripts["b"] = [BadRequestError("boom", provider="b", model="m", status_code=400)]
+            second.chat("r", "Hi")
+    skip = info.value.exceptions[0]
+    assert isinstance(skip, turnout.CircuitOpenError)
+    assert (skip.message, skip.provider, skip.model) == ("skipped a:m: circuit open (shared state)", "a", "m")
+    assert skip.retry_in == pytest.approx(30, abs=1)
+    assert len(Stub.sent["a"]) == 1
+
+
+def test_a_shared_budget_holds_the_worst_case(redis_url: str, clock: FakeClock) -> None:
+    cfg = _shared(redis_url, budget={"max_usd": "0.00001"})
+    with pytest.raises(BudgetExceededError) as info, Client(cfg, clock=clock) as client:
+        client.chat("r", "Hi", max_tokens=10)
+    assert (info.value.budget, info.value.needed) == ("client", Decimal("0.000033"))
+    assert "(shared)" in str(info.value) and "a" not in Stub.sent
+
+
+def test_the_last_moments_before_the_deadline_are_used(clock: FakeClock) -> None:
+    """Half a second left: the next target is still tried, its timeout cut to that half second."""
+    Stub.scripts["a"] = [err(ServerError, status_code=503)]
+    original = Stub.chat
+
+    def slow(self: Stub, model: str, request: turnout.ChatRequest) -> turnout.ChatResponse:
+        if self.name == "a":
+            clock.advance(9.5)
+        return original(self, model, request)
+
+    Stub.chat = slow  # type: ignore[method-assign]
+    try:
+        with Client(stub_config("a", "b", deadline=10, retry={"max_attempts": 1}), clock=clock) as client:
+            assert client.chat("r", "Hi", timeout=60).provider == "b"
+    finally:
+        Stub.chat = original  # type: ignore[method-assign]
+    assert [r.timeout for r in (*Stub.sent["a"], *Stub.sent["b"])] == [10, 0.5]

@@ -94,6 +94,7 @@ def test_the_reply_is_priced_once_and_carries_attempts_and_tags(mode: str, clock
     assert [(a.provider, a.model, a.outcome) for a in reply.attempts] == [("a", "m", "ok"), ("a", "m", "ok")]
     assert (reply.provider, reply.model) == ("a", "m")
     assert reply.tags == {"team": "x"}
+    assert run(stub_config("a"), mode, clock, kind="embed", texts=["a"]).tags is None
 
 
 def test_each_batch_reply_goes_to_the_attempt_event(clock: FakeClock) -> None:
