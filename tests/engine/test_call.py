@@ -699,3 +699,12 @@ def test_the_last_moments_before_the_deadline_are_used(clock: FakeClock) -> None
     finally:
         Stub.chat = original  # type: ignore[method-assign]
     assert [r.timeout for r in (*Stub.sent["a"], *Stub.sent["b"])] == [10, 0.5]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_cut_on_the_last_target_is_raised_alone_not_grouped(mode: str, clock: FakeClock) -> None:
+    Stub.scripts["a"] = [[err(ServerError, status_code=503)]]
+    Stub.scripts["b"] = [["hello ", APIConnectionError("reset", provider="b", model="m")]]
+    with pytest.raises(StreamInterruptedError) as info:
+        run(stub_config("a", "b", retry={"max_attempts": 1}), mode, clock, kind="stream")
+    assert (info.value.provider, info.value.partial_text) == ("b", "hello ")
