@@ -708,3 +708,23 @@ def test_a_cut_on_the_last_target_is_raised_alone_not_grouped(mode: str, clock: 
     with pytest.raises(StreamInterruptedError) as info:
         run(stub_config("a", "b", retry={"max_attempts": 1}), mode, clock, kind="stream")
     assert (info.value.provider, info.value.partial_text) == ("b", "hello ")
+
+
+def test_least_latency_orders_by_every_clients_averages(redis_url: str, clock: FakeClock) -> None:
+    """A new client with [state] goes by what other clients measured: b (1 s) before a (3 s)."""
+    cfg = _shared(redis_url)
+    cfg["models"]["r"]["balance"] = "least-latency"
+    original = Stub.chat
+
+    def slow(self: Stub, model: str, request: turnout.ChatRequest) -> turnout.ChatResponse:
+        clock.advance({"a": 3, "b": 1}[self.name])
+        return original(self, model, request)
+
+    Stub.chat = slow  # type: ignore[method-assign]
+    try:
+        with Client(cfg, clock=clock) as first:
+            assert [first.chat("r", "Hi").provider for _ in range(2)] == ["a", "b"]  # unmeasured ones first
+        with Client(cfg, clock=clock) as second:
+            assert second.chat("r", "Hi").provider == "b"
+    finally:
+        Stub.chat = original  # type: ignore[method-assign]
