@@ -728,3 +728,35 @@ def test_least_latency_orders_by_every_clients_averages(redis_url: str, clock: F
             assert second.chat("r", "Hi").provider == "b"
     finally:
         Stub.chat = original  # type: ignore[method-assign]
+
+
+def test_recovery_waits_for_the_first_circuit_to_half_open(clock: FakeClock) -> None:
+    Stub.scripts["a"] = [err(ServerError, status_code=503)]
+    cfg = stub_config(
+        "a",
+        "b",
+        retry={"max_attempts": 1},
+        breaker={"failure_threshold": 1, "cooldown": 5},
+        wait_for_recovery=True,
+        deadline=30,
+    )
+    with Client(cfg, clock=clock) as client:
+        assert client.chat("r", "Hi").provider == "b"  # a opened at 1000 (until 1005)
+        clock.advance(2)
+        Stub.scripts["b"] = [err(ServerError, status_code=503)]
+        with pytest.raises(turnout.AllTargetsFailedError):  # a skipped, b failed: not every skip was a circuit
+            client.chat("r", "Hi")
+        assert clock.sleeps == []
+        reply = client.chat("r", "Hi")  # a opens again in 3 s, b in 5 s
+    assert clock.sleeps == [3] and reply.provider == "a"
+
+
+def test_without_wait_for_recovery_an_open_circuit_is_raised_at_once(clock: FakeClock) -> None:
+    Stub.scripts["a"] = [err(ServerError, status_code=503)]
+    cfg = stub_config("a", retry={"max_attempts": 1}, breaker={"failure_threshold": 1, "cooldown": 5}, deadline=30)
+    with Client(cfg, clock=clock) as client:
+        with pytest.raises(ServerError):
+            client.chat("r", "Hi")
+        with pytest.raises(turnout.CircuitOpenError):
+            client.chat("r", "Hi")
+    assert clock.sleeps == [] and len(Stub.sent["a"]) == 1
