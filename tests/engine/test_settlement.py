@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
 import turnout
 from turnout import Client
@@ -169,3 +170,18 @@ def test_a_tag_budget_holds_a_tagged_call(clock: FakeClock) -> None:
             client.chat("r", "Hi", tags={"team": "x"})
         assert client.chat("r", "Hi").text == "ok"  # untagged: no budget applies
     assert info.value.budget == unbounded.value.budget == "tags.team=x"
+
+
+class Answer(BaseModel):
+    n: int
+
+
+def test_a_hooks_worst_case_replaces_the_engines(clock: FakeClock) -> None:
+    """response_model holds its re-asks too: more than the same call without it."""
+    with Client(_budgets(route="r"), clock=clock) as client:
+        with pytest.raises(BudgetExceededError) as plain:
+            client.chat("r", "Hi", max_tokens=10)
+        with pytest.raises(BudgetExceededError) as parsed:
+            client.chat("r", "Hi", max_tokens=10, response_model=Answer)
+    assert plain.value.needed == Decimal("0.000033")
+    assert parsed.value.needed == Decimal("0.004199")  # the schema instruction and re-asks are counted too
