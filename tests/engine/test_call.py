@@ -760,3 +760,10 @@ def test_without_wait_for_recovery_an_open_circuit_is_raised_at_once(clock: Fake
         with pytest.raises(turnout.CircuitOpenError):
             client.chat("r", "Hi")
     assert clock.sleeps == [] and len(Stub.sent["a"]) == 1
+
+
+def test_a_budget_on_another_route_holds_nothing_on_shared_state(redis_url: str, clock: FakeClock) -> None:
+    cfg = _shared(redis_url)
+    cfg["models"]["other"] = {"targets": ["a:m"], "budget": {"max_usd": "0.00001"}}
+    with Client(cfg, clock=clock) as client:
+        assert client.chat("r", "Hi").text == "ok"  # no max_tokens needed: no budget applies to r
