@@ -767,3 +767,16 @@ def test_a_budget_on_another_route_holds_nothing_on_shared_state(redis_url: str,
     cfg["models"]["other"] = {"targets": ["a:m"], "budget": {"max_usd": "0.00001"}}
     with Client(cfg, clock=clock) as client:
         assert client.chat("r", "Hi").text == "ok"  # no max_tokens needed: no budget applies to r
+
+
+def test_route_and_tag_budgets_hold_on_shared_state(redis_url: str, clock: FakeClock) -> None:
+    cfg = _shared(redis_url, tag_budgets={"team": {"max_usd": "0.00001"}})
+    cfg["models"]["r"]["budget"] = {"max_usd": "0.00001"}
+    cfg["models"]["other"] = {"targets": ["a:m"]}
+    with Client(cfg, clock=clock) as client:
+        with pytest.raises(BudgetExceededError) as route:
+            client.chat("r", "Hi", max_tokens=10)
+        with pytest.raises(BudgetExceededError) as tag:
+            client.chat("other", "Hi", max_tokens=10, tags={"team": "x"})
+    assert (route.value.budget, tag.value.budget) == ("models.r", "tags.team=x")
+    assert "a" not in Stub.sent
