@@ -12,7 +12,7 @@ from pydantic import BaseModel
 import turnout
 from turnout import Client
 from turnout.engine import CallFinished, StreamAbandoned
-from turnout.errors import APIConnectionError, ContextWindowExceededError, StreamInterruptedError
+from turnout.errors import APIConnectionError, ContextWindowExceededError, ServerError, StreamInterruptedError
 from turnout.providers import register
 from turnout.testing import FakeClock
 
@@ -219,3 +219,32 @@ def test_who_may_continue(across: bool, continuers: list[str], resumable: type[R
         except StreamInterruptedError:
             assert not across
     assert [name for name, *_ in resumable.continued] == continuers
+
+
+def test_without_max_tokens_a_prompt_that_fills_the_window_is_not_counted(clock: FakeClock) -> None:
+    """ "Hi" is 2 bytes + 8: it surely fits a 10-token window when no max_tokens asks for more."""
+    Stub.windows["a"], Stub.counts["a"] = 10, 1000  # a count skips the target
+    with Client(stub_config("a", "b"), clock=clock) as client:
+        assert client.chat("r", "Hi").provider == "a"
+
+
+@pytest.mark.parametrize(("spare", "refused"), [(0, False), (-1, True)])
+def test_tokens_per_minute_counts_no_output_without_a_cap(spare: int, refused: bool, clock: FakeClock) -> None:
+    cfg = stub_config("a")
+    cfg["limits"] = {"a:m": {"tokens_per_minute": 15 + 9 + spare, "max_wait": 0}}  # the first reply's 15, then "Hi"
+    with Client(cfg, clock=clock) as client:
+        client.chat("r", "Hi")
+        try:
+            client.chat("r", "Hi")
+        except turnout.LocalRateLimitError:
+            assert refused
+        else:
+            assert not refused
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_stream_cut_by_a_status_keeps_it(mode: str, clock: FakeClock) -> None:
+    Stub.scripts["a"] = [["hello ", ServerError("overloaded", provider="a", model="m", status_code=503)]]
+    with pytest.raises(StreamInterruptedError) as info:
+        run(stub_config("a"), mode, clock, kind="stream")
+    assert info.value.status_code == 503
