@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -123,3 +124,27 @@ def test_a_stream_left_early_is_noted_as_abandoned(clock: FakeClock) -> None:
     [attempt] = done.attempts
     assert (attempt.provider, attempt.model, attempt.outcome, attempt.latency) == ("a", "m", "abandoned", 2)
     assert attempt.error == "the caller stopped reading the stream"
+
+
+def test_the_hedges_loser_is_noted_as_cancelled(clock: FakeClock) -> None:
+    """a is still out after ``hedge_after``; b answers; a's request is noted (it may still be billed)."""
+    release = threading.Event()
+    original = Stub.chat
+
+    def chat(self: Stub, model: str, request: turnout.ChatRequest) -> turnout.ChatResponse:
+        if self.name == "a":
+            release.wait(5)
+        return original(self, model, request)
+
+    Stub.chat = chat  # type: ignore[method-assign]
+    try:
+        with Client(stub_config("a", "b", hedge_after=0.05), clock=clock) as client:
+            reply = client.chat("r", "Hi")
+    finally:
+        release.set()
+        Stub.chat = original  # type: ignore[method-assign]
+    assert reply.provider == "b"
+    winner, loser = reply.attempts
+    assert (winner.provider, winner.outcome) == ("b", "ok")
+    assert (loser.provider, loser.model, loser.outcome, loser.latency) == ("a", "m", "cancelled", 0)
+    assert loser.error == "lost the hedge: another target answered first"
