@@ -230,7 +230,7 @@ def test_messages_keep_their_fields_on_the_wire(tmp_path: Path) -> None:
 
 def test_prompt_size_bound_matches_the_encoded_size() -> None:
     """The context-window precheck's size bound: the UTF-8 size of each message's text plus 8, however measured."""
-    from turnout.engine.call import _utf8_size
+    from turnout.engine.chat_call import _utf8_size
 
     rng = random.Random(7)
     alphabet = "abc xyz\n" + "éü✓日本" + "\U0001f600"

@@ -3,23 +3,31 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import uuid
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
 import turnout
 from turnout import AsyncClient, Client
-from turnout.engine import should_fall_back
+from turnout.engine import CallFinished, RetryScheduled, should_fall_back
 from turnout.errors import (
     APIConnectionError,
     BadRequestError,
+    BudgetExceededError,
     RateLimitError,
     ServerError,
     StreamInterruptedError,
 )
+from turnout.providers import register
 from turnout.testing import FakeClock
+from turnout.types import ProviderRateLimit
 
+from ..shared.conftest import _url
 from .conftest import Stub, stub_config
 
 MODES = ["sync", "async"]
@@ -348,3 +356,427 @@ def test_a_bad_deadline_is_refused_before_sending(bad: object, clock: FakeClock)
 def test_an_embedding_call_takes_a_deadline(mode: str, clock: FakeClock) -> None:
     run(stub_config("a"), mode, clock, kind="embed", texts=["x"], deadline=7, timeout=60)
     assert Stub.sent["a"][0].timeout == 7
+
+
+# --- what is logged and published along the route ---------------------------------------------------
+
+
+def _records(caplog: pytest.LogCaptureFixture) -> list[tuple[int, str, dict[str, Any]]]:
+    keys = ("alias", "target", "attempt", "outcome", "latency", "cost")
+    return [
+        (r.levelno, r.getMessage(), {k: r.__dict__[k] for k in keys if k in r.__dict__})
+        for r in caplog.records
+        if r.name == "turnout"
+    ]
+
+
+def test_fallback_and_giving_up_are_logged_with_their_fields(
+    caplog: pytest.LogCaptureFixture, clock: FakeClock
+) -> None:
+    Stub.scripts["a"] = [err(ServerError, status_code=503)]
+    Stub.scripts["b"] = [BadRequestError("boom", provider="b", model="m", status_code=400)]
+    with (
+        caplog.at_level(logging.DEBUG, logger="turnout"),
+        Client(stub_config("a", "b", retry={"max_attempts": 1}), clock=clock) as client,
+    ):
+        with pytest.raises(turnout.AllTargetsFailedError):
+            client.chat("r", "Hi")
+    records = _records(caplog)
+    fields = {"alias": "r", "target": "a:m", "attempt": 1, "outcome": "ServerError"}
+    assert (logging.INFO, "route r: a:m gave ServerError; falling back to the next target", fields) in records
+    fields = {"alias": "r", "target": "b:m", "attempt": 2, "outcome": "BadRequestError"}
+    assert (logging.DEBUG, "route r: b:m gave BadRequestError; giving up", fields) in records
+
+
+def test_a_retry_is_logged_and_published(caplog: pytest.LogCaptureFixture, clock: FakeClock) -> None:
+    first = err(ServerError, status_code=503)
+    Stub.scripts["a"] = [first]
+    seen: list[RetryScheduled] = []
+    cfg = stub_config("a", retry={"initial_delay": 2, "jitter": 0})
+    with caplog.at_level(logging.DEBUG, logger="turnout"), Client(cfg, clock=clock) as client:
+        client.on(RetryScheduled, seen.append)
+        client.chat("r", "Hi")
+    fields = {"alias": "r", "target": "a:m", "attempt": 1, "outcome": "ServerError"}
+    assert (logging.DEBUG, "route r: retrying a:m in 2.000s (attempt 1 failed)", fields) in _records(caplog)
+    [event] = seen
+    assert (event.route, event.provider, event.model, event.seconds, event.attempt) == ("r", "a", "m", 2, 1)
+    assert event.error is first and event.call_id != 0
+
+
+def test_every_target_failing_names_each_in_the_message(clock: FakeClock) -> None:
+    Stub.scripts["a"] = [err(ServerError, status_code=500)]
+    Stub.scripts["b"] = [APIConnectionError("boom", provider="b", model="m")]
+    with (
+        pytest.raises(turnout.AllTargetsFailedError) as info,
+        Client(stub_config("a", "b", retry={"max_attempts": 1}), clock=clock) as client,
+    ):
+        client.chat("r", "Hi")
+    assert info.value.message == "all 2 targets of 'r' failed: a:m ServerError; b:m APIConnectionError"
+
+
+# --- gates -------------------------------------------------------------------------------------------
+
+
+def test_an_open_circuit_is_named_in_the_skip(clock: FakeClock) -> None:
+    Stub.scripts["a"] = [err(ServerError, status_code=503)]
+    cfg = stub_config("a", "b", retry={"max_attempts": 1}, breaker={"failure_threshold": 1, "cooldown": 30})
+    with Client(cfg, clock=clock) as client:
+        client.chat("r", "Hi")
+        clock.advance(10)
+        Stub.scripts["b"] = [err(ServerError, status_code=503)]
+        with pytest.raises(turnout.AllTargetsFailedError) as info:
+            client.chat("r", "Hi")
+    skip = info.value.exceptions[0]
+    assert isinstance(skip, turnout.CircuitOpenError)
+    assert skip.message == "skipped a:m: circuit open (ServerError)"
+    assert (skip.provider, skip.model, skip.retry_in) == ("a", "m", 20)
+
+
+def test_a_skip_for_the_deadline_has_no_retry_in(clock: FakeClock) -> None:
+    Stub.scripts["a"] = [err(ServerError, status_code=503)]
+    original = Stub.chat
+
+    def slow(self: Stub, model: str, request: turnout.ChatRequest) -> turnout.ChatResponse:
+        clock.advance(5)  # exactly the deadline: nothing is left
+        return original(self, model, request)
+
+    Stub.chat = slow  # type: ignore[method-assign]
+    try:
+        with (
+            pytest.raises(turnout.AllTargetsFailedError) as info,
+            Client(stub_config("a", "b", deadline=5, retry={"max_attempts": 1}), clock=clock) as client,
+        ):
+            client.chat("r", "Hi")
+    finally:
+        Stub.chat = original  # type: ignore[method-assign]
+    skip = info.value.exceptions[1]
+    assert isinstance(skip, turnout.CircuitOpenError)
+    assert skip.message == "skipped b:m: the call's deadline has passed"
+    assert (skip.provider, skip.model, skip.retry_in) == ("b", "m", None)
+
+
+def test_embeddings_skip_the_context_precheck(clock: FakeClock) -> None:
+    """Only chat checks context windows: an embedding target with a tiny window is still sent to."""
+    Stub.windows["a"] = 1
+    with Client(stub_config("a"), clock=clock) as client:
+        reply = client.embed("r", ["a long text"])
+    assert reply.provider == "a"
+
+
+# --- waiting for a circuit (wait_for_recovery) --------------------------------------------------------
+
+
+def _recovery(clock: FakeClock, deadline: float) -> dict[str, Any]:
+    Stub.scripts["a"] = [err(ServerError, status_code=503), err(ServerError, status_code=503)]
+    return stub_config(
+        "a",
+        retry={"max_attempts": 1},
+        breaker={"failure_threshold": 1, "cooldown": 5},
+        wait_for_recovery=True,
+        deadline=deadline,
+    )
+
+
+def test_recovery_waits_for_the_probe_and_a_failed_probe_is_raised(
+    caplog: pytest.LogCaptureFixture, clock: FakeClock
+) -> None:
+    with Client(_recovery(clock, 5.5), clock=clock) as client:
+        with pytest.raises(ServerError):
+            client.chat("r", "Hi")
+        with caplog.at_level(logging.DEBUG, logger="turnout"), pytest.raises(ServerError) as info:
+            client.chat("r", "Hi")
+    assert clock.sleeps == [5]
+    assert [a.outcome for a in info.value.attempts] == ["CircuitOpenError", "ServerError"]
+    assert (logging.DEBUG, "route r: every circuit is open; waiting 5.000s for the first probe", {}) in _records(caplog)
+
+
+def test_recovery_never_waits_as_long_as_the_time_left(clock: FakeClock) -> None:
+    with Client(_recovery(clock, 5), clock=clock) as client:
+        with pytest.raises(ServerError):
+            client.chat("r", "Hi")
+        with pytest.raises(turnout.CircuitOpenError):
+            client.chat("r", "Hi")
+    assert clock.sleeps == []
+
+
+# --- rate limits ([limits]) ---------------------------------------------------------------------------
+
+
+def _limited(limit: dict[str, Any], **route: Any) -> dict[str, Any]:
+    cfg = stub_config("a", **route)
+    cfg["limits"] = {"a:m": limit}
+    return cfg
+
+
+def test_a_refusal_by_the_local_limit_says_what_and_why(clock: FakeClock) -> None:
+    with Client(_limited({"requests_per_minute": 1, "max_wait": 0}), clock=clock) as client:
+        client.chat("r", "Hi")
+        with pytest.raises(turnout.LocalRateLimitError) as info:
+            client.chat("r", "Hi")
+    exc = info.value
+    assert exc.message == (
+        "a:m: no room under [limits.'a:m'] for 60s more, longer than this call may wait "
+        "(its deadline, else max_wait); nothing was sent"
+    )
+    assert (exc.provider, exc.model, exc.retry_after) == ("a", "m", 60)
+    [attempt] = exc.attempts
+    assert (attempt.outcome, attempt.skipped, attempt.latency) == ("LocalRateLimitError", True, 0)
+    assert len(Stub.sent["a"]) == 1
+
+
+@pytest.mark.parametrize(("route", "waits"), [({}, [60]), ({"deadline": 59}, [])])
+def test_a_call_waits_for_room_until_its_deadline_else_max_wait(
+    route: dict[str, Any], waits: list[float], clock: FakeClock
+) -> None:
+    with Client(_limited({"requests_per_minute": 1, "max_wait": 61}, **route), clock=clock) as client:
+        client.chat("r", "Hi")
+        try:
+            client.chat("r", "Hi")
+        except turnout.LocalRateLimitError:
+            assert waits == []
+    assert clock.sleeps == waits
+    assert len(Stub.sent["a"]) == 1 + len(waits)
+
+
+@pytest.mark.parametrize(("spare", "refused"), [(0, False), (-1, True)])
+def test_tokens_per_minute_counts_the_prompt_estimate_plus_max_tokens(
+    spare: int, refused: bool, clock: FakeClock
+) -> None:
+    """The first reply's usage (15) stays in the window; the next asks for "Hi"'s estimate (9) plus max_tokens."""
+    with Client(_limited({"tokens_per_minute": 15 + 9 + 40 + spare, "max_wait": 0}), clock=clock) as client:
+        client.chat("r", "Hi", max_tokens=40)
+        try:
+            client.chat("r", "Hi", max_tokens=40)
+        except turnout.LocalRateLimitError:
+            assert refused
+        else:
+            assert not refused
+
+
+def test_tokens_per_minute_counts_max_completion_tokens_without_max_tokens(clock: FakeClock) -> None:
+    with Client(_limited({"tokens_per_minute": 15 + 9 + 39, "max_wait": 0}), clock=clock) as client:
+        client.chat("r", "Hi")
+        with pytest.raises(turnout.LocalRateLimitError):
+            client.chat("r", "Hi", max_completion_tokens=40)
+
+
+class Headers(Stub):
+    """A stub whose replies carry the rate-limit headers in ``said`` (as OpenAI's ``x-ratelimit-*``)."""
+
+    said: ProviderRateLimit | None = None
+
+    def chat(self, model: str, request: turnout.ChatRequest) -> turnout.ChatResponse:
+        reply = super().chat(model, request)
+        return reply.model_copy(update={"rate_limit": Headers.said})
+
+
+@pytest.fixture
+def headers() -> Iterator[type[Headers]]:
+    register("engine-stub-headers", Headers)
+    yield Headers
+    Headers.said = None
+
+
+def _headers_config(limits: bool = True) -> dict[str, Any]:
+    cfg = stub_config("a")
+    cfg["providers"]["a"]["type"] = "engine-stub-headers"
+    if limits:
+        cfg["limits"] = {"a:m": {"requests_per_minute": 1000}}
+    return cfg
+
+
+@pytest.mark.parametrize(
+    ("said", "resets"),
+    [
+        (ProviderRateLimit(remaining_requests=0, reset_requests=5), [5]),
+        (ProviderRateLimit(remaining_tokens=0, reset_tokens=7), [7]),
+        (ProviderRateLimit(remaining_requests=0, reset_requests=5, remaining_tokens=0, reset_tokens=7), [5, 7]),
+        (ProviderRateLimit(remaining_requests=1, reset_requests=5, remaining_tokens=1, reset_tokens=7), []),
+        (ProviderRateLimit(remaining_requests=0, reset_requests=0, remaining_tokens=0, reset_tokens=0), []),
+        (ProviderRateLimit(remaining_requests=0, remaining_tokens=0), []),
+    ],
+)
+def test_the_providers_headers_pause_its_limiter(
+    said: ProviderRateLimit,
+    resets: list[float],
+    headers: type[Headers],
+    caplog: pytest.LogCaptureFixture,
+    clock: FakeClock,
+) -> None:
+    """Used up until a reset: the next request waits for the longest reset (no 429 needed)."""
+    headers.said = said
+    with caplog.at_level(logging.DEBUG, logger="turnout"), Client(_headers_config(), clock=clock) as client:
+        client.chat("r", "Hi")
+        client.chat("r", "Hi")
+    assert clock.sleeps == resets[-1:]
+    logged = [m for _, m, _ in _records(caplog) if "pausing" in m]
+    assert logged == [f"route r: a:m says its limit resets in {s:.3f}s; pausing" for s in resets] * 2
+
+
+def test_the_providers_headers_need_no_limiter(headers: type[Headers], clock: FakeClock) -> None:
+    headers.said = ProviderRateLimit(remaining_requests=0, reset_requests=5)
+    with Client(_headers_config(limits=False), clock=clock) as client:
+        assert client.chat("r", "Hi").rate_limit == headers.said
+    assert clock.sleeps == []
+
+
+# --- the response cache --------------------------------------------------------------------------------
+
+
+class Parsed(BaseModel):
+    n: int
+
+
+def test_a_cache_hit_keeps_the_stored_attempts_and_what_it_saved(clock: FakeClock) -> None:
+    Stub.scripts["a"] = ['{"n": 1}']
+    cfg = stub_config("a")
+    cfg["cache"] = {"backend": "memory"}
+    seen: list[CallFinished] = []
+    with Client(cfg, clock=clock) as client:
+        client.on(CallFinished, seen.append)
+        first = client.chat("r", "Hi", response_model=Parsed)
+        second = client.chat("r", "Hi", response_model=Parsed)
+    assert second.from_cache and len(Stub.sent["a"]) == 1
+    assert second.parsed == Parsed(n=1) and [a.outcome for a in second.attempts] == ["cached"]
+    assert seen[1].attempts == second.attempts
+    assert [f.saved for f in seen] == [None, first.cost]
+
+
+# --- shared state ([state] on Redis) -------------------------------------------------------------------
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """The test Redis (skipped without one, as in tests/shared)."""
+    return _url("TURNOUT_TEST_REDIS_URL")
+
+
+def _shared(redis_url: str, **extra: Any) -> dict[str, Any]:
+    cfg = stub_config("a", "b", retry={"max_attempts": 1}, breaker={"failure_threshold": 1, "cooldown": 30})
+    cfg["state"] = {"url": redis_url, "prefix": f"test-{uuid.uuid4().hex[:12]}"}
+    cfg.update(extra)
+    return cfg
+
+
+def test_a_circuit_opened_by_another_client_is_skipped(redis_url: str, clock: FakeClock) -> None:
+    Stub.scripts["a"] = [err(ServerError, status_code=503)]
+    cfg = _shared(redis_url)
+    with Client(cfg, clock=clock) as first:
+        assert first.chat("r", "Hi").provider == "b"
+    with Client(cfg, clock=clock) as second:
+        with pytest.raises(turnout.AllTargetsFailedError) as info:
+            Stub.scripts["b"] = [BadRequestError("boom", provider="b", model="m", status_code=400)]
+            second.chat("r", "Hi")
+    skip = info.value.exceptions[0]
+    assert isinstance(skip, turnout.CircuitOpenError)
+    assert (skip.message, skip.provider, skip.model) == ("skipped a:m: circuit open (shared state)", "a", "m")
+    assert skip.retry_in == pytest.approx(30, abs=1)
+    assert len(Stub.sent["a"]) == 1
+
+
+def test_a_shared_budget_holds_the_worst_case(redis_url: str, clock: FakeClock) -> None:
+    cfg = _shared(redis_url, budget={"max_usd": "0.00001"})
+    with pytest.raises(BudgetExceededError) as info, Client(cfg, clock=clock) as client:
+        client.chat("r", "Hi", max_tokens=10)
+    assert (info.value.budget, info.value.needed) == ("client", Decimal("0.000033"))
+    assert "(shared)" in str(info.value) and "a" not in Stub.sent
+
+
+def test_the_last_moments_before_the_deadline_are_used(clock: FakeClock) -> None:
+    """Half a second left: the next target is still tried, its timeout cut to that half second."""
+    Stub.scripts["a"] = [err(ServerError, status_code=503)]
+    original = Stub.chat
+
+    def slow(self: Stub, model: str, request: turnout.ChatRequest) -> turnout.ChatResponse:
+        if self.name == "a":
+            clock.advance(9.5)
+        return original(self, model, request)
+
+    Stub.chat = slow  # type: ignore[method-assign]
+    try:
+        with Client(stub_config("a", "b", deadline=10, retry={"max_attempts": 1}), clock=clock) as client:
+            assert client.chat("r", "Hi", timeout=60).provider == "b"
+    finally:
+        Stub.chat = original  # type: ignore[method-assign]
+    assert [r.timeout for r in (*Stub.sent["a"], *Stub.sent["b"])] == [10, 0.5]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_cut_on_the_last_target_is_raised_alone_not_grouped(mode: str, clock: FakeClock) -> None:
+    Stub.scripts["a"] = [[err(ServerError, status_code=503)]]
+    Stub.scripts["b"] = [["hello ", APIConnectionError("reset", provider="b", model="m")]]
+    with pytest.raises(StreamInterruptedError) as info:
+        run(stub_config("a", "b", retry={"max_attempts": 1}), mode, clock, kind="stream")
+    assert (info.value.provider, info.value.partial_text) == ("b", "hello ")
+
+
+def test_least_latency_orders_by_every_clients_averages(redis_url: str, clock: FakeClock) -> None:
+    """A new client with [state] goes by what other clients measured: b (1 s) before a (3 s)."""
+    cfg = _shared(redis_url)
+    cfg["models"]["r"]["balance"] = "least-latency"
+    original = Stub.chat
+
+    def slow(self: Stub, model: str, request: turnout.ChatRequest) -> turnout.ChatResponse:
+        clock.advance({"a": 3, "b": 1}[self.name])
+        return original(self, model, request)
+
+    Stub.chat = slow  # type: ignore[method-assign]
+    try:
+        with Client(cfg, clock=clock) as first:
+            assert [first.chat("r", "Hi").provider for _ in range(2)] == ["a", "b"]  # unmeasured ones first
+        with Client(cfg, clock=clock) as second:
+            assert second.chat("r", "Hi").provider == "b"
+    finally:
+        Stub.chat = original  # type: ignore[method-assign]
+
+
+def test_recovery_waits_for_the_first_circuit_to_half_open(clock: FakeClock) -> None:
+    Stub.scripts["a"] = [err(ServerError, status_code=503)]
+    cfg = stub_config(
+        "a",
+        "b",
+        retry={"max_attempts": 1},
+        breaker={"failure_threshold": 1, "cooldown": 5},
+        wait_for_recovery=True,
+        deadline=30,
+    )
+    with Client(cfg, clock=clock) as client:
+        assert client.chat("r", "Hi").provider == "b"  # a opened at 1000 (until 1005)
+        clock.advance(2)
+        Stub.scripts["b"] = [err(ServerError, status_code=503)]
+        with pytest.raises(turnout.AllTargetsFailedError):  # a skipped, b failed: not every skip was a circuit
+            client.chat("r", "Hi")
+        assert clock.sleeps == []
+        reply = client.chat("r", "Hi")  # a opens again in 3 s, b in 5 s
+    assert clock.sleeps == [3] and reply.provider == "a"
+
+
+def test_without_wait_for_recovery_an_open_circuit_is_raised_at_once(clock: FakeClock) -> None:
+    Stub.scripts["a"] = [err(ServerError, status_code=503)]
+    cfg = stub_config("a", retry={"max_attempts": 1}, breaker={"failure_threshold": 1, "cooldown": 5}, deadline=30)
+    with Client(cfg, clock=clock) as client:
+        with pytest.raises(ServerError):
+            client.chat("r", "Hi")
+        with pytest.raises(turnout.CircuitOpenError):
+            client.chat("r", "Hi")
+    assert clock.sleeps == [] and len(Stub.sent["a"]) == 1
+
+
+def test_a_budget_on_another_route_holds_nothing_on_shared_state(redis_url: str, clock: FakeClock) -> None:
+    cfg = _shared(redis_url)
+    cfg["models"]["other"] = {"targets": ["a:m"], "budget": {"max_usd": "0.00001"}}
+    with Client(cfg, clock=clock) as client:
+        assert client.chat("r", "Hi").text == "ok"  # no max_tokens needed: no budget applies to r
+
+
+def test_route_and_tag_budgets_hold_on_shared_state(redis_url: str, clock: FakeClock) -> None:
+    cfg = _shared(redis_url, tag_budgets={"team": {"max_usd": "0.00001"}})
+    cfg["models"]["r"]["budget"] = {"max_usd": "0.00001"}
+    cfg["models"]["other"] = {"targets": ["a:m"]}
+    with Client(cfg, clock=clock) as client:
+        with pytest.raises(BudgetExceededError) as route:
+            client.chat("r", "Hi", max_tokens=10)
+        with pytest.raises(BudgetExceededError) as tag:
+            client.chat("other", "Hi", max_tokens=10, tags={"team": "x"})
+    assert (route.value.budget, tag.value.budget) == ("models.r", "tags.team=x")
+    assert "a" not in Stub.sent

@@ -1,6 +1,7 @@
 """The route engine: one flow of decisions for every call, and a sync and an async driver.
 
-- `call` / `flow`: what to do (gates, retries, fallback, hedging, money), free of I/O;
+- `call` (with `attempt_log`, `settlement`, `chat_call`, `embed_call`) / `flow`: what to do (gates,
+  retries, fallback, hedging, money), free of I/O;
 - `drive`: doing it, with blocking I/O or with asyncio;
 - `events`: what happened, for the ledger, the budgets and the application.
 
@@ -13,8 +14,10 @@ from collections.abc import AsyncGenerator, Generator
 from typing import TYPE_CHECKING
 
 from ..events import AttemptFinished, AttemptStarted, CallFinished, CallStarted, Events, RetryScheduled, StreamAbandoned
-from .call import Call, ChatCall, EmbedCall, should_fall_back
+from .call import Call, should_fall_back
+from .chat_call import ChatCall
 from .drive import adrive, adrive_stream, drive, drive_stream
+from .embed_call import EmbedCall
 from .flow import attempts, call_flow, embed_target, stream_attempts
 from .hooks import CallHook, ReplyCheck
 from .state import RouteState, Target

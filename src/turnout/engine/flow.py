@@ -26,7 +26,9 @@ if TYPE_CHECKING:
     from ..limits import Permit
     from ..provider import Provider
     from ..types import ChatRequest, ChatResponse
-    from .call import Call, ChatCall, EmbedCall
+    from .call import Call
+    from .chat_call import ChatCall
+    from .embed_call import EmbedCall
     from .hooks import ReplyStore
     from .state import Retries
 
