@@ -10,10 +10,10 @@ import pytest
 
 import turnout
 from turnout import Client
+from turnout.cost.prices import CostUnknownWarning
 from turnout.embeddings import EmbeddingRequest, EmbeddingResponse
 from turnout.engine import AttemptFinished, CallFinished
 from turnout.errors import BudgetExceededError, ResponseValidationError
-from turnout.cost.prices import CostUnknownWarning
 from turnout.providers import register
 from turnout.testing import FakeClock
 
