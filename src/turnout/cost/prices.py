@@ -149,15 +149,7 @@ class Pricing:
             input_cost, output_cost = found.costs(
                 usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens or 0
             )
-            total = input_cost + output_cost
-            return construct(
-                Cost,
-                input=USD(input_cost),
-                output=USD(output_cost),
-                total=USD(total),
-                source=source,
-                estimated=usage.estimated,
-            )
+            return _cost(input_cost, output_cost, source, usage)
         if key in self._catalogue_misses:
             return None
         from genai_prices import Usage as CatalogueUsage
@@ -344,12 +336,16 @@ def _from_price(price: Price, usage: Usage, source: str | None = None) -> Cost:
         output_cost += reasoning * price.reasoning_per_million / _MILLION
     if source is None:
         source = "config" if price.usd_per_hour is None else "config (hourly)"
-    total = input_cost + output_cost
+    return _cost(input_cost, output_cost, source, usage)
+
+
+def _cost(input_cost: Decimal, output_cost: Decimal, source: str, usage: Usage) -> Cost:
+    """The `Cost` of ``usage`` from its two parts (estimated when the usage was)."""
     return construct(
         Cost,
         input=USD(input_cost),
         output=USD(output_cost),
-        total=USD(total),
+        total=USD(input_cost + output_cost),
         source=source,
         estimated=usage.estimated,
     )
