@@ -341,50 +341,50 @@ def test_a_wrong_message_after_remembered_ones_is_named_at_its_position(tmp_path
 
 def test_remembered_messages_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     """The memory of validated messages is cleared when its text passes the limit; it never holds a stale id."""
-    from turnout import types
+    from turnout import _messages as messages_module
 
-    seen = types._Seen()
-    monkeypatch.setattr(types, "_SEEN", seen)
-    monkeypatch.setattr(types._Seen, "LIMIT", 10 * (256 + 19))
+    seen = messages_module._Seen()
+    monkeypatch.setattr(messages_module, "_SEEN", seen)
+    monkeypatch.setattr(messages_module._Seen, "LIMIT", 10 * (256 + 19))
     batch: list[Any] = [{"role": "user", "content": f"message {i:03d}"} for i in range(25)]  # 4 + 11 bytes of text
-    normalized = types.normalize_messages(batch)
+    normalized = messages_module.normalize_messages(batch)
     assert len(seen.messages) == len(seen.json) == 5  # cleared at the 11th and the 21st
     assert seen.size == 5 * (256 + 4 + 11)
     assert all(seen.json[id(m)][0] is m for m in seen.messages.values())
     assert [m.content for m in normalized] == [m["content"] for m in batch]
-    held = types.normalize_messages(batch[-5:])
+    held = messages_module.normalize_messages(batch[-5:])
     assert held == normalized[-5:] and all(a is b for a, b in zip(held, normalized[-5:], strict=True))
-    one_pass = types._MESSAGES.dump_json(held, exclude_none=True)
-    assert [types.dump_messages(held) for _ in range(3)] == [one_pass] * 3
+    one_pass = messages_module._MESSAGES.dump_json(held, exclude_none=True)
+    assert [messages_module.dump_messages(held) for _ in range(3)] == [one_pass] * 3
     written = [b'{"role":"user","content":"message %03d"}' % i for i in range(20, 25)]
     assert [seen.json[id(m)][1] for m in held] == written
 
 
 def test_a_message_is_written_alone_only_when_sent_again() -> None:
     """A remembered message's own JSON is written at the second body that holds it, not the first."""
-    from turnout import types
+    from turnout import _messages as messages_module
 
     tag = os.urandom(6).hex()
     messages: list[Any] = [{"role": "user", "content": f"{tag} {i}"} for i in range(3)]
-    normalized = types.normalize_messages(messages)
-    states = [types._SEEN.json[id(m)][1] for m in normalized]
-    types.dump_messages(normalized)
-    after_one = [types._SEEN.json[id(m)][1] for m in normalized]
-    types.dump_messages(normalized)
-    after_two = [types._SEEN.json[id(m)][1] for m in normalized]
+    normalized = messages_module.normalize_messages(messages)
+    states = [messages_module._SEEN.json[id(m)][1] for m in normalized]
+    messages_module.dump_messages(normalized)
+    after_one = [messages_module._SEEN.json[id(m)][1] for m in normalized]
+    messages_module.dump_messages(normalized)
+    after_two = [messages_module._SEEN.json[id(m)][1] for m in normalized]
     assert states == [None] * 3 and after_one == [b""] * 3
     assert after_two == [b'{"role":"user","content":"%s %d"}' % (tag.encode(), i) for i in range(3)]
 
 
 def test_only_text_messages_are_remembered() -> None:
     """A dict with content parts, numbers or lists (mutable, or equal across types) is validated every time."""
-    from turnout import types
+    from turnout import _messages as messages_module
 
     tag = os.urandom(6).hex()
     parts: dict[str, Any] = {"role": "user", "content": [{"type": "text", "text": tag}]}
     number: dict[str, Any] = {"role": "user", "content": f"{tag}", "x_weight": 1}
     text: dict[str, Any] = {"role": "user", "content": f"{tag}", "x_note": "n"}
     batch: list[Any] = [parts, number, text]
-    first, second = types.normalize_messages(batch), types.normalize_messages(list(batch))
+    first, second = messages_module.normalize_messages(batch), messages_module.normalize_messages(list(batch))
     assert [a is b for a, b in zip(first, second, strict=True)] == [False, False, True]
     assert second[1].model_dump()["x_weight"] == 1

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from decimal import Decimal, localcontext
 from typing import Annotated, Any, Generic, Literal, TypeAlias
 
@@ -17,8 +17,6 @@ from pydantic import (
     ConfigDict,
     Field,
     NonNegativeInt,
-    TypeAdapter,
-    ValidationError,
     field_validator,
     model_validator,
 )
@@ -236,142 +234,6 @@ class Message(BaseModel):
 
 MessageInput: TypeAlias = str | Message | Mapping[str, Any]
 """One item of ``messages=``: a dict in OpenAI's shape or a `Message` (or a whole string as the only message)."""
-_MESSAGES = TypeAdapter(list[Message], config=ConfigDict(defer_build=True))
-
-
-_Key: TypeAlias = tuple[tuple[str, Any], ...]
-"""A message dict's items, in order: what `_Seen` finds a validated message by."""
-
-
-class _Seen:
-    """Messages validated by earlier calls, found again by their content, and their JSON.
-
-    A conversation is sent again with every turn, one message longer each time: this turns the
-    cost of validating a message (about 1 µs) and writing it (about 0.3 µs) into that of a dict
-    lookup, for every message but the new ones. Only dicts whose values are all strings (or
-    ``None``) are kept: immutable, so the same content is always the same `Message` and the same
-    JSON. A message's own JSON is written the second time a body holds it (a message sent once
-    costs no more than a dict entry). Bounded: cleared when the text it holds passes `LIMIT`
-    bytes (each entry counted 256 bytes more, for its objects).
-    """
-
-    LIMIT = 4 * 1024 * 1024
-
-    def __init__(self) -> None:
-        self.messages: dict[_Key, Message] = {}
-        # id(message) -> (message, its JSON: None before a body held it, b"" after the first);
-        # the message is held with it, so that its id cannot be reused while the entry exists
-        self.json: dict[int, tuple[Message, bytes | None]] = {}
-        self.size = 0
-
-    def add(self, key: _Key, message: Message) -> None:
-        """Remember ``message``, validated from a dict whose items are ``key``, when its values are all text."""
-        size = 256
-        for _, value in key:
-            if type(value) is str:
-                size += len(value)
-            elif value is not None:
-                return
-        self.size += size
-        if self.size > self.LIMIT:
-            self.json.clear()  # first: an id in `json` always belongs to a message still held
-            self.messages.clear()
-            self.size = size
-        self.messages[key] = message
-        self.json[id(message)] = (message, None)
-
-
-_SEEN = _Seen()
-
-
-def normalize_messages(
-    messages: str | list[Message] | list[Mapping[str, Any]] | list[MessageInput],
-    check: Callable[[list[Any]], None] | None = None,
-) -> list[Message]:
-    """Validate ``messages`` into a list of `Message`.
-
-    turnout's own `Message` objects are taken as they are; a dict is validated once per call
-    (never per attempt), or not at all when a dict with the same items was validated before.
-    ``check(messages)`` runs first when an item is neither a dict nor a `Message` (to raise a
-    clearer error than validation would).
-
-    Raises:
-        pydantic.ValidationError: a message has a wrong role or field type.
-        ValueError: the list is empty.
-    """
-    if isinstance(messages, str):
-        return [Message(role="user", content=messages)]
-    if not messages:
-        raise ValueError("messages must not be empty")
-    found: list[Message | None] = []
-    missing: list[tuple[int, _Key | None]] = []  # (position, the dict's items when they can be remembered)
-    seen = _SEEN.messages
-    for message in messages:
-        kind = type(message)
-        if kind is Message:
-            found.append(message)  # type: ignore[arg-type]  # turnout's own, validated when made
-        elif kind is dict:
-            key: _Key | None = tuple(message.items())  # type: ignore[union-attr]
-            try:
-                hit = seen.get(key)  # type: ignore[arg-type]
-            except TypeError:  # a value that cannot be hashed (content parts): validated each time
-                hit, key = None, None
-            if hit is None:
-                missing.append((len(found), key))
-            found.append(hit)
-        else:
-            if check is not None:
-                check(messages)
-            # Other mappings are copied into dicts, in one pass in pydantic-core.
-            return _MESSAGES.validate_python([_plain(m) for m in messages])
-    if missing:
-        _validate_missing(messages, found, missing)
-    return found  # type: ignore[return-value]  # every position is filled now
-
-
-def _validate_missing(messages: list[Any], found: list[Message | None], missing: list[tuple[int, _Key | None]]) -> None:
-    """Validate the dicts at the ``missing`` positions (in one pass) into ``found``, and remember them."""
-    try:
-        validated = _MESSAGES.validate_python([messages[position] for position, _ in missing])
-    except ValidationError:
-        _MESSAGES.validate_python(messages)  # the same errors, at their positions in the whole list
-        raise
-    for (position, key), message in zip(missing, validated, strict=True):
-        found[position] = message
-        if key is not None:
-            _SEEN.add(key, message)
-
-
-def dump_messages(messages: list[Message]) -> bytes:
-    """``messages`` as the JSON array OpenAI-style bodies send (``None`` fields left out).
-
-    When every message is remembered by `_Seen` and was sent before, the array is joined from
-    their JSON; otherwise the whole list is written in one pass by pydantic-core.
-    """
-    table = _SEEN.json
-    parts: list[bytes] = []
-    first: list[Message] = []  # remembered messages a body holds for the first time
-    for message in messages:
-        entry = table.get(id(message))
-        if entry is None or entry[0] is not message:
-            return _MESSAGES.dump_json(messages, exclude_none=True)
-        text = entry[1]
-        if text is None:
-            first.append(message)
-            continue
-        if not text:  # the second body that holds it: written once, for every later one
-            text = _MESSAGES.dump_json([message], exclude_none=True)[1:-1]  # the list's serializer: built already
-            table[id(message)] = (message, text)
-        parts.append(text)
-    if first:
-        for message in first:
-            table[id(message)] = (message, b"")
-        return _MESSAGES.dump_json(messages, exclude_none=True)
-    return b"[" + b",".join(parts) + b"]"
-
-
-def _plain(message: MessageInput) -> Message | dict[str, Any]:
-    return message if isinstance(message, Message) else dict(message)  # type: ignore[arg-type]
 
 
 class ChatRequest(NoBoolNumbers, _Model):
@@ -697,3 +559,6 @@ class ChatChunk(_Model):
     logprobs: list[TokenLogprob] | None = None
     function_call: ToolCallDelta | None = None
     rate_limit: ProviderRateLimit | None = None
+
+
+from ._messages import normalize_messages  # noqa: E402  (it needs Message, above)

@@ -15,6 +15,7 @@ import pydantic_core
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from .._construct import construct
+from .._messages import dump_messages
 from ..errors import APIStatusError, ResponseValidationError
 from ..types import (
     ChatChunk,
@@ -28,7 +29,6 @@ from ..types import (
     ToolCallDelta,
     TopLogprob,
     Usage,
-    dump_messages,
     make_tool_call,
     tool_calls_finish,
 )
