@@ -248,3 +248,79 @@ def test_a_stream_cut_by_a_status_keeps_it(mode: str, clock: FakeClock) -> None:
     with pytest.raises(StreamInterruptedError) as info:
         run(stub_config("a"), mode, clock, kind="stream")
     assert info.value.status_code == 503
+
+
+def _cut_and_continue(chunks: list[Any], clock: FakeClock, **kwargs: Any) -> bool:
+    """Stream a piece that is cut after ``chunks``; True when the answer was continued (and finished)."""
+    Stub.scripts["a"] = [[*chunks, err(APIConnectionError)], ["world"]]
+    try:
+        with Client(_resume_config("a"), clock=clock) as client, client.stream("r", "Hi", **kwargs) as stream:
+            stream.get_response()
+    except StreamInterruptedError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize(
+    ("chunks", "kwargs"),
+    [
+        pytest.param(
+            ["hi ", turnout.ChatChunk(tool_calls=[turnout.types.ToolCallDelta(index=0, id="c1", name="f")])],
+            {},
+            id="inside a tool call",
+        ),
+        pytest.param(["one ", turnout.ChatChunk(text="two ", index=1)], {}, id="two choices"),
+        pytest.param(["hi "], {"n": 2}, id="n=2"),
+    ],
+)
+def test_what_is_never_continued(
+    chunks: list[Any], kwargs: dict[str, Any], resumable: type[Resumable], clock: FakeClock
+) -> None:
+    """No continuation inside a tool call or for several choices (docs/streaming.md)."""
+    assert _cut_and_continue(chunks, clock, **kwargs) is False
+    assert resumable.continued == []
+
+
+def test_a_stream_cut_before_any_text_is_sent_again_not_continued(resumable: type[Resumable], clock: FakeClock) -> None:
+    assert _cut_and_continue([turnout.ChatChunk(model="m")], clock) is True
+    assert resumable.continued == []
+
+
+def test_a_plain_cut_piece_is_continued(resumable: type[Resumable], clock: FakeClock) -> None:
+    """The counterpart of the cases above: one choice, some text, no tool call."""
+    assert _cut_and_continue(["hello "], clock, n=1) is True
+    assert resumable.continued == [("a", "hello ", None, None)]
+
+
+@pytest.mark.parametrize(
+    ("completion_tokens", "left"),
+    [(None, 10), (9, 1)],  # an unknown count takes nothing off; one token left still continues
+)
+def test_what_is_left_of_max_tokens(
+    completion_tokens: int | None, left: int, resumable: type[Resumable], clock: FakeClock
+) -> None:
+    used = turnout.Usage(prompt_tokens=9, completion_tokens=completion_tokens)
+    assert _cut_and_continue(["hello ", turnout.ChatChunk(usage=used)], clock, max_tokens=10) is True
+    assert resumable.continued == [("a", "hello ", left, None)]
+
+
+def test_a_cut_continuation_that_reported_usage_is_paid(resumable: type[Resumable], clock: FakeClock) -> None:
+    """A continuation cut after the server's usage but before any text still paid for its prompt."""
+    first = turnout.Usage(prompt_tokens=9, completion_tokens=2, total_tokens=11)
+    second = turnout.Usage(prompt_tokens=11, completion_tokens=0, total_tokens=11)
+    Stub.scripts["a"] = [
+        ["hello ", turnout.ChatChunk(usage=first), err(APIConnectionError)],
+        [turnout.ChatChunk(usage=second), err(APIConnectionError)],
+        ["world"],
+    ]
+    finished: list[CallFinished] = []
+    with Client(_resume_config("a"), clock=clock) as client:
+        client.on(CallFinished, finished.append)
+        with client.stream("r", "Hi") as stream:
+            reply = stream.get_response()
+    assert reply.text == "hello world"
+    assert finished[0].usage is not None
+    assert (finished[0].usage.prompt_tokens, finished[0].usage.completion_tokens) == (
+        9 + 11 + 1,
+        2 + 0 + 1,
+    )  # + "world"
