@@ -63,3 +63,13 @@ def test_embedding_batches_keep_cached_and_reasoning_counts() -> None:
     joined = combine(parts, "p", "m")
     assert joined.usage.cached_tokens == 3 and joined.usage.prompt_tokens == 7
     assert joined.vectors == [[1.0], [2.0]]
+
+
+def test_the_message_module_imports_first_in_a_fresh_process() -> None:
+    """`turnout._messages` and `turnout.types` import each other lazily: either may come first."""
+    import subprocess
+    import sys
+
+    code = "import turnout._messages, turnout.types as t; print(t.normalize_messages.__module__)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert (done.returncode, done.stdout.strip()) == (0, "turnout._messages"), done.stderr

@@ -11,6 +11,7 @@ from pydantic import BaseModel, PydanticUserError, ValidationError
 from typing_extensions import TypeVar
 
 from ._defaults import MAX_TIMEOUT
+from ._messages import normalize_messages
 from ._response_model import OutputHook, take_output
 from .config import Config, find_config_file, load_config, split_target
 from .cost.budgets import Budget, Budgets
@@ -25,7 +26,7 @@ from .policies.clock import Clock, SystemClock
 from .policies.route import RoutePolicy
 from .provider import Provider
 from .shared import SharedBudgets, SharedState
-from .types import ChatRequest, JSONObject, Message, MessageInput, normalize_messages
+from .types import ChatRequest, JSONObject, Message, MessageInput
 
 if TYPE_CHECKING:
     from ._telemetry import Telemetry

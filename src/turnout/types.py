@@ -9,7 +9,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from decimal import Decimal, localcontext
-from typing import Annotated, Any, Generic, Literal, TypeAlias
+from typing import TYPE_CHECKING, Annotated, Any, Generic, Literal, TypeAlias
 
 from pydantic import (
     AfterValidator,
@@ -25,6 +25,9 @@ from typing_extensions import TypeVar
 from . import _defaults
 from ._checks import NoBoolNumbers, check_headers
 from .options import ProviderOptionsField
+
+if TYPE_CHECKING:
+    from ._messages import normalize_messages
 
 __all__ = [
     "Attempt",
@@ -561,4 +564,10 @@ class ChatChunk(_Model):
     rate_limit: ProviderRateLimit | None = None
 
 
-from ._messages import normalize_messages  # noqa: E402  (it needs Message, above)
+def __getattr__(name: str) -> Any:
+    """`normalize_messages` lives in `turnout._messages` (which needs `Message`, above); loaded on first use."""
+    if name == "normalize_messages":
+        from ._messages import normalize_messages
+
+        return normalize_messages
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 import httpx2
 from pydantic import Field, model_validator
 
+from .._messages import normalize_messages
 from .._secrets import mask_url
 from .._version import __version__
 from ..config import ProviderConfig
@@ -46,7 +47,7 @@ from ..errors import (
 )
 from ..options import ProviderOptions, TGIOptions
 from ..provider import Provider
-from ..types import ChatChunk, ChatRequest, ChatResponse, Message, MessageInput, normalize_messages
+from ..types import ChatChunk, ChatRequest, ChatResponse, Message, MessageInput
 from ._hf_call import HubCalls
 from ._response_format import hub_openai_endpoint
 from ._tgi_kwargs import chat_fields, chat_problem, text_parameters

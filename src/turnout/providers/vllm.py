@@ -15,10 +15,11 @@ from typing import Any, ClassVar, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .. import _defaults
+from .._messages import normalize_messages
 from ..config import ProviderConfig
 from ..errors import BadRequestError, NotFoundError, ProviderError, ResponseValidationError
 from ..options import ProviderOptions, VLLMOptions
-from ..types import ChatRequest, MessageInput, normalize_messages
+from ..types import ChatRequest, MessageInput
 from ._openai_wire import continue_final_message
 from .openai import OpenAIProvider
 
