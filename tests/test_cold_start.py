@@ -340,16 +340,16 @@ def test_a_wrong_message_after_remembered_ones_is_named_at_its_position(tmp_path
 
 
 def test_remembered_messages_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The memory of validated messages is cleared when its text passes the limit; it never holds a stale id."""
+    """The memory of validated messages is cleared when it passes the limit; it never holds a stale id."""
     from turnout import _messages as messages_module
 
     seen = messages_module._Seen()
     monkeypatch.setattr(messages_module, "_SEEN", seen)
-    monkeypatch.setattr(messages_module._Seen, "LIMIT", 10 * (256 + 19))
+    monkeypatch.setattr(messages_module._Seen, "LIMIT", 10 * (1024 + 2 * 19))
     batch: list[Any] = [{"role": "user", "content": f"message {i:03d}"} for i in range(25)]  # 4 + 11 bytes of text
     normalized = messages_module.normalize_messages(batch)
     assert len(seen.messages) == len(seen.json) == 5  # cleared at the 11th and the 21st
-    assert seen.size == 5 * (256 + 4 + 11)
+    assert seen.size == 5 * (1024 + 2 * (4 + 11))
     assert all(seen.json[id(m)][0] is m for m in seen.messages.values())
     assert [m.content for m in normalized] == [m["content"] for m in batch]
     held = messages_module.normalize_messages(batch[-5:])
