@@ -21,7 +21,6 @@ output_per_million = 0.20
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from datetime import date
 from decimal import Decimal
@@ -33,7 +32,6 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
-    ValidationError,
     field_serializer,
     field_validator,
     model_validator,
@@ -63,10 +61,6 @@ __all__ = [
     "load_config",
     "split_target",
 ]
-
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-_ANY_VAR = re.compile(r"\$\{([^}]*)\}")
-_NO_DASH = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)[:=]([^-].*|)")  # ${HOST:127.0.0.1}, ${HOST=x}: the shell's is :-
 
 
 class ProviderConfig(NoBoolNumbers):
@@ -398,7 +392,9 @@ class Config(BaseModel):
         Raises:
             ConfigError: naming the source, each bad key and the fix.
         """
-        return _build(data, source)
+        from ._config_build import build
+
+        return build(data, source)
 
 
 def _overlay(base: BaseModel, top: BaseModel) -> Any:
@@ -457,103 +453,13 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{file}: invalid TOML: {exc}. Fix the syntax at that line.") from exc
-    config = _build(data, str(file))
+    from ._config_build import build
+
+    config = build(data, str(file))
     update: dict[str, Any] = {"ledger": config.ledger.relative_to(file.parent)}  # [ledger] path: from here
     if config.cache is not None:
         update["cache"] = config.cache.relative_to(file.parent)
     return config.model_copy(update=update)
-
-
-def _build(data: Mapping[str, Any], source: str) -> Config:
-    data = _interpolate(dict(data), source, ())
-    providers: dict[str, ProviderConfig] = {}
-    raw_providers = data.get("providers", {})
-    if not isinstance(raw_providers, Mapping):
-        raise ConfigError(f"{source}: providers: must be a table of [providers.<name>] tables.")
-    for name, raw in raw_providers.items():
-        if not name or ":" in name or name != name.strip():
-            raise ConfigError(
-                f"{source}: providers.{name!r}: a provider name must be non-empty, without ':' or surrounding "
-                "spaces (targets are written '<provider>:<model-id>'). Rename the table, e.g. [providers.local]."
-            )
-        providers[name] = _provider_config(name, raw, source)
-    try:
-        return Config.model_validate({**data, "providers": providers})
-    except ValidationError as exc:
-        raise ConfigError(_describe(exc, source, ())) from None
-
-
-def _provider_config(name: str, raw: object, source: str) -> ProviderConfig:
-    from .providers import known_types, provider_class
-
-    if isinstance(raw, ProviderConfig):
-        return raw
-    if not isinstance(raw, Mapping):
-        raise ConfigError(f"{source}: providers.{name}: must be a table with at least `type = ...`.")
-    kind = raw.get("type")
-    if not isinstance(kind, str):
-        problem = "missing" if kind is None else f"must be a string, not {type(kind).__name__} {kind!r}"
-        raise ConfigError(
-            f'{source}: providers.{name}.type: {problem}. Write `type = "..."`, one of: {", ".join(known_types())}.'
-        )
-    cls = provider_class(kind, where=f"{source}: providers.{name}.type")
-    try:
-        return cls.config_model.model_validate(raw)
-    except ValidationError as exc:
-        raise ConfigError(_describe(exc, source, ("providers", name))) from None
-
-
-def _interpolate(value: Any, source: str, path: tuple[str, ...]) -> Any:
-    if isinstance(value, str):
-        if "${" in value:
-            _check_references(value, source, path)
-        return _VAR.sub(lambda m: _lookup(m, source, path), value)
-    if isinstance(value, Mapping):
-        return {k: _interpolate(v, source, (*path, str(k))) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_interpolate(v, source, (*path, str(i))) for i, v in enumerate(value)]
-    return value
-
-
-def _check_references(value: str, source: str, path: tuple[str, ...]) -> None:
-    """Reject a ``${...}`` that is not ``${VAR}`` or ``${VAR:-default}`` (it would be kept as text)."""
-    for match in _ANY_VAR.finditer(value):
-        if _VAR.fullmatch(match.group(0)):
-            continue
-        inner = match.group(1)
-        typo = _NO_DASH.fullmatch(inner)
-        hint = (
-            f"For a default, write ${{{typo.group(1)}:-{typo.group(2)}}}."
-            if typo
-            else "Write ${VAR} or ${VAR:-default} (VAR: letters, digits and _)."
-        )
-        raise ConfigError(f"{source}: {'.'.join(path)}: {match.group(0)} is not a valid reference. {hint}")
-
-
-def _lookup(match: re.Match[str], source: str, path: tuple[str, ...]) -> str:
-    name, default = match.group(1), match.group(2)
-    found = os.environ.get(name)
-    if default is not None:
-        return found or default  # like the shell's ${VAR:-default}: unset or empty
-    if found is not None:
-        return found
-    raise ConfigError(
-        f"{source}: {'.'.join(path)}: environment variable {name} is not set. "
-        f"Set it (export {name}=...), or give a default with ${{{name}:-value}}."
-    )
-
-
-def _describe(exc: ValidationError, source: str, prefix: tuple[str, ...]) -> str:
-    lines = [f"{source}: invalid configuration:"]
-    for error in exc.errors(include_input=False, include_url=False):
-        loc = ".".join(str(p) for p in (*prefix, *error["loc"])) or "(top level)"
-        msg = error["msg"].removeprefix("Value error, ")
-        if error["type"] == "extra_forbidden":
-            msg = "unknown key. Remove it or check its spelling (see the config reference)."
-        elif error["type"] == "missing":
-            msg = "required key is missing. Add it."
-        lines.append(f"  - {loc}: {msg}")
-    return "\n".join(lines)
 
 
 def config_json_schema() -> dict[str, Any]:
