@@ -22,7 +22,8 @@ from ._version import __version__
 if TYPE_CHECKING:
     from ._compare import CompareResult, ModelResult, PromptItem, acompare, compare
     from ._tool_run import ToolRun
-    from .client import AsyncClient, Client
+    from .async_client import AsyncClient
+    from .client import Client
     from .config import Config, ModelRoute, Price, ProviderConfig, load_config
     from .cost.budgets import Budget, BudgetStatus
     from .cost.estimate import CostEstimate, TargetEstimate
@@ -170,7 +171,8 @@ _HOMES = {
     "_compare": ("CompareResult", "ModelResult", "PromptItem", "acompare", "compare"),
     "cost.estimate": ("CostEstimate", "TargetEstimate"),
     "cost.budgets": ("Budget", "BudgetStatus"),
-    "client": ("AsyncClient", "Client"),
+    "async_client": ("AsyncClient",),
+    "client": ("Client",),
     "config": ("Config", "ModelRoute", "Price", "ProviderConfig", "load_config"),
     "embeddings": ("EmbeddingRequest", "EmbeddingResponse"),
     "errors": (
