@@ -517,7 +517,7 @@ def test_a_text_reply_decodes_without_the_wire_models_to_the_same_reply(
 
     raw = json.dumps(body).encode()
     fast = parse_completion(raw, provider="p", model="m", request_id="r")
-    monkeypatch.setattr(_openai_wire, "_plain_completion", lambda *_: None)
+    monkeypatch.setattr(_openai_wire, "plain_completion", lambda *_: None)
     validated = parse_completion(raw, provider="p", model="m", request_id="r")
     assert fast == validated
     assert fast.usage.model_fields_set == validated.usage.model_fields_set

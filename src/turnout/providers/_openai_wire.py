@@ -22,7 +22,6 @@ from ..types import (
     ChatRequest,
     ChatResponse,
     Choice,
-    FinishReason,
     FunctionCall,
     TokenLogprob,
     ToolCall,
@@ -33,7 +32,7 @@ from ..types import (
     tool_calls_finish,
 )
 from ._openai_errors import error_from_response
-from ._tgi_words import TGI_FINISH_REASONS
+from ._openai_fast import finish_reason_from_wire, make_reply, plain_chunks, plain_completion
 
 __all__ = [
     "DONE",
@@ -45,29 +44,6 @@ __all__ = [
     "parse_chunk",
     "parse_completion",
 ]
-
-#: Finish-reason words -> turnout's `FinishReason`: OpenAI's, the ``end_turn`` / ``max_tokens`` of
-#: Anthropic's API that compatible gateways pass on (https://docs.anthropic.com/en/api/messages),
-#: and TGI's (its Messages API sends them too).
-_FINISH_REASONS: dict[str, FinishReason] = {
-    "stop": "stop",
-    "end_turn": "stop",
-    "length": "length",
-    "max_tokens": "length",
-    "tool_calls": "tool_calls",
-    "function_call": "function_call",  # the legacy `functions` API (message.function_call)
-    "content_filter": "content_filter",
-    "error": "error",
-    **TGI_FINISH_REASONS,
-}
-
-
-def finish_reason_from_wire(value: str | None) -> FinishReason | None:
-    """Normalise a server's finish reason (unknown words become ``"other"``)."""
-    if value is None:
-        return None
-    return _FINISH_REASONS.get(value, "other")
-
 
 #: The data payload that ends an OpenAI-style stream.
 DONE = "[DONE]"
@@ -315,7 +291,7 @@ def parse_completion(raw: bytes, *, provider: str, model: str, request_id: str |
         ResponseValidationError: the body is not JSON, or has no ``choices`` (an empty list included).
     """
     try:
-        plain = _plain_completion(pydantic_core.from_json(raw), provider, model, request_id)
+        plain = plain_completion(pydantic_core.from_json(raw), provider, model, request_id)
     except ValueError:  # not JSON: the validated path says so
         plain = None
     if plain is not None:
@@ -360,111 +336,7 @@ def parse_completion(raw: bytes, *, provider: str, model: str, request_id: str |
                 function_call=_function_call(c.message.function_call),
             )
         )
-    return _reply(choices, _usage(wire.usage), wire.model or model, wire.id, provider, request_id)
-
-
-def _reply(
-    choices: list[Choice], usage: Usage, model: str, id: str | None, provider: str, request_id: str | None
-) -> ChatResponse:
-    first = choices[0]
-    return construct(
-        ChatResponse,
-        text=first.text,
-        choices=choices,
-        usage=usage,
-        cost=None,
-        provider=provider,
-        model=model,
-        attempts=[],
-        finish_reason=first.finish_reason,
-        tool_calls=first.tool_calls,
-        id=id,
-        request_id=request_id,
-        warnings=[],
-        parsed=None,
-        logprobs=first.logprobs,
-        function_call=first.function_call,
-        from_cache=False,
-        tags=None,
-        rate_limit=None,
-    )
-
-
-def _plain_completion(body: object, provider: str, model: str, request_id: str | None) -> ChatResponse | None:
-    """The reply of a text-only completion, or None when it needs the validated path.
-
-    Text-only: a JSON object whose choices have no tool calls, legacy function call or logprobs,
-    every field of the expected type (integers that are ints, not floats or text). Most replies
-    are; the others (and anything odd, errors included) are validated into the wire models.
-    """
-    if type(body) is not dict:
-        return None
-    wire_id, wire_model, wire_choices = body.get("id"), body.get("model"), body.get("choices")
-    if not (wire_id is None or type(wire_id) is str) or not (wire_model is None or type(wire_model) is str):
-        return None
-    if type(wire_choices) is not list or not wire_choices:
-        return None
-    usage = _plain_usage(body.get("usage"))
-    if usage is None:
-        return None
-    choices = []
-    for choice in wire_choices:
-        if type(choice) is not dict:
-            return None
-        message, index, finish = choice.get("message"), choice.get("index", 0), choice.get("finish_reason")
-        if type(message) is not dict or type(index) is not int or choice.get("logprobs") is not None:
-            return None
-        text = message.get("content")
-        if message.get("tool_calls") is not None or message.get("function_call") is not None:
-            return None
-        if not (text is None or type(text) is str) or not (finish is None or type(finish) is str):
-            return None
-        choices.append(
-            construct(
-                Choice,
-                index=index,
-                text=text or "",
-                finish_reason=finish_reason_from_wire(finish),
-                tool_calls=[],
-                logprobs=None,
-                function_call=None,
-            )
-        )
-    return _reply(choices, usage, wire_model or model, wire_id, provider, request_id)
-
-
-def _plain_usage(usage: object) -> Usage | None:
-    """A usage object whose counts are all ints (or absent), or None when it needs the validated path."""
-    if usage is None:
-        return Usage()
-    if type(usage) is not dict:
-        return None
-    prompt, completion, total = usage.get("prompt_tokens"), usage.get("completion_tokens"), usage.get("total_tokens")
-    cached = _plain_detail(usage.get("prompt_tokens_details"), "cached_tokens")
-    reasoning = _plain_detail(usage.get("completion_tokens_details"), "reasoning_tokens")
-    if cached is False or reasoning is False:
-        return None
-    if not all(n is None or type(n) is int for n in (prompt, completion, total)):
-        return None
-    return construct(
-        Usage,
-        prompt_tokens=prompt,
-        completion_tokens=completion,
-        total_tokens=total,
-        cached_tokens=cached,
-        reasoning_tokens=reasoning,
-        estimated=False,
-    )
-
-
-def _plain_detail(details: object, name: str) -> int | None | Literal[False]:
-    """``details[name]`` when it is an int or absent; False when it needs the validated path."""
-    if details is None:
-        return None
-    if type(details) is not dict:
-        return False
-    value = details.get(name)
-    return value if value is None or type(value) is int else False
+    return make_reply(choices, _usage(wire.usage), wire.model or model, wire.id, provider, request_id)
 
 
 def parse_chunk(data: str | bytes, *, provider: str, model: str) -> list[ChatChunk]:
@@ -475,7 +347,7 @@ def parse_chunk(data: str | bytes, *, provider: str, model: str) -> list[ChatChu
         ResponseValidationError: the payload is not a chunk.
     """
     try:
-        plain = _plain_chunks(pydantic_core.from_json(data))
+        plain = plain_chunks(pydantic_core.from_json(data))
     except ValueError:
         plain = None
     if plain is not None:
@@ -517,51 +389,6 @@ def parse_chunk(data: str | bytes, *, provider: str, model: str) -> list[ChatChu
                 tool_calls=[],
                 usage=usage,
                 model=wire.model,
-                logprobs=None,
-                function_call=None,
-                rate_limit=None,
-            )
-        )
-    return chunks
-
-
-def _plain_chunks(event: object) -> list[ChatChunk] | None:
-    """The chunks of a text-only event, or None when it needs the validated path.
-
-    Text-only: a JSON object without ``error``, ``usage`` or tool calls, every field of the
-    expected type. Most events of a stream are; the others (and anything odd) are validated.
-    One function, every check inline: it runs for nearly every chunk of a stream.
-    """
-    if type(event) is not dict or event.get("error") is not None or event.get("usage") is not None:
-        return None
-    model, choices = event.get("model"), event.get("choices", [])
-    if not (model is None or type(model) is str) or type(choices) is not list:
-        return None
-    chunks = []
-    for choice in choices:
-        if type(choice) is not dict:
-            return None
-        delta, index, finish = choice.get("delta") or {}, choice.get("index", 0), choice.get("finish_reason")
-        if (
-            type(delta) is not dict
-            or delta.get("tool_calls")
-            or delta.get("function_call")
-            or type(index) is not int
-            or choice.get("logprobs")
-        ):
-            return None
-        text = delta.get("content")
-        if not (text is None or type(text) is str) or not (finish is None or type(finish) is str):
-            return None
-        chunks.append(
-            construct(
-                ChatChunk,
-                text=text,
-                index=index,
-                finish_reason=None if finish is None else finish_reason_from_wire(finish),
-                tool_calls=[],
-                usage=None,
-                model=model,
                 logprobs=None,
                 function_call=None,
                 rate_limit=None,
