@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import AllTargetsFailedError, BudgetExceededError, InvalidArgumentError, ProviderError, TurnoutError
+from .types import answering_attempt
 
 if TYPE_CHECKING:
     from ._client_base import BaseClient
@@ -135,8 +136,6 @@ class BatchResult:
     def to_json(self, batch_cost: Decimal | None = None) -> dict[str, Any]:
         """The result as a line of the OpenAI Batch output file, with turnout's fields under ``"turnout"``."""
         attempts = self.response.attempts if self.response is not None else getattr(self.error, "attempts", [])
-        from .types import answering_attempt
-
         last = answering_attempt(attempts)  # not a hedge's loser, recorded after the reply
         cost = batch_cost if batch_cost is not None else self.cost
         extra: dict[str, Any] = {

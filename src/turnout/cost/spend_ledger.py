@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import InvalidArgumentError
+from ..types import answering_attempt
 from ._ledger_writer import CLOSE_WAIT, Writer
 
 if TYPE_CHECKING:
@@ -187,8 +188,6 @@ def _row(
 
     The last element says whether the usage or cost was estimated rather than reported.
     """
-    from ..types import answering_attempt
-
     last = answering_attempt(attempts)  # not a hedge's loser, recorded after the reply
     provider, model = (last.provider, last.model) if last else (None, None)
     if response is not None:
