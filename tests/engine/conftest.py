@@ -6,6 +6,7 @@ these tests pin each decision exactly, without sockets, so `make mutation` can r
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -86,6 +87,9 @@ def _stub_state() -> Iterator[None]:
     register("engine-stub", Stub)
     Stub.scripts, Stub.sent, Stub.windows, Stub.counts = {}, {}, {}, {}
     yield
+    for thread in threading.enumerate():  # a sync hedge's loser still sending: let it finish in its own test
+        if thread.name.startswith("turnout-hedge"):
+            thread.join(10)
 
 
 def stub_config(*names: str, **route: Any) -> dict[str, Any]:
