@@ -294,3 +294,85 @@ def test_a_sync_loser_failing_after_the_call_is_neither_recorded_nor_retried(gat
     assert len(Stub.sent["a"]) == 1  # the lost side sent nothing more
     assert [(e.attempt.provider, e.attempt.outcome) for e in events] == [("b", "ok")]
     assert outcomes(reply) == [("b", "ok"), ("a", "cancelled")]
+
+
+class PausingClock(FakeClock):
+    """A fake clock that pauses one thread at its ``at``-th read after `arm` (on that thread).
+
+    The pause is where the loser's thread would be when the other side wins: ``paused`` is set
+    when it starts, and the thread waits for ``go`` (at most half a second: a thread paused after
+    its side has already won goes on by itself, and the other side is the one that loses).
+    """
+
+    def __init__(self, at: int) -> None:
+        super().__init__()
+        self.at = at
+        self.armed: threading.Thread | None = None
+        self.reads = 0
+        self.paused = threading.Event()
+        self.go = threading.Event()
+
+    def arm(self) -> None:
+        if self.armed is None:
+            self.armed = threading.current_thread()
+
+    def now(self) -> float:
+        if self.armed is threading.current_thread() and not self.paused.is_set():
+            self.reads += 1
+            if self.reads == self.at:
+                self.paused.set()
+                self.go.wait(0.5)
+        return super().now()
+
+
+def race_at(monkeypatch: pytest.MonkeyPatch, at: int, first_fails: bool) -> tuple[turnout.ChatResponse, list[Any]]:
+    """a is out when b is sent; a's reply (or failure) comes back, and a's thread pauses at its
+    ``at``-th clock read after it while b answers and wins. Return the reply and the events."""
+    clock = PausingClock(at)
+    b_out = threading.Event()
+    original = Stub.chat
+
+    def chat(self: Stub, model: str, request: turnout.ChatRequest) -> turnout.ChatResponse:
+        if self.name == "b":
+            b_out.set()
+            clock.paused.wait(1)  # a's thread is paused (or has no read left to pause at)
+            return original(self, model, request)
+        assert b_out.wait(5)
+        try:
+            return original(self, model, request)
+        finally:
+            clock.arm()
+
+    monkeypatch.setattr(Stub, "chat", chat)
+    if first_fails:
+        Stub.scripts["a"] = [ServerError("down", provider="a", model="m", status_code=503)]
+    events: list[Any] = []
+    cfg = stub_config("a", "b", hedge_after=QUICK, retry={"max_attempts": 2, "jitter": 0})
+    try:
+        with Client(cfg, clock=clock) as client:
+            client.on(AttemptFinished, events.append)
+            reply = client.chat("r", "Hi")
+    finally:
+        clock.go.set()
+        join_hedge_threads()
+    return reply, events
+
+
+@pytest.mark.parametrize("at", range(1, 8))
+@pytest.mark.parametrize("first_fails", [False, True], ids=["reply-back", "retry-going-out"])
+def test_every_request_a_sync_hedge_sent_is_recorded_once(
+    monkeypatch: pytest.MonkeyPatch, at: int, first_fails: bool
+) -> None:
+    """Wherever the loser's thread is when the other side wins, each request sent is in the record once.
+
+    ``reply-back``: a's reply comes back while b wins; a's request must be ``cancelled``, never
+    missing and never ``ok``. ``retry-going-out``: a failed and is about to retry while b wins;
+    the retry is either not sent, or sent and recorded ``cancelled``.
+    """
+    reply, events = race_at(monkeypatch, at, first_fails)
+    sent = {name: len(Stub.sent.get(name, [])) for name in ("a", "b")}
+    recorded = {name: sum(a.provider == name for a in reply.attempts) for name in ("a", "b")}
+    assert recorded == sent
+    [answered] = [a for a in reply.attempts if a.outcome == "ok"]
+    assert answered.provider == reply.provider
+    assert [e.attempt.outcome for e in events].count("ok") == 1  # the loser's reply is dropped, not reported

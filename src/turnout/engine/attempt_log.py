@@ -9,12 +9,13 @@ DEBUG, and published as `AttemptStarted` / `AttemptFinished` for subscribers. `C
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Generic, TypeVar, cast
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from .._construct import construct
 from ..errors import APIConnectionError, ProviderError
 from ..events import AttemptFinished, AttemptStarted
 from ..types import Attempt
+from .hedge import SIDE, Lost
 from .state import label
 
 if TYPE_CHECKING:
@@ -44,6 +45,13 @@ class AttemptLog(Generic[RequestT, ResponseT]):
     def starting(self, provider: Provider, model: str, request: RequestT | None = None) -> float:
         """Note that an attempt sending ``request`` starts now (an event for subscribers); return the start time."""
         started = self.clock.now()
+        side = SIDE.get()
+        if side is not None:  # a hedge's side: mark the request as out, unless the other side has won
+            hedge, index = side
+            with hedge.lock:
+                if hedge.winner is not None:
+                    raise Lost
+                hedge.sending[index] = (provider, model, started)
         events = self.state.events
         if events.wants(AttemptStarted):
             events.publish(AttemptStarted(self.route, provider.name, model, request, provider, started, id(self)))
@@ -89,7 +97,7 @@ class AttemptLog(Generic[RequestT, ResponseT]):
             error=None,
             skipped=False,
         )
-        self.attempts.append(attempt)
+        self._append(attempt, won=True)
         self.state.breaker(name, self.policy).record(True)
         self.state.observe(name, latency)
         if logger.isEnabledFor(logging.DEBUG):
@@ -104,16 +112,38 @@ class AttemptLog(Generic[RequestT, ResponseT]):
         """A target's reply is accepted: record it and return the reply the flow goes on with."""
         raise NotImplementedError
 
-    def lost_race(self, reply: ResponseT, provider: Provider, model: str, started: float) -> ResponseT:
-        """Record the hedge's losing request (sent, dropped; a provider may still bill it)."""
-        self._note(provider, model, "cancelled", started, "lost the hedge: another target answered first")
-        return cast("ResponseT", reply.model_copy(update={"attempts": list(self.attempts)}))
-
     def _note(self, provider: Provider, model: str, outcome: str, started: float, why: str) -> None:
         """Record an attempt that ended without a reply or an error of its own (cancelled, abandoned)."""
-        self.attempts.append(
-            Attempt(provider=provider.name, model=model, outcome=outcome, latency=self.clock.now() - started, error=why)
-        )
+        self._append(self._ended(provider, model, outcome, started, why))
+
+    def _ended(self, provider: Provider, model: str, outcome: str, started: float, why: str) -> Attempt:
+        latency = self.clock.now() - started
+        return Attempt(provider=provider.name, model=model, outcome=outcome, latency=latency, error=why)
+
+    def _append(self, attempt: Attempt, won: bool = False) -> None:
+        """Append ``attempt``; on a hedge's side, in one step with its hedge (`turnout.engine.hedge`).
+
+        ``won``: the attempt answered. On a hedge's side that ends the race: the other side's
+        request still out is recorded ``cancelled`` (sent, its reply dropped; a provider may
+        still bill it), and whatever that side records later is dropped (`Lost`).
+        """
+        side = SIDE.get()
+        if side is None:
+            self.attempts.append(attempt)
+            return
+        hedge, index = side
+        with hedge.lock:
+            if hedge.winner is not None:  # the other side won, and recorded this side's request
+                raise Lost
+            hedge.sending[index] = None
+            self.attempts.append(attempt)
+            if won:
+                hedge.winner = index
+                out = hedge.sending[1 - index]
+                if out is not None:
+                    provider, model, started = out
+                    why = "lost the hedge: another target answered first"
+                    self.attempts.append(self._ended(provider, model, "cancelled", started, why))
 
     def _record(
         self,
@@ -133,7 +163,7 @@ class AttemptLog(Generic[RequestT, ResponseT]):
             error=exc.message,
             skipped=skipped,
         )
-        self.attempts.append(attempt)
+        self._append(attempt)
         exc.attempts = list(self.attempts)
         if logger.isEnabledFor(logging.DEBUG):
             _log_attempt(self.route, attempt, len(self.attempts))

@@ -6,11 +6,11 @@ returns. This is the only place turnout does a call's I/O; every decision is the
 
 from __future__ import annotations
 
-import threading
 from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ProviderError
+from .hedge import SIDE, Hedge
 from .steps import FELL_THROUGH, CacheGet, CachePut, Count, Flow, Gather, Race, Send, Sleep, Store, Stream, Window
 from .watch import WATCH, Watch, watchdog
 
@@ -24,30 +24,16 @@ if TYPE_CHECKING:
 __all__ = ["adrive", "adrive_stream", "drive", "drive_stream"]
 
 
-class _Lost(BaseException):  # noqa: N818 - a signal to a hedge's losing side, never seen by callers
-    """Thrown into a hedge's losing side so it stops at its next step."""
-
-
-class _Side:
-    """One side of a hedge: the target it is sending to now (if any), and whether it lost."""
-
-    __slots__ = ("lost", "sending")
-
-    def __init__(self) -> None:
-        self.sending: tuple[Any, str, float] | None = None
-        self.lost = False
-
-
 # -- sync ---------------------------------------------------------------------------------------
 
 
-def drive(flow: Flow[Any], clock: Clock, side: _Side | None = None) -> Any:
+def drive(flow: Flow[Any], clock: Clock) -> Any:
     """Run ``flow`` to its end on this thread; return its result or raise its error."""
     try:
         step = next(flow)
         while True:
             try:
-                outcome = _perform(step, clock, side)
+                outcome = _perform(step, clock)
             except BaseException as exc:
                 step = flow.throw(exc)
             else:
@@ -74,7 +60,7 @@ def drive_stream(flow: Flow[Any], clock: Clock) -> Generator[ChatChunk, None, No
                         chunks.close()  # type: ignore[attr-defined]
                     outcome = None
                 else:
-                    outcome = _perform(step, clock, None)
+                    outcome = _perform(step, clock)
             except BaseException as exc:  # a provider error, or the caller leaving (GeneratorExit)
                 step = flow.throw(exc)
             else:
@@ -118,16 +104,12 @@ def _next_watched(step: Stream, chunks: Iterator[ChatChunk], watch: Watch) -> Ch
         raise
 
 
-def _perform(step: Any, clock: Clock, side: _Side | None) -> Any:
+def _perform(step: Any, clock: Clock) -> Any:
     kind = type(step)
     if kind is Send:
-        if side is None:
-            return (
-                step.provider.embed(step.model, step.request)
-                if step.embed
-                else step.provider.chat(step.model, step.request)
-            )
-        return _send_side(step, clock, side)
+        if step.embed:
+            return step.provider.embed(step.model, step.request)
+        return step.provider.chat(step.model, step.request)
     if kind is Sleep:
         clock.sleep(step.seconds)
         return None
@@ -154,61 +136,48 @@ def _stores(step: Any) -> Any:
     raise AssertionError(f"unknown step {step!r}")
 
 
-def _send_side(step: Send, clock: Clock, side: _Side) -> Any:
-    if side.lost:
-        raise _Lost
-    side.sending = (step.provider, step.model, clock.now())
-    try:
-        reply = step.provider.chat(step.model, step.request)
-    except Exception:
-        if side.lost:
-            raise _Lost from None  # the call has ended: the loser's failure is not recorded
-        raise
-    finally:
-        side.sending = None
-    if side.lost:
-        raise _Lost  # the other side won while this request was out: drop the reply
-    return reply
-
-
-def _race(step: Race, clock: Clock) -> tuple[Any, tuple[Any, str, float] | None]:
+def _race(step: Race, clock: Clock) -> Any:
     """Hedge on threads: a blocking read cannot be interrupted, so the loser's reply is dropped when it comes."""
     from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait  # not loaded for a sync client's chat
 
+    hedge = Hedge()
     pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="turnout-hedge")
-    sides = [_Side(), _Side()]
-    lock = threading.Lock()
     try:
-        futures: list[Future[Any]] = [pool.submit(drive, step.first, clock, sides[0])]
+        futures: list[Future[Any]] = [pool.submit(_side, step.first, clock, hedge, 0)]
         waited = wait(futures, timeout=step.delay)
         if not waited.done or futures[0].result() is FELL_THROUGH:
-            futures.append(pool.submit(drive, step.rest, clock, sides[1]))
+            futures.append(pool.submit(_side, step.rest, clock, hedge, 1))
         # Past this point the rest runs, or the first side answered (or raised) within the delay.
         pending = set(futures)
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in sorted(done, key=futures.index):
                 if future.exception() is None and future.result() is not FELL_THROUGH:
-                    other = sides[1 - futures.index(future)]  # a side never started is not sending
-                    with lock:
-                        other.lost = True
-                        loser = other.sending
-                    return future.result(), loser
-        return (futures[-1].result(), None)  # no side answered: raise the route's last error
+                    return future.result()  # the winner: it recorded the other side's request still out
+        return futures[-1].result()  # no side answered: raise the route's last error
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _side(flow: Flow[Any], clock: Clock, hedge: Hedge, index: int) -> Any:
+    """Drive one side of a hedge on a worker thread, with `SIDE` set for its attempts (`engine.hedge`)."""
+    token = SIDE.set((hedge, index))
+    try:
+        return drive(flow, clock)
+    finally:
+        SIDE.reset(token)
 
 
 # -- async --------------------------------------------------------------------------------------
 
 
-async def adrive(flow: Flow[Any], clock: Clock, side: _Side | None = None) -> Any:
+async def adrive(flow: Flow[Any], clock: Clock) -> Any:
     """Async twin of `drive`."""
     try:
         step = next(flow)
         while True:
             try:
-                outcome = await _aperform(step, clock, side)
+                outcome = await _aperform(step, clock)
             except BaseException as exc:
                 step = flow.throw(exc)
             else:
@@ -241,7 +210,7 @@ async def adrive_stream(flow: Flow[Any], clock: Clock) -> AsyncGenerator[ChatChu
                         await chunks.aclose()  # type: ignore[attr-defined]
                     outcome = None
                 else:
-                    outcome = await _aperform(step, clock, None)
+                    outcome = await _aperform(step, clock)
             except BaseException as exc:
                 step = flow.throw(exc)
             else:
@@ -263,22 +232,16 @@ async def _anext(step: Stream, chunks: AsyncIterator[ChatChunk], watch: Watch) -
         raise watch.error(step.provider, step.model) from None
 
 
-async def _asend(step: Send, clock: Clock, side: _Side | None) -> Any:
-    if side is not None:
-        side.sending = (step.provider, step.model, clock.now())
-    try:
-        if step.embed:
-            return await step.provider.aembed(step.model, step.request)
-        return await step.provider.achat(step.model, step.request)
-    finally:
-        if side is not None:
-            side.sending = None
+async def _asend(step: Send) -> Any:
+    if step.embed:
+        return await step.provider.aembed(step.model, step.request)
+    return await step.provider.achat(step.model, step.request)
 
 
-async def _aperform(step: Any, clock: Clock, side: _Side | None) -> Any:
+async def _aperform(step: Any, clock: Clock) -> Any:
     kind = type(step)
     if kind is Send:
-        return await _asend(step, clock, side)
+        return await _asend(step)
     if kind is Sleep:
         await clock.asleep(step.seconds)
         return None
@@ -323,23 +286,29 @@ async def _agather(step: Gather, clock: Clock) -> list[Any]:
     return [task.result() for task in tasks]
 
 
-async def _arace(step: Race, clock: Clock) -> tuple[Any, tuple[Any, str, float] | None]:
+async def _arace(step: Race, clock: Clock) -> Any:
     """Hedge with tasks: the loser is cancelled."""
     import asyncio
 
-    sides = [_Side(), _Side()]
-    tasks: list[asyncio.Task[Any]] = [asyncio.ensure_future(adrive(step.first, clock, sides[0]))]
+    hedge = Hedge()
+    tasks: list[asyncio.Task[Any]] = [asyncio.ensure_future(_aside(step.first, clock, hedge, 0))]
     try:
         done, _ = await asyncio.wait(tasks, timeout=step.delay)
         if not done or (tasks[0].exception() is None and tasks[0].result() is FELL_THROUGH):
-            tasks.append(asyncio.ensure_future(adrive(step.rest, clock, sides[1])))
+            tasks.append(asyncio.ensure_future(_aside(step.rest, clock, hedge, 1)))
         pending: set[asyncio.Task[Any]] = set(tasks)
         while pending:
             done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
             for task in sorted(done, key=tasks.index):
                 if task.exception() is None and task.result() is not FELL_THROUGH:
-                    return task.result(), sides[1 - tasks.index(task)].sending
-        return (tasks[-1].result(), None)
+                    return task.result()
+        return tasks[-1].result()
     finally:
         for task in tasks:
             task.cancel()
+
+
+async def _aside(flow: Flow[Any], clock: Clock, hedge: Hedge, index: int) -> Any:
+    """Async twin of `_side` (a task runs in its own copy of the context: `SIDE` is this side's only)."""
+    SIDE.set((hedge, index))
+    return await adrive(flow, clock)

@@ -91,10 +91,7 @@ def _recovering(call: Call[Any, Any], target: Any) -> Flow[Any]:
 
 def _hedged(call: Call[Any, Any], delay: float) -> Flow[Any]:
     """The first target, and after ``delay`` seconds without its reply the rest of the route beside it."""
-    reply, loser = yield Race(route(call, attempts, 0, 1), route(call, attempts, 1), delay)
-    if loser is not None:
-        reply = call.lost_race(reply, *loser)
-    return reply
+    return (yield Race(route(call, attempts, 0, 1), route(call, attempts, 1), delay))
 
 
 def route(call: Call[Any, Any], target: Any, start: int = 0, stop: int | None = None) -> Flow[Any]:

@@ -97,11 +97,12 @@ class Gather:
 class Race:
     """Hedging: run ``first``; if it has no result after ``delay`` seconds, run ``rest`` beside it.
 
-    The outcome is ``(result, loser)``: the first result that is not `FELL_THROUGH`, and the
-    target the other side was still sending to (None when it was not sending), which the flow
-    records. A side that ends with `FELL_THROUGH` (its target failed and the route falls back)
-    starts ``rest`` at once. When no side has a result, the error of ``rest`` (the route's last
-    word) is raised, or that of ``first`` when ``rest`` never started.
+    The outcome is the first result that is not `FELL_THROUGH`; the driver runs each side under
+    `turnout.engine.hedge.SIDE`, so the winning side's record also holds the request the other
+    side still had out (``cancelled``) and nothing the loser does later. A side that ends with
+    `FELL_THROUGH` (its target failed and the route falls back) starts ``rest`` at once. When no
+    side has a result, the error of ``rest`` (the route's last word) is raised, or that of
+    ``first`` when ``rest`` never started.
     """
 
     __slots__ = ("delay", "first", "rest")
