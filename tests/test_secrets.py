@@ -228,3 +228,14 @@ retry = {{ max_attempts = 1 }}
     out = capsys.readouterr()
     assert "AuthenticationError" in out.err and "APIConnectionError" in out.err
     _no_canary(out.out + out.err)
+
+
+@pytest.mark.parametrize("mode", ["python", "json"])
+def test_a_config_dump_hides_the_base_url_password(mode: str) -> None:
+    """`model_dump()` in either mode, like `repr` and `model_dump_json`, never holds the URL's password."""
+    url = _with_userinfo("http://127.0.0.1:9/v1")
+    config = turnout.Config.from_dict({"providers": {"p": {"type": "openai", "base_url": url, "api_key": CANARY_KEY}}})
+    dumped = config.model_dump(mode=mode)
+    assert dumped["providers"]["p"]["base_url"] == "http://***@127.0.0.1:9/v1"
+    _no_canary(repr(dumped))
+    assert config.providers["p"].base_url == url  # the client still sends with the real one

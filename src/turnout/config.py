@@ -146,7 +146,7 @@ class ProviderConfig(NoBoolNumbers):
         plain = {k: v.get_secret_value() if isinstance(v, SecretStr) else v for k, v in value.items()}
         return check_headers(plain)
 
-    @field_serializer("base_url", when_used="json")
+    @field_serializer("base_url")  # model_dump in any mode, like repr
     def _mask_base_url(self, value: str | None) -> str | None:
         return None if value is None else mask_url(value)
 
