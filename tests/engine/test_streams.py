@@ -189,6 +189,25 @@ def test_the_budget_and_the_ledger_see_both_pieces(
 
 
 @pytest.mark.parametrize("mode", MODES)
+def test_a_continuation_counts_under_the_targets_rate_limit(vllm: FakeServer, mode: str) -> None:
+    """A continuation is a request like any other: with room for one request a minute and no
+    wait allowed, the cut answer is not continued (nothing more is sent) and the stream is
+    interrupted, with the refusal as its cause; with room for two, it is continued."""
+    vllm.enqueue(Fault.truncate_stream(2, reply=Reply(WORDS)))
+    cfg = config(("v", "vllm", vllm), resume="continue", retry={"initial_delay": 0})
+    cfg["limits"] = {"v:llama": {"requests_per_minute": 1, "max_wait": 0}}
+    with pytest.raises(turnout.StreamInterruptedError) as info:
+        stream(cfg, mode)
+    assert isinstance(info.value.__cause__, turnout.LocalRateLimitError)
+    assert info.value.partial_text == "one two"
+    assert len(vllm.chat_requests) == 1
+    cfg["limits"] = {"v:llama": {"requests_per_minute": 2, "max_wait": 0}}
+    vllm.enqueue(Fault.truncate_stream(2, reply=Reply(WORDS)), Reply(WORDS))
+    assert stream(cfg, mode)[1].text == WORDS
+    assert len(vllm.chat_requests) == 3
+
+
+@pytest.mark.parametrize("mode", MODES)
 def test_a_stalled_stream_is_continued(vllm: FakeServer, mode: str) -> None:
     vllm.enqueue(Fault.stall_stream(3, 5.0, reply=Reply(WORDS)), Reply(WORDS))
     cfg = config(("v", "vllm", vllm), resume="continue", stall_timeout=0.3, retry={"initial_delay": 0})

@@ -166,33 +166,49 @@ def stream_attempts(call: ChatCall, provider: Provider, model: str) -> Flow[Chat
     continuation request instead (`_resume`), into the same accumulator.
     """
     retries = None
-    policy = call.policy
     while True:
         acc = Accumulator(call.clock, call.deadline)
         sent = call.in_time(call.stream_request(provider, model, call.request))
         permit = (yield from admit(call, provider, model, sent)) if call.state.limits else None
-        started = call.starting(provider, model, sent)
         try:
-            yield Stream(provider, model, sent, acc, policy.first_token_timeout, policy.stall_timeout)
-            if permit is not None:
-                permit.done(None if acc.usage is None else acc.usage.total_tokens)
+            started = yield from _piece(call, provider, model, sent, acc, permit)
         except ProviderError as exc:
-            call.attempt_failed(provider, model, exc, started)
             if acc.has_content:
-                if policy.resume == "off":
+                if call.policy.resume == "off":
                     call.stream_cut(provider, model, acc)
                     raise call.interrupted(exc, acc.text()) from exc  # content was delivered: never retried
                 return (yield from _resume(call, provider, model, acc, exc, sent, retries))
             retries = retries or call.retries(provider, model)
             yield Sleep(retries.after(exc))
             continue
-        except BaseException:  # the caller left: break, close(), cancellation, KeyboardInterrupt
-            call.abandoned(provider, model, acc, started)
-            raise
-        finally:
-            if permit is not None:
-                permit.done(None)
         return _streamed(call, provider, model, acc, started)
+
+
+def _piece(
+    call: ChatCall, provider: Provider, model: str, sent: ChatRequest, acc: Accumulator, permit: Permit | None
+) -> Flow[float]:
+    """Stream ``sent`` into ``acc`` (a whole answer, or a continuation's piece); return when it started.
+
+    A failure is recorded as the target's and raised; the caller leaving (break, close(),
+    cancellation) is recorded as abandoned. ``permit`` (``[limits]``) is settled with the tokens
+    the stream reported.
+    """
+    policy = call.policy
+    started = call.starting(provider, model, sent)
+    try:
+        yield Stream(provider, model, sent, acc, policy.first_token_timeout, policy.stall_timeout)
+        if permit is not None:
+            permit.done(None if acc.usage is None else acc.usage.total_tokens)
+    except ProviderError as exc:
+        call.attempt_failed(provider, model, exc, started)
+        raise
+    except BaseException:
+        call.abandoned(provider, model, acc, started)
+        raise
+    finally:
+        if permit is not None:
+            permit.done(None)
+    return started
 
 
 def _streamed(call: ChatCall, provider: Provider, model: str, acc: Accumulator, started: float) -> ChatResponse:
@@ -219,7 +235,6 @@ def _resume(
     The same target goes first, while its retries allow; then, with ``resume_across_targets``,
     later targets that can continue.
     """
-    policy = call.policy
     call.piece_cut(provider, model, acc, sent)  # the piece that was cut is paid for
     for target, name in call.continuers(provider, model):
         elsewhere = target is not provider or name != model
@@ -238,17 +253,17 @@ def _resume(
                 yield Sleep(wait)
             acc.restart()
             sent = call.in_time(call.stream_request(target, name, request))
-            started = call.starting(target, name, sent)
+            try:  # a continuation waits for room under [limits] like any request
+                permit = (yield from admit(call, target, name, sent)) if call.state.limits else None
+            except ProviderError as refused:  # no room in time: nothing was sent, try the next target
+                exc = refused
+                break
             try:
-                yield Stream(target, name, sent, acc, policy.first_token_timeout, policy.stall_timeout)
+                started = yield from _piece(call, target, name, sent, acc, permit)
             except ProviderError as failed:
-                call.attempt_failed(target, name, failed, started)
                 call.piece_cut(target, name, acc, sent)
                 exc = failed
                 continue
-            except BaseException:  # the caller left during the continuation
-                call.abandoned(target, name, acc, started)
-                raise
             return _streamed(call, target, name, acc, started)
     raise call.interrupted(exc, acc.text()) from exc
 
