@@ -62,25 +62,23 @@ if TYPE_CHECKING:
         UnsupportedFeatureError,
     )
     from .events import AttemptFinished, AttemptStarted, CallFinished, CallStarted, RetryScheduled, StreamAbandoned
+    from .money import USD, Cost, Usage
     from .options import ProviderOptions, TGIGrammar, TGIOptions, VLLMOptions, VLLMStructuredOutputs
     from .policies.breaker import TargetHealth
     from .provider import Provider
     from .streaming import AsyncChatStream, ChatStream
     from .tools import Tool, tool
     from .types import (
-        USD,
         Attempt,
         ChatChunk,
         ChatRequest,
         ChatResponse,
         Choice,
-        Cost,
         CustomToolCall,
         FunctionCall,
         Message,
         ToolCall,
         ToolCallDelta,
-        Usage,
     )
 
 __all__ = [
@@ -208,6 +206,7 @@ _HOMES = {
         "UnsupportedFeatureError",
     ),
     "events": ("AttemptFinished", "AttemptStarted", "CallFinished", "CallStarted", "RetryScheduled", "StreamAbandoned"),
+    "money": ("Cost", "USD", "Usage"),
     "options": ("ProviderOptions", "TGIGrammar", "TGIOptions", "VLLMOptions", "VLLMStructuredOutputs"),
     "policies.breaker": ("TargetHealth",),
     "cost.prices": ("CostUnknownWarning",),
@@ -221,14 +220,11 @@ _HOMES = {
         "ChatRequest",
         "ChatResponse",
         "Choice",
-        "Cost",
         "CustomToolCall",
         "FunctionCall",
         "Message",
         "ToolCall",
         "ToolCallDelta",
-        "USD",
-        "Usage",
     ),
 }
 """The public names and the module each lives in: the one table. tests/test_exports.py checks that

@@ -108,7 +108,7 @@ def _estimate(
 ) -> Decimal | None:
     from ._batch_cli import print_estimate
     from .batch import estimate
-    from .types import Usage
+    from .money import Usage
 
     unit = client._pricing.cost(provider, model, Usage(prompt_tokens=1_000_000, completion_tokens=1_000_000))
     million = Usage(prompt_tokens=1_000_000, completion_tokens=1_000_000)

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
-from .types import USD, Usage
+from .money import USD, Usage
 
 if TYPE_CHECKING:
     from .client import Client

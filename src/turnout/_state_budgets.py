@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from ._state_scripts import budget_keys
 from .cost.budgets import Budget, Budgets, BudgetStatus, Reservation, _Limit
 from .errors import BudgetExceededError
-from .types import USD, fixed_point
+from .money import USD, fixed_point
 
 if TYPE_CHECKING:
     from .shared import SharedState

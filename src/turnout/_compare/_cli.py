@@ -11,7 +11,7 @@ from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidArgumentError
-from ..types import USD
+from ..money import USD
 from ._result import CompareResult, ModelResult, summarise
 
 if TYPE_CHECKING:

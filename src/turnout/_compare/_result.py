@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..config import Price, hourly_price
-from ..types import USD, USDField, fixed_point
+from ..money import USD, USDField, fixed_point
 
 __all__ = ["CompareResult", "JudgeSummary", "ModelResult", "Sample", "percentile", "summarise"]
 

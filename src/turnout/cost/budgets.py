@@ -34,7 +34,7 @@ from pydantic import ConfigDict, Field
 
 from .._checks import NoBoolNumbers
 from ..errors import BudgetExceededError
-from ..types import USD, fixed_point
+from ..money import USD, fixed_point
 
 __all__ = ["Budget", "BudgetStatus", "Budgets", "Reservation"]
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from .._construct import construct
 from ..config import Price
-from ..types import USD, Cost, Usage
+from ..money import USD, Cost, Usage
 
 if TYPE_CHECKING:
     from genai_prices.types import PriceCalculation

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from ..errors import ProviderError
 from ..events import CallFinished, CallStarted, Operation
-from ..types import Cost, Usage
+from ..money import Cost, Usage
 from .attempt_log import AttemptLog, RequestT, ResponseT
 from .state import label
 

@@ -30,7 +30,7 @@ from ..errors import (
     NotFoundError,
     ResponseValidationError,
 )
-from ..types import Usage
+from ..money import Usage
 
 if TYPE_CHECKING:
     from ._http import HTTPProvider

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from ..embeddings import EmbeddingRequest, EmbeddingResponse
 from ..errors import BadRequestError, ConfigError, ResponseValidationError
-from ..types import Usage
+from ..money import Usage
 
 if TYPE_CHECKING:
     from huggingface_hub import AsyncInferenceClient, InferenceClient
