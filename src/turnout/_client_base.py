@@ -300,7 +300,7 @@ def _messages_only(messages: list[Message]) -> ChatRequest:
 
 def call_options(arguments: dict[str, Any]) -> dict[str, Any]:
     """The request options among a method's arguments (those the caller set)."""
-    return {k: v for k, v in arguments.items() if k not in _NOT_OPTIONS and v is not None}
+    return {k: v for k, v in arguments.items() if v is not None and k not in _NOT_OPTIONS}  # most are None
 
 
 _NOT_TOOL_OPTIONS = _NOT_OPTIONS | {"tools", "max_rounds", "on_error"}
@@ -361,7 +361,7 @@ def _attach_hooks(config: Config, state: RouteState) -> None:
 
 def _check_messages(messages: object) -> None:
     """Turn the common wrong shapes of ``messages`` into an error that shows the right one."""
-    if isinstance(messages, str):
+    if type(messages) is list or isinstance(messages, str):  # the usual shapes, before the slower ABC checks
         return
     if isinstance(messages, Mapping):
         raise InvalidArgumentError(
