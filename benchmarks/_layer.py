@@ -62,6 +62,20 @@ class _CatalogueStub(_Stub):
 _ROUNDS = 20
 
 
+def _quiet_client(config: dict[str, Any], **kwargs: Any) -> turnout.Client:
+    """A client of ``config`` without the spend ledger.
+
+    ``$TURNOUT_LEDGER`` (the driver's scratch ledger) wins over ``[ledger] enabled = false``, so it
+    is set aside while the client is made (the client reads it then, once).
+    """
+    saved = os.environ.pop("TURNOUT_LEDGER", None)
+    try:
+        return turnout.Client(config={**config, "ledger": {"enabled": False}}, **kwargs)
+    finally:
+        if saved is not None:
+            os.environ["TURNOUT_LEDGER"] = saved
+
+
 def _per_call_us(call: Callable[[], object], n: int) -> float:
     """Best of 20 rounds of ``n`` / 4 calls, in µs per call (the least disturbed round: this VM is noisy)."""
     for _ in range(min(n, 200)):
@@ -101,9 +115,8 @@ def _telemetry_us(config: dict[str, Any], bare: float, provider_us: float, n: in
         from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
     except ImportError:
         return {"telemetry_noop_us": None, "telemetry_sdk_us": None}
-    quiet = {**config, "ledger": {"enabled": False}}
     try:
-        noop = turnout.Client(config=quiet, telemetry=True)  # no provider set yet: the API's no-ops
+        noop = _quiet_client(config, telemetry=True)  # no provider set yet: the API's no-ops
     except TypeError:  # a turnout build from before telemetry (an A/B run)
         return {"telemetry_noop_us": None, "telemetry_sdk_us": None}
     noop_us = _per_call_us(lambda: noop.chat(model="config-priced", messages=MESSAGES), n) - provider_us - bare
@@ -112,7 +125,7 @@ def _telemetry_us(config: dict[str, Any], bare: float, provider_us: float, n: in
     tracing.add_span_processor(SimpleSpanProcessor(exporter))
     trace.set_tracer_provider(tracing)
     metrics.set_meter_provider(MeterProvider(metric_readers=[InMemoryMetricReader()]))
-    sdk = turnout.Client(config=quiet, telemetry=True)
+    sdk = _quiet_client(config, telemetry=True)
     calls = [0]
 
     def traced() -> None:
@@ -135,10 +148,10 @@ def _state_us(config: dict[str, Any], bare: float, provider_us: float, n: int) -
         return {"state_us": None, "state_budget_us": None}
     priced = {**config["prices"], f"backup:{MODEL}": config["prices"][f"primary:{MODEL}"]}  # a budget bounds both
     store = {"url": url, "prefix": f"bench-{os.getpid()}"}
-    shared = {**config, "prices": priced, "ledger": {"enabled": False}, "state": store}
+    shared = {**config, "prices": priced, "state": store}
     try:
-        alone = turnout.Client(config=shared)
-        budgeted = turnout.Client(config={**shared, "budget": {"max_usd": "1000000"}})
+        alone = _quiet_client(shared)
+        budgeted = _quiet_client({**shared, "budget": {"max_usd": "1000000"}})
     except turnout.ConfigError:  # redis-py missing (a peer's interpreter, an old turnout)
         return {"state_us": None, "state_budget_us": None}
     try:
@@ -167,7 +180,7 @@ def measure(n: int = 5000) -> dict[str, float | None]:
         "prices": {f"primary:{MODEL}": {"input_per_million": "0.15", "output_per_million": "0.60"}},
     }
     client = turnout.Client(config=config)
-    quiet = turnout.Client(config={**config, "ledger": {"enabled": False}})  # the same without the spend ledger
+    quiet = _quiet_client(config)  # the same without the spend ledger
     for route in ("config-priced", "catalogue-priced"):
         reply = client.chat(model=route, messages=MESSAGES)
         if reply.text != REPLY or reply.cost is None or len(reply.attempts) != 1:

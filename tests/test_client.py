@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 import turnout
 from turnout import Client, Message
@@ -307,3 +308,34 @@ async def test_async_stream_get_response(config: dict[str, Any]) -> None:
     async with turnout.AsyncClient(config=config) as client, client.stream("fast", "Hi") as stream:
         reply = await stream.get_response()
     assert reply.provider == "openai" and reply.text
+
+
+@pytest.mark.parametrize(
+    "messages",
+    [
+        "Hi",
+        [{"role": "user", "content": "Hi"}],
+        [Message(role="system", content="Be brief"), {"role": "user", "content": "Hi"}],
+    ],
+)
+def test_a_call_without_options_builds_the_request_validation_would(
+    monkeypatch: pytest.MonkeyPatch, messages: Any
+) -> None:
+    from turnout._client_base import _REQUEST_DEFAULTS, _messages_only
+    from turnout.types import ChatRequest, normalize_messages
+
+    expected = ChatRequest(messages=normalize_messages(messages))
+    _messages_only(expected.messages)  # the defaults are read from one validated request, once
+    assert all(value is None or value == () for value in _REQUEST_DEFAULTS.values())  # immutable: safe to share
+
+    def validated(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a call without options validated its request again")
+
+    monkeypatch.setattr(ChatRequest, "__init__", validated)
+    client = Client(config={"providers": {"p": {"type": "openai", "api_key": "sk-x"}}, "ledger": {"enabled": False}})
+    request = client._request(messages, {})
+    assert list(request.__dict__.items()) == list(expected.__dict__.items())  # the same fields, values and order
+    assert request.model_fields_set == expected.model_fields_set == {"messages"}
+    assert request == expected
+    with pytest.raises(ValidationError, match="frozen"):
+        request.temperature = 0.5

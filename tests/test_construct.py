@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from tests.conftest import LLAMA
 from turnout import Client
-from turnout._construct import construct
+from turnout._construct import construct, replace
 from turnout.testing import FakeServer, Reply
 from turnout.types import USD, Attempt, ChatChunk, ChatResponse, Choice, Cost, Usage
 
@@ -154,3 +154,42 @@ def test_fields_in_any_order_take_the_fast_path(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(ChatChunk, "model_construct", refuse)
     built = construct(ChatChunk, **values)
     assert list(built.__dict__) == list(ChatChunk.model_fields) and built.model_fields_set == set(values)
+
+
+def _state(model: BaseModel) -> tuple[object, ...]:
+    return (type(model), list(model.__dict__.items()), model.model_fields_set, model.__pydantic_extra__)
+
+
+@pytest.mark.parametrize("validated", [False, True], ids=["constructed", "validated"])
+def test_replace_gives_what_construct_gives(validated: bool) -> None:
+    """`replace` (a reply given its cost and attempts) sets the same state as `construct` over the merged fields."""
+    usage = Usage(prompt_tokens=3, completion_tokens=2, total_tokens=5)
+    choice = Choice(index=0, text="x", finish_reason="stop")
+    reply = (
+        ChatResponse(text="x", choices=[choice], usage=usage, provider="p", model="m", finish_reason="stop")
+        if validated  # only some fields set: the copy has them all set, as construct gives
+        else construct(
+            ChatResponse, **ChatResponse(text="x", choices=[choice], usage=usage, provider="p", model="m").__dict__
+        )
+    )
+    cost = Cost(input=Decimal(1), output=Decimal(2), total=Decimal(3), source="config")
+    changes = {
+        "attempts": [Attempt(provider="p", model="m", outcome="ok", latency=0.1)],
+        "cost": cost,
+        "tags": {"a": "b"},
+    }
+    copied, expected = replace(reply, **changes), construct(ChatResponse, **{**reply.__dict__, **changes})
+    assert _state(copied) == _state(expected)
+    assert copied == expected and repr(copied) == repr(expected)
+    assert reply.cost is None and reply.attempts == []  # the original is left as it was
+    with pytest.raises(ValueError, match="frozen"):
+        copied.text = "y"
+
+
+def test_replace_of_a_model_construct_cannot_build_goes_through_it() -> None:
+    class Private(BaseModel):
+        value: int
+        _note: str = "n"
+
+    built = replace(Private(value=1), value=2)
+    assert built.value == 2 and built._note == "n"

@@ -11,7 +11,7 @@ import re
 import sqlite3
 import time
 from contextlib import closing
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from types import SimpleNamespace
@@ -541,3 +541,38 @@ def test_estimated_is_read_from_the_paid_cost(tmp_path: Path) -> None:
             (1, None),
             (0, None),
         ]
+
+
+def test_a_large_batch_is_written_whole_and_in_order(tmp_path: Path) -> None:
+    # The writer takes rows in batches of at least BATCH once that many wait, more than one INSERT
+    # statement holds (_CHUNK): the statements must split them without losing or reordering any.
+    assert _ledger_writer._CHUNK < _ledger_writer.BATCH < 123
+    path = tmp_path / "l.sqlite3"
+    ledger = Ledger(path)
+    start = datetime(2026, 11, 27, 9, tzinfo=UTC)
+    for i in range(123):
+        ledger.append(
+            Entry(
+                *("fast", "p", f"m{i}", i, 2 * i, None if i % 2 else i, None, Decimal(i) / 1000, "config"),
+                *(0.5 + i, "ok" if i % 3 else "RateLimitError", 1 + i % 2, start + timedelta(seconds=i)),
+                estimated=i % 5 == 0,
+                tags={"n": str(i)} if i % 4 == 0 else None,
+                saved=Decimal(i) if i % 7 == 0 else None,
+            )
+        )
+    assert ledger.flush(5.0)
+    with closing(sqlite3.connect(path)) as db:
+        rows = db.execute(
+            "SELECT ts, model, prompt_tokens, completion_tokens, cached_tokens, cost, latency, outcome, attempts,"
+            " estimated, tags, saved FROM calls ORDER BY rowid"
+        ).fetchall()
+    assert len(rows) == 123
+    for i, row in enumerate(rows):
+        when = (start + timedelta(seconds=i)).isoformat(timespec="milliseconds")
+        assert row == (
+            *(when, f"m{i}", i, 2 * i, None if i % 2 else i, str(Decimal(i) / 1000), 0.5 + i),
+            *("ok" if i % 3 else "RateLimitError", 1 + i % 2, int(i % 5 == 0)),
+            json.dumps({"n": str(i)}) if i % 4 == 0 else None,
+            str(i) if i % 7 == 0 else None,
+        )
+    ledger.close()

@@ -165,6 +165,12 @@ class BaseClient:
 
     def _request(self, messages: Messages, options: dict[str, Any]) -> ChatRequest:
         _check_messages(messages)
+        if not options:  # the usual call: only messages, which normalize_messages has just validated
+            try:
+                normalized = normalize_messages(messages if isinstance(messages, str) else list(messages), _check_items)
+            except (ValidationError, ValueError) as exc:
+                raise InvalidArgumentError(_describe_arguments(exc)) from None
+            return _messages_only(normalized)
         if options.get("tools"):
             from .tools import tool_definitions
 
@@ -179,16 +185,18 @@ class BaseClient:
 
     def _plan(self, model: str, messages: Messages, options: dict[str, Any]) -> ChatCall:
         self._check_open()
-        try:
-            output = take_output(options)  # response_model -> response_format
-        except PydanticUserError as exc:  # a field type without a JSON schema (a callable, an arbitrary class)
-            raise InvalidArgumentError(
-                f"response_model: no JSON schema can be made for it ({str(exc).splitlines()[0]}). "
-                "Use field types that JSON can carry (str, int, float, bool, lists, dicts, nested models)."
-            ) from None
-        use_cache = options.pop("cache", None)
-        tags = _check_tags(options.pop("tags", None))
-        deadline = _check_deadline(options.pop("deadline", None))
+        output = use_cache = tags = deadline = None
+        if options:  # without options (the usual call) there is nothing to take out of them
+            try:
+                output = take_output(options)  # response_model -> response_format
+            except PydanticUserError as exc:  # a field type without a JSON schema (a callable, an arbitrary class)
+                raise InvalidArgumentError(
+                    f"response_model: no JSON schema can be made for it ({str(exc).splitlines()[0]}). "
+                    "Use field types that JSON can carry (str, int, float, bool, lists, dicts, nested models)."
+                ) from None
+            use_cache = options.pop("cache", None)
+            tags = _check_tags(options.pop("tags", None))
+            deadline = _check_deadline(options.pop("deadline", None))
         request = self._request(messages, options)
         targets, policy = self._route(model)
         if deadline is not None:
@@ -269,11 +277,30 @@ class BaseClient:
 
 
 _NOT_OPTIONS = frozenset({"self", "model", "messages"})
+_set = object.__setattr__
+_REQUEST_DEFAULTS: dict[str, Any] = {}  # ChatRequest's fields after messages, with their defaults (filled on first use)
+
+
+def _messages_only(messages: list[Message]) -> ChatRequest:
+    """``ChatRequest(messages=messages)`` for messages `normalize_messages` returned, without validating them again.
+
+    The same state as the validated model (fields in order, defaults, ``model_fields_set``);
+    a test compares the two.
+    """
+    if not _REQUEST_DEFAULTS:
+        _REQUEST_DEFAULTS.update(ChatRequest(messages=messages).__dict__)
+        del _REQUEST_DEFAULTS["messages"]
+    request = ChatRequest.__new__(ChatRequest)
+    _set(request, "__dict__", {"messages": messages, **_REQUEST_DEFAULTS})
+    _set(request, "__pydantic_fields_set__", {"messages"})
+    _set(request, "__pydantic_extra__", None)
+    _set(request, "__pydantic_private__", None)
+    return request
 
 
 def call_options(arguments: dict[str, Any]) -> dict[str, Any]:
     """The request options among a method's arguments (those the caller set)."""
-    return {k: v for k, v in arguments.items() if k not in _NOT_OPTIONS and v is not None}
+    return {k: v for k, v in arguments.items() if v is not None and k not in _NOT_OPTIONS}  # most are None
 
 
 _NOT_TOOL_OPTIONS = _NOT_OPTIONS | {"tools", "max_rounds", "on_error"}
@@ -334,7 +361,7 @@ def _attach_hooks(config: Config, state: RouteState) -> None:
 
 def _check_messages(messages: object) -> None:
     """Turn the common wrong shapes of ``messages`` into an error that shows the right one."""
-    if isinstance(messages, str):
+    if type(messages) is list or isinstance(messages, str):  # the usual shapes, before the slower ABC checks
         return
     if isinstance(messages, Mapping):
         raise InvalidArgumentError(

@@ -22,6 +22,7 @@ import threading
 import time
 import weakref
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "Writer", "migrate"]
@@ -61,7 +62,10 @@ _COLUMNS = (
     "ts, alias, provider, model, prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, "
     "cost, cost_source, latency, outcome, attempts, estimated, cache_hit, tags, run_id, call_id, saved"
 )
-_INSERT = f"INSERT INTO calls ({_COLUMNS}) VALUES ({', '.join('?' * 19)})"
+_VALUES = f"({', '.join('?' * 19)})"
+#: Rows per INSERT statement: 50 rows of 19 values stay under 999 parameters, the limit of SQLite
+#: before 3.32 (https://www.sqlite.org/limits.html#max_variable_number).
+_CHUNK = 50
 _BUSY = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
 
 
@@ -110,14 +114,19 @@ def _open(path: Path) -> sqlite3.Connection:
 
 def _stored(row: tuple[object, ...]) -> tuple[object, ...]:
     """A pending row as SQLite stores it: ISO time to the millisecond, the exact cost as text."""
-    ts, *middle, cost, source, latency, outcome, attempts, estimated, cache_hit, tags, run_id, call_id, saved = row
+    ts, cost, estimated, cache_hit, tags, saved = row[0], row[8], row[13], row[14], row[15], row[18]
     when = datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")  # type: ignore[arg-type]
     text = None if tags is None else json.dumps(dict(tags), sort_keys=True, default=str)  # type: ignore[call-overload]
     return (
-        *(when, *middle, None if cost is None else str(cost), source, latency, outcome, attempts),
-        *(int(bool(estimated)), int(bool(cache_hit)), text, run_id, call_id),
-        None if saved is None else str(saved),
+        *(when, *row[1:8], None if cost is None else str(cost), *row[9:13]),
+        *(int(bool(estimated)), int(bool(cache_hit)), text, row[16], row[17], None if saved is None else str(saved)),
     )
+
+
+@cache
+def _insert(rows: int) -> str:
+    """The statement that inserts ``rows`` rows (one per size: SQLite's statement cache keeps them prepared)."""
+    return f"INSERT INTO calls ({_COLUMNS}) VALUES {', '.join([_VALUES] * rows)}"  # noqa: S608 - no user text
 
 
 class Writer:
@@ -130,7 +139,8 @@ class Writer:
 
     def _reset(self) -> None:
         """A fresh state (also in a forked child, where the parent's thread, lock and rows are not ours)."""
-        self.cond = threading.Condition(threading.Lock())
+        self.lock = threading.Lock()
+        self.cond = threading.Condition(self.lock)
         self.pending: list[tuple[object, ...]] = []
         self.first_at = 0.0  # when the oldest pending row came (monotonic)
         self.queued = 0  # rows ever appended
@@ -145,7 +155,7 @@ class Writer:
 
     def add(self, row: tuple[object, ...]) -> None:
         """Queue one row (the only part on a call's path)."""
-        with self.cond:
+        with self.lock:  # the condition's own lock, without its Python-level __enter__ and __exit__
             pending = self.pending
             pending.append(row)
             self.queued += 1
@@ -238,7 +248,11 @@ class Writer:
             db = self.db
             db.execute("BEGIN IMMEDIATE")
             try:
-                db.executemany(_INSERT, [_stored(row) for row in rows])
+                # A few rows per statement, not one (executemany): each statement's step gives up the
+                # GIL and takes it back, a thread switch when the caller's thread is busy.
+                for start in range(0, len(rows), _CHUNK):
+                    chunk = rows[start : start + _CHUNK]
+                    db.execute(_insert(len(chunk)), [value for row in chunk for value in _stored(row)])
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")

@@ -183,26 +183,32 @@ def _row(
     error: BaseException | None,
     latency: float,
     paid: tuple[Usage, Cost | None] | None,
+    labels: tuple[bool, bool, Mapping[str, Any] | None, str | None, str | None, Decimal | None],
 ) -> tuple[object, ...]:
     """A call's row as it waits to be written: the time as a POSIX timestamp, the cost as a Decimal.
 
-    The last element says whether the usage or cost was estimated rather than reported.
+    ``labels`` are the row's last columns: estimated, cache_hit, tags, run_id, call_id and saved;
+    estimated is also set when the cost or usage says ``estimated``.
     """
     last = answering_attempt(attempts)  # not a hedge's loser, recorded after the reply
     provider, model = (last.provider, last.model) if last else (None, None)
+    estimated, cache_hit, tags, run_id, call_id, saved = labels
     if response is not None:
         usage, cost, outcome = response.usage, response.cost, "ok"
     else:
         outcome = type(error).__name__ if error is not None else "closed"
         if paid is None:
             nothing = (None,) * 6  # tokens and cost
-            return (time.time(), route, provider, model, *nothing, latency, outcome, len(attempts), False)
+            return (
+                *(time.time(), route, provider, model, *nothing, latency, outcome, len(attempts)),
+                *(estimated or False, cache_hit, tags, run_id, call_id, saved),
+            )
         usage, cost = paid  # failed, but replies were received (and paid for) before it did
-    estimated = _flagged(cost) or _flagged(usage)
+    estimated = estimated or _flagged(cost) or _flagged(usage)
     return (
         *(time.time(), route, provider, model, usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens),
         *(usage.reasoning_tokens, None if cost is None else cost.total, None if cost is None else cost.source),
-        *(latency, outcome, len(attempts), estimated),
+        *(latency, outcome, len(attempts), estimated, cache_hit, tags, run_id, call_id, saved),
     )
 
 
@@ -295,8 +301,9 @@ class Ledger:
         """
         if run_id is None and tags is None:
             run_id, tags = _LABELS.get()
-        row = _row(route, attempts, response, error, latency, paid)
-        self._writer.add((*row[:-1], estimated or row[-1], cache_hit, tags, run_id, call_id, saved))
+        self._writer.add(
+            _row(route, attempts, response, error, latency, paid, (estimated, cache_hit, tags, run_id, call_id, saved))
+        )
 
     def flush(self, timeout: float = CLOSE_WAIT) -> bool:
         """Write the rows not yet written, waiting up to ``timeout`` seconds; return whether all were."""

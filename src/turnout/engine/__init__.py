@@ -10,8 +10,8 @@ See docs/architecture.md for the path of one call.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Generator
-from typing import TYPE_CHECKING
+from collections.abc import AsyncGenerator, Coroutine, Generator
+from typing import TYPE_CHECKING, Any
 
 from ..events import AttemptFinished, AttemptStarted, CallFinished, CallStarted, Events, RetryScheduled, StreamAbandoned
 from .call import Call, should_fall_back
@@ -58,10 +58,9 @@ def chat(call: ChatCall) -> ChatResponse:
     return result
 
 
-async def achat(call: ChatCall) -> ChatResponse:
-    """Async twin of `chat`."""
-    result: ChatResponse = await adrive(call_flow(call, attempts), call.clock)
-    return result
+def achat(call: ChatCall) -> Coroutine[Any, Any, ChatResponse]:
+    """Async twin of `chat`: the driver's coroutine itself (no coroutine around it to resume at every await)."""
+    return adrive(call_flow(call, attempts), call.clock)
 
 
 def embed(call: EmbedCall) -> EmbeddingResponse:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .._construct import construct
+from .._construct import replace
 from ..errors import ContextWindowExceededError, ProviderError, StreamInterruptedError
 from ..events import StreamAbandoned
 from ..types import ChatRequest, ChatResponse, Cost, Message, Usage
@@ -86,7 +86,7 @@ class ChatCall(Call[ChatRequest, ChatResponse]):
             update["usage"] = Usage.sum([*(u for u, _ in self.paid), reply.usage])
             cost = Cost.sum([*(c for _, c in self.paid), cost])
         update["cost"] = cost
-        finished = construct(type(reply), **{**reply.__dict__, **update})
+        finished = replace(reply, **update)
         for hook in self.hooks:
             finished = hook.finish_reply(self, provider, model, finished)
         return finished

@@ -119,8 +119,9 @@ def _usage(usage: object) -> Usage | None:
     reasoning = _detail(usage.get("completion_tokens_details"), "reasoning_tokens")
     if cached is False or reasoning is False:
         return None
-    if not all(n is None or type(n) is int for n in (prompt, completion, total)):
-        return None
+    for count in (prompt, completion, total):
+        if count is not None and type(count) is not int:
+            return None
     return construct(
         Usage,
         prompt_tokens=prompt,

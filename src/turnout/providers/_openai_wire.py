@@ -208,8 +208,9 @@ def build_body(
     if request.max_tokens is not None:
         cap = completion_cap or request.max_completion_tokens is not None
         body["max_completion_tokens" if cap else "max_tokens"] = request.max_tokens
+    request_fields = request.__dict__  # a pydantic model keeps every field there: no getattr per field
     for field in _REQUEST_FIELDS:
-        value = getattr(request, field)
+        value = request_fields[field]
         if value is not None:
             body[field] = value
     if stream:
