@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import functools
 import os
 import pstats
 import statistics
@@ -112,9 +113,53 @@ def _profile(run: Callable[[], Any], n: int, per: int) -> None:
     profile.disable()
     stats = pstats.Stats(profile)
     calls: int = stats.total_calls  # type: ignore[attr-defined]
-    print(f"    {calls / (n * per):.2f} Python function calls per chunk ({calls / n:.0f} per stream)")
+    table: dict[tuple[str, int, str], tuple[Any, ...]] = stats.stats  # type: ignore[attr-defined]
+    own = sum(row[1] for (path, _, _), row in table.items() if f"{os.sep}turnout{os.sep}" in path)
+    print(
+        f"    {calls / (n * per):.2f} Python function calls per chunk ({calls / n:.0f} per stream), "
+        f"{own / (n * per):.2f} of them turnout's own ({own / n:.0f} per stream)"
+    )
     if os.environ.get("STREAM_AB_TOP"):
         stats.sort_stats("ncalls").print_stats(int(os.environ["STREAM_AB_TOP"]))
+
+
+class _Pair:
+    """Raw httpx2 and turnout, sync and async, against one server."""
+
+    def __init__(self, url: str, args: argparse.Namespace) -> None:
+        self.args, self.expected = args, "".join(stream_pieces(args.chunks))
+        self.sync = (setup("httpx2", url)[2], setup("turnout", url)[2])
+        self.async_ = (_async_httpx2(url), _async_turnout(url))
+        self.loop = asyncio.new_event_loop()
+        for run in self.sync:  # open the pools, fill the caches
+            _block(run, 20, self.expected)
+        for arun in self.async_ if not args.no_async else ():
+            _ablock(self.loop, arun, 20, self.expected)
+
+    def profile(self) -> None:
+        n, per = self.args.streams, self.args.chunks + 3
+        for name, run in zip(("raw httpx2", "turnout"), self.sync, strict=True):
+            print(f"sync, {name}:")
+            _profile(run, n, per)
+        for name, arun in zip(("raw httpx2", "turnout"), self.async_ if not self.args.no_async else (), strict=False):
+            print(f"async, {name}:")
+            _profile(functools.partial(self._run_async, arun), n, per)
+
+    def _run_async(self, run: Callable[[], Awaitable[str]]) -> str:
+        return self.loop.run_until_complete(run())
+
+    def rounds(self) -> None:
+        n, per = self.args.streams, self.args.streams * (self.args.chunks + 3)
+        sync: tuple[list[float], list[float]] = ([], [])
+        async_: tuple[list[float], list[float]] = ([], [])
+        for r in range(self.args.rounds):
+            for side in (0, 1) if r % 2 == 0 else (1, 0):  # which goes first alternates
+                sync[side].append(_block(self.sync[side], n, self.expected))
+                if not self.args.no_async:
+                    async_[side].append(_ablock(self.loop, self.async_[side], n, self.expected))
+        _report("sync streams ", *sync, per)
+        if not self.args.no_async:
+            _report("async streams", *async_, per)
 
 
 def main() -> None:
@@ -127,38 +172,12 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="count function calls per chunk instead")
     args = parser.parse_args()
     os.environ.setdefault("TURNOUT_LEDGER", os.path.join(tempfile.mkdtemp(), "ledger.sqlite3"))
-    per = args.streams * (args.chunks + 3)  # role, content, finish and usage chunks
-    expected = "".join(stream_pieces(args.chunks))
     with Server(sys.executable, args.chunks, []) as server:
-        raw, ours = setup("httpx2", server.url)[2], setup("turnout", server.url)[2]
-        loop = asyncio.new_event_loop()
-        araw, aours = _async_httpx2(server.url), _async_turnout(server.url)
-        for run in (raw, ours):  # open the pools, fill the caches
-            _block(run, 20, expected)
-        if not args.no_async:
-            for arun in (araw, aours):
-                _ablock(loop, arun, 20, expected)
+        pair = _Pair(server.url, args)
         if args.profile:
-            for name, run in (("raw httpx2", raw), ("turnout", ours)):
-                print(f"sync, {name}:")
-                _profile(run, args.streams, args.chunks + 3)
-            if not args.no_async:
-                for name, arun in (("raw httpx2", araw), ("turnout", aours)):
-                    print(f"async, {name}:")
-                    _profile(lambda arun=arun: loop.run_until_complete(arun()), args.streams, args.chunks + 3)
-            return
-        sync: tuple[list[float], list[float]] = ([], [])
-        async_: tuple[list[float], list[float]] = ([], [])
-        for n in range(args.rounds):
-            order = (0, 1) if n % 2 == 0 else (1, 0)
-            for side in order:
-                sync[side].append(_block((raw, ours)[side], args.streams, expected))
-            if not args.no_async:
-                for side in order:
-                    async_[side].append(_ablock(loop, (araw, aours)[side], args.streams, expected))
-        _report("sync streams ", *sync, per)
-        if not args.no_async:
-            _report("async streams", *async_, per)
+            pair.profile()
+        else:
+            pair.rounds()
 
 
 if __name__ == "__main__":
