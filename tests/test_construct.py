@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from tests.conftest import LLAMA
 from turnout import Client
-from turnout._construct import construct, replace
+from turnout._construct import builder, construct, replace
 from turnout.testing import FakeServer, Reply
 from turnout.types import USD, Attempt, ChatChunk, ChatResponse, Choice, Cost, Usage
 
@@ -133,6 +133,16 @@ def test_the_hot_path_takes_the_fast_path(
     assert reply.text == "fast path" and reply.cost is not None and reply.attempts[0].outcome == "ok"
 
 
+@pytest.mark.parametrize(("cls", "values"), FULL, ids=[c.__name__ for c, _ in FULL])
+def test_a_models_builder_gives_what_construct_gives(cls: type[BaseModel], values: dict[str, Any]) -> None:
+    """`builder` hands out the function `construct` calls: the same model, without the lookup per call."""
+    built = builder(cls)(**values)
+    assert built == construct(cls, **values) == cls.model_validate(values)
+    assert built.model_fields_set == set(values) and list(built.__dict__) == list(cls.model_fields)
+    with pytest.raises(TypeError, match="missing"):
+        builder(cls)(**dict(list(values.items())[1:]))  # a field left out: an error, not a default
+
+
 def test_models_whose_field_names_the_fast_builder_cannot_take_are_still_built() -> None:
     """A field named like one of the generated builder's own names goes through ``model_construct``."""
 
@@ -142,6 +152,7 @@ def test_models_whose_field_names_the_fast_builder_cannot_take_are_still_built()
 
     built = construct(Odd, instance=1, name="n")
     assert built == Odd(instance=1, name="n") and built.model_fields_set == {"instance", "name"}
+    assert builder(Odd) == Odd.model_construct
 
 
 def test_fields_in_any_order_take_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:

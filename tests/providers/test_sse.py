@@ -63,6 +63,34 @@ def test_any_cut_of_any_body_decodes_like_the_text(seed: int) -> None:
     assert list(iter_sse_data(iter(chunks))) == reference(text), (text, chunks)
 
 
+@pytest.mark.parametrize("seed", range(100))
+def test_bodies_read_one_event_at_a_time_decode_like_the_text(seed: int) -> None:
+    """The usual network read is one whole event: the decoder's shortcut for it agrees with the line loop."""
+    rng = random.Random(seed)
+    events = []
+    for _ in range(rng.randrange(1, 10)):
+        lines = [rng.choice(["data: ", "data:"]) + rng.choice(PAYLOADS) for _ in range(rng.choice([1, 1, 1, 2]))]
+        if rng.random() < 0.2:
+            lines.insert(0, ": keep-alive")
+        ends = [rng.choice(TERMINATORS) if rng.random() < 0.3 else "\n" for _ in range(len(lines) + 1)]
+        events.append("".join(line + end for line, end in zip([*lines, ""], ends, strict=True)))
+    if rng.random() < 0.2:
+        events[0] = "\ufeff" + events[0]
+    text = "".join(events)
+    assert list(iter_sse_data(iter([event.encode() for event in events]))) == reference(text), events
+
+
+def test_a_read_that_is_not_exactly_one_event_takes_the_line_loop() -> None:
+    decoder = SSEDecoder()
+    assert decoder.feed(b"data: a\n\n") == [b"a"]
+    assert decoder.feed(b"data: b\n\n") == [b"b"]  # the shortcut
+    assert decoder.feed(b"data: c\rdata: d\n\n") == [b"c\nd"]  # two data lines, not one
+    assert decoder.feed(b"data: e\n") == []
+    assert decoder.feed(b"data: f\n\n") == [b"e\nf"]  # not the shortcut: a line was held from before
+    assert decoder.feed(b"data: g\nd") == []  # one line end, then the start of the next line
+    assert decoder.feed(b"ata: h\n\n") == [b"g\nh"]
+
+
 def test_crlf_split_between_chunks_is_one_line_end() -> None:
     decoder = SSEDecoder()
     assert decoder.feed(b"data: a\r") == []

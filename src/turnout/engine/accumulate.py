@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .._construct import construct
 from ..errors import APITimeoutError
 from ..types import (
     ChatChunk,
@@ -70,24 +71,27 @@ class Accumulator:
         """
         if self._clock is not None and (self.first is None or self._deadline is not None):
             self._tick(self._clock.now())
-        if chunk.usage is not None:
-            self.usage = chunk.usage
+        text, index, finish = chunk.text, chunk.index, chunk.finish_reason
+        if text:
+            texts = self.texts.get(index)
+            if texts is None:
+                self.texts[index] = [text]
+            else:
+                texts.append(text)
+            self.has_content = True
         if chunk.model:
             self.model = chunk.model
+        if chunk.usage is not None:
+            self.usage = chunk.usage
         if chunk.rate_limit is not None:
             self.rate_limit = chunk.rate_limit
-        if chunk.text:
-            self.texts.setdefault(chunk.index, []).append(chunk.text)
-            self.has_content = True
-        if chunk.finish_reason is not None:
-            self.finish[chunk.index] = chunk.finish_reason
         if chunk.tool_calls or chunk.function_call is not None:
             self._add_calls(chunk)
-        if chunk.finish_reason is not None and chunk.index in self.tools:
-            finish = tool_calls_finish(chunk.finish_reason, True)
-            if finish != chunk.finish_reason:
-                self.finish[chunk.index] = finish
-                return chunk.model_copy(update={"finish_reason": finish})
+        if finish is not None:
+            self.finish[index] = finish
+            if index in self.tools and (called := tool_calls_finish(finish, True)) != finish:
+                self.finish[index] = called
+                return chunk.model_copy(update={"finish_reason": called})
         return chunk
 
     def _tick(self, now: float) -> None:
@@ -154,7 +158,8 @@ class Accumulator:
             )
             for i in indexes
         ]
-        return ChatResponse.model_construct(
+        return construct(  # every field given (accepted() rebuilds it with the cost and attempts anyway)
+            ChatResponse,
             text=choices[0].text,
             choices=choices,
             usage=self.usage or Usage(),
@@ -167,7 +172,11 @@ class Accumulator:
             id=None,
             request_id=None,
             warnings=_usage_warnings(self.usage),
+            parsed=None,
+            logprobs=None,
             function_call=choices[0].function_call,
+            from_cache=False,
+            tags=None,
             rate_limit=self.rate_limit,
         )
 

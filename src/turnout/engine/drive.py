@@ -52,8 +52,9 @@ def drive_stream(flow: Flow[Any], clock: Clock) -> Generator[ChatChunk, None, No
                     chunks = step.provider.stream(step.model, step.request)
                     try:
                         if step.first is None and step.stall is None:
+                            add = step.acc.add
                             for chunk in chunks:
-                                yield step.acc.add(chunk)
+                                yield add(chunk)
                         else:
                             yield from _watched(step, chunks)
                     finally:
@@ -196,8 +197,9 @@ async def adrive_stream(flow: Flow[Any], clock: Clock) -> AsyncGenerator[ChatChu
                     chunks = step.provider.astream(step.model, step.request)
                     try:
                         if step.first is None and step.stall is None:
+                            add = step.acc.add
                             async for chunk in chunks:
-                                yield step.acc.add(chunk)
+                                yield add(chunk)
                         else:
                             watch = Watch(step.first, step.stall)
                             while (piece := await _anext(step, chunks, watch)) is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from .._construct import construct
+from .._construct import builder, construct
 from ..types import ChatChunk, ChatResponse, Choice, FinishReason, Usage
 from ._tgi_words import TGI_FINISH_REASONS
 
@@ -146,17 +146,23 @@ def _detail(details: object, name: str) -> int | None | Literal[False]:
 def plain_chunks(event: object) -> list[ChatChunk] | None:
     """The chunks of a text-only event, or None when it needs the validated path.
 
-    Text-only: a JSON object without ``error``, ``usage`` or tool calls, every field of the
-    expected type. Most events of a stream are; the others (and anything odd) are validated.
-    One function, every check inline: it runs for nearly every chunk of a stream.
+    Text-only: a JSON object without ``error`` or tool calls, every field of the expected type
+    (a usage's counts ints). Most events of a stream are, its usage event too; the others (and
+    anything odd) are validated. Usage rides on the last choice's chunk, or on a chunk of its own
+    when the event has no choices, as on the validated path. One function, every check inline: it
+    runs for nearly every chunk of a stream.
     """
-    if type(event) is not dict or event.get("error") is not None or event.get("usage") is not None:
+    if type(event) is not dict or event.get("error") is not None:
         return None
-    model, choices = event.get("model"), event.get("choices", [])
+    model, choices, usage = event.get("model"), event.get("choices", []), event.get("usage")
     if not (model is None or type(model) is str) or type(choices) is not list:
         return None
+    if usage is not None and (usage := _usage(usage)) is None:
+        return None
+    make = builder(ChatChunk)
     chunks = []
-    for choice in choices:
+    last = len(choices) - 1
+    for n, choice in enumerate(choices):
         if type(choice) is not dict:
             return None
         delta, index, finish = choice.get("delta") or {}, choice.get("index", 0), choice.get("finish_reason")
@@ -172,13 +178,26 @@ def plain_chunks(event: object) -> list[ChatChunk] | None:
         if not (text is None or type(text) is str) or not (finish is None or type(finish) is str):
             return None
         chunks.append(
-            construct(
-                ChatChunk,
+            make(
                 text=text,
                 index=index,
                 finish_reason=None if finish is None else finish_reason_from_wire(finish),
                 tool_calls=[],
-                usage=None,
+                usage=usage if n == last else None,  # running counts (vLLM continuous_usage_stats) ride along
+                model=model,
+                logprobs=None,
+                function_call=None,
+                rate_limit=None,
+            )
+        )
+    if usage is not None and not chunks:
+        chunks.append(
+            make(
+                text=None,
+                index=0,
+                finish_reason=None,
+                tool_calls=[],
+                usage=usage,
                 model=model,
                 logprobs=None,
                 function_call=None,

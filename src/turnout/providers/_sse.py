@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import httpx2
 
-__all__ = ["SSEDecoder", "afinish_sse", "aiter_sse_data", "finish_sse", "iter_sse_data"]
+__all__ = ["SSEDecoder", "abody_chunks", "afinish_sse", "aiter_sse_data", "body_chunks", "finish_sse", "iter_sse_data"]
 
 _BOM = b"\xef\xbb\xbf"
 _AFTER_DONE = 4  # events read past a stream's last one before giving its connection up
@@ -28,17 +28,16 @@ class SSEDecoder:
         self._rest = b""  # an incomplete line (and a held-back trailing ``\r``)
         self._data: list[bytes] = []  # the data lines of the event being read
         self._started = False
+        self._clean = False  # started, nothing held from before: a whole one-event chunk needs no line loop
 
     def feed(self, chunk: bytes) -> list[bytes]:
         r"""The data of the events that ``chunk`` completes (multi-line data joined with ``\n``)."""
-        if (  # the usual chunk: exactly one whole event of one data line, nothing held from before
-            chunk[:6] == b"data: "
-            and chunk[-2:] == b"\n\n"
-            and self._started
-            and not self._rest
-            and not self._data
-            and chunk.count(b"\n") == 2
-            and b"\r" not in chunk
+        if (  # the usual chunk: exactly one whole event of one data line (its only ``\n`` the last two)
+            self._clean
+            and chunk[:6] == b"data: "
+            and chunk.find(b"\n") == len(chunk) - 2
+            and chunk[-1:] == b"\n"
+            and chunk.find(b"\r") < 0
         ):
             return [chunk[6:-2]]
         if not self._started:
@@ -62,6 +61,7 @@ class SSEDecoder:
             elif line.startswith(b"data:"):
                 data.append(line[6:] if line[5:6] == b" " else line[5:])
         self._data = data
+        self._clean = self._started and not self._rest and not data
         return events
 
     def close(self) -> list[bytes]:
@@ -73,11 +73,31 @@ class SSEDecoder:
         return events
 
 
+def body_chunks(response: httpx2.Response) -> Iterator[bytes]:
+    """A streamed body's byte chunks, as they arrive.
+
+    A body without ``content-encoding`` (the usual stream) is read raw: httpx2's ``iter_bytes``
+    would pass each read through its identity decoder and chunker, for the same bytes.
+    """
+    return response.iter_bytes() if "content-encoding" in response.headers else response.iter_raw()
+
+
+def abody_chunks(response: httpx2.Response) -> AsyncIterator[bytes]:
+    """Async twin of `body_chunks`."""
+    return response.aiter_bytes() if "content-encoding" in response.headers else response.aiter_raw()
+
+
 def iter_sse_data(chunks: Iterator[bytes]) -> Iterator[bytes]:
-    """Yield the ``data`` of each server-sent event in a body given as byte chunks."""
+    """The ``data`` of each server-sent event in a body given as byte chunks, as they arrive.
+
+    Chained in C (``itertools``), not a generator: no Python frame to resume per event.
+    """
     decoder = SSEDecoder()
-    for chunk in chunks:
-        yield from decoder.feed(chunk)
+    return itertools.chain(itertools.chain.from_iterable(map(decoder.feed, chunks)), _closed(decoder))
+
+
+def _closed(decoder: SSEDecoder) -> Iterator[bytes]:
+    """The event a body ended in the middle of, once the body has ended."""
     yield from decoder.close()
 
 

@@ -25,7 +25,7 @@ from ._embed_wire import Encoding
 from ._http import HTTPProvider
 from ._openai_wire import DONE_DATA, build_body, parse_chunk, parse_completion
 from ._ratelimit_headers import rate_limit_from_headers
-from ._sse import afinish_sse, aiter_sse_data, finish_sse, iter_sse_data
+from ._sse import abody_chunks, afinish_sse, aiter_sse_data, body_chunks, finish_sse, iter_sse_data
 
 __all__ = ["OpenAIConfig", "OpenAIProvider"]
 
@@ -101,7 +101,7 @@ class OpenAIProvider(HTTPProvider):
         with self.post_stream(_CHAT_PATH, self._body(model, request, stream=True), request, model) as response:
             limit = rate_limit_from_headers(response.headers)  # headers come before the body
             try:
-                events, empty = iter_sse_data(response.iter_bytes()), True
+                events, empty = iter_sse_data(body_chunks(response)), True
                 for data in events:
                     if data == DONE_DATA:
                         if empty:
@@ -122,7 +122,7 @@ class OpenAIProvider(HTTPProvider):
         async with self.apost_stream(_CHAT_PATH, body, request, model) as response:
             limit = rate_limit_from_headers(response.headers)  # headers come before the body
             try:
-                events, empty = aiter_sse_data(response.aiter_bytes()), True
+                events, empty = aiter_sse_data(abody_chunks(response)), True
                 async for data in events:
                     if data == DONE_DATA:
                         if empty:

@@ -1,0 +1,145 @@
+"""The streamed OpenAI wire's shortcuts give what the general paths give.
+
+- A stream event decoded from plain JSON (text, finish and usage events) gives the chunks that
+  validating it into the wire models gives; anything else defers to the validated path.
+- A body without ``content-encoding`` is read raw (no decoder per read); an encoded one is decoded.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from typing import Any
+
+import httpx2
+import pytest
+
+from turnout.providers import _openai_wire
+from turnout.providers._openai_wire import parse_chunk
+from turnout.testing import FakeServer, Fault
+from turnout.types import ChatChunk
+
+from ..conftest import CANARY_KEY, Runner
+
+_EVENT: dict[str, Any] = {
+    "id": "chatcmpl-1",
+    "object": "chat.completion.chunk",
+    "model": "gpt-4o-mini",
+    "choices": [{"index": 0, "delta": {"content": "hi"}, "logprobs": None, "finish_reason": None}],
+}
+_USAGE = {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}
+
+
+def _event(**changes: Any) -> dict[str, Any]:
+    event: dict[str, Any] = json.loads(json.dumps(_EVENT))
+    event.update(changes)
+    return event
+
+
+def _choice(**changes: Any) -> dict[str, Any]:
+    return {**_EVENT["choices"][0], **changes}
+
+
+_SHAPES = {
+    "text": _event(),
+    "role": _event(choices=[_choice(delta={"role": "assistant", "content": ""})]),
+    "finish": _event(choices=[_choice(delta={}, finish_reason="stop")]),
+    "host finish reason": _event(choices=[_choice(delta={}, finish_reason="eos_token")]),
+    "delta null": _event(choices=[_choice(delta=None)]),
+    "no model, no index": {"choices": [{"delta": {"content": "x"}}]},
+    "two choices": _event(choices=[_choice(), _choice(index=1, delta={"content": "b"})]),
+    "usage alone": _event(choices=[], usage=_USAGE),
+    "usage, no choices key": {"model": "m", "usage": _USAGE},
+    "usage with choices (running counts)": _event(
+        choices=[_choice(), _choice(index=1, delta={"content": "b"})], usage=_USAGE
+    ),
+    "usage null": _event(usage=None),
+    "usage empty": _event(choices=[], usage={}),
+    "usage details": _event(
+        choices=[],
+        usage={**_USAGE, "prompt_tokens_details": {"cached_tokens": 2}, "completion_tokens_details": None},
+    ),
+    "float count": _event(choices=[], usage={**_USAGE, "prompt_tokens": 3.0}),
+    "text count": _event(choices=[], usage={**_USAGE, "total_tokens": "4"}),
+    "bool count": _event(choices=[], usage={**_USAGE, "completion_tokens": True}),
+    "no choices": _event(choices=[]),
+    "tool call": _event(
+        choices=[
+            _choice(delta={"tool_calls": [{"index": 0, "id": "c", "type": "function", "function": {"name": "f"}}]})
+        ]
+    ),
+    "logprobs": _event(choices=[_choice(logprobs={"content": [{"token": "hi", "logprob": -0.1}]})]),
+}
+
+
+def _fields(chunks: list[ChatChunk]) -> list[tuple[set[str], set[str] | None]]:
+    return [(c.model_fields_set, None if c.usage is None else c.usage.model_fields_set) for c in chunks]
+
+
+@pytest.mark.parametrize("event", _SHAPES.values(), ids=_SHAPES.keys())
+def test_an_event_decodes_without_the_wire_models_to_the_same_chunks(
+    event: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    raw = json.dumps(event).encode()
+    fast = parse_chunk(raw, provider="p", model="m")
+    monkeypatch.setattr(_openai_wire, "plain_chunks", lambda _: None)
+    validated = parse_chunk(raw, provider="p", model="m")
+    assert fast == validated
+    assert _fields(fast) == _fields(validated)
+
+
+def test_text_finish_and_usage_events_take_the_plain_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stream's usual events (its usage too) are not validated into the wire models; a tool call or odd count is."""
+    validated: list[bytes] = []
+    original = _openai_wire._Chunk.model_validate_json
+
+    def counting(raw: bytes) -> Any:
+        validated.append(raw)
+        return original(raw)
+
+    monkeypatch.setattr(_openai_wire._Chunk, "model_validate_json", counting)
+    names = ["text", "role", "finish", "usage alone", "usage with choices (running counts)", "tool call", "float count"]
+    for name in names:
+        parse_chunk(json.dumps(_SHAPES[name]).encode(), provider="p", model="m")
+    assert [json.loads(raw) for raw in validated] == [_SHAPES["tool call"], _SHAPES["float count"]]
+
+
+def _sse(*events: dict[str, Any]) -> bytes:
+    return b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in events) + b"data: [DONE]\n\n"
+
+
+def _config(server: FakeServer) -> dict[str, Any]:
+    return {"providers": {"p": {"type": "openai", "base_url": server.base_url, "api_key": CANARY_KEY}}}
+
+
+_BODY = _sse(
+    _event(),
+    _event(choices=[_choice(delta={"content": " there"}, finish_reason="stop")]),
+    _event(choices=[], usage=_USAGE),
+)
+
+
+def test_a_gzip_encoded_stream_is_decoded(runner: Runner) -> None:
+    with FakeServer(flavor="openai", models=["gpt-4o-mini"], api_key=CANARY_KEY) as server:
+        server.enqueue(
+            Fault.response(
+                200, gzip.compress(_BODY), content_type="text/event-stream", headers={"content-encoding": "gzip"}
+            )
+        )
+        chunks, reply = runner.stream(_config(server), "p:gpt-4o-mini", "Hi")
+    assert [c.text for c in chunks] == ["hi", " there", None]
+    assert reply.text == "hi there" and reply.finish_reason == "stop" and reply.usage.total_tokens == 4
+
+
+def test_a_stream_without_content_encoding_is_read_raw(runner: Runner, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No decoder per read: httpx2's ``iter_bytes`` (identity decoder and chunker) is not used."""
+
+    def refuse(*_: Any, **__: Any) -> Any:
+        raise AssertionError("a plain stream went through the content decoder")
+
+    monkeypatch.setattr(httpx2.Response, "iter_bytes", refuse)
+    monkeypatch.setattr(httpx2.Response, "aiter_bytes", refuse)
+    with FakeServer(flavor="openai", models=["gpt-4o-mini"], api_key=CANARY_KEY) as server:
+        server.enqueue(Fault.response(200, _BODY, content_type="text/event-stream"))
+        chunks, reply = runner.stream(_config(server), "p:gpt-4o-mini", "Hi")
+    assert "".join(c.text or "" for c in chunks) == reply.text == "hi there"
