@@ -50,14 +50,26 @@ NOT_FOR_THE_FIRST_CALL = (
 #: Loaded by the first call (for its context window and price), never by building the client.
 NOT_FOR_THE_CLIENT = ("turnout.cost._price_slice",)
 
-#: pydantic models whose validators the first chat call does not need: built when first used.
+#: pydantic models whose validators the first chat call does not need: built when first used. A
+#: config of providers alone is not validated again as a whole (each provider's table was), and
+#: the tables it leaves out take their defaults unvalidated.
 NOT_BUILT = (
+    "turnout.config.CacheConfig",
+    "turnout.config.Config",
+    "turnout.config.HooksConfig",
+    "turnout.config.TelemetryConfig",
+    "turnout.cost.spend_ledger.LedgerConfig",
     "turnout.embeddings.EmbeddingRequest",
     "turnout.embeddings.EmbeddingResponse",
     "turnout.options.VLLMOptions",
     "turnout.options.TGIOptions",
+    "turnout.policies.breaker.BreakerPolicy",
     "turnout.policies.breaker.TargetHealth",
+    "turnout.policies.retry.RetryPolicy",
+    "turnout.policies.route.RoutePolicy",
     "turnout.providers._openai_wire._Chunk",
+    "turnout.shared.OnFailure",
+    "turnout.shared.StateConfig",
     "turnout.types.ChatChunk",
     "turnout.types.ChatResponse",
 )
@@ -149,7 +161,8 @@ def test_an_async_first_call_is_priced_without_the_catalogue(tmp_path: Path) -> 
 def test_the_probe_sees_what_is_loaded(tmp_path: Path) -> None:
     """The probe is not blind: a module it lists shows up once something imports it."""
     with FakeServer(flavor="openai") as server:
-        argument = json.dumps([["turnout.engine"], ["turnout.config"], ["turnout.config.Config"], server.base_url])
+        built = ["turnout.providers.openai.OpenAIConfig"]
+        argument = json.dumps([["turnout.engine"], ["turnout.config"], built, server.base_url])
         env = {**os.environ, "TURNOUT_LEDGER": str(tmp_path / "ledger.sqlite3")}
         out = subprocess.run(
             [sys.executable, "-c", _PROBE, argument], capture_output=True, text=True, check=True, env=env, timeout=60
@@ -157,7 +170,7 @@ def test_the_probe_sees_what_is_loaded(tmp_path: Path) -> None:
     report = json.loads(out.stdout)
     assert "turnout.engine" in report["client"]
     assert "turnout.config" in report["client"]
-    assert report["client_built"] == ["turnout.config.Config"]
+    assert report["client_built"] == ["turnout.providers.openai.OpenAIConfig"]
 
 
 def _config(base_url: str, tmp_path: Path) -> dict[str, Any]:

@@ -41,6 +41,10 @@ def build(data: Mapping[str, Any], source: str) -> Config:
                 "spaces (targets are written '<provider>:<model-id>'). Rename the table, e.g. [providers.local]."
             )
         providers[name] = _provider_config(name, raw, source)
+    if data.keys() <= {"providers"}:
+        # Each provider was validated above and every other table takes its default: Config's own
+        # validator (all of turnout.toml's tables) would check nothing more, so it is not built.
+        return Config.model_construct(providers=providers)
     try:
         return Config.model_validate({**data, "providers": providers})
     except ValidationError as exc:

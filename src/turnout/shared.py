@@ -66,7 +66,7 @@ HOLD_MARGIN_S = 5.0
 class OnFailure(BaseModel):
     """What each shared feature does when Redis cannot be reached within ``timeout``."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
 
     budgets: Literal["refuse", "local"] = Field(
         default="refuse",
@@ -90,7 +90,9 @@ class StateConfig(NoBoolNumbers):
     hold_ttl: float = Field(
         default=600.0, gt=0, description="seconds a budget hold lives unsettled (a dead worker's money comes back)"
     )
-    on_failure: OnFailure = Field(default_factory=OnFailure, description="behaviour per feature when Redis fails")
+    on_failure: OnFailure = Field(  # the defaults, built unvalidated
+        default_factory=OnFailure.model_construct, description="behaviour per feature when Redis fails"
+    )
 
     @field_validator("prefix")
     @classmethod
