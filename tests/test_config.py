@@ -228,7 +228,12 @@ def test_every_default_table_is_listed() -> None:
     [
         {},
         {"providers": {}},
-        {"providers": {"p": {"type": "openai", "api_key": "sk-test"}, "v": {"type": "vllm", "base_url": "http://h/v1"}}},
+        {
+            "providers": {
+                "p": {"type": "openai", "api_key": "sk-test"},
+                "v": {"type": "vllm", "base_url": "http://h/v1"},
+            }
+        },
     ],
 )
 def test_a_config_of_providers_alone_is_the_validated_config(data: dict[str, object]) -> None:

@@ -302,8 +302,11 @@ class CacheConfig(BaseModel):
 
 
 def _no_hooks() -> list[str]:
-    """A new empty list (a Python function: pydantic reads a default factory's signature, and the
-    first builtin it reads, such as ``list``, compiles the tokenizer's regular expressions)."""
+    """A new empty list.
+
+    A Python function rather than ``list``: pydantic reads a default factory's signature, and
+    reading a builtin's compiles the tokenizer's regular expressions (about 1.5 ms, once).
+    """
     return []
 
 
