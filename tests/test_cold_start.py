@@ -19,7 +19,7 @@ from turnout.testing import FakeServer
 from turnout.types import FunctionCall, Message, ToolCall
 
 #: Modules a client built from a dict config must not load for its first chat call: other
-#: providers, the CLI, tools, telemetry, cost estimates, the TOML parser, the test servers, the
+#: providers and their option classes, the CLI, tools, telemetry, cost estimates, the TOML parser, the test servers, the
 #: genai-prices catalogue (a model it lists is priced from turnout's slice of it), and for a sync
 #: client asyncio and the hedging thread pool.
 NOT_FOR_THE_FIRST_CALL = (
@@ -30,17 +30,27 @@ NOT_FOR_THE_FIRST_CALL = (
     "tomllib",
     "turnout._routes_cli",
     "turnout._semconv",
+    "turnout._state_budgets",
+    "turnout._state_client",
+    "turnout._state_scripts",
+    "turnout._state_writes",
     "turnout._telemetry",
     "turnout._tool_run",
     "turnout.budget",
     "turnout.cli",
+    "turnout.embeddings",
     "turnout.cost._usage_cli",
+    "turnout.cost._ledger_pg",
     "turnout.cost.estimate",
     "turnout.ledger",
     "turnout.pricing",
+    "turnout.providers._embed_wire",
+    "turnout.providers._openai_models",
     "turnout.providers.azure",
     "turnout.providers.huggingface",
+    "turnout.providers.tgi_options",
     "turnout.providers.vllm",
+    "turnout.providers.vllm_options",
     "turnout.templates",
     "turnout.testing",
     "turnout.throughput",
@@ -61,13 +71,13 @@ NOT_BUILT = (
     "turnout.cost.spend_ledger.LedgerConfig",
     "turnout.embeddings.EmbeddingRequest",
     "turnout.embeddings.EmbeddingResponse",
-    "turnout.options.VLLMOptions",
-    "turnout.options.TGIOptions",
+    "turnout.providers.tgi_options.TGIOptions",
+    "turnout.providers.vllm_options.VLLMOptions",
     "turnout.policies.breaker.BreakerPolicy",
     "turnout.policies.breaker.TargetHealth",
     "turnout.policies.retry.RetryPolicy",
     "turnout.policies.route.RoutePolicy",
-    "turnout.providers._openai_wire._Chunk",
+    "turnout.providers._openai_models._Chunk",
     "turnout.shared.OnFailure",
     "turnout.shared.StateConfig",
     "turnout.types.ChatChunk",
@@ -85,7 +95,8 @@ def built(names):
     out = []
     for ref in names:
         module, _, name = ref.rpartition(".")
-        if module in sys.modules and getattr(sys.modules[module], name).__pydantic_complete__:
+        model = vars(sys.modules[module]).get(name) if module in sys.modules else None  # no lazy import
+        if model is not None and model.__pydantic_complete__:
             out.append(ref)
     return out
 

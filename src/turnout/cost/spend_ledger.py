@@ -136,8 +136,6 @@ def ledger_path(config: LedgerConfig | None) -> Path | str | None:
     then ``[ledger] path``; then the default path. ``~`` expands; a relative ``[ledger] path``
     read from a file was already joined to the file's folder.
     """
-    from ._ledger_pg import is_url
-
     env = os.environ.get(_ENV)
     if env:
         if env.lower() in _OFF:
@@ -206,6 +204,11 @@ def _row(
     )
 
 
+def is_url(value: str) -> bool:
+    """Whether a ledger setting is a PostgreSQL URL (else a file path); the PostgreSQL code loads only then."""
+    return value.startswith(("postgresql://", "postgres://"))
+
+
 _HAS_FLAG: dict[type, bool] = {}  # per type: can it say ``estimated``? (a pydantic model's miss costs µs)
 
 
@@ -237,10 +240,10 @@ class Ledger:
         (default: ``ledger-spool.sqlite3`` beside the default ledger); the background writer
         tries to replay it every ``replay_interval`` seconds while it holds rows.
         """
-        from ._ledger_pg import PostgresWriter, is_url
-
         self._writer: Writer
         if isinstance(path, str) and is_url(path):
+            from ._ledger_pg import PostgresWriter
+
             where = Path(spool).expanduser() if spool else default_ledger_path().with_name("ledger-spool.sqlite3")
             self._writer = PostgresWriter(path, where, replay_interval)
         else:
@@ -414,7 +417,7 @@ def totals(
         params.append(parse_bound(until, end=True))
     query = "SELECT substr(ts, 1, 10), alias, provider, model, prompt_tokens, completion_tokens, cost, outcome, tags"
     condition = (" WHERE " + " AND ".join(where)) if where else ""
-    from ._ledger_pg import is_url, pg_rows
+    from ._ledger_pg import pg_rows
 
     if isinstance(path, str) and is_url(path):  # written at the latest schema version
         return _sum(pg_rows(path, query + ", cache_hit, saved FROM calls" + condition, params), tuple(by))
