@@ -19,14 +19,17 @@ from turnout.testing import FakeServer
 from turnout.types import FunctionCall, Message, ToolCall
 
 #: Modules a client built from a dict config must not load for its first chat call: other
-#: providers and their option classes, the CLI, tools, telemetry, cost estimates, the TOML parser, the test servers, the
-#: genai-prices catalogue (a model it lists is priced from turnout's slice of it), and for a sync
-#: client asyncio and the hedging thread pool.
+#: providers and their option classes, the CLI, tools, telemetry, cost estimates, the TOML parser,
+#: the test servers, the genai-prices catalogue (a model it lists is priced from turnout's slice of
+#: it), tenacity (a target's retry decisions start at its first failure), the code of features the
+#: config does not use (embeddings, [state] on Redis, a PostgreSQL ledger), the wire models of
+#: replies the fast path does not take, and for a sync client asyncio and the thread pool.
 NOT_FOR_THE_FIRST_CALL = (
     "asyncio",
-    "concurrent.futures.thread",
+    "concurrent.futures",
     "genai_prices",
     "opentelemetry",
+    "tenacity",
     "tomllib",
     "turnout._routes_cli",
     "turnout._semconv",
@@ -43,6 +46,7 @@ NOT_FOR_THE_FIRST_CALL = (
     "turnout.cost._ledger_pg",
     "turnout.cost.estimate",
     "turnout.ledger",
+    "turnout.policies._tenacity",
     "turnout.pricing",
     "turnout.providers._embed_wire",
     "turnout.providers._openai_models",
