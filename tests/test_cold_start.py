@@ -31,6 +31,7 @@ NOT_FOR_THE_FIRST_CALL = (
     "opentelemetry",
     "tenacity",
     "tomllib",
+    "turnout._output_spec",
     "turnout._routes_cli",
     "turnout._semconv",
     "turnout._state_budgets",
