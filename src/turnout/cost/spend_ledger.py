@@ -25,7 +25,6 @@ import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -40,6 +39,7 @@ from ._ledger_writer import CLOSE_WAIT, Writer
 if TYPE_CHECKING:
     from ..embeddings import EmbeddingResponse
     from ..types import Attempt, ChatResponse, Cost, Usage
+    from ._ledger_rows import Entry, Total
 
 __all__ = [
     "GROUP_KEYS",
@@ -146,32 +146,6 @@ def ledger_path(config: LedgerConfig | None) -> Path | str | None:
     if config is not None and config.url:
         return config.url
     return Path(config.path).expanduser() if config is not None and config.path else default_ledger_path()
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One call, as the ledger records it."""
-
-    alias: str
-    provider: str | None
-    model: str | None
-    prompt_tokens: int | None
-    completion_tokens: int | None
-    cached_tokens: int | None
-    reasoning_tokens: int | None
-    cost: Decimal | None
-    cost_source: str | None
-    latency: float
-    outcome: str
-    attempts: int
-    ts: datetime | None = None
-    estimated: bool = False
-    cache_hit: bool = False
-    tags: Mapping[str, Any] | None = None
-    run_id: str | None = None
-    call_id: str | None = None
-    saved: Decimal | None = None
-    """For a cache hit: what the reply cost when it was stored (the call itself cost nothing)."""
 
 
 def _row(
@@ -324,35 +298,6 @@ class Ledger:
         await asyncio.to_thread(self.close)
 
 
-@dataclass(frozen=True)
-class Total:
-    """Totals of one group of calls (by default: one day, provider and model).
-
-    A key the totals are not grouped by reads ``"*"``.
-    """
-
-    day: str
-    provider: str
-    model: str
-    calls: int
-    failed: int
-    prompt_tokens: int
-    completion_tokens: int
-    cost: Decimal
-    unpriced: int
-    alias: str = "*"
-    cache_hits: int = 0
-    """Calls answered by the response cache (nothing sent, cost zero)."""
-    saved: Decimal = Decimal(0)
-    """What those cache hits would have cost."""
-    tags: tuple[tuple[str, str], ...] = ()
-    """The values of the ``tag:NAME`` keys grouped by (``"-"``: calls without that tag)."""
-
-    def get(self, key: str) -> str:
-        """The group's value of a ``by`` key (``"day"``, ``"alias"``, ..., or ``"tag:NAME"``)."""
-        return dict(self.tags).get(key, "*") if key.startswith("tag:") else str(getattr(self, key))
-
-
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}.*")
 
@@ -465,6 +410,8 @@ def _sum(
             acc[4] += Decimal(cost)
         elif outcome == "ok":
             acc[5] += 1
+    from ._ledger_rows import Total
+
     result = []
     for key, a in sorted(groups.items()):
         named = dict.fromkeys(GROUP_KEYS, "*") | dict(zip(by, key, strict=True))
@@ -476,3 +423,14 @@ def _sum(
             )
         )
     return result
+
+
+def __getattr__(name: str) -> Any:
+    """`Entry` and `Total`, the rows read back, load on first use (writing a row needs neither)."""
+    if name not in {"Entry", "Total"}:
+        raise AttributeError(f"module 'turnout.cost.spend_ledger' has no attribute {name!r}")
+    from . import _ledger_rows
+
+    value = getattr(_ledger_rows, name)
+    globals()[name] = value
+    return value
