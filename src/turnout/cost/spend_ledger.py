@@ -298,8 +298,8 @@ class Ledger:
         await asyncio.to_thread(self.close)
 
 
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}.*")
+_DATE = r"\d{4}-\d{2}-\d{2}"  # compiled on first use (re's cache): a call never needs them
+_DATETIME = r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}.*"
 
 
 def parse_bound(value: str, *, end: bool = False) -> str:
@@ -313,10 +313,10 @@ def parse_bound(value: str, *, end: bool = False) -> str:
         InvalidArgumentError: ``value`` is neither.
     """
     try:
-        if _DATE.fullmatch(value):
+        if re.fullmatch(_DATE, value):
             day = date.fromisoformat(value)
             return (day + timedelta(days=1)).isoformat() if end else day.isoformat()
-        if _DATETIME.fullmatch(value):
+        if re.fullmatch(_DATETIME, value):
             when = datetime.fromisoformat(value.replace("Z", "+00:00"))
             when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
             return (when + timedelta(milliseconds=1) if end else when).isoformat(timespec="milliseconds")
