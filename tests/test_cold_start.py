@@ -19,28 +19,45 @@ from turnout.testing import FakeServer
 from turnout.types import FunctionCall, Message, ToolCall
 
 #: Modules a client built from a dict config must not load for its first chat call: other
-#: providers, the CLI, tools, telemetry, cost estimates, the TOML parser, the test servers, the
-#: genai-prices catalogue (a model it lists is priced from turnout's slice of it), and for a sync
-#: client asyncio and the hedging thread pool.
+#: providers and their option classes, the CLI, tools, telemetry, cost estimates, the TOML parser,
+#: the test servers, the genai-prices catalogue (a model it lists is priced from turnout's slice of
+#: it), tenacity (a target's retry decisions start at its first failure), the code of features the
+#: config does not use (embeddings, [state] on Redis, a PostgreSQL ledger), the wire models of
+#: replies the fast path does not take, and for a sync client asyncio and the thread pool.
 NOT_FOR_THE_FIRST_CALL = (
     "asyncio",
-    "concurrent.futures.thread",
+    "concurrent.futures",
     "genai_prices",
     "opentelemetry",
+    "tenacity",
     "tomllib",
+    "turnout._output_spec",
     "turnout._routes_cli",
     "turnout._semconv",
+    "turnout._state_budgets",
+    "turnout._state_client",
+    "turnout._state_scripts",
+    "turnout._state_writes",
     "turnout._telemetry",
     "turnout._tool_run",
     "turnout.budget",
     "turnout.cli",
+    "turnout.embeddings",
     "turnout.cost._usage_cli",
+    "turnout.cost._budget_status",
+    "turnout.cost._ledger_pg",
+    "turnout.cost._ledger_rows",
     "turnout.cost.estimate",
     "turnout.ledger",
+    "turnout.policies._tenacity",
     "turnout.pricing",
+    "turnout.providers._embed_wire",
+    "turnout.providers._openai_models",
     "turnout.providers.azure",
     "turnout.providers.huggingface",
+    "turnout.providers.tgi_options",
     "turnout.providers.vllm",
+    "turnout.providers.vllm_options",
     "turnout.templates",
     "turnout.testing",
     "turnout.throughput",
@@ -50,14 +67,26 @@ NOT_FOR_THE_FIRST_CALL = (
 #: Loaded by the first call (for its context window and price), never by building the client.
 NOT_FOR_THE_CLIENT = ("turnout.cost._price_slice",)
 
-#: pydantic models whose validators the first chat call does not need: built when first used.
+#: pydantic models whose validators the first chat call does not need: built when first used. A
+#: config of providers alone is not validated again as a whole (each provider's table was), and
+#: the tables it leaves out take their defaults unvalidated.
 NOT_BUILT = (
+    "turnout.config.CacheConfig",
+    "turnout.config.Config",
+    "turnout.config.HooksConfig",
+    "turnout.config.TelemetryConfig",
+    "turnout.cost.spend_ledger.LedgerConfig",
     "turnout.embeddings.EmbeddingRequest",
     "turnout.embeddings.EmbeddingResponse",
-    "turnout.options.VLLMOptions",
-    "turnout.options.TGIOptions",
+    "turnout.providers.tgi_options.TGIOptions",
+    "turnout.providers.vllm_options.VLLMOptions",
+    "turnout.policies.breaker.BreakerPolicy",
     "turnout.policies.breaker.TargetHealth",
-    "turnout.providers._openai_wire._Chunk",
+    "turnout.policies.retry.RetryPolicy",
+    "turnout.policies.route.RoutePolicy",
+    "turnout.providers._openai_models._Chunk",
+    "turnout.shared.OnFailure",
+    "turnout.shared.StateConfig",
     "turnout.types.ChatChunk",
     "turnout.types.ChatResponse",
 )
@@ -73,7 +102,8 @@ def built(names):
     out = []
     for ref in names:
         module, _, name = ref.rpartition(".")
-        if module in sys.modules and getattr(sys.modules[module], name).__pydantic_complete__:
+        model = vars(sys.modules[module]).get(name) if module in sys.modules else None  # no lazy import
+        if model is not None and model.__pydantic_complete__:
             out.append(ref)
     return out
 
@@ -149,7 +179,8 @@ def test_an_async_first_call_is_priced_without_the_catalogue(tmp_path: Path) -> 
 def test_the_probe_sees_what_is_loaded(tmp_path: Path) -> None:
     """The probe is not blind: a module it lists shows up once something imports it."""
     with FakeServer(flavor="openai") as server:
-        argument = json.dumps([["turnout.engine"], ["turnout.config"], ["turnout.config.Config"], server.base_url])
+        built = ["turnout.providers.openai.OpenAIConfig"]
+        argument = json.dumps([["turnout.engine"], ["turnout.config"], built, server.base_url])
         env = {**os.environ, "TURNOUT_LEDGER": str(tmp_path / "ledger.sqlite3")}
         out = subprocess.run(
             [sys.executable, "-c", _PROBE, argument], capture_output=True, text=True, check=True, env=env, timeout=60
@@ -157,7 +188,7 @@ def test_the_probe_sees_what_is_loaded(tmp_path: Path) -> None:
     report = json.loads(out.stdout)
     assert "turnout.engine" in report["client"]
     assert "turnout.config" in report["client"]
-    assert report["client_built"] == ["turnout.config.Config"]
+    assert report["client_built"] == ["turnout.providers.openai.OpenAIConfig"]
 
 
 def _config(base_url: str, tmp_path: Path) -> dict[str, Any]:

@@ -174,3 +174,85 @@ def test_schema_knows_each_provider_type() -> None:
     schema = json.dumps(config_json_schema())
     for name in ("OpenAIConfig", "VLLMConfig", "OpenAICompatibleConfig", "ModelRoute", "Price"):
         assert name in schema
+
+
+#: Every table `Config` fills with its defaults when a config leaves it out, and the tables nested in them.
+DEFAULT_TABLES = (
+    "turnout.config.HooksConfig",
+    "turnout.config.TelemetryConfig",
+    "turnout.cost.spend_ledger.LedgerConfig",
+    "turnout.policies.breaker.BreakerPolicy",
+    "turnout.policies.retry.RetryPolicy",
+    "turnout.policies.route.RoutePolicy",
+    "turnout.shared.OnFailure",
+    "turnout.shared.StateConfig",
+)
+
+
+@pytest.mark.parametrize("ref", DEFAULT_TABLES)
+def test_an_unvalidated_default_table_is_the_validated_one(ref: str) -> None:
+    """A left-out table's defaults come from ``model_construct``: the same object as validating ``{}``."""
+    import importlib
+
+    module, _, name = ref.rpartition(".")
+    cls = getattr(importlib.import_module(module), name)
+    built, validated = cls.model_construct(), cls.model_validate({})
+    assert built == validated
+    assert repr(built) == repr(validated)
+    assert built.model_fields_set == validated.model_fields_set == set()
+    assert built.model_dump() == validated.model_dump()
+
+
+def test_every_default_table_is_listed() -> None:
+    """The list above names every model-valued default of Config and of the tables under it."""
+    from pydantic import BaseModel
+
+    found: set[str] = set()
+
+    def walk(cls: type[BaseModel]) -> None:
+        for field in cls.model_fields.values():
+            factory = field.default_factory
+            assert not (isinstance(factory, type) and issubclass(factory, BaseModel)), f"{cls.__name__}: validated"
+            owner = getattr(factory, "__self__", None)
+            if isinstance(owner, type) and issubclass(owner, BaseModel):
+                assert factory == owner.model_construct, f"{cls.__name__}: a default table built by validating it"
+                found.add(f"{owner.__module__}.{owner.__qualname__}")
+                walk(owner)
+
+    walk(Config)
+    assert sorted(found) == sorted(DEFAULT_TABLES)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {},
+        {"providers": {}},
+        {
+            "providers": {
+                "p": {"type": "openai", "api_key": "sk-test"},
+                "v": {"type": "vllm", "base_url": "http://h/v1"},
+            }
+        },
+    ],
+)
+def test_a_config_of_providers_alone_is_the_validated_config(data: dict[str, object]) -> None:
+    """Providers alone skip Config's own validator (each provider's table was validated): the same Config."""
+    fast = Config.from_dict(data)
+    validated = Config.model_validate({"providers": dict(fast.providers)})
+    assert fast == validated
+    assert repr(fast) == repr(validated)
+    assert fast.model_fields_set == validated.model_fields_set == {"providers"}
+    assert fast.model_dump() == validated.model_dump()
+    assert [type(p) for p in fast.providers.values()] == [type(p) for p in validated.providers.values()]
+    for name in Config.model_fields:
+        assert getattr(fast, name).__class__ is getattr(validated, name).__class__
+
+
+def test_a_config_with_other_tables_is_still_validated_whole() -> None:
+    """Any table besides providers goes through Config's validator: its errors and cross-checks still apply."""
+    provider = {"type": "openai", "api_key": "sk-test"}
+    with pytest.raises(turnout.ConfigError, match=r"ledger\.enabled: Input should be a valid boolean"):
+        Config.from_dict({"providers": {"p": provider}, "ledger": {"enabled": "maybe"}})
+    with pytest.raises(turnout.ConfigError, match=r"names provider 'q', which is not configured"):
+        Config.from_dict({"providers": {"p": provider}, "models": {"m": {"targets": ["q:x"]}}})

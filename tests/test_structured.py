@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 import turnout
 from turnout import AsyncClient, Budget, BudgetExceededError, Client, OutputValidationError
-from turnout._response_model import OutputSpec, _spec
+from turnout._output_spec import OutputSpec, _spec
 from turnout.testing import FakeServer, Reply
 
 from .conftest import LLAMA, Runner

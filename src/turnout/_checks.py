@@ -19,8 +19,9 @@ from pydantic import BaseModel, ConfigDict, model_validator
 
 __all__ = ["NoBoolNumbers", "check_headers"]
 
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_VALUE = re.compile(r"[\t\x20-\x7e]*")
+# Patterns compiled on first use (re's cache): a config without headers never needs them.
+_TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+_VALUE = r"[\t\x20-\x7e]*"
 _NUMBERS = (int, float, Decimal)
 
 
@@ -32,15 +33,15 @@ def check_headers(headers: Mapping[Any, Any]) -> dict[str, str]:
     """
     checked: dict[str, str] = {}
     for name, value in headers.items():
-        if not isinstance(name, str) or not _TOKEN.fullmatch(name):
+        if not isinstance(name, str) or not re.fullmatch(_TOKEN, name):
             raise ValueError(
                 f"header name {name!r} is not valid: use letters, digits and !#$%&'*+-.^_`|~ "
                 "(no spaces, colons or line breaks)"
             )
         if not isinstance(value, str):
             raise ValueError(f"header {name!r}: the value must be a string, not {type(value).__name__}")
-        if not _VALUE.fullmatch(value):
-            bad = next(c for c in value if not _VALUE.fullmatch(c))
+        if not re.fullmatch(_VALUE, value):
+            bad = next(c for c in value if not re.fullmatch(_VALUE, c))
             raise ValueError(
                 f"header {name!r}: the value contains {bad!r}; header values are printable ASCII "
                 "on one line (no line breaks or control characters)"

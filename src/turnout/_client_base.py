@@ -17,7 +17,6 @@ from .config import Config, find_config_file, load_config, split_target
 from .cost.budgets import Budget, Budgets
 from .cost.prices import Pricing
 from .cost.spend_ledger import Ledger, ledger_path
-from .embeddings import EmbeddingRequest
 from .engine import CallHook, ChatCall, EmbedCall, RouteState, Target
 from .errors import ClientClosedError, ConfigError, InvalidArgumentError
 from .events import E
@@ -25,12 +24,12 @@ from .policies.breaker import TargetHealth
 from .policies.clock import Clock, SystemClock
 from .policies.route import RoutePolicy
 from .provider import Provider
-from .shared import SharedBudgets, SharedState
 from .types import ChatRequest, JSONObject, Message, MessageInput
 
 if TYPE_CHECKING:
     from ._telemetry import Telemetry
     from .cache import ResponseCache
+    from .shared import SharedState
 
 __all__ = ["BaseClient", "ConfigInput", "Messages", "ModelT", "ToolChoice", "call_options"]
 
@@ -71,7 +70,7 @@ class BaseClient:
         self._pricing = Pricing(self.config.prices)
         self._providers: dict[str, Provider] = {}
         self._routes: dict[str, tuple[list[Target], RoutePolicy]] = {}  # model argument -> its route
-        self._shared = None if self.config.state.url is None else SharedState(self.config.state)
+        self._shared = None if self.config.state.url is None else _shared_state(self.config)
         self.budgets = _budgets(self.config, budget, self._shared)
         path = ledger_path(self.config.ledger)
         ledger = self.config.ledger
@@ -250,6 +249,8 @@ class BaseClient:
         deadline = _check_deadline(options.pop("deadline", None))
         batch_size = options.pop("batch_size", None)
         options.pop("input", None)  # passed as ``texts``
+        from .embeddings import EmbeddingRequest  # loaded by the first embeddings call
+
         try:
             request = EmbeddingRequest(input=[texts] if isinstance(texts, str) else list(texts), **options)
             if batch_size is not None and batch_size < 1:
@@ -451,7 +452,16 @@ def _budgets(config: Config, budget: Budget | None, shared: SharedState | None) 
         return None
     if shared is None:
         return Budgets(client, aliases, tags=config.tag_budgets)
+    from .shared import SharedBudgets
+
     return SharedBudgets(shared, client, aliases, tags=config.tag_budgets)
+
+
+def _shared_state(config: Config) -> SharedState:
+    """The connection to ``[state] url`` (the Redis code loads only for a client that has one)."""
+    from .shared import SharedState
+
+    return SharedState(config.state)
 
 
 def _resolve_config(config: ConfigInput) -> tuple[Config, str | None]:

@@ -18,9 +18,10 @@ from .errors import ConfigError
 
 __all__ = ["build"]
 
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-_ANY_VAR = re.compile(r"\$\{([^}]*)\}")
-_NO_DASH = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)[:=]([^-].*|)")  # ${HOST:127.0.0.1}, ${HOST=x}: the shell's is :-
+# Compiled on first use (re's cache): a config without ${...} never needs them.
+_VAR = r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}"
+_ANY_VAR = r"\$\{([^}]*)\}"
+_NO_DASH = r"([A-Za-z_][A-Za-z0-9_]*)[:=]([^-].*|)"  # ${HOST:127.0.0.1}, ${HOST=x}: the shell's is :-
 
 
 def build(data: Mapping[str, Any], source: str) -> Config:
@@ -41,6 +42,10 @@ def build(data: Mapping[str, Any], source: str) -> Config:
                 "spaces (targets are written '<provider>:<model-id>'). Rename the table, e.g. [providers.local]."
             )
         providers[name] = _provider_config(name, raw, source)
+    if data.keys() <= {"providers"}:
+        # Each provider was validated above and every other table takes its default: Config's own
+        # validator (all of turnout.toml's tables) would check nothing more, so it is not built.
+        return Config.model_construct(providers=providers)
     try:
         return Config.model_validate({**data, "providers": providers})
     except ValidationError as exc:
@@ -69,9 +74,10 @@ def _provider_config(name: str, raw: object, source: str) -> ProviderConfig:
 
 def _interpolate(value: Any, source: str, path: tuple[str, ...]) -> Any:
     if isinstance(value, str):
-        if "${" in value:
-            _check_references(value, source, path)
-        return _VAR.sub(lambda m: _lookup(m, source, path), value)
+        if "${" not in value:  # nothing to fill in (every reference starts so)
+            return value
+        _check_references(value, source, path)
+        return re.sub(_VAR, lambda m: _lookup(m, source, path), value)
     if isinstance(value, Mapping):
         return {k: _interpolate(v, source, (*path, str(k))) for k, v in value.items()}
     if isinstance(value, list):
@@ -81,11 +87,11 @@ def _interpolate(value: Any, source: str, path: tuple[str, ...]) -> Any:
 
 def _check_references(value: str, source: str, path: tuple[str, ...]) -> None:
     """Reject a ``${...}`` that is not ``${VAR}`` or ``${VAR:-default}`` (it would be kept as text)."""
-    for match in _ANY_VAR.finditer(value):
-        if _VAR.fullmatch(match.group(0)):
+    for match in re.finditer(_ANY_VAR, value):
+        if re.fullmatch(_VAR, match.group(0)):
             continue
         inner = match.group(1)
-        typo = _NO_DASH.fullmatch(inner)
+        typo = re.fullmatch(_NO_DASH, inner)
         hint = (
             f"For a default, write ${{{typo.group(1)}:-{typo.group(2)}}}."
             if typo

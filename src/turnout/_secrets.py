@@ -15,12 +15,11 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 __all__ = ["MASK", "header_secrets", "mask", "mask_url", "split_userinfo", "url_secrets"]
 
 MASK = "***"
-# OpenAI-style keys (sk-, sk-proj-, rk-, pk-), Hugging Face tokens, and bearer credentials.
-_KEY_LIKE = re.compile(
-    r"\b(sk|rk|pk)-[A-Za-z0-9_\-]{6,}|\b(hf)_[A-Za-z0-9]{8,}|\b([Bb]earer)\s+[A-Za-z0-9._~+/\-]{6,}=*"
-)
+# OpenAI-style keys (sk-, sk-proj-, rk-, pk-), Hugging Face tokens, and bearer credentials. The
+# patterns are compiled on first use (re's cache), not when turnout is imported.
+_KEY_LIKE = r"\b(sk|rk|pk)-[A-Za-z0-9_\-]{6,}|\b(hf)_[A-Za-z0-9]{8,}|\b([Bb]earer)\s+[A-Za-z0-9._~+/\-]{6,}=*"
 _SHORTEST = 4  # a configured secret shorter than this is not searched for (it would mask ordinary words)
-_SECRET_NAME = re.compile(r"auth|key|token|secret|pass|cookie|sign|session|credential", re.IGNORECASE)
+_SECRET_NAME = r"auth|key|token|secret|pass|cookie|sign|session|credential"
 _OPAQUE = 16  # a header value this long is masked whatever its name: it is likely a token
 
 
@@ -36,12 +35,12 @@ def mask(text: str, secrets: Iterable[str] = ()) -> str:
     for secret in sorted(secrets, key=len, reverse=True):
         if len(secret) >= _SHORTEST and secret in text:
             text = text.replace(secret, MASK)
-    return _KEY_LIKE.sub(_key_like, text)
+    return re.sub(_KEY_LIKE, _key_like, text)
 
 
 def header_secrets(headers: dict[str, str]) -> list[str]:
     """The header values to mask in messages: those of secret-sounding names, and long opaque ones."""
-    return [v for k, v in headers.items() if _SECRET_NAME.search(k) or len(v) >= _OPAQUE]
+    return [v for k, v in headers.items() if re.search(_SECRET_NAME, k, re.IGNORECASE) or len(v) >= _OPAQUE]
 
 
 def mask_url(url: str) -> str:

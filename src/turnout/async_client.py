@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Self
 
 from . import engine
 from ._client_base import BaseClient, Messages, ModelT, ToolChoice, call_options
-from .embeddings import EmbeddingResponse
 from .options import ProviderOptionsInput
 from .streaming import AsyncChatStream
 from .types import ChatResponse, JSONObject
@@ -18,6 +17,7 @@ if TYPE_CHECKING:
     from ._tool_run import OnToolError, ToolRun
     from .batch import BatchResult, RequestInput
     from .cost.estimate import CostEstimate
+    from .embeddings import EmbeddingResponse
     from .tools import ToolInput
 
 __all__ = ["AsyncClient"]

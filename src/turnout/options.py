@@ -25,8 +25,9 @@ https://github.com/huggingface/text-generation-inference/blob/main/docs/openapi.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping, Sequence
-from typing import Annotated, Any, TypeAlias
+from typing import TYPE_CHECKING, Annotated, Any, TypeAlias
 
 from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, model_validator
 
@@ -108,6 +109,24 @@ ProviderOptionsField: TypeAlias = Annotated[tuple[ProviderOptions, ...], BeforeV
 
 
 # The option classes of each provider kind live with their provider (turnout.providers); they
-# stay importable from here, the module users know.
-from .providers.tgi_options import TGIGrammar, TGIOptions  # noqa: E402
-from .providers.vllm_options import VLLMOptions, VLLMStructuredOutputs  # noqa: E402
+# stay importable from here, the module users know, and load on first use (a client of other
+# provider types never needs them).
+_LAZY = {
+    "TGIGrammar": "tgi_options",
+    "TGIOptions": "tgi_options",
+    "VLLMOptions": "vllm_options",
+    "VLLMStructuredOutputs": "vllm_options",
+}
+
+if TYPE_CHECKING:
+    from .providers.tgi_options import TGIGrammar, TGIOptions
+    from .providers.vllm_options import VLLMOptions, VLLMStructuredOutputs
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'turnout.options' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"turnout.providers.{module}"), name)
+    globals()[name] = value
+    return value

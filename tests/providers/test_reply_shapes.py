@@ -525,16 +525,16 @@ def test_a_text_reply_decodes_without_the_wire_models_to_the_same_reply(
 
 def test_text_replies_take_the_plain_path(monkeypatch: pytest.MonkeyPatch) -> None:
     """A usual text reply is not validated into the wire models; one with tool calls is."""
-    from turnout.providers import _openai_wire
+    from turnout.providers import _openai_models
 
     validated: list[bytes] = []
-    original = _openai_wire._Completion.model_validate_json
+    original = _openai_models._Completion.model_validate_json
 
     def counting(raw: bytes) -> Any:
         validated.append(raw)
         return original(raw)
 
-    monkeypatch.setattr(_openai_wire._Completion, "model_validate_json", counting)
+    monkeypatch.setattr(_openai_models._Completion, "model_validate_json", counting)
     for name in ("usual", "usage details", "host finish reasons", "tool calls", "float counts"):
         parse_completion(json.dumps(_REPLY_SHAPES[name]).encode(), provider="p", model="m", request_id=None)
     assert [json.loads(raw) for raw in validated] == [_REPLY_SHAPES["tool calls"], _REPLY_SHAPES["float counts"]]

@@ -14,7 +14,7 @@ from typing import Any
 import httpx2
 import pytest
 
-from turnout.providers import _openai_wire
+from turnout.providers import _openai_models, _openai_wire
 from turnout.providers._openai_wire import parse_chunk
 from turnout.testing import FakeServer, Fault
 from turnout.types import ChatChunk
@@ -91,13 +91,13 @@ def test_an_event_decodes_without_the_wire_models_to_the_same_chunks(
 def test_text_finish_and_usage_events_take_the_plain_path(monkeypatch: pytest.MonkeyPatch) -> None:
     """A stream's usual events (its usage too) are not validated into the wire models; a tool call or odd count is."""
     validated: list[bytes] = []
-    original = _openai_wire._Chunk.model_validate_json
+    original = _openai_models._Chunk.model_validate_json
 
     def counting(raw: bytes) -> Any:
         validated.append(raw)
         return original(raw)
 
-    monkeypatch.setattr(_openai_wire._Chunk, "model_validate_json", counting)
+    monkeypatch.setattr(_openai_models._Chunk, "model_validate_json", counting)
     names = ["text", "role", "finish", "usage alone", "usage with choices (running counts)", "tool call", "float count"]
     for name in names:
         parse_chunk(json.dumps(_SHAPES[name]).encode(), provider="p", model="m")

@@ -25,6 +25,7 @@ from typing import Any
 
 from .._secrets import mask_url
 from ._ledger_writer import _COLUMNS, _TABLE_V0, MIGRATIONS, SCHEMA_VERSION, Writer, _stored
+from .spend_ledger import is_url  # where the ledger decides, without loading this module
 
 __all__ = ["MAX_SPOOL", "REPLAY_INTERVAL", "PostgresWriter", "is_url", "pg_rows"]
 
@@ -38,11 +39,6 @@ _LOCK_ID = 0x7475726E  # "turn": the advisory lock that serialises migrations
 _WIDTH = len(_COLUMNS.split(", "))
 _CALL_ID = _COLUMNS.split(", ").index("call_id")  # the position of the idempotency key in a queued row
 _INSERT = f"INSERT INTO calls ({_COLUMNS}) VALUES ({', '.join(['%s'] * _WIDTH)}) ON CONFLICT (call_id) DO NOTHING"  # noqa: S608
-
-
-def is_url(value: str) -> bool:
-    """Whether a ledger setting is a PostgreSQL URL (else a file path)."""
-    return value.startswith(("postgresql://", "postgres://"))
 
 
 def _connect(url: str) -> Any:

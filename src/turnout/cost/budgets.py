@@ -25,16 +25,18 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import ConfigDict, Field
 
 from .._checks import NoBoolNumbers
 from ..errors import BudgetExceededError
 from ..money import USD, fixed_point
+
+if TYPE_CHECKING:
+    from ._budget_status import BudgetStatus
 
 __all__ = ["Budget", "BudgetStatus", "Budgets", "Reservation"]
 
@@ -48,21 +50,6 @@ class Budget(NoBoolNumbers):
 
     max_usd: Decimal = Field(ge=0, description="the most that may be spent in a period")
     period: Period | None = Field(default=None, description='"day", "month", or none: the client\'s lifetime')
-
-
-@dataclass(frozen=True)
-class BudgetStatus:
-    """Where one limit stands now; the amounts are `USD` (exact Decimals that print as fixed-point dollars)."""
-
-    name: str
-    max_usd: USD
-    spent: USD
-    reserved: USD
-
-    @property
-    def remaining(self) -> USD:
-        """What may still be reserved."""
-        return USD(self.max_usd - self.spent - self.reserved)
 
 
 class _Limit:
@@ -84,6 +71,8 @@ class _Limit:
             self._period, self.spent = key, Decimal(0)
 
     def status(self) -> BudgetStatus:
+        from ._budget_status import BudgetStatus
+
         return BudgetStatus(self.name, USD(self.budget.max_usd), USD(self.spent), USD(self.reserved))
 
 
@@ -198,3 +187,13 @@ class Budgets:
             for limit in limits:
                 limit.roll()
             return [limit.status() for limit in limits]
+
+
+def __getattr__(name: str) -> Any:
+    """`BudgetStatus` (what ``budget_status()`` reports) loads on first use."""
+    if name != "BudgetStatus":
+        raise AttributeError(f"module 'turnout.cost.budgets' has no attribute {name!r}")
+    from ._budget_status import BudgetStatus
+
+    globals()[name] = BudgetStatus
+    return BudgetStatus

@@ -25,7 +25,6 @@ import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -40,6 +39,7 @@ from ._ledger_writer import CLOSE_WAIT, Writer
 if TYPE_CHECKING:
     from ..embeddings import EmbeddingResponse
     from ..types import Attempt, ChatResponse, Cost, Usage
+    from ._ledger_rows import Entry, Total
 
 __all__ = [
     "GROUP_KEYS",
@@ -136,8 +136,6 @@ def ledger_path(config: LedgerConfig | None) -> Path | str | None:
     then ``[ledger] path``; then the default path. ``~`` expands; a relative ``[ledger] path``
     read from a file was already joined to the file's folder.
     """
-    from ._ledger_pg import is_url
-
     env = os.environ.get(_ENV)
     if env:
         if env.lower() in _OFF:
@@ -148,32 +146,6 @@ def ledger_path(config: LedgerConfig | None) -> Path | str | None:
     if config is not None and config.url:
         return config.url
     return Path(config.path).expanduser() if config is not None and config.path else default_ledger_path()
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One call, as the ledger records it."""
-
-    alias: str
-    provider: str | None
-    model: str | None
-    prompt_tokens: int | None
-    completion_tokens: int | None
-    cached_tokens: int | None
-    reasoning_tokens: int | None
-    cost: Decimal | None
-    cost_source: str | None
-    latency: float
-    outcome: str
-    attempts: int
-    ts: datetime | None = None
-    estimated: bool = False
-    cache_hit: bool = False
-    tags: Mapping[str, Any] | None = None
-    run_id: str | None = None
-    call_id: str | None = None
-    saved: Decimal | None = None
-    """For a cache hit: what the reply cost when it was stored (the call itself cost nothing)."""
 
 
 def _row(
@@ -212,6 +184,11 @@ def _row(
     )
 
 
+def is_url(value: str) -> bool:
+    """Whether a ledger setting is a PostgreSQL URL (else a file path); the PostgreSQL code loads only then."""
+    return value.startswith(("postgresql://", "postgres://"))
+
+
 _HAS_FLAG: dict[type, bool] = {}  # per type: can it say ``estimated``? (a pydantic model's miss costs µs)
 
 
@@ -243,10 +220,10 @@ class Ledger:
         (default: ``ledger-spool.sqlite3`` beside the default ledger); the background writer
         tries to replay it every ``replay_interval`` seconds while it holds rows.
         """
-        from ._ledger_pg import PostgresWriter, is_url
-
         self._writer: Writer
         if isinstance(path, str) and is_url(path):
+            from ._ledger_pg import PostgresWriter
+
             where = Path(spool).expanduser() if spool else default_ledger_path().with_name("ledger-spool.sqlite3")
             self._writer = PostgresWriter(path, where, replay_interval)
         else:
@@ -328,37 +305,8 @@ class Ledger:
         await asyncio.to_thread(self.close)
 
 
-@dataclass(frozen=True)
-class Total:
-    """Totals of one group of calls (by default: one day, provider and model).
-
-    A key the totals are not grouped by reads ``"*"``.
-    """
-
-    day: str
-    provider: str
-    model: str
-    calls: int
-    failed: int
-    prompt_tokens: int
-    completion_tokens: int
-    cost: Decimal
-    unpriced: int
-    alias: str = "*"
-    cache_hits: int = 0
-    """Calls answered by the response cache (nothing sent, cost zero)."""
-    saved: Decimal = Decimal(0)
-    """What those cache hits would have cost."""
-    tags: tuple[tuple[str, str], ...] = ()
-    """The values of the ``tag:NAME`` keys grouped by (``"-"``: calls without that tag)."""
-
-    def get(self, key: str) -> str:
-        """The group's value of a ``by`` key (``"day"``, ``"alias"``, ..., or ``"tag:NAME"``)."""
-        return dict(self.tags).get(key, "*") if key.startswith("tag:") else str(getattr(self, key))
-
-
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}.*")
+_DATE = r"\d{4}-\d{2}-\d{2}"  # compiled on first use (re's cache): a call never needs them
+_DATETIME = r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}.*"
 
 
 def parse_bound(value: str, *, end: bool = False) -> str:
@@ -372,10 +320,10 @@ def parse_bound(value: str, *, end: bool = False) -> str:
         InvalidArgumentError: ``value`` is neither.
     """
     try:
-        if _DATE.fullmatch(value):
+        if re.fullmatch(_DATE, value):
             day = date.fromisoformat(value)
             return (day + timedelta(days=1)).isoformat() if end else day.isoformat()
-        if _DATETIME.fullmatch(value):
+        if re.fullmatch(_DATETIME, value):
             when = datetime.fromisoformat(value.replace("Z", "+00:00"))
             when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
             return (when + timedelta(milliseconds=1) if end else when).isoformat(timespec="milliseconds")
@@ -421,7 +369,7 @@ def totals(
         params.append(parse_bound(until, end=True))
     query = "SELECT substr(ts, 1, 10), alias, provider, model, prompt_tokens, completion_tokens, cost, outcome, tags"
     condition = (" WHERE " + " AND ".join(where)) if where else ""
-    from ._ledger_pg import is_url, pg_rows
+    from ._ledger_pg import pg_rows
 
     if isinstance(path, str) and is_url(path):  # written at the latest schema version
         return _sum(pg_rows(path, query + ", cache_hit, saved FROM calls" + condition, params), tuple(by))
@@ -469,6 +417,8 @@ def _sum(
             acc[4] += Decimal(cost)
         elif outcome == "ok":
             acc[5] += 1
+    from ._ledger_rows import Total
+
     result = []
     for key, a in sorted(groups.items()):
         named = dict.fromkeys(GROUP_KEYS, "*") | dict(zip(by, key, strict=True))
@@ -480,3 +430,14 @@ def _sum(
             )
         )
     return result
+
+
+def __getattr__(name: str) -> Any:
+    """`Entry` and `Total`, the rows read back, load on first use (writing a row needs neither)."""
+    if name not in {"Entry", "Total"}:
+        raise AttributeError(f"module 'turnout.cost.spend_ledger' has no attribute {name!r}")
+    from . import _ledger_rows
+
+    value = getattr(_ledger_rows, name)
+    globals()[name] = value
+    return value

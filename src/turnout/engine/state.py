@@ -10,11 +10,8 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
-from tenacity import DoSleep, RetryCallState, Retrying
-
 from ..events import CallFinished, Events
 from ..policies.breaker import CircuitBreaker, TargetHealth
-from ..policies.retry import retry_if_retryable, stop_for, wait_retry_after
 from ..policies.retry_budget import RetryBudget
 
 if TYPE_CHECKING:
@@ -44,6 +41,7 @@ class Retries:
 
     tenacity's ``Retrying.iter`` makes each decision without I/O (retry? stop? how long to
     wait?) from the same strategy objects for both paths, as its own ``AsyncRetrying`` does.
+    Built at a target's first failure, so tenacity loads only then.
     """
 
     def __init__(
@@ -53,6 +51,10 @@ class Retries:
         budget: RetryBudget,
         log: Callable[[float, int, ProviderError], None],
     ) -> None:
+        from tenacity import RetryCallState, Retrying
+
+        from ..policies._tenacity import retry_if_retryable, stop_for, wait_retry_after
+
         self._retrying = Retrying(
             retry=retry_if_retryable,
             stop=stop_for(policy.retry, remaining, budget),
@@ -65,6 +67,8 @@ class Retries:
 
     def after(self, exc: ProviderError) -> float:
         """Seconds to wait before trying again after ``exc``; re-raises ``exc`` when no retry is due."""
+        from tenacity import DoSleep
+
         self._state.set_exception((type(exc), exc, exc.__traceback__))
         action = self._retrying.iter(self._state)  # raises exc: not retryable, or a stop condition hit
         if not isinstance(action, DoSleep):

@@ -1,4 +1,4 @@
-"""Retrying one target: tenacity strategies shared by the sync and async paths.
+"""Retrying one target: `RetryPolicy`, and the tenacity strategies shared by the sync and async paths.
 
 Only errors marked retryable are retried (``ProviderError.retryable``: 408, 409, 429 rate
 limits, 5xx, timeouts, dropped connections, ``x-should-retry: true``), never a stream that has
@@ -11,19 +11,18 @@ deadline, or when the target's retry budget is spent.
 
 from __future__ import annotations
 
+import importlib
 import random
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ConfigDict, Field
-from tenacity import RetryCallState, stop_after_attempt
-from tenacity.retry import retry_base
-from tenacity.stop import stop_base
-from tenacity.wait import wait_base
 
 from .. import _defaults
 from .._checks import NoBoolNumbers
-from ..errors import APIStatusError, ProviderError
-from .retry_budget import RetryBudget
+
+if TYPE_CHECKING:
+    from ._tenacity import retry_if_retryable, stop_if_budget_spent, stop_if_past_deadline, wait_retry_after
 
 __all__ = [
     "RetryPolicy",
@@ -57,57 +56,16 @@ class RetryPolicy(NoBoolNumbers):
         return float(base * (1 - self.jitter * rand()))
 
 
-class _RetryIfRetryable(retry_base):
-    def __call__(self, retry_state: RetryCallState) -> bool:
-        outcome = retry_state.outcome
-        if outcome is None or not outcome.failed:
-            return False
-        exc = outcome.exception()
-        return isinstance(exc, ProviderError) and exc.retryable and not getattr(exc, "after_content", False)
+# The tenacity strategies (`turnout.policies._tenacity`) load with the first retry decision: a
+# call that succeeds never makes one, so tenacity is not imported until a target fails.
+_STRATEGIES = frozenset(
+    {"retry_if_retryable", "stop_for", "stop_if_budget_spent", "stop_if_past_deadline", "wait_retry_after"}
+)
 
 
-retry_if_retryable = _RetryIfRetryable()
-"""Retry a `ProviderError` whose ``retryable`` flag is set, unless a stream already delivered content."""
-
-
-class wait_retry_after(wait_base):  # noqa: N801 - tenacity's naming
-    """Wait what the server asked (capped), else the policy's exponential backoff with jitter."""
-
-    def __init__(self, policy: RetryPolicy) -> None:
-        self.policy = policy
-
-    def __call__(self, retry_state: RetryCallState) -> float:
-        """Seconds to wait before the next attempt."""
-        exc = retry_state.outcome.exception() if retry_state.outcome else None
-        if isinstance(exc, APIStatusError) and exc.retry_after is not None:  # 429, 503, any retryable status
-            if exc.retry_after <= self.policy.max_retry_after:
-                return exc.retry_after
-        return self.policy.backoff(retry_state.attempt_number)
-
-
-class stop_if_past_deadline(stop_base):  # noqa: N801 - tenacity's naming
-    """Stop when the next wait would end after the call's deadline."""
-
-    def __init__(self, remaining: Callable[[], float]) -> None:
-        self.remaining = remaining
-
-    def __call__(self, retry_state: RetryCallState) -> bool:
-        """True to stop."""
-        return retry_state.upcoming_sleep >= self.remaining()
-
-
-class stop_if_budget_spent(stop_base):  # noqa: N801 - tenacity's naming
-    """Stop when the target's retry budget has no token left (spends one otherwise). Put it last."""
-
-    def __init__(self, budget: RetryBudget) -> None:
-        self.budget = budget
-
-    def __call__(self, retry_state: RetryCallState) -> bool:
-        """True to stop (no retry token left)."""
-        del retry_state
-        return not self.budget.try_spend()
-
-
-def stop_for(policy: RetryPolicy, remaining: Callable[[], float], budget: RetryBudget) -> stop_base:
-    """The stop condition of one target: attempts, then deadline, then budget (which spends a token)."""
-    return stop_after_attempt(policy.max_attempts) | stop_if_past_deadline(remaining) | stop_if_budget_spent(budget)
+def __getattr__(name: str) -> Any:
+    if name not in _STRATEGIES:
+        raise AttributeError(f"module 'turnout.policies.retry' has no attribute {name!r}")
+    value = getattr(importlib.import_module("turnout.policies._tenacity"), name)
+    globals()[name] = value
+    return value

@@ -35,7 +35,7 @@ class RoutePolicy(NoBoolNumbers):
 
     model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
 
-    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    retry: RetryPolicy = Field(default_factory=RetryPolicy.model_construct)  # defaults: valid, built unvalidated
     fallback_on: list[FallbackOn] = Field(
         default_factory=lambda: list(_DEFAULT_FALLBACK),
         description="errors, once retries are spent, that move the call to the next target",
@@ -45,7 +45,7 @@ class RoutePolicy(NoBoolNumbers):
     )
     balance: Literal["ordered", "weighted", "least-latency", "lowest-cost"] = "ordered"
     weights: list[float] | None = Field(default=None, description="with balance = 'weighted': one per target")
-    breaker: BreakerPolicy = Field(default_factory=BreakerPolicy)
+    breaker: BreakerPolicy = Field(default_factory=BreakerPolicy.model_construct)
     wait_for_recovery: bool = Field(default=False, description="when every circuit is open, wait for the first probe")
     precheck_context: bool = Field(default=True, description="skip targets whose known window cannot fit the call")
     hedge_after: float | None = Field(

@@ -8,11 +8,10 @@ https://docs.vllm.ai/en/latest/serving/openai_compatible_server.html.
 
 from __future__ import annotations
 
-import json
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import pydantic_core
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import ValidationError
 
 from .._construct import construct
 from .._messages import dump_messages
@@ -33,6 +32,9 @@ from ..types import (
 )
 from ._openai_errors import error_from_response
 from ._openai_fast import finish_reason_from_wire, make_reply, plain_chunks, plain_completion
+
+if TYPE_CHECKING:
+    from ._openai_models import _Function, _Logprobs, _ToolCall, _Usage
 
 __all__ = [
     "DONE",
@@ -66,126 +68,6 @@ _REQUEST_FIELDS = (
     "parallel_tool_calls",
     "reasoning_effort",
 )
-
-
-class _Wire(BaseModel):
-    model_config = ConfigDict(defer_build=True, extra="ignore")
-
-
-def _json_text(value: object) -> str | None:
-    """Text as it is; any other JSON value (TGI's arguments as an object) as JSON text."""
-    if value is None or isinstance(value, str):
-        return value
-    return json.dumps(value)
-
-
-class _Function(_Wire):
-    name: str | None = None
-    arguments: str | None = None
-
-    _text = field_validator("arguments", mode="before")(_json_text)
-
-
-class _Custom(_Wire):
-    """A custom tool call's part: OpenAI's ``{"name", "input"}`` (input is free text)."""
-
-    name: str | None = None
-    input: str | None = None
-
-    _text = field_validator("input", mode="before")(_json_text)
-
-
-class _ToolCall(_Wire):
-    index: int = 0
-    id: str | None = None
-    type: str | None = None
-    function: _Function | None = None
-    custom: _Custom | None = None
-
-    @field_validator("id", mode="before")
-    @classmethod
-    def _id_text(cls, value: object) -> object:
-        """TGI 1.4 numbers its calls (``"id": 0``): an id is text, whatever the server wrote."""
-        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
-
-    @property
-    def kind(self) -> Literal["function", "custom"] | None:
-        """``"custom"`` or ``"function"`` from ``type`` or the part present; None when neither says."""
-        if self.type == "custom" or (self.custom is not None and self.function is None):
-            return "custom"
-        if self.type in (None, "function"):
-            return "function" if self.function is not None or self.type == "function" else None
-        return None
-
-
-class _Message(_Wire):
-    content: str | None = None
-    tool_calls: list[_ToolCall] | None = None
-    function_call: _Function | None = None
-
-
-class _TopLogprob(_Wire):
-    token: str = ""
-    logprob: float = 0.0
-    bytes: list[int] | None = None
-
-
-class _TokenLogprob(_TopLogprob):
-    top_logprobs: list[_TopLogprob] | None = None
-
-
-class _Logprobs(_Wire):
-    content: list[_TokenLogprob] | None = None
-
-
-class _Choice(_Wire):
-    index: int = 0
-    message: _Message
-    finish_reason: str | None = None
-    logprobs: _Logprobs | None = None
-
-
-class _PromptDetails(_Wire):
-    cached_tokens: int | None = None
-
-
-class _CompletionDetails(_Wire):
-    reasoning_tokens: int | None = None
-
-
-class _Usage(_Wire):
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
-    total_tokens: int | None = None
-    prompt_tokens_details: _PromptDetails | None = None
-    completion_tokens_details: _CompletionDetails | None = None
-
-
-class _Completion(_Wire):
-    id: str | None = None
-    model: str | None = None
-    choices: list[_Choice]
-    usage: _Usage | None = None
-
-
-class _Delta(_Wire):
-    content: str | None = None
-    tool_calls: list[_ToolCall] | None = None
-    function_call: _Function | None = None
-
-
-class _ChunkChoice(_Wire):
-    index: int = 0
-    delta: _Delta | None = None
-    finish_reason: str | None = None
-    logprobs: _Logprobs | None = None
-
-
-class _Chunk(_Wire):
-    model: str | None = None
-    choices: list[_ChunkChoice] = []
-    usage: _Usage | None = None
-    error: Any = None
 
 
 def build_body(
@@ -297,6 +179,8 @@ def parse_completion(raw: bytes, *, provider: str, model: str, request_id: str |
         plain = None
     if plain is not None:
         return plain
+    from ._openai_models import _Completion  # loaded by the first reply the fast path does not take
+
     try:
         wire = _Completion.model_validate_json(raw)
     except ValidationError as exc:
@@ -353,6 +237,8 @@ def parse_chunk(data: str | bytes, *, provider: str, model: str) -> list[ChatChu
         plain = None
     if plain is not None:
         return plain
+    from ._openai_models import _Chunk, _Delta
+
     try:
         wire = _Chunk.model_validate_json(data)
     except ValidationError as exc:
@@ -399,6 +285,8 @@ def parse_chunk(data: str | bytes, *, provider: str, model: str) -> list[ChatChu
 
 
 def _tool_delta(call: _ToolCall) -> ToolCallDelta:
+    from ._openai_models import _Custom, _Function
+
     if call.kind == "custom":
         custom = call.custom or _Custom()
         return ToolCallDelta.model_construct(

@@ -10,22 +10,23 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Iterator
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import httpx2
 from pydantic import Field, SecretStr
 
 from .. import _defaults
 from ..config import ProviderConfig
-from ..embeddings import EmbeddingRequest, EmbeddingResponse
 from ..errors import ResponseValidationError, StreamInterruptedError
 from ..types import ChatChunk, ChatRequest, ChatResponse, ProviderRateLimit
-from . import _embed_wire
-from ._embed_wire import Encoding
 from ._http import HTTPProvider
 from ._openai_wire import DONE_DATA, build_body, parse_chunk, parse_completion
 from ._ratelimit_headers import rate_limit_from_headers
 from ._sse import abody_chunks, afinish_sse, aiter_sse_data, body_chunks, finish_sse, iter_sse_data
+
+if TYPE_CHECKING:
+    from ..embeddings import EmbeddingRequest, EmbeddingResponse
+    from ._embed_wire import Encoding
 
 __all__ = ["OpenAIConfig", "OpenAIProvider"]
 
@@ -139,10 +140,14 @@ class OpenAIProvider(HTTPProvider):
 
     def embed(self, model: str, request: EmbeddingRequest) -> EmbeddingResponse:
         """Embed one batch with ``POST /embeddings``."""
+        from . import _embed_wire  # loaded by the first embeddings call
+
         return _embed_wire.embed(self, model, request, self.embed_encoding)
 
     async def aembed(self, model: str, request: EmbeddingRequest) -> EmbeddingResponse:
         """Async twin of `embed`."""
+        from . import _embed_wire
+
         return await _embed_wire.aembed(self, model, request, self.embed_encoding)
 
     def context_window(self, model: str) -> int | None:
