@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from turnout.embeddings import EmbeddingResponse, combine
-from turnout.money import Cost, Usage
+from turnout.money import USD, Cost, Usage
 
 
 def _cost(total: str, source: str, estimated: bool = False) -> Cost:
@@ -63,3 +63,12 @@ def test_embedding_batches_keep_cached_and_reasoning_counts() -> None:
     joined = combine(parts, "p", "m")
     assert joined.usage.cached_tokens == 3 and joined.usage.prompt_tokens == 7
     assert joined.vectors == [[1.0], [2.0]]
+
+
+def test_usd_prints_fixed_point_and_stays_an_exact_decimal() -> None:
+    tiny = USD(Decimal("9E-7"))
+    assert str(tiny) == "0.0000009" and repr(tiny) == "USD('0.0000009')"
+    assert repr(USD(Decimal("0E-8"))) == "USD('0')" and str(USD("1.500")) == "1.5" and str(USD("1E+2")) == "100"
+    assert isinstance(tiny, Decimal) and tiny == Decimal("0.0000009") and tiny + 1 == Decimal("1.0000009")
+    hourly = USD(Decimal(2) / Decimal(3600 * 7))  # 28 significant digits from an hourly price
+    assert hourly.display() == "0.0000793651" and USD("5").display() == "5" and USD("0E-12").display() == "0"
