@@ -355,3 +355,56 @@ def test_catalogue_context_window() -> None:
     assert catalogue_context_window("openai", "openai/gpt-4") == 8192  # prefix stripped
     assert catalogue_context_window("openai", "no-such-model") is None
     assert catalogue_context_window("no-such-catalogue", "gpt-4") is None
+
+
+# --- batch prices (OpenAI's Batch API; `turnout batch --provider-batch`) -----------------------------
+
+BATCH_USAGE = Usage(prompt_tokens=1000, completion_tokens=500)
+
+
+def _batch_provider(catalogue: str, discount: float | None = None) -> OpenAICompatibleProvider:
+    table: dict[str, Any] = {"type": "openai-compatible", "base_url": "http://127.0.0.1:9/v1"}
+    table["price_catalogue"] = catalogue
+    if discount is not None:
+        table["batch_discount"] = discount
+    return OpenAICompatibleProvider(catalogue, OpenAICompatibleProvider.config_model.model_validate(table))
+
+
+def test_a_catalogue_batch_price_is_used_as_it_is() -> None:
+    """gpt-4o-mini's batch variant: 0.075 / 0.30 per 1M (half its list price, https://openai.com/api/pricing/)."""
+    cost = Pricing({}).batch_cost(_batch_provider("openai"), "gpt-4o-mini", BATCH_USAGE)
+    assert cost is not None
+    assert (cost.input, cost.output, cost.total) == (Decimal("0.000075"), Decimal("0.00015"), Decimal("0.000225"))
+    assert cost.source.startswith("genai-prices ") and cost.source.endswith(" (openai/gpt-4o-mini, batch)")
+    assert not cost.estimated
+    estimated = Usage(prompt_tokens=1000, completion_tokens=500, estimated=True)
+    cost = Pricing({}).batch_cost(_batch_provider("openai"), "gpt-4o-mini", estimated)
+    assert cost is not None and cost.estimated
+
+
+def test_without_a_batch_variant_the_providers_discount_applies() -> None:
+    """Together's Llama 2 7B chat has no batch price: its 0.20 / 0.20 list price less 50 %, then less 25 %."""
+    pricing = Pricing({})
+    cost = pricing.batch_cost(_batch_provider("together"), "meta-llama/Llama-2-7b-chat-hf", BATCH_USAGE)
+    assert cost is not None
+    assert (cost.input, cost.output, cost.total) == (Decimal("0.0001"), Decimal("0.00005"), Decimal("0.00015"))
+    assert cost.source.endswith(", batch -50%") and cost.source.startswith("genai-prices ")
+    cost = pricing.batch_cost(_batch_provider("together", 0.25), "meta-llama/Llama-2-7b-chat-hf", BATCH_USAGE)
+    assert cost is not None and cost.total == Decimal("0.000225") and cost.source.endswith(", batch -25%")
+
+
+def test_a_config_price_wins_over_the_catalogues_batch_price() -> None:
+    """A `[prices]` entry is the price: the batch discount applies to it, not the catalogue's batch variant."""
+    pricing = Pricing({"openai:gpt-4o-mini": Price(input_per_million=Decimal("2"), output_per_million=Decimal("4"))})
+    cost = pricing.batch_cost(_batch_provider("openai"), "gpt-4o-mini", BATCH_USAGE)
+    assert cost is not None
+    assert (cost.input, cost.output, cost.total) == (Decimal("0.001"), Decimal("0.001"), Decimal("0.002"))
+    assert cost.source == "config, batch -50%" and not cost.estimated
+
+
+def test_a_batch_cost_is_unknown_without_counts_or_a_price() -> None:
+    pricing, provider = Pricing({}), _batch_provider("openai")
+    assert pricing.batch_cost(provider, "gpt-4o-mini", Usage(prompt_tokens=1000)) is None
+    assert pricing.batch_cost(provider, "gpt-4o-mini", Usage(completion_tokens=500)) is None
+    with pytest.warns(CostUnknownWarning):
+        assert pricing.batch_cost(provider, "no-such-model-xyz", BATCH_USAGE) is None
