@@ -57,6 +57,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ._lazy import lazy
+
 if TYPE_CHECKING:
     from decimal import Decimal
 
@@ -485,10 +487,4 @@ _BUILDERS = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _BUILDERS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from importlib import import_module
-
-    return getattr(import_module(f"{__package__}.providers.{module}"), name)
+__getattr__ = lazy(__name__, {name: f"turnout.providers.{home}" for name, home in _BUILDERS.items()})

@@ -25,13 +25,13 @@ https://github.com/huggingface/text-generation-inference/blob/main/docs/openapi.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Annotated, Any, TypeAlias
 
 from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, model_validator
 
 from ._checks import NoBoolNumbers
+from ._lazy import lazy
 
 __all__ = [
     "ProviderOptions",
@@ -123,10 +123,4 @@ if TYPE_CHECKING:
     from .providers.vllm_options import VLLMOptions, VLLMStructuredOutputs
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'turnout.options' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"turnout.providers.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy(__name__, {name: f"turnout.providers.{home}" for name, home in _LAZY.items()})

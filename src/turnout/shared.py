@@ -34,12 +34,12 @@ budgets = "refuse"        # or "local": this process's own budget while Redis is
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ._checks import NoBoolNumbers
+from ._lazy import lazy
 
 if TYPE_CHECKING:
     from ._state_budgets import SharedBudgets
@@ -98,10 +98,4 @@ class StateConfig(NoBoolNumbers):
 _LAZY = {"SharedBudgets": "_state_budgets", "SharedState": "_state_client"}
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'turnout.shared' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"turnout.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy(__name__, {name: f"turnout.{home}" for name, home in _LAZY.items()})

@@ -16,6 +16,7 @@ from typing_extensions import TypeVar
 
 from . import _defaults
 from ._checks import NoBoolNumbers, check_headers
+from ._lazy import lazy
 from .money import USD, Cost, Usage, USDField
 from .money import fixed_point as fixed_point
 from .money import to_usd as to_usd
@@ -435,10 +436,5 @@ class ChatChunk(_Model):
     rate_limit: ProviderRateLimit | None = None
 
 
-def __getattr__(name: str) -> Any:
-    """`normalize_messages` lives in `turnout._messages` (which needs `Message`, above); loaded on first use."""
-    if name == "normalize_messages":
-        from ._messages import normalize_messages
-
-        return normalize_messages
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# `normalize_messages` lives in `turnout._messages` (which needs `Message`, above); loaded on first use.
+__getattr__ = lazy(__name__, {"normalize_messages": "turnout._messages"})

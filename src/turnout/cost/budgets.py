@@ -27,11 +27,12 @@ import threading
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import ConfigDict, Field
 
 from .._checks import NoBoolNumbers
+from .._lazy import lazy
 from ..errors import BudgetExceededError
 from ..money import USD, fixed_point
 
@@ -189,11 +190,5 @@ class Budgets:
             return [limit.status() for limit in limits]
 
 
-def __getattr__(name: str) -> Any:
-    """`BudgetStatus` (what ``budget_status()`` reports) loads on first use."""
-    if name != "BudgetStatus":
-        raise AttributeError(f"module 'turnout.cost.budgets' has no attribute {name!r}")
-    from ._budget_status import BudgetStatus
-
-    globals()[name] = BudgetStatus
-    return BudgetStatus
+# `BudgetStatus` (what ``budget_status()`` reports) loads on first use.
+__getattr__ = lazy(__name__, {"BudgetStatus": "turnout.cost._budget_status"})

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .._lazy import lazy
 from ..errors import InvalidArgumentError
 from ..types import answering_attempt
 from ._ledger_writer import CLOSE_WAIT, Writer
@@ -432,12 +433,5 @@ def _sum(
     return result
 
 
-def __getattr__(name: str) -> Any:
-    """`Entry` and `Total`, the rows read back, load on first use (writing a row needs neither)."""
-    if name not in {"Entry", "Total"}:
-        raise AttributeError(f"module 'turnout.cost.spend_ledger' has no attribute {name!r}")
-    from . import _ledger_rows
-
-    value = getattr(_ledger_rows, name)
-    globals()[name] = value
-    return value
+# `Entry` and `Total`, the rows read back, load on first use (writing a row needs neither).
+__getattr__ = lazy(__name__, dict.fromkeys(("Entry", "Total"), "turnout.cost._ledger_rows"))

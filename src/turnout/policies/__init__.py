@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from .._lazy import lazy
 from .breaker import BreakerPolicy, CircuitBreaker, TargetHealth
 from .clock import Clock, SystemClock
 from .retry import RetryPolicy
@@ -30,9 +31,6 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name not in {"retry_if_retryable", "stop_if_budget_spent", "stop_if_past_deadline", "wait_retry_after"}:
-        raise AttributeError(f"module 'turnout.policies' has no attribute {name!r}")
-    from . import retry  # the tenacity strategies load on first use (see turnout.policies.retry)
-
-    return getattr(retry, name)
+# The tenacity strategies load on first use (see turnout.policies.retry).
+_STRATEGIES = ("retry_if_retryable", "stop_if_budget_spent", "stop_if_past_deadline", "wait_retry_after")
+__getattr__ = lazy(__name__, dict.fromkeys(_STRATEGIES, "turnout.policies.retry"))

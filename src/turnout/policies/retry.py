@@ -11,15 +11,15 @@ deadline, or when the target's retry budget is spent.
 
 from __future__ import annotations
 
-import importlib
 import random
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pydantic import ConfigDict, Field
 
 from .. import _defaults
 from .._checks import NoBoolNumbers
+from .._lazy import lazy
 
 if TYPE_CHECKING:
     from ._tenacity import retry_if_retryable, stop_if_budget_spent, stop_if_past_deadline, wait_retry_after
@@ -63,9 +63,4 @@ _STRATEGIES = frozenset(
 )
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _STRATEGIES:
-        raise AttributeError(f"module 'turnout.policies.retry' has no attribute {name!r}")
-    value = getattr(importlib.import_module("turnout.policies._tenacity"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy(__name__, dict.fromkeys(_STRATEGIES, "turnout.policies._tenacity"))
