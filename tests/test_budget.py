@@ -322,6 +322,45 @@ def test_which_routes_a_budget_applies_to() -> None:
     assert Budgets(Budget(max_usd=Decimal(1)), {}).applies("other")
 
 
+# --- budgets per tag value (`[tag_budgets]`) ----------------------------------------------------------
+
+
+def _per_tenant() -> Budgets:
+    return Budgets(None, {}, tags={"tenant": Budget(max_usd=Decimal(1))})
+
+
+def test_a_tag_budget_applies_only_to_calls_with_that_tag() -> None:
+    budgets = _per_tenant()
+    assert budgets.applies("any", {"tenant": "a"}) and budgets.applies("any", {"app": "x", "tenant": "a"})
+    assert not budgets.applies("any", {"app": "x"})  # a tag without a budget
+    assert not budgets.applies("any", {}) and not budgets.applies("any")
+
+
+def test_each_tag_value_has_its_own_limit() -> None:
+    budgets = _per_tenant()
+    budgets.reserve("any", Decimal("0.75"), {"tenant": "a"}).commit(Decimal("0.75"))
+    held = budgets.reserve("any", Decimal("0.75"), {"tenant": "b"})  # b's dollar is untouched by a's spending
+    with pytest.raises(BudgetExceededError, match=r"tags.tenant=a budget: .* only \$0.25 of \$1 is left") as info:
+        budgets.reserve("other", Decimal("0.5"), {"tenant": "a"})
+    assert info.value.budget == "tags.tenant=a"
+    assert [(s.name, s.spent, s.reserved) for s in budgets.status()] == [
+        ("tags.tenant=a", Decimal("0.75"), Decimal(0)),
+        ("tags.tenant=b", Decimal(0), Decimal("0.75")),
+    ]
+    held.commit(Decimal("0.5"))
+    assert budgets.status()[1].spent == Decimal("0.5")
+
+
+def test_a_tag_without_a_budget_does_not_hide_one_that_has_one() -> None:
+    """``app`` sorts before ``tenant`` and has no budget: the tenant's limit still holds the call."""
+    budgets = _per_tenant()
+    budgets.reserve("any", Decimal("0.75"), {"app": "x", "tenant": "a"})
+    (status,) = budgets.status()
+    assert (status.name, status.reserved) == ("tags.tenant=a", Decimal("0.75"))
+    error = budgets.unbounded("any", "pass max_tokens", {"app": "x", "tenant": "a"})
+    assert (error.budget, error.remaining) == ("tags.tenant=a", Decimal("0.25"))
+
+
 def test_a_route_without_a_budget_needs_no_max_tokens(server: FakeServer) -> None:
     config = _config(server)
     config["models"]["other"] = {"targets": [f"local:{LLAMA}"]}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from turnout.embeddings import EmbeddingResponse, combine
-from turnout.money import USD, Cost, Usage
+from turnout.money import USD, Cost, Usage, to_usd
 
 
 def _cost(total: str, source: str, estimated: bool = False) -> Cost:
@@ -72,3 +72,30 @@ def test_usd_prints_fixed_point_and_stays_an_exact_decimal() -> None:
     assert isinstance(tiny, Decimal) and tiny == Decimal("0.0000009") and tiny + 1 == Decimal("1.0000009")
     hourly = USD(Decimal(2) / Decimal(3600 * 7))  # 28 significant digits from an hourly price
     assert hourly.display() == "0.0000793651" and USD("5").display() == "5" and USD("0E-12").display() == "0"
+
+
+def test_a_costs_text_names_every_amount_and_the_source() -> None:
+    """docs/cost.md: ``str(reply.cost)`` reads ``$total (in $input + out $output; source)``."""
+    cost = Cost(input=Decimal("0.00008"), output=Decimal("0.0001"), total=Decimal("0.00018"), source="config")
+    assert str(cost) == "$0.00018 (in $0.00008 + out $0.0001; config)"
+    estimated = Cost(
+        input=Decimal("9E-7"), output=Decimal(0), total=Decimal("9E-7"), source="genai-prices", estimated=True
+    )
+    assert str(estimated) == "$0.0000009 (in $0.0000009 + out $0; genai-prices, estimated)"
+
+
+def test_to_usd_makes_a_usd_and_keeps_one() -> None:
+    amount = to_usd(Decimal("9E-7"))
+    assert type(amount) is USD and str(amount) == "0.0000009"
+    assert to_usd(amount) is amount  # already a USD: unchanged
+    cost = Cost(input=Decimal("1E-7"), output=Decimal("2E-7"), total=Decimal("3E-7"), source="config")
+    assert [type(x) for x in (cost.input, cost.output, cost.total)] == [USD, USD, USD]
+    assert (str(cost.input), str(cost.output), str(cost.total)) == ("0.0000001", "0.0000002", "0.0000003")
+
+
+def test_display_gives_every_place_asked_for_at_any_size() -> None:
+    """More digits than Decimal's default 28 are kept: many places, or a large amount."""
+    assert USD("123.456").display(30) == "123.456"
+    assert USD("0.5").display(28) == "0.5"
+    assert USD("1E+18").display() == "1000000000000000000"
+    assert USD("2.00000000005").display() == "2" and USD("2.00000000015").display() == "2.0000000002"  # half-even

@@ -291,14 +291,23 @@ def _catalogue_model(kind: str) -> str:
         if isinstance(price, ModelPrice) and kind == "no output" and isinstance(price.input_mtok, Decimal):
             if price.output_mtok is None:
                 return model.id
+        if isinstance(price, ModelPrice) and kind == "no token price":
+            if price.input_mtok is None and price.output_mtok is None:  # free, or priced per audio hour
+                return model.id
     raise AssertionError(f"no {kind} price in this genai-prices: pick another case")
 
 
-@pytest.mark.parametrize("kind", ["conditional", "tiered", "no output"])
-def test_catalogue_prices_that_are_not_fixed_per_token_stay_exact(kind: str) -> None:
+@pytest.mark.parametrize("source", ["slice", "catalogue"])
+@pytest.mark.parametrize("kind", ["conditional", "tiered", "no output", "no token price"])
+def test_catalogue_prices_that_are_not_fixed_per_token_stay_exact(
+    kind: str, source: str, request: pytest.FixtureRequest
+) -> None:
+    """From turnout's slice or the full catalogue, a call after the first is priced as the catalogue prices it."""
     from genai_prices import Usage as CatalogueUsage
     from genai_prices import calc_price
 
+    if source == "catalogue":
+        request.getfixturevalue("no_slice")
     model, pricing, provider = _catalogue_model(kind), Pricing({}), _provider("openai")
     for prompt, completion in [(1000, 0), (1000, 500), (400_000, 500), (1000, 1_000_000)]:
         cost = pricing.cost(provider, model, Usage(prompt_tokens=prompt, completion_tokens=completion))
@@ -357,6 +366,36 @@ def test_catalogue_context_window() -> None:
     assert catalogue_context_window("no-such-catalogue", "gpt-4") is None
 
 
+def test_the_slice_answers_without_the_full_catalogue(monkeypatch: pytest.MonkeyPatch) -> None:
+    """turnout.cost.prices: genai-prices' 1.6 MB catalogue is read only when turnout's slice cannot answer."""
+    from genai_prices import data_snapshot
+
+    def no_catalogue() -> None:
+        raise AssertionError("the full catalogue was read")
+
+    monkeypatch.setattr(data_snapshot, "get_snapshot", no_catalogue)
+    assert catalogue_context_window("openai", "gpt-4") == 8192
+    pricing, provider = Pricing({}), _provider("openai")
+    cost = pricing.cost(provider, "gpt-4o", USAGE)
+    assert cost is not None and cost.total == Decimal("0.007")
+    # an id the slice lists with no price (genai-prices has no model for it): a miss, remembered
+    with pytest.warns(CostUnknownWarning):
+        for _ in range(2):
+            assert pricing.cost(provider, "ft:gpt-4o", USAGE) is None
+
+
+@pytest.mark.parametrize("source", ["config", "slice", "catalogue"])
+def test_a_cost_of_counted_tokens_is_estimated(source: str, request: pytest.FixtureRequest) -> None:
+    """docs/cost.md: a cost is ``estimated`` when turnout counted the tokens, whichever price it used."""
+    if source == "catalogue":
+        request.getfixturevalue("no_slice")
+    pricing = Pricing({"openai:gpt-4o": CONFIG_PRICE} if source == "config" else {})
+    counted = USAGE.model_copy(update={"estimated": True})
+    for usage, estimated in [(counted, True), (USAGE, False), (counted, True)]:  # the catalogue's first, then cached
+        cost = pricing.cost(_provider("openai"), "gpt-4o", usage)
+        assert cost is not None and cost.estimated is estimated
+
+
 # --- batch prices (OpenAI's Batch API; `turnout batch --provider-batch`) -----------------------------
 
 BATCH_USAGE = Usage(prompt_tokens=1000, completion_tokens=500)
@@ -382,6 +421,22 @@ def test_a_catalogue_batch_price_is_used_as_it_is() -> None:
     assert cost is not None and cost.estimated
 
 
+@pytest.mark.parametrize(
+    ("catalogue", "model"),
+    [
+        ("openai", "openai/gpt-4o-mini"),  # the host prefix is stripped, as for the usual price
+        ("groq", "openai/gpt-oss-120b"),  # an id that names another provider: looked up under groq only
+    ],
+)
+def test_a_batch_price_is_looked_up_as_the_usual_price_is(catalogue: str, model: str) -> None:
+    """Both have a 0.075 / 0.30 per 1M batch price in the installed genai-prices (half their list price)."""
+    cost = Pricing({}).batch_cost(_batch_provider(catalogue), model, BATCH_USAGE)
+    assert cost is not None
+    assert (cost.input, cost.output, cost.total) == (Decimal("0.000075"), Decimal("0.00015"), Decimal("0.000225"))
+    bare = model.removeprefix(f"{catalogue}/")
+    assert cost.source.startswith("genai-prices ") and cost.source.endswith(f" ({catalogue}/{bare}, batch)")
+
+
 def test_without_a_batch_variant_the_providers_discount_applies() -> None:
     """Together's Llama 2 7B chat has no batch price: its 0.20 / 0.20 list price less 50 %, then less 25 %."""
     pricing = Pricing({})
@@ -391,6 +446,10 @@ def test_without_a_batch_variant_the_providers_discount_applies() -> None:
     assert cost.source.endswith(", batch -50%") and cost.source.startswith("genai-prices ")
     cost = pricing.batch_cost(_batch_provider("together", 0.25), "meta-llama/Llama-2-7b-chat-hf", BATCH_USAGE)
     assert cost is not None and cost.total == Decimal("0.000225") and cost.source.endswith(", batch -25%")
+    assert not cost.estimated
+    counted = BATCH_USAGE.model_copy(update={"estimated": True})
+    cost = pricing.batch_cost(_batch_provider("together"), "meta-llama/Llama-2-7b-chat-hf", counted)
+    assert cost is not None and cost.estimated and cost.total == Decimal("0.00015")
 
 
 def test_a_config_price_wins_over_the_catalogues_batch_price() -> None:
