@@ -204,6 +204,33 @@ def test_a_cut_continuation_is_paid_and_retried(mode: str, clock: FakeClock) -> 
 
 
 @pytest.mark.parametrize("mode", MODES)
+def test_a_continuation_gives_its_concurrency_slot_back(mode: str, clock: FakeClock) -> None:
+    """[limits] ``max_concurrent = 1``, no wait: once a cut answer was continued, the next stream is sent."""
+    Stub.scripts["a"] = [["one ", CUT], ["two"], ["again"]]
+    cfg = resuming("a")
+    cfg["limits"] = {"a:m": {"max_concurrent": 1, "max_wait": 0}}
+
+    async def go() -> list[str]:
+        async with AsyncClient(cfg, clock=clock) as client:
+            texts = []
+            for _ in range(2):
+                async with client.stream("r", "Hi") as stream:
+                    texts.append((await stream.get_response()).text)
+            return texts
+
+    if mode == "async":
+        texts = asyncio.run(go())
+    else:
+        with Client(cfg, clock=clock) as client:
+            texts = []
+            for _ in range(2):
+                with client.stream("r", "Hi") as stream:
+                    texts.append(stream.get_response().text)
+    assert texts == ["one two", "again"]
+    assert len(Stub.sent["a"]) == 3 and clock.sleeps == [1.0]  # the continuation's retry wait, nothing else
+
+
+@pytest.mark.parametrize("mode", MODES)
 def test_leaving_during_a_continuation_is_recorded(mode: str, clock: FakeClock) -> None:
     Stub.scripts["a"] = [["one ", CUT], ["two ", "three"]]
     cfg = resuming("a")
