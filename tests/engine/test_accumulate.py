@@ -28,7 +28,7 @@ def test_text_per_choice_model_and_usage() -> None:
 
 
 def test_the_rate_limit_the_stream_reported_is_the_replys() -> None:
-    """The provider's ``x-ratelimit-*`` headers come on the first chunk; the reply carries them, and is not a cache hit."""
+    """The provider's ``x-ratelimit-*`` headers come on the first chunk; the reply carries them (not a cache hit)."""
     said = ProviderRateLimit(remaining_requests=9, reset_tokens=1.5)
     acc = Accumulator()
     acc.add(ChatChunk(text="x", rate_limit=said))

@@ -55,6 +55,19 @@ def test_without_max_tokens_one_output_token_must_fit(count: int, skipped: bool,
     assert "a" not in Stub.sent
 
 
+@pytest.mark.parametrize(("size", "counted"), [(76, False), (77, True)])
+def test_a_message_without_text_counts_its_8_bytes(size: int, counted: bool, clock: FakeClock) -> None:
+    """A turn with no text (content None) is 0 bytes + 8: 76 + 8 + 8 + max_tokens 8 = 100 fits a 100-token window."""
+    Stub.windows["a"], Stub.counts["a"] = 100, 1000  # a count skips the target
+    turns: list[dict[str, Any]] = [
+        {"role": "user", "content": "x" * size},
+        {"role": "assistant", "content": None},
+    ]
+    with Client(stub_config("a", "b"), clock=clock) as client:
+        reply = client.chat("r", turns, max_tokens=8)
+    assert reply.provider == ("b" if counted else "a")
+
+
 def test_an_unknown_count_never_skips(clock: FakeClock) -> None:
     Stub.windows["a"], Stub.counts["a"] = 10, None
     with Client(stub_config("a", "b"), clock=clock) as client:

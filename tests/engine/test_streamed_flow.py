@@ -330,6 +330,32 @@ def test_a_streams_usage_corrects_its_tokens(mode: str, clock: FakeClock, timed:
     assert clock.sleeps == [] and len(Stub.sent["a"]) == 2
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_a_stream_without_usage_keeps_its_estimate(mode: str, clock: FakeClock, timed: None) -> None:
+    """No usage from the server: the 60 max_tokens stay held, so a second stream waits for the window (60 s)."""
+    Stub.scripts["a"] = [["a"], ["b"]]
+    cfg = limited({"tokens_per_minute": 100, "max_wait": 120})
+
+    async def go() -> list[str]:
+        async with AsyncClient(cfg, clock=clock) as client:
+            texts = []
+            for _ in range(2):
+                async with client.stream("r", "Hi", max_tokens=60) as stream:
+                    texts.append((await stream.get_response()).text)
+            return texts
+
+    if mode == "async":
+        texts = asyncio.run(go())
+    else:
+        with Client(cfg, clock=clock) as client:
+            texts = []
+            for _ in range(2):
+                with client.stream("r", "Hi", max_tokens=60) as stream:
+                    texts.append(stream.get_response().text)
+    assert texts == ["a", "b"]
+    assert clock.sleeps == [60.0]
+
+
 # --- stream timeouts name the target (docs/streaming.md, "Stream timeouts") ---------------------------
 # The watch runs on time.monotonic(): a 1 ms first_token_timeout against a 20 ms silence is late on any
 # machine, so these stay deterministic while waiting only milliseconds.
