@@ -13,6 +13,7 @@ import turnout
 from turnout import Client
 from turnout.engine import CallFinished, StreamAbandoned
 from turnout.errors import APIConnectionError, ContextWindowExceededError, ServerError, StreamInterruptedError
+from turnout.options import VLLMOptions
 from turnout.providers import register
 from turnout.testing import FakeClock
 
@@ -81,6 +82,24 @@ def test_an_unknown_count_never_skips(clock: FakeClock) -> None:
 def test_the_reply_carries_its_tags_only_when_given(mode: str, clock: FakeClock) -> None:
     assert run(stub_config("a"), mode, clock, tags={"team": "x"}).tags == {"team": "x"}
     assert run(stub_config("a"), mode, clock).tags is None
+
+
+class TakesVLLMOptions(Stub):
+    options_model = VLLMOptions
+
+
+@pytest.mark.parametrize(("kind", "mode"), [(k, m) for k in ("chat", "stream") for m in MODES])
+def test_a_reply_from_a_target_that_took_none_of_the_options_says_so(kind: str, mode: str, clock: FakeClock) -> None:
+    """docs/provider-options.md: options of another kind are ignored, and the reply's warnings name the target."""
+    register("engine-stub-vllm-options", TakesVLLMOptions)
+    cfg = stub_config("a", "b")  # b takes VLLMOptions (the route accepts them); a, which answers, takes none
+    cfg["providers"]["b"]["type"] = "engine-stub-vllm-options"
+    reply = run(cfg, mode, clock, kind, provider_options=[VLLMOptions(top_k=20)])
+    assert reply.provider == "a"
+    assert reply.warnings == [
+        "provider_options not applied: a:m (type 'engine-stub') takes no provider options, "
+        "and the call gave only VLLMOptions"
+    ]
 
 
 class Answer(BaseModel):
