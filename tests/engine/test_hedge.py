@@ -221,6 +221,47 @@ def test_a_failing_side_lets_the_other_answer(mode: str, gates: Gates) -> None:
 
 
 @pytest.mark.parametrize("mode", MODES)
+def test_a_first_side_failing_after_the_rest_started_does_not_go_on_to_the_rest(
+    mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first side is the first target only: once the rest has started, a's failure ends that side,
+    and b is sent to once (by the rest). b answers when it has been sent to twice, or after 0.2 s."""
+    Stub.scripts["a"] = [ServerError("down", provider="a", model="m", status_code=503)]
+    original = Stub.chat
+    b_out = threading.Event()
+
+    def chat(self: Stub, model: str, request: turnout.ChatRequest) -> turnout.ChatResponse:
+        if self.name == "a":
+            assert b_out.wait(5)  # a fails once the rest has sent to b
+            return original(self, model, request)
+        reply = original(self, model, request)
+        b_out.set()
+        end = time.monotonic() + 0.2
+        while len(Stub.sent["b"]) < 2 and time.monotonic() < end:
+            time.sleep(0.001)
+        return reply
+
+    async def achat(self: Stub, model: str, request: turnout.ChatRequest) -> turnout.ChatResponse:
+        if self.name == "a":
+            while not b_out.is_set():
+                await asyncio.sleep(0.001)
+            return original(self, model, request)
+        reply = original(self, model, request)
+        b_out.set()
+        end = time.monotonic() + 0.2
+        while len(Stub.sent["b"]) < 2 and time.monotonic() < end:
+            await asyncio.sleep(0.001)
+        return reply
+
+    monkeypatch.setattr(Stub, "chat", chat)
+    monkeypatch.setattr(Stub, "achat", achat)
+    reply = hedged(mode, QUICK)
+    assert reply.provider == "b"
+    assert len(Stub.sent["a"]) == 1 and len(Stub.sent["b"]) == 1
+    assert sorted(outcomes(reply)) == [("a", "ServerError"), ("b", "ok")]
+
+
+@pytest.mark.parametrize("mode", MODES)
 def test_a_first_target_that_falls_back_starts_the_rest_at_once(mode: str, gates: Gates) -> None:
     """A 503 in fallback_on: the rest starts without waiting out hedge_after; nothing was out to cancel."""
     Stub.scripts["a"] = [ServerError("down", provider="a", model="m", status_code=503)]
