@@ -21,6 +21,7 @@ from turnout.errors import APIConnectionError, ServerError, StreamInterruptedErr
 from turnout.events import AttemptFinished, AttemptStarted, CallFinished, StreamAbandoned
 from turnout.providers import register
 from turnout.testing import FakeClock
+from turnout.types import ProviderRateLimit
 
 from .conftest import Stub, stub_config
 from .test_route_flow import MODES, err, limited, outcomes, run
@@ -328,6 +329,33 @@ def test_a_streams_usage_corrects_its_tokens(mode: str, clock: FakeClock, timed:
                 with client.stream("r", "Hi", max_tokens=60) as stream:
                     stream.get_response()
     assert clock.sleeps == [] and len(Stub.sent["a"]) == 2
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_streams_rate_limit_headers_pause_the_target(mode: str, clock: FakeClock) -> None:
+    """The stream's x-ratelimit-* say no request is left for 5 s: the next stream waits those 5 s first."""
+    used_up = ProviderRateLimit(remaining_requests=0, reset_requests=5.0)
+    Stub.scripts["a"] = [[turnout.ChatChunk(text="one", rate_limit=used_up)], ["two"]]
+    cfg = limited({"requests_per_minute": 100, "max_wait": 30})
+
+    async def go() -> list[str]:
+        async with AsyncClient(cfg, clock=clock) as client:
+            texts = []
+            for _ in range(2):
+                async with client.stream("r", "Hi") as stream:
+                    texts.append((await stream.get_response()).text)
+            return texts
+
+    if mode == "async":
+        texts = asyncio.run(go())
+    else:
+        with Client(cfg, clock=clock) as client:
+            texts = []
+            for _ in range(2):
+                with client.stream("r", "Hi") as stream:
+                    texts.append(stream.get_response().text)
+    assert texts == ["one", "two"]
+    assert clock.sleeps == [5.0]
 
 
 @pytest.mark.parametrize("mode", MODES)
