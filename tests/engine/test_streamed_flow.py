@@ -91,6 +91,20 @@ def test_a_cut_stream_is_continued_on_the_same_target(mode: str, clock: FakeCloc
 
 
 @pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(("where", "running"), [("r", [("a", "m")]), ("other", [])])
+def test_a_stream_under_a_route_budget_asks_for_running_usage(
+    mode: str, where: str, running: list[Any], clock: FakeClock
+) -> None:
+    """resume = "off": only a budget on the stream's own route needs the running token counts (to pay a cut)."""
+    cfg = resuming("a")
+    cfg["models"]["r"]["resume"] = "off"
+    cfg["models"]["other"] = {"targets": ["a:m"]}
+    cfg["models"][where]["budget"] = {"max_usd": "1"}
+    assert run(cfg, mode, clock, "stream", max_tokens=10).text == "ok"
+    assert RUNNING == running
+
+
+@pytest.mark.parametrize("mode", MODES)
 def test_the_retries_before_content_count_against_the_continuations(mode: str, clock: FakeClock) -> None:
     """max_attempts = 2: one failure before content and the cut spend both; nothing is continued."""
     Stub.scripts["a"] = [[CUT], ["one ", CUT], ["two"]]
