@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -10,7 +12,7 @@ import pytest
 from pydantic import BaseModel
 
 import turnout
-from turnout import Client
+from turnout import AsyncClient, Client
 from turnout.engine import CallFinished, StreamAbandoned
 from turnout.errors import APIConnectionError, ContextWindowExceededError, ServerError, StreamInterruptedError
 from turnout.options import VLLMOptions
@@ -157,6 +159,45 @@ def test_a_stream_left_early_is_paid_by_estimate(clock: FakeClock) -> None:
     assert abandoned.cost is not None and abandoned.cost.total == Decimal(9 * 1 + 2 * 2) / 1_000_000
     assert (abandoned.started, abandoned.first_chunk, abandoned.call_id) == (1000, 0, finished.call_id)
     assert (finished.usage, finished.cost, finished.cost_unknown) == (expected, abandoned.cost, False)
+
+
+def test_a_stream_left_before_its_first_chunk_has_no_time_to_first_chunk(
+    clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The caller's task is cancelled while the target is silent: abandoned, nothing came, so no time to first chunk.
+
+    Async only: a sync caller cannot leave while its read blocks (a stream timeout ends it instead).
+    """
+    sent = threading.Event()
+
+    async def astream(self: Stub, model: str, request: turnout.ChatRequest) -> AsyncIterator[turnout.ChatChunk]:
+        sent.set()
+        await asyncio.sleep(3600)
+        yield turnout.ChatChunk(text="never")
+
+    monkeypatch.setattr(Stub, "astream", astream)
+    seen: list[StreamAbandoned] = []
+
+    async def go() -> None:
+        async with AsyncClient(stub_config("a"), clock=clock) as client:
+            client.on(StreamAbandoned, seen.append)
+
+            async def read() -> None:
+                async with client.stream("r", "Hi") as stream:
+                    async for _ in stream:
+                        pass
+
+            task = asyncio.create_task(read())
+            while not sent.is_set():
+                await asyncio.sleep(0)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+    asyncio.run(go())
+    [abandoned] = seen
+    assert (abandoned.provider, abandoned.model, abandoned.started, abandoned.first_chunk) == ("a", "m", clock.time, None)
+    assert abandoned.usage.completion_tokens == 0 and abandoned.usage.estimated
 
 
 # --- resuming a cut stream (resume = "continue") ---------------------------------------------------------
