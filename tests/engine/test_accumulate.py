@@ -7,7 +7,7 @@ import pytest
 from turnout.engine.accumulate import Accumulator
 from turnout.errors import APITimeoutError
 from turnout.testing import FakeClock
-from turnout.types import ChatChunk, ToolCallDelta, Usage, tool_call_id
+from turnout.types import ChatChunk, ProviderRateLimit, ToolCallDelta, Usage, tool_call_id
 
 
 def test_text_per_choice_model_and_usage() -> None:
@@ -25,6 +25,18 @@ def test_text_per_choice_model_and_usage() -> None:
     assert reply.usage == usage and reply.warnings == []
     assert acc.text() == "Hello" and acc.text(1) == "other" and acc.text(7) == ""
     assert acc.has_content and not acc.in_tool_call
+
+
+def test_the_rate_limit_the_stream_reported_is_the_replys() -> None:
+    """The provider's ``x-ratelimit-*`` headers come on the first chunk; the reply carries them (not a cache hit)."""
+    said = ProviderRateLimit(remaining_requests=9, reset_tokens=1.5)
+    acc = Accumulator()
+    acc.add(ChatChunk(text="x", rate_limit=said))
+    acc.add(ChatChunk(text="y"))
+    reply = acc.response("p", "m")
+    assert reply.rate_limit == said
+    assert reply.from_cache is False
+    assert Accumulator().response("p", "m").rate_limit is None
 
 
 def test_an_empty_model_keeps_the_one_asked_for() -> None:

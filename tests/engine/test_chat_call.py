@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -10,9 +12,10 @@ import pytest
 from pydantic import BaseModel
 
 import turnout
-from turnout import Client
+from turnout import AsyncClient, Client
 from turnout.engine import CallFinished, StreamAbandoned
 from turnout.errors import APIConnectionError, ContextWindowExceededError, ServerError, StreamInterruptedError
+from turnout.options import VLLMOptions
 from turnout.providers import register
 from turnout.testing import FakeClock
 
@@ -55,6 +58,19 @@ def test_without_max_tokens_one_output_token_must_fit(count: int, skipped: bool,
     assert "a" not in Stub.sent
 
 
+@pytest.mark.parametrize(("size", "counted"), [(76, False), (77, True)])
+def test_a_message_without_text_counts_its_8_bytes(size: int, counted: bool, clock: FakeClock) -> None:
+    """A turn with no text (content None) is 0 bytes + 8: 76 + 8 + 8 + max_tokens 8 = 100 fits a 100-token window."""
+    Stub.windows["a"], Stub.counts["a"] = 100, 1000  # a count skips the target
+    turns: list[dict[str, Any]] = [
+        {"role": "user", "content": "x" * size},
+        {"role": "assistant", "content": None},
+    ]
+    with Client(stub_config("a", "b"), clock=clock) as client:
+        reply = client.chat("r", turns, max_tokens=8)
+    assert reply.provider == ("b" if counted else "a")
+
+
 def test_an_unknown_count_never_skips(clock: FakeClock) -> None:
     Stub.windows["a"], Stub.counts["a"] = 10, None
     with Client(stub_config("a", "b"), clock=clock) as client:
@@ -68,6 +84,24 @@ def test_an_unknown_count_never_skips(clock: FakeClock) -> None:
 def test_the_reply_carries_its_tags_only_when_given(mode: str, clock: FakeClock) -> None:
     assert run(stub_config("a"), mode, clock, tags={"team": "x"}).tags == {"team": "x"}
     assert run(stub_config("a"), mode, clock).tags is None
+
+
+class TakesVLLMOptions(Stub):
+    options_model = VLLMOptions
+
+
+@pytest.mark.parametrize(("kind", "mode"), [(k, m) for k in ("chat", "stream") for m in MODES])
+def test_a_reply_from_a_target_that_took_none_of_the_options_says_so(kind: str, mode: str, clock: FakeClock) -> None:
+    """docs/provider-options.md: options of another kind are ignored, and the reply's warnings name the target."""
+    register("engine-stub-vllm-options", TakesVLLMOptions)
+    cfg = stub_config("a", "b")  # b takes VLLMOptions (the route accepts them); a, which answers, takes none
+    cfg["providers"]["b"]["type"] = "engine-stub-vllm-options"
+    reply = run(cfg, mode, clock, kind, provider_options=[VLLMOptions(top_k=20)])
+    assert reply.provider == "a"
+    assert reply.warnings == [
+        "provider_options not applied: a:m (type 'engine-stub') takes no provider options, "
+        "and the call gave only VLLMOptions"
+    ]
 
 
 class Answer(BaseModel):
@@ -125,6 +159,46 @@ def test_a_stream_left_early_is_paid_by_estimate(clock: FakeClock) -> None:
     assert abandoned.cost is not None and abandoned.cost.total == Decimal(9 * 1 + 2 * 2) / 1_000_000
     assert (abandoned.started, abandoned.first_chunk, abandoned.call_id) == (1000, 0, finished.call_id)
     assert (finished.usage, finished.cost, finished.cost_unknown) == (expected, abandoned.cost, False)
+
+
+def test_a_stream_left_before_its_first_chunk_has_no_time_to_first_chunk(
+    clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The caller's task is cancelled while the target is silent: abandoned, nothing came, so no time to first chunk.
+
+    Async only: a sync caller cannot leave while its read blocks (a stream timeout ends it instead).
+    """
+    sent = threading.Event()
+
+    async def astream(self: Stub, model: str, request: turnout.ChatRequest) -> AsyncIterator[turnout.ChatChunk]:
+        sent.set()
+        await asyncio.sleep(3600)
+        yield turnout.ChatChunk(text="never")
+
+    monkeypatch.setattr(Stub, "astream", astream)
+    seen: list[StreamAbandoned] = []
+
+    async def go() -> None:
+        async with AsyncClient(stub_config("a"), clock=clock) as client:
+            client.on(StreamAbandoned, seen.append)
+
+            async def read() -> None:
+                async with client.stream("r", "Hi") as stream:
+                    async for _ in stream:
+                        pass
+
+            task = asyncio.create_task(read())
+            while not sent.is_set():
+                await asyncio.sleep(0)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+    asyncio.run(go())
+    [abandoned] = seen
+    assert (abandoned.provider, abandoned.model, abandoned.started) == ("a", "m", clock.time)
+    assert abandoned.first_chunk is None
+    assert abandoned.usage.completion_tokens == 0 and abandoned.usage.estimated
 
 
 # --- resuming a cut stream (resume = "continue") ---------------------------------------------------------

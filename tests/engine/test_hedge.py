@@ -107,15 +107,17 @@ def hedged(
     *names: str,
     events: list[Any] | None = None,
     gates: Gates | None = None,
+    clock: FakeClock | None = None,
     **route: Any,
 ) -> Any:
     """One call to a hedged route over stub targets (``retry.max_attempts = 1`` unless given)."""
     route.setdefault("retry", {"max_attempts": 1, "jitter": 0})
     cfg = stub_config(*names or ("a", "b"), hedge_after=hedge_after, **route)
+    clock = clock or FakeClock()
 
     async def go() -> Any:
         asyncio.current_task().set_name("caller")  # type: ignore[union-attr]
-        async with AsyncClient(cfg, clock=FakeClock()) as client:
+        async with AsyncClient(cfg, clock=clock) as client:
             if events is not None:
                 client.on(AttemptFinished, events.append)
             reply = await client.chat("r", "Hi")
@@ -127,7 +129,7 @@ def hedged(
 
     if mode == "async":
         return asyncio.run(go())
-    with Client(cfg, clock=FakeClock()) as client:
+    with Client(cfg, clock=clock) as client:
         if events is not None:
             client.on(AttemptFinished, events.append)
         return client.chat("r", "Hi")
@@ -141,6 +143,28 @@ def outcomes(reply: turnout.ChatResponse) -> list[tuple[str, str]]:
 def test_a_first_reply_within_hedge_after_sends_nothing_else(mode: str, gates: Gates) -> None:
     reply = hedged(mode, NEVER)
     assert reply.provider == "a" and outcomes(reply) == [("a", "ok")]
+    assert "b" not in Stub.sent
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_first_reply_within_hedge_after_leaves_the_rest_untouched(mode: str, gates: Gates) -> None:
+    """The rest is never started: b's circuit is not even consulted, so only a is in the client's health."""
+    cfg = stub_config("a", "b", hedge_after=NEVER, retry={"max_attempts": 1, "jitter": 0})
+
+    async def go() -> list[str]:
+        async with AsyncClient(cfg, clock=FakeClock()) as client:
+            await client.chat("r", "Hi")
+            for _ in range(5):  # a rest side started by mistake would have run its gate by now
+                await asyncio.sleep(0)
+            return [h.target for h in client.health()]
+
+    if mode == "async":
+        targets = asyncio.run(go())
+    else:
+        with Client(cfg, clock=FakeClock()) as client:
+            client.chat("r", "Hi")
+            targets = [h.target for h in client.health()]
+    assert targets == ["a:m"]
     assert "b" not in Stub.sent
 
 
@@ -197,6 +221,47 @@ def test_a_failing_side_lets_the_other_answer(mode: str, gates: Gates) -> None:
 
 
 @pytest.mark.parametrize("mode", MODES)
+def test_a_first_side_failing_after_the_rest_started_does_not_go_on_to_the_rest(
+    mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first side is the first target only: once the rest has started, a's failure ends that side,
+    and b is sent to once (by the rest). b answers when it has been sent to twice, or after 0.2 s."""
+    Stub.scripts["a"] = [ServerError("down", provider="a", model="m", status_code=503)]
+    original = Stub.chat
+    b_out = threading.Event()
+
+    def chat(self: Stub, model: str, request: turnout.ChatRequest) -> turnout.ChatResponse:
+        if self.name == "a":
+            assert b_out.wait(5)  # a fails once the rest has sent to b
+            return original(self, model, request)
+        reply = original(self, model, request)
+        b_out.set()
+        end = time.monotonic() + 0.2
+        while len(Stub.sent["b"]) < 2 and time.monotonic() < end:
+            time.sleep(0.001)
+        return reply
+
+    async def achat(self: Stub, model: str, request: turnout.ChatRequest) -> turnout.ChatResponse:
+        if self.name == "a":
+            while not b_out.is_set():
+                await asyncio.sleep(0.001)
+            return original(self, model, request)
+        reply = original(self, model, request)
+        b_out.set()
+        end = time.monotonic() + 0.2
+        while len(Stub.sent["b"]) < 2 and time.monotonic() < end:
+            await asyncio.sleep(0.001)
+        return reply
+
+    monkeypatch.setattr(Stub, "chat", chat)
+    monkeypatch.setattr(Stub, "achat", achat)
+    reply = hedged(mode, QUICK)
+    assert reply.provider == "b"
+    assert len(Stub.sent["a"]) == 1 and len(Stub.sent["b"]) == 1
+    assert sorted(outcomes(reply)) == [("a", "ServerError"), ("b", "ok")]
+
+
+@pytest.mark.parametrize("mode", MODES)
 def test_a_first_target_that_falls_back_starts_the_rest_at_once(mode: str, gates: Gates) -> None:
     """A 503 in fallback_on: the rest starts without waiting out hedge_after; nothing was out to cancel."""
     Stub.scripts["a"] = [ServerError("down", provider="a", model="m", status_code=503)]
@@ -205,6 +270,19 @@ def test_a_first_target_that_falls_back_starts_the_rest_at_once(mode: str, gates
     assert time.monotonic() - started < 1.5
     assert reply.provider == "b"
     assert outcomes(reply) == [("a", "ServerError"), ("b", "ok")]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_each_side_of_a_hedge_waits_its_retries_on_the_clients_clock(mode: str, gates: Gates) -> None:
+    """Each side retries as an unhedged call would: a's two 503s (one retry), then b's one retry, each
+    backoff slept on the client's clock, so no real time passes."""
+    Stub.scripts["a"] = [ServerError("down", provider="a", model="m", status_code=503)] * 2
+    Stub.scripts["b"] = [ServerError("down", provider="b", model="m", status_code=503)]
+    clock = FakeClock()
+    reply = hedged(mode, NEVER, clock=clock, retry={"max_attempts": 2, "jitter": 0, "initial_delay": 1})
+    assert reply.provider == "b"
+    assert outcomes(reply) == [("a", "ServerError"), ("a", "ServerError"), ("b", "ServerError"), ("b", "ok")]
+    assert clock.sleeps == [1.0, 1.0]
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -143,9 +143,13 @@ def _budgets(**where: Any) -> dict[str, Any]:
     return cfg
 
 
-def test_a_budget_on_another_route_holds_nothing(clock: FakeClock) -> None:
+def test_a_budget_on_another_route_holds_nothing(clock: FakeClock, caplog: pytest.LogCaptureFixture) -> None:
+    seen: list[CallFinished] = []
     with Client(_budgets(route="other"), clock=clock) as client:
+        client.on(CallFinished, seen.append)
         assert client.chat("r", "Hi").text == "ok"  # no max_tokens needed: no budget applies
+    assert seen[0].hold is None  # nothing for the budgets to settle
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
 def test_a_route_budget_holds_the_worst_case(clock: FakeClock) -> None:

@@ -21,6 +21,7 @@ from turnout.errors import APIConnectionError, ServerError, StreamInterruptedErr
 from turnout.events import AttemptFinished, AttemptStarted, CallFinished, StreamAbandoned
 from turnout.providers import register
 from turnout.testing import FakeClock
+from turnout.types import ProviderRateLimit
 
 from .conftest import Stub, stub_config
 from .test_route_flow import MODES, err, limited, outcomes, run
@@ -87,6 +88,20 @@ def test_a_cut_stream_is_continued_on_the_same_target(mode: str, clock: FakeCloc
     assert second.request.messages[-1].content == "one two "
     assert Stub.sent["a"][1].messages[-1].content == "one two "  # what the stream was sent
     assert ok.attempt.outcome == "ok" and ok.first_chunk is None  # a resumed piece has no time to first chunk
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(("where", "running"), [("r", [("a", "m")]), ("other", [])])
+def test_a_stream_under_a_route_budget_asks_for_running_usage(
+    mode: str, where: str, running: list[Any], clock: FakeClock
+) -> None:
+    """resume = "off": only a budget on the stream's own route needs the running token counts (to pay a cut)."""
+    cfg = resuming("a")
+    cfg["models"]["r"]["resume"] = "off"
+    cfg["models"]["other"] = {"targets": ["a:m"]}
+    cfg["models"][where]["budget"] = {"max_usd": "1"}
+    assert run(cfg, mode, clock, "stream", max_tokens=10).text == "ok"
+    assert RUNNING == running
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -204,6 +219,33 @@ def test_a_cut_continuation_is_paid_and_retried(mode: str, clock: FakeClock) -> 
 
 
 @pytest.mark.parametrize("mode", MODES)
+def test_a_continuation_gives_its_concurrency_slot_back(mode: str, clock: FakeClock) -> None:
+    """[limits] ``max_concurrent = 1``, no wait: once a cut answer was continued, the next stream is sent."""
+    Stub.scripts["a"] = [["one ", CUT], ["two"], ["again"]]
+    cfg = resuming("a")
+    cfg["limits"] = {"a:m": {"max_concurrent": 1, "max_wait": 0}}
+
+    async def go() -> list[str]:
+        async with AsyncClient(cfg, clock=clock) as client:
+            texts = []
+            for _ in range(2):
+                async with client.stream("r", "Hi") as stream:
+                    texts.append((await stream.get_response()).text)
+            return texts
+
+    if mode == "async":
+        texts = asyncio.run(go())
+    else:
+        with Client(cfg, clock=clock) as client:
+            texts = []
+            for _ in range(2):
+                with client.stream("r", "Hi") as stream:
+                    texts.append(stream.get_response().text)
+    assert texts == ["one two", "again"]
+    assert len(Stub.sent["a"]) == 3 and clock.sleeps == [1.0]  # the continuation's retry wait, nothing else
+
+
+@pytest.mark.parametrize("mode", MODES)
 def test_leaving_during_a_continuation_is_recorded(mode: str, clock: FakeClock) -> None:
     Stub.scripts["a"] = [["one ", CUT], ["two ", "three"]]
     cfg = resuming("a")
@@ -301,6 +343,59 @@ def test_a_streams_usage_corrects_its_tokens(mode: str, clock: FakeClock, timed:
                 with client.stream("r", "Hi", max_tokens=60) as stream:
                     stream.get_response()
     assert clock.sleeps == [] and len(Stub.sent["a"]) == 2
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_streams_rate_limit_headers_pause_the_target(mode: str, clock: FakeClock) -> None:
+    """The stream's x-ratelimit-* say no request is left for 5 s: the next stream waits those 5 s first."""
+    used_up = ProviderRateLimit(remaining_requests=0, reset_requests=5.0)
+    Stub.scripts["a"] = [[turnout.ChatChunk(text="one", rate_limit=used_up)], ["two"]]
+    cfg = limited({"requests_per_minute": 100, "max_wait": 30})
+
+    async def go() -> list[str]:
+        async with AsyncClient(cfg, clock=clock) as client:
+            texts = []
+            for _ in range(2):
+                async with client.stream("r", "Hi") as stream:
+                    texts.append((await stream.get_response()).text)
+            return texts
+
+    if mode == "async":
+        texts = asyncio.run(go())
+    else:
+        with Client(cfg, clock=clock) as client:
+            texts = []
+            for _ in range(2):
+                with client.stream("r", "Hi") as stream:
+                    texts.append(stream.get_response().text)
+    assert texts == ["one", "two"]
+    assert clock.sleeps == [5.0]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_stream_without_usage_keeps_its_estimate(mode: str, clock: FakeClock, timed: None) -> None:
+    """No usage from the server: the 60 max_tokens stay held, so a second stream waits for the window (60 s)."""
+    Stub.scripts["a"] = [["a"], ["b"]]
+    cfg = limited({"tokens_per_minute": 100, "max_wait": 120})
+
+    async def go() -> list[str]:
+        async with AsyncClient(cfg, clock=clock) as client:
+            texts = []
+            for _ in range(2):
+                async with client.stream("r", "Hi", max_tokens=60) as stream:
+                    texts.append((await stream.get_response()).text)
+            return texts
+
+    if mode == "async":
+        texts = asyncio.run(go())
+    else:
+        with Client(cfg, clock=clock) as client:
+            texts = []
+            for _ in range(2):
+                with client.stream("r", "Hi", max_tokens=60) as stream:
+                    texts.append(stream.get_response().text)
+    assert texts == ["a", "b"]
+    assert clock.sleeps == [60.0]
 
 
 # --- stream timeouts name the target (docs/streaming.md, "Stream timeouts") ---------------------------

@@ -8,6 +8,7 @@ real time over HTTP, are in tests/test_stream_timeouts.py (docs/streaming.md, "T
 from __future__ import annotations
 
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -262,6 +263,30 @@ def test_the_watchdog_keeps_watching_after_its_heap_ran_empty(fake_time: _Time, 
     fake_time.now = 160.0
     dog.add(late)
     assert _until(lambda: late.fired)
+
+
+def test_the_watchdog_wakes_by_itself_at_the_next_check_time(
+    fake_time: _Time, dog: _Watchdog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing new is added: the thread sleeps until the first watch's check time, then fires it.
+
+    The watch's deadline is 10 ms after the thread's first look; the thread is seen asleep (its
+    lock free after it read the clock) before the fake time passes the deadline, unannounced.
+    """
+    looked = threading.Event()
+
+    def monotonic() -> float:
+        if threading.current_thread() is dog._thread:
+            looked.set()
+        return fake_time.now
+
+    monkeypatch.setattr(fake_time, "monotonic", monotonic)
+    watch = Watch(0.01, None)  # deadline 100.01
+    dog.add(watch)
+    assert looked.wait(5)
+    with dog._cond:  # free only while the thread waits
+        fake_time.now = 101.0
+    assert _until(lambda: watch.fired)
 
 
 def test_the_watchdog_counts_each_finished_watch_it_drops(fake_time: _Time, dog: _Watchdog) -> None:

@@ -153,6 +153,16 @@ def test_a_success_is_never_retried() -> None:
     assert retry_if_retryable(state) is False
 
 
+def test_an_error_after_content_is_never_retried() -> None:
+    """A retryable stream cut is retried before content reached the caller, never after (docs/streaming.md)."""
+    cut = turnout.StreamInterruptedError("cut", provider="a", model="m")
+    state = RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]
+    state.set_exception((type(cut), cut, None))
+    assert retry_if_retryable(state) is True
+    cut.after_content = True
+    assert retry_if_retryable(state) is False
+
+
 # --- the deadline -------------------------------------------------------------------------------
 
 
