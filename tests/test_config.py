@@ -256,3 +256,16 @@ def test_a_config_with_other_tables_is_still_validated_whole() -> None:
         Config.from_dict({"providers": {"p": provider}, "ledger": {"enabled": "maybe"}})
     with pytest.raises(turnout.ConfigError, match=r"names provider 'q', which is not configured"):
         Config.from_dict({"providers": {"p": provider}, "models": {"m": {"targets": ["q:x"]}}})
+
+
+@pytest.mark.parametrize("route", ["local:llama", ["local:llama", "local:other"]])
+def test_a_route_written_as_a_value_says_how_to_write_it(route: object) -> None:
+    """`fast = "local:llama"` is refused with the table to write instead, not pydantic's "valid dictionary" words."""
+    providers = {"local": {"type": "vllm", "base_url": "http://127.0.0.1:9/v1"}}
+    with pytest.raises(turnout.ConfigError) as info:
+        Config.from_dict({"providers": providers, "models": {"fast": route}})
+    assert str(info.value).splitlines() == [
+        "<dict>: invalid configuration:",
+        "  - models.fast: a route is a table of targets, not a single value: "
+        'write fast = { targets = ["<provider>:<model-id>"] }',
+    ]

@@ -122,5 +122,9 @@ def _describe(exc: ValidationError, source: str, prefix: tuple[str, ...]) -> str
             msg = "unknown key. Remove it or check its spelling (see the config reference)."
         elif error["type"] == "missing":
             msg = "required key is missing. Add it."
+        elif error["type"] == "model_type" and len(error["loc"]) == 2 and error["loc"][0] == "models":
+            name = error["loc"][1]
+            example = f'{name} = {{ targets = ["<provider>:<model-id>"] }}'
+            msg = f"a route is a table of targets, not a single value: write {example}"
         lines.append(f"  - {loc}: {msg}")
     return "\n".join(lines)
