@@ -73,6 +73,27 @@ def resuming(*names: str, **route: Any) -> dict[str, Any]:
 CUT = err(APIConnectionError)
 
 
+def two_streams(cfg: dict[str, Any], mode: str, clock: FakeClock, **kwargs: Any) -> list[str]:
+    """Stream route ``r`` twice on one client (sync or async); return the two replies' texts."""
+
+    async def go() -> list[str]:
+        async with AsyncClient(cfg, clock=clock) as client:
+            texts = []
+            for _ in range(2):
+                async with client.stream("r", "Hi", **kwargs) as stream:
+                    texts.append((await stream.get_response()).text)
+            return texts
+
+    if mode == "async":
+        return asyncio.run(go())
+    with Client(cfg, clock=clock) as client:
+        texts = []
+        for _ in range(2):
+            with client.stream("r", "Hi", **kwargs) as stream:
+                texts.append(stream.get_response().text)
+        return texts
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_a_cut_stream_is_continued_on_the_same_target(mode: str, clock: FakeClock) -> None:
     Stub.scripts["a"] = [["one ", "two ", CUT], ["three"]]
@@ -225,22 +246,7 @@ def test_a_continuation_gives_its_concurrency_slot_back(mode: str, clock: FakeCl
     cfg = resuming("a")
     cfg["limits"] = {"a:m": {"max_concurrent": 1, "max_wait": 0}}
 
-    async def go() -> list[str]:
-        async with AsyncClient(cfg, clock=clock) as client:
-            texts = []
-            for _ in range(2):
-                async with client.stream("r", "Hi") as stream:
-                    texts.append((await stream.get_response()).text)
-            return texts
-
-    if mode == "async":
-        texts = asyncio.run(go())
-    else:
-        with Client(cfg, clock=clock) as client:
-            texts = []
-            for _ in range(2):
-                with client.stream("r", "Hi") as stream:
-                    texts.append(stream.get_response().text)
+    texts = two_streams(cfg, mode, clock)
     assert texts == ["one two", "again"]
     assert len(Stub.sent["a"]) == 3 and clock.sleeps == [1.0]  # the continuation's retry wait, nothing else
 
@@ -329,19 +335,7 @@ def test_a_streams_usage_corrects_its_tokens(mode: str, clock: FakeClock, timed:
     Stub.scripts["a"] = [["a", DONE], ["b", DONE]]
     cfg = limited({"tokens_per_minute": 100, "max_wait": 30})
 
-    async def go() -> None:
-        async with AsyncClient(cfg, clock=clock) as client:
-            for _ in range(2):
-                async with client.stream("r", "Hi", max_tokens=60) as stream:
-                    await stream.get_response()
-
-    if mode == "async":
-        asyncio.run(go())
-    else:
-        with Client(cfg, clock=clock) as client:
-            for _ in range(2):
-                with client.stream("r", "Hi", max_tokens=60) as stream:
-                    stream.get_response()
+    assert two_streams(cfg, mode, clock, max_tokens=60) == ["a", "b"]
     assert clock.sleeps == [] and len(Stub.sent["a"]) == 2
 
 
@@ -352,22 +346,7 @@ def test_a_streams_rate_limit_headers_pause_the_target(mode: str, clock: FakeClo
     Stub.scripts["a"] = [[turnout.ChatChunk(text="one", rate_limit=used_up)], ["two"]]
     cfg = limited({"requests_per_minute": 100, "max_wait": 30})
 
-    async def go() -> list[str]:
-        async with AsyncClient(cfg, clock=clock) as client:
-            texts = []
-            for _ in range(2):
-                async with client.stream("r", "Hi") as stream:
-                    texts.append((await stream.get_response()).text)
-            return texts
-
-    if mode == "async":
-        texts = asyncio.run(go())
-    else:
-        with Client(cfg, clock=clock) as client:
-            texts = []
-            for _ in range(2):
-                with client.stream("r", "Hi") as stream:
-                    texts.append(stream.get_response().text)
+    texts = two_streams(cfg, mode, clock)
     assert texts == ["one", "two"]
     assert clock.sleeps == [5.0]
 
@@ -378,22 +357,7 @@ def test_a_stream_without_usage_keeps_its_estimate(mode: str, clock: FakeClock, 
     Stub.scripts["a"] = [["a"], ["b"]]
     cfg = limited({"tokens_per_minute": 100, "max_wait": 120})
 
-    async def go() -> list[str]:
-        async with AsyncClient(cfg, clock=clock) as client:
-            texts = []
-            for _ in range(2):
-                async with client.stream("r", "Hi", max_tokens=60) as stream:
-                    texts.append((await stream.get_response()).text)
-            return texts
-
-    if mode == "async":
-        texts = asyncio.run(go())
-    else:
-        with Client(cfg, clock=clock) as client:
-            texts = []
-            for _ in range(2):
-                with client.stream("r", "Hi", max_tokens=60) as stream:
-                    texts.append(stream.get_response().text)
+    texts = two_streams(cfg, mode, clock, max_tokens=60)
     assert texts == ["a", "b"]
     assert clock.sleeps == [60.0]
 
