@@ -2,6 +2,10 @@
 
 Run by `make mutation` after `mutmut run`. It reads mutmut's own result files (``mutants/**/*.meta``)
 and exits 1 when fewer than ``--fail-under`` percent of the mutants were killed.
+
+``--rerun DIR``: the ``mutants/`` folder of a later ``mutmut run NAME...`` of the survivors, on
+newer code (new tests). A mutant it checked takes its status from there; one it did not keep
+the complete run's; a mutant the newer code no longer has (its function is gone) is left out.
 Inspect one survivor with ``mutmut show NAME``.
 """
 
@@ -22,7 +26,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--fail-under", type=float, default=90.0, help="the lowest acceptable killed share, in %%")
     parser.add_argument("--mutants", type=Path, default=Path("mutants"), help="mutmut's working folder")
+    parser.add_argument("--rerun", type=Path, help="the mutants/ folder of a later run of the survivors")
     args = parser.parse_args()
+    later = _rerun(args.rerun) if args.rerun else None
 
     metas = sorted(args.mutants.rglob("*.py.meta"))
     if not metas:
@@ -33,10 +39,9 @@ def main() -> int:
     not_run: list[str] = []
     print(f"{'module':<40} {'mutants':>7} {'killed':>7} {'score':>7}")
     for meta in metas:
-        codes = json.loads(meta.read_text("utf-8"))["exit_code_by_key"]
-        if not codes:  # nothing to mutate (re-exports only)
+        statuses = _statuses(meta, later)
+        if not statuses:  # nothing to mutate (re-exports only), or every function is gone from the newer code
             continue
-        statuses = {name: status_by_exit_code[code] for name, code in codes.items()}
         if all(s == "not checked" for s in statuses.values()):  # `mutmut run GLOB` left this module out
             not_run.append(str(meta.relative_to(args.mutants)).removesuffix(".meta"))
             continue
@@ -44,7 +49,7 @@ def main() -> int:
         total.update(counts)
         left += sorted((name, s) for name, s in statuses.items() if s not in KILLED)
         module = str(meta.relative_to(args.mutants)).removesuffix(".meta")
-        print(f"{module:<40} {len(codes):>7} {counts['killed']:>7} {_score(counts):>6.1f}%")
+        print(f"{module:<40} {len(statuses):>7} {counts['killed']:>7} {_score(counts):>6.1f}%")
     print(f"{'total':<40} {sum(total.values()):>7} {total['killed']:>7} {_score(total):>6.1f}%")
     if not_run:
         print(f"not run (left out of this `mutmut run`): {', '.join(not_run)}")
@@ -61,6 +66,29 @@ def main() -> int:
         print(f"\nFAIL: {_score(total):.1f}% killed, under the {args.fail_under:g}% floor", file=sys.stderr)
         return 1
     return 0
+
+
+def _rerun(folder: Path) -> dict[str, str]:
+    """Every mutant of the later run's code, with its status there ("not checked" where it was not run)."""
+    statuses: dict[str, str] = {}
+    for meta in folder.rglob("*.py.meta"):
+        for name, code in json.loads(meta.read_text("utf-8"))["exit_code_by_key"].items():
+            statuses[name] = status_by_exit_code[code]
+    return statuses
+
+
+def _statuses(meta: Path, later: dict[str, str] | None) -> dict[str, str]:
+    """Each mutant of one module and its status: with ``later``, the later run's status where it
+    checked the mutant, else this run's, and mutants the later code no longer has left out."""
+    codes = json.loads(meta.read_text("utf-8"))["exit_code_by_key"]
+    statuses = {name: status_by_exit_code[code] for name, code in codes.items()}
+    if later is None:
+        return statuses
+    return {
+        name: status if later[name] == "not checked" else later[name]
+        for name, status in statuses.items()
+        if name in later
+    }
 
 
 def _score(counts: Counter[str]) -> float:
