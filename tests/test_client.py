@@ -321,12 +321,14 @@ async def test_async_stream_get_response(config: dict[str, Any]) -> None:
 def test_a_call_without_options_builds_the_request_validation_would(
     monkeypatch: pytest.MonkeyPatch, messages: Any
 ) -> None:
-    from turnout._client_base import _REQUEST_DEFAULTS, _messages_only
+    from turnout._construct import _defaults
     from turnout.types import ChatRequest, normalize_messages
 
     expected = ChatRequest(messages=normalize_messages(messages))
-    _messages_only(expected.messages)  # the defaults are read from one validated request, once
-    assert all(value is None or value == () for value in _REQUEST_DEFAULTS.values())  # immutable: safe to share
+    known = _defaults(ChatRequest)
+    assert known is not None and known[1] == {"messages"}
+    defaults = {k: v for k, v in known[0].items() if k != "messages"}
+    assert all(value is None or value == () for value in defaults.values())  # immutable: safe to share
 
     def validated(*args: object, **kwargs: object) -> None:
         raise AssertionError("a call without options validated its request again")

@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from tests.conftest import LLAMA
 from turnout import Client
-from turnout._construct import builder, construct, replace
+from turnout._construct import builder, construct, construct_set, replace
 from turnout.testing import FakeServer, Reply
 from turnout.types import USD, Attempt, ChatChunk, ChatResponse, Choice, Cost, Usage
 
@@ -204,3 +204,30 @@ def test_replace_of_a_model_construct_cannot_build_goes_through_it() -> None:
 
     built = replace(Private(value=1), value=2)
     assert built.value == 2 and built._note == "n"
+
+
+class _Shareable(BaseModel):
+    name: str
+    size: int = 3
+    tags: tuple[str, ...] = ()
+
+
+class _Mutable(BaseModel):
+    name: str
+    items: list[int] = []
+
+
+def test_construct_set_is_model_construct_with_only_the_given_fields_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    expected = _Shareable.model_construct(name="a")
+    monkeypatch.setattr(_Shareable, "model_construct", None)  # the fast path must not need it
+    built = construct_set(_Shareable, name="a")
+    assert list(built.__dict__.items()) == list(expected.__dict__.items()) == [("name", "a"), ("size", 3), ("tags", ())]
+    assert built.model_fields_set == expected.model_fields_set == {"name"}
+
+
+def test_construct_set_falls_back_where_a_default_cannot_be_shared_or_a_field_is_missing() -> None:
+    built = construct_set(_Mutable, name="a")
+    other = construct_set(_Mutable, name="b")
+    assert built.items == [] and built.items is not other.items  # each its own list, as model_construct gives
+    assert construct_set(_Shareable, size=4).model_fields_set == {"size"}  # name left out: model_construct's state
+    assert "name" not in construct_set(_Shareable, size=4).__dict__

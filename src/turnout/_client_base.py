@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Literal, Self
 from pydantic import BaseModel, PydanticUserError, ValidationError
 from typing_extensions import TypeVar
 
+from ._construct import construct_set
 from ._defaults import MAX_TIMEOUT
 from ._messages import normalize_messages
 from ._response_model import OutputHook, take_output
@@ -169,7 +170,7 @@ class BaseClient:
                 normalized = normalize_messages(messages if isinstance(messages, str) else list(messages), _check_items)
             except (ValidationError, ValueError) as exc:
                 raise InvalidArgumentError(_describe_arguments(exc)) from None
-            return _messages_only(normalized)
+            return construct_set(ChatRequest, messages=normalized)  # validated just now: not again
         if options.get("tools"):
             from .tools import tool_definitions
 
@@ -278,25 +279,6 @@ class BaseClient:
 
 
 _NOT_OPTIONS = frozenset({"self", "model", "messages"})
-_set = object.__setattr__
-_REQUEST_DEFAULTS: dict[str, Any] = {}  # ChatRequest's fields after messages, with their defaults (filled on first use)
-
-
-def _messages_only(messages: list[Message]) -> ChatRequest:
-    """``ChatRequest(messages=messages)`` for messages `normalize_messages` returned, without validating them again.
-
-    The same state as the validated model (fields in order, defaults, ``model_fields_set``);
-    a test compares the two.
-    """
-    if not _REQUEST_DEFAULTS:
-        _REQUEST_DEFAULTS.update(ChatRequest(messages=messages).__dict__)
-        del _REQUEST_DEFAULTS["messages"]
-    request = ChatRequest.__new__(ChatRequest)
-    _set(request, "__dict__", {"messages": messages, **_REQUEST_DEFAULTS})
-    _set(request, "__pydantic_fields_set__", {"messages"})
-    _set(request, "__pydantic_extra__", None)
-    _set(request, "__pydantic_private__", None)
-    return request
 
 
 def call_options(arguments: dict[str, Any]) -> dict[str, Any]:

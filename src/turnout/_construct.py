@@ -16,8 +16,9 @@ from functools import cache
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
+from pydantic_core import PydanticUndefined
 
-__all__ = ["builder", "construct", "replace"]
+__all__ = ["builder", "construct", "construct_set", "replace"]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -84,6 +85,52 @@ def construct(cls: type[M], /, **values: Any) -> M:
     return cls.model_construct(**values)
 
 
+_SHAREABLE = (type(None), bool, int, float, str, tuple, frozenset)  # defaults one instance can share with the next
+
+
+@cache
+def _defaults(cls: type[BaseModel]) -> tuple[dict[str, Any], frozenset[str]] | None:
+    """Each field's default in declaration order, and the required fields (a placeholder there).
+
+    None when a default is a factory or mutable: each instance needs its own.
+    """
+    defaults, required = {}, set()
+    for name, field in cls.model_fields.items():
+        default = field.default
+        if default is PydanticUndefined and field.default_factory is None:
+            required.add(name)
+        elif field.default_factory is not None or type(default) not in _SHAREABLE:
+            return None
+        defaults[name] = default
+    return defaults, frozenset(required)
+
+
+def construct_set(cls: type[M], /, **values: Any) -> M:
+    """``cls.model_construct(**values)``, fast; only ``values`` count as set, as after ``cls(**values)``.
+
+    The fields not given take their defaults. For a model whose defaults are immutable (shared
+    by every instance) and whose required fields are all given; any other goes through
+    ``model_construct``.
+    """
+    known = _defaults(cls)
+    if known is None or _maker(cls) is None:
+        return cls.model_construct(**values)
+    defaults, required = known
+    if not required <= values.keys() or not values.keys() <= defaults.keys():
+        return cls.model_construct(**values)
+    return _instance(cls, {**defaults, **values}, set(values))
+
+
+def _instance(cls: type[M], state: dict[str, Any], fields_set: set[str]) -> M:
+    """An instance of ``cls`` with ``state`` as its fields, the way `construct`'s makers build one."""
+    instance = cls.__new__(cls)
+    _set(instance, "__dict__", state)
+    _set(instance, "__pydantic_fields_set__", fields_set)
+    _set(instance, "__pydantic_extra__", None)
+    _set(instance, "__pydantic_private__", None)
+    return instance
+
+
 def replace(model: M, /, **changes: Any) -> M:
     """``construct(type(model), **{**model.__dict__, **changes})``: a copy with ``changes``, without a second pass.
 
@@ -95,9 +142,4 @@ def replace(model: M, /, **changes: Any) -> M:
     names = _names(cls)
     if _maker(cls) is None or tuple(state) != names or not changes.keys() <= state.keys():
         return construct(cls, **{**state, **changes})
-    instance = cls.__new__(cls)
-    _set(instance, "__dict__", {**state, **changes})
-    _set(instance, "__pydantic_fields_set__", set(names))
-    _set(instance, "__pydantic_extra__", None)
-    _set(instance, "__pydantic_private__", None)
-    return instance
+    return _instance(cls, {**state, **changes}, set(names))
