@@ -159,6 +159,8 @@ def plain_chunks(event: object) -> list[ChatChunk] | None:
         return None
     if usage is not None and (usage := _usage(usage)) is None:
         return None
+    if usage is not None and not choices:
+        choices = [{}]  # usage alone: one chunk with no text, as an empty choice gives
     make = builder(ChatChunk)
     chunks = []
     last = len(choices) - 1
@@ -184,20 +186,6 @@ def plain_chunks(event: object) -> list[ChatChunk] | None:
                 finish_reason=None if finish is None else finish_reason_from_wire(finish),
                 tool_calls=[],
                 usage=usage if n == last else None,  # running counts (vLLM continuous_usage_stats) ride along
-                model=model,
-                logprobs=None,
-                function_call=None,
-                rate_limit=None,
-            )
-        )
-    if usage is not None and not chunks:
-        chunks.append(
-            make(
-                text=None,
-                index=0,
-                finish_reason=None,
-                tool_calls=[],
-                usage=usage,
                 model=model,
                 logprobs=None,
                 function_call=None,
