@@ -544,17 +544,26 @@ def test_estimated_is_read_from_the_paid_cost(tmp_path: Path) -> None:
 
 
 def test_a_large_batch_is_written_whole_and_in_order(tmp_path: Path) -> None:
-    # The writer takes rows in batches of at least BATCH once that many wait, more than one INSERT
-    # statement holds (_CHUNK): the statements must split them without losing or reordering any.
-    assert _ledger_writer._CHUNK < _ledger_writer.BATCH < 123
+    # A batch holds more rows than one INSERT statement may bind (SQLite's variable limit, lowered
+    # here to 60): the statements must split them without losing or reordering any, plain rows and
+    # labelled rows (more columns) alike.
     path = tmp_path / "l.sqlite3"
     ledger = Ledger(path)
+    ledger.append(Entry("warm", None, None, None, None, None, None, None, None, 0.0, "ok", 0))
+    assert ledger.flush(5.0)
+    writer = ledger._writer
+    assert writer.db is not None
+    writer.db.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 60)
     start = datetime(2026, 11, 27, 9, tzinfo=UTC)
+
+    def at(i: int) -> datetime:  # stored to the millisecond, the microseconds cut off
+        return start + timedelta(seconds=i, microseconds=i * 7919 % 1_000_000)
+
     for i in range(123):
         ledger.append(
             Entry(
                 *("fast", "p", f"m{i}", i, 2 * i, None if i % 2 else i, None, Decimal(i) / 1000, "config"),
-                *(0.5 + i, "ok" if i % 3 else "RateLimitError", 1 + i % 2, start + timedelta(seconds=i)),
+                *(0.5 + i, "ok" if i % 3 else "RateLimitError", 1 + i % 2, at(i)),
                 estimated=i % 5 == 0,
                 tags={"n": str(i)} if i % 4 == 0 else None,
                 saved=Decimal(i) if i % 7 == 0 else None,
@@ -564,11 +573,11 @@ def test_a_large_batch_is_written_whole_and_in_order(tmp_path: Path) -> None:
     with closing(sqlite3.connect(path)) as db:
         rows = db.execute(
             "SELECT ts, model, prompt_tokens, completion_tokens, cached_tokens, cost, latency, outcome, attempts,"
-            " estimated, tags, saved FROM calls ORDER BY rowid"
+            " estimated, tags, saved FROM calls WHERE alias = 'fast' ORDER BY rowid"
         ).fetchall()
     assert len(rows) == 123
     for i, row in enumerate(rows):
-        when = (start + timedelta(seconds=i)).isoformat(timespec="milliseconds")
+        when = (at(i)).isoformat(timespec="milliseconds")
         assert row == (
             *(when, f"m{i}", i, 2 * i, None if i % 2 else i, str(Decimal(i) / 1000), 0.5 + i),
             *("ok" if i % 3 else "RateLimitError", 1 + i % 2, int(i % 5 == 0)),

@@ -91,8 +91,11 @@ def fixed_point(value: Decimal) -> str:
     """Every significant digit of ``value``, no exponent: Decimal('3.7E-6') -> '0.0000037', 0 -> '0'."""
     if not value:
         return "0"
-    text = format(value, "f")
-    return text.rstrip("0").rstrip(".") if "." in text else text
+    text = Decimal.__str__(value)  # already fixed-point and trimmed for most amounts (about 3x faster)
+    if "E" in text or ("." in text and text[-1] == "0"):
+        text = format(value, "f")
+        return text.rstrip("0").rstrip(".") if "." in text else text
+    return text
 
 
 def to_usd(value: Decimal) -> USD:

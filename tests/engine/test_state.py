@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import random
+import sqlite3
+from contextlib import closing
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 import turnout
 from turnout.cost.budgets import Budget, Budgets
 from turnout.cost.prices import Pricing
+from turnout.cost.spend_ledger import ledger_labels
 from turnout.engine.state import Retries, RouteState, label
 from turnout.errors import BadRequestError, ProviderError, RateLimitError, ServerError
 from turnout.events import CallFinished
@@ -25,6 +28,8 @@ from turnout.types import Cost, Usage
 from .conftest import Stub, reply
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from turnout.cost.spend_ledger import Ledger
 
 
@@ -250,51 +255,62 @@ def test_the_shared_count_of_a_retry_budget_replaces_the_local_one() -> None:
 # -- the ledger's subscriber: one row per call -----------------------------------------------------------
 
 
-class _Rows:
-    """A ledger that keeps what `record` was given."""
-
-    def __init__(self) -> None:
-        self.rows: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
-
-    def record(self, *args: Any, **kwargs: Any) -> None:
-        self.rows.append((args, kwargs))
+_COLUMNS = (
+    "alias, provider, model, prompt_tokens, completion_tokens, cost, latency, outcome, estimated, cache_hit, tags,"
+    " run_id, saved"
+)
 
 
-def _ledger_state() -> tuple[RouteState, _Rows]:
-    rows = _Rows()
+def _ledger_state(tmp_path: Path) -> tuple[RouteState, Ledger]:
+    from turnout.cost.spend_ledger import Ledger
+
     config = turnout.Config.from_dict({})
-    return RouteState(FakeClock(), Pricing(config.prices), ledger=cast("Ledger", rows)), rows
+    ledger = Ledger(tmp_path / "ledger.sqlite3")
+    return RouteState(FakeClock(), Pricing(config.prices), ledger=ledger), ledger
+
+
+def _rows(ledger: Ledger) -> list[tuple[Any, ...]]:
+    ledger.close()
+    with closing(sqlite3.connect(ledger.path)) as db:
+        return db.execute(f"SELECT {_COLUMNS} FROM calls ORDER BY rowid").fetchall()  # noqa: S608
 
 
 def _response(**fields: Any) -> turnout.ChatResponse:
     return reply("hi", "a", "m").model_copy(update=fields)
 
 
-def test_the_ledger_records_a_reply_with_its_tags() -> None:
-    state, ledger = _ledger_state()
-    reply = _response()
-    assert state.ledger is cast("Ledger", ledger)
-    state.events.publish(_finished(None, response=reply, latency=0.25, usage=reply.usage, tags={"t": "1"}))
-    assert ledger.rows == [(("r", [], reply, None, 0.25), {"paid": None, "tags": {"t": "1"}})]
+def test_the_ledger_records_a_reply_with_its_tags(tmp_path: Path) -> None:
+    state, ledger = _ledger_state(tmp_path)
+    reply = _response(cost=_cost("0.25"))
+    attempt = turnout.Attempt(provider="a", model="m", outcome="ok", latency=0.2)
+    state.events.publish(
+        _finished(None, attempts=[attempt], response=reply, latency=0.25, usage=reply.usage, tags={"t": "1"})
+    )
+    tokens = (reply.usage.prompt_tokens, reply.usage.completion_tokens)
+    assert _rows(ledger) == [("r", "a", "m", *tokens, "0.25", 0.25, "ok", 0, 0, '{"t": "1"}', None, None)]
 
 
-def test_the_ledger_records_what_a_failed_call_paid_for() -> None:
-    state, ledger = _ledger_state()
+def test_the_ledger_records_what_a_failed_call_paid_for(tmp_path: Path) -> None:
+    state, ledger = _ledger_state(tmp_path)
     error, usage, cost = ServerError("down"), Usage(prompt_tokens=4), _cost("0.1")
     state.events.publish(_finished(None, error=error, usage=usage, cost=cost, latency=1.5))
     state.events.publish(_finished(None, error=error))  # nothing received: nothing paid
-    assert ledger.rows == [
-        (("r", [], None, error, 1.5), {"paid": (usage, cost), "tags": None}),
-        (("r", [], None, error, 0.0), {"paid": None, "tags": None}),
+    assert _rows(ledger) == [
+        ("r", None, None, 4, None, "0.1", 1.5, "ServerError", 0, 0, None, None, None),
+        ("r", None, None, None, None, None, 0.0, "ServerError", 0, 0, None, None, None),
     ]
 
 
-def test_the_ledger_records_a_cache_hit_with_what_it_saved() -> None:
-    state, ledger = _ledger_state()
-    hit = _response(from_cache=True)
+def test_the_ledger_records_a_cache_hit_with_what_it_saved(tmp_path: Path) -> None:
+    state, ledger = _ledger_state(tmp_path)
+    hit = _response(from_cache=True, cost=_cost("0"))
     state.events.publish(_finished(None, response=hit, saved=_cost("0.3"), tags={"t": "2"}))
     state.events.publish(_finished(None, response=hit))  # a hit whose stored cost is unknown
-    assert ledger.rows == [
-        (("r", [], hit, None, 0.0), {"cache_hit": True, "saved": Decimal("0.3"), "tags": {"t": "2"}}),
-        (("r", [], hit, None, 0.0), {"cache_hit": True, "saved": None, "tags": None}),
+    with ledger_labels("run-1"):
+        state.events.publish(_finished(None, response=hit))
+    tokens = (hit.usage.prompt_tokens, hit.usage.completion_tokens)
+    assert _rows(ledger) == [
+        ("r", None, None, *tokens, "0", 0.0, "ok", 0, 1, '{"t": "2"}', None, "0.3"),
+        ("r", None, None, *tokens, "0", 0.0, "ok", 0, 1, None, None, None),
+        ("r", None, None, *tokens, "0", 0.0, "ok", 0, 1, None, "run-1", None),
     ]

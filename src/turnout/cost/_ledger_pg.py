@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .._secrets import mask_url
-from ._ledger_writer import _COLUMNS, _TABLE_V0, MIGRATIONS, SCHEMA_VERSION, Writer, _stored
+from ._ledger_writer import _COLUMNS, _TABLE_V0, MIGRATIONS, SCHEMA_VERSION, UNLABELLED, WIDTH, Writer, stored
 from .spend_ledger import is_url  # where the ledger decides, without loading this module
 
 __all__ = ["MAX_SPOOL", "REPLAY_INTERVAL", "PostgresWriter", "is_url", "pg_rows"]
@@ -36,9 +36,8 @@ REPLAY_INTERVAL = 30.0
 """Seconds between background tries to replay a spool that holds rows (``[ledger] replay_interval``)."""
 CONNECT_TIMEOUT = 2  # seconds (libpq's connect_timeout is whole seconds)
 _LOCK_ID = 0x7475726E  # "turn": the advisory lock that serialises migrations
-_WIDTH = len(_COLUMNS.split(", "))
 _CALL_ID = _COLUMNS.split(", ").index("call_id")  # the position of the idempotency key in a queued row
-_INSERT = f"INSERT INTO calls ({_COLUMNS}) VALUES ({', '.join(['%s'] * _WIDTH)}) ON CONFLICT (call_id) DO NOTHING"  # noqa: S608
+_INSERT = f"INSERT INTO calls ({_COLUMNS}) VALUES ({', '.join(['%s'] * WIDTH)}) ON CONFLICT (call_id) DO NOTHING"  # noqa: S608
 
 
 def _connect(url: str) -> Any:
@@ -103,6 +102,8 @@ class PostgresWriter(Writer):
 
     def add(self, row: tuple[object, ...]) -> None:
         """Queue one row, with a ``call_id`` (the idempotency key) if it has none."""
+        if len(row) < WIDTH:
+            row = (*row, *UNLABELLED)
         if row[_CALL_ID] is None:
             row = (*row[:_CALL_ID], uuid.uuid4().hex, *row[_CALL_ID + 1 :])
         super().add(row)
@@ -115,17 +116,17 @@ class PostgresWriter(Writer):
         return rows
 
     def _write(self, rows: list[tuple[object, ...]]) -> Any:
-        stored = [_stored(row) for row in rows]
+        every = [stored(row) for row in rows]  # PostgreSQL and the spool bind all the columns, the time as text
         try:
-            self._send(stored)
+            self._send(every)
         except Exception as exc:  # psycopg.Error, OSError, or psycopg missing: spool the rows
             if self.pg is not None:
                 self.pg.close()
                 self.pg = None
-            if not stored:  # the timer's replay found PostgreSQL still down: try again later
+            if not every:  # the timer's replay found PostgreSQL still down: try again later
                 return None
             try:
-                self._spool(stored)
+                self._spool(every)
             except (sqlite3.Error, OSError) as spool_error:
                 self._failed(spool_error, len(rows))  # the rows stay in memory and are retried
                 return spool_error
@@ -180,7 +181,7 @@ class PostgresWriter(Writer):
         with closing(sqlite3.connect(self.spool, timeout=5, isolation_level=None)) as spool:
             _make_spool(spool)
             spool.execute("BEGIN IMMEDIATE")
-            spool.executemany(f"INSERT INTO calls ({_COLUMNS}) VALUES ({', '.join('?' * _WIDTH)})", stored)  # noqa: S608
+            spool.executemany(f"INSERT INTO calls ({_COLUMNS}) VALUES ({', '.join('?' * WIDTH)})", stored)  # noqa: S608
             excess = int(spool.execute("SELECT count(*) FROM calls").fetchone()[0]) - MAX_SPOOL
             if excess > 0:
                 spool.execute(

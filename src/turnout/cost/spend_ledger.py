@@ -39,6 +39,7 @@ from ._ledger_writer import CLOSE_WAIT, Writer
 
 if TYPE_CHECKING:
     from ..embeddings import EmbeddingResponse
+    from ..events import CallFinished
     from ..types import Attempt, ChatResponse, Cost, Usage
     from ._ledger_rows import Entry, Total
 
@@ -150,57 +151,69 @@ def ledger_path(config: LedgerConfig | None) -> Path | str | None:
 
 
 def _row(
+    ms: int,
     route: str,
     attempts: list[Attempt],
     response: ChatResponse | EmbeddingResponse | None,
     error: BaseException | None,
     latency: float,
     paid: tuple[Usage, Cost | None] | None,
-    labels: tuple[bool, bool, Mapping[str, Any] | None, str | None, str | None, Decimal | None],
+    labels: tuple[bool, bool, Mapping[str, Any] | None, str | None, str | None, Decimal | None] | None,
 ) -> tuple[object, ...]:
-    """A call's row as it waits to be written: the time as a POSIX timestamp, the cost as a Decimal.
+    """A call's row as it is queued (`turnout.cost._ledger_writer.PLAIN`): values SQLite binds as they are.
 
-    ``labels`` are the row's last columns: estimated, cache_hit, tags, run_id, call_id and saved;
-    estimated is also set when the cost or usage says ``estimated``.
+    ``ms``: when the call ended, in milliseconds since the epoch. ``labels`` are the row's last
+    columns, when any is set: estimated, cache_hit, tags, run_id, call_id and saved; estimated is
+    also set when the cost or usage says ``estimated``.
     """
     last = answering_attempt(attempts)  # not a hedge's loser, recorded after the reply
     provider, model = (last.provider, last.model) if last else (None, None)
-    estimated, cache_hit, tags, run_id, call_id, saved = labels
     if response is not None:
         usage, cost, outcome = response.usage, response.cost, "ok"
     else:
         outcome = type(error).__name__ if error is not None else "closed"
         if paid is None:
-            nothing = (None,) * 6  # tokens and cost
-            return (
-                *(time.time(), route, provider, model, *nothing, latency, outcome, len(attempts)),
-                *(estimated or False, cache_hit, tags, run_id, call_id, saved),
-            )
+            unpaid = (ms, route, provider, model, None, None, None, None, None, None, latency, outcome, len(attempts))
+            return _labelled(unpaid, labels)
         usage, cost = paid  # failed, but replies were received (and paid for) before it did
-    estimated = estimated or _flagged(cost) or _flagged(usage)
-    return (
-        *(time.time(), route, provider, model, usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens),
-        *(usage.reasoning_tokens, None if cost is None else cost.total, None if cost is None else cost.source),
-        *(latency, outcome, len(attempts), estimated, cache_hit, tags, run_id, call_id, saved),
+    if getattr(cost, "estimated", False) or getattr(usage, "estimated", False):
+        labels = (True, *labels[1:]) if labels else (True, False, None, None, None, None)
+    row = (
+        ms,
+        route,
+        provider,
+        model,
+        usage.prompt_tokens,
+        usage.completion_tokens,
+        usage.cached_tokens,
+        usage.reasoning_tokens,
+        None if cost is None else str(cost.total),
+        None if cost is None else cost.source,
+        latency,
+        outcome,
+        len(attempts),
     )
+    return row if labels is None else _labelled(row, labels)
+
+
+def _labelled(
+    row: tuple[object, ...],
+    labels: tuple[bool, bool, Mapping[str, Any] | None, str | None, str | None, Decimal | None] | None,
+) -> tuple[object, ...]:
+    """``row`` with its labels' columns, when any is set (as SQLite binds them: 0/1, JSON text, exact text)."""
+    if labels is None or labels == _NO_LABELS:
+        return row
+    estimated, cache_hit, tags, run_id, call_id, saved = labels
+    text = None if tags is None else json.dumps(dict(tags), sort_keys=True, default=str)
+    return (*row, int(estimated), int(cache_hit), text, run_id, call_id, None if saved is None else str(saved))
+
+
+_NO_LABELS = (False, False, None, None, None, None)
 
 
 def is_url(value: str) -> bool:
     """Whether a ledger setting is a PostgreSQL URL (else a file path); the PostgreSQL code loads only then."""
     return value.startswith(("postgresql://", "postgres://"))
-
-
-_HAS_FLAG: dict[type, bool] = {}  # per type: can it say ``estimated``? (a pydantic model's miss costs µs)
-
-
-def _flagged(value: object) -> bool:
-    """``value.estimated``, or False when its type has no such attribute."""
-    kind = type(value)
-    has = _HAS_FLAG.get(kind)
-    if has is None:
-        fields = getattr(kind, "__pydantic_fields__", None) or {}
-        has = _HAS_FLAG[kind] = "estimated" in fields or hasattr(kind, "estimated") or fields == {}
-    return has and bool(getattr(value, "estimated", False))
 
 
 class Ledger:
@@ -234,15 +247,14 @@ class Ledger:
 
     def append(self, entry: Entry) -> None:
         """Record one call (written within half a second); a failure to write is logged, never raised."""
-        ts = (entry.ts or datetime.now(UTC)).timestamp()
-        self._writer.add(
-            (
-                *(ts, entry.alias, entry.provider, entry.model, entry.prompt_tokens, entry.completion_tokens),
-                *(entry.cached_tokens, entry.reasoning_tokens, entry.cost, entry.cost_source, entry.latency),
-                *(entry.outcome, entry.attempts, entry.estimated, entry.cache_hit, entry.tags),
-                *(entry.run_id, entry.call_id, entry.saved),
-            )
+        ms = round((entry.ts or datetime.now(UTC)).timestamp() * 1e6) // 1000  # the microsecond, then its ms
+        row = (
+            *(ms, entry.alias, entry.provider, entry.model, entry.prompt_tokens, entry.completion_tokens),
+            *(entry.cached_tokens, entry.reasoning_tokens, None if entry.cost is None else str(entry.cost)),
+            *(entry.cost_source, entry.latency, entry.outcome, entry.attempts),
         )
+        labels = (entry.estimated, entry.cache_hit, entry.tags, entry.run_id, entry.call_id, entry.saved)
+        self._writer.add(_labelled(row, labels))
 
     def record(
         self,
@@ -279,9 +291,21 @@ class Ledger:
         """
         if run_id is None and tags is None:
             run_id, tags = _LABELS.get()
-        self._writer.add(
-            _row(route, attempts, response, error, latency, paid, (estimated, cache_hit, tags, run_id, call_id, saved))
-        )
+        labels = (estimated, cache_hit, tags, run_id, call_id, saved)
+        self._writer.add(_row(time.time_ns() // 1_000_000, route, attempts, response, error, latency, paid, labels))
+
+    def call_finished(self, event: CallFinished) -> None:
+        """The `CallFinished` subscriber: one row per call (a failed call keeps what it paid for)."""
+        response, saved, tags = event.response, event.saved, event.tags
+        run_id, tags = _LABELS.get() if tags is None else (None, tags)
+        paid = None if response is not None or event.usage is None else (event.usage, event.cost)
+        labels: tuple[bool, bool, Mapping[str, Any] | None, str | None, str | None, Decimal | None] | None
+        if saved is None and not getattr(response, "from_cache", False):
+            labels = None if run_id is None and tags is None else (False, False, tags, run_id, None, None)
+        else:
+            labels = (False, True, tags, run_id, None, None if saved is None else saved.total)
+        ms = time.time_ns() // 1_000_000
+        self._writer.add(_row(ms, event.route, event.attempts, response, event.error, event.latency, paid, labels))
 
     def flush(self, timeout: float = CLOSE_WAIT) -> bool:
         """Write the rows not yet written, waiting up to ``timeout`` seconds; return whether all were."""

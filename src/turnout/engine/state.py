@@ -102,7 +102,7 @@ class RouteState:
         if budgets is not None:
             self.events.subscribe(CallFinished, _settle_budget)
         if ledger is not None:
-            self.events.subscribe(CallFinished, _ledger_writer(ledger))
+            self.events.subscribe(CallFinished, ledger.call_finished)
         self._breakers: dict[str, CircuitBreaker] = {}
         self._budgets: dict[str, RetryBudget] = {}
         self._latency: dict[str, float] = {}
@@ -214,28 +214,3 @@ def _settle_budget(event: CallFinished) -> None:
     elif event.response is not None or event.usage is not None:
         hold.commit(None)  # paid for, but the target has no price
     hold.release()
-
-
-def _ledger_writer(ledger: Ledger) -> Callable[[CallFinished], None]:
-    """The ledger's subscriber: one row per call (a failed call keeps what it paid for)."""
-
-    def write(event: CallFinished) -> None:
-        paid = None if event.response is not None or event.usage is None else (event.usage, event.cost)
-        if event.saved is None and not getattr(event.response, "from_cache", False):
-            ledger.record(
-                event.route, event.attempts, event.response, event.error, event.latency, paid=paid, tags=event.tags
-            )
-            return
-        saved = None if event.saved is None else event.saved.total
-        ledger.record(
-            event.route,
-            event.attempts,
-            event.response,
-            event.error,
-            event.latency,
-            cache_hit=True,
-            saved=saved,
-            tags=event.tags,
-        )
-
-    return write
