@@ -138,6 +138,34 @@ def _telemetry_us(config: dict[str, Any], bare: float, provider_us: float, n: in
     return {"telemetry_noop_us": noop_us, "telemetry_sdk_us": sdk_us}
 
 
+def _cache_us(config: dict[str, Any], n: int) -> dict[str, float | None]:
+    """µs per call that ``[cache]`` (memory) adds on a miss, and a hit's whole call (ledger off).
+
+    A miss needs a request not seen before: both clients send the conversation with a new last
+    message each call, so the difference is the cache's key, lookup and store alone.
+    """
+    try:
+        cached = _quiet_client({**config, "cache": {"backend": "memory"}})
+    except turnout.ConfigError:  # a turnout build from before the cache (an A/B run)
+        return {"cache_miss_us": None, "cache_hit_us": None}
+    plain = _quiet_client(config)
+    count = [0]
+
+    def new_question(client: turnout.Client) -> Callable[[], object]:
+        def call() -> object:
+            count[0] += 1
+            messages = [*MESSAGES[:-1], {"role": "user", "content": f"{MESSAGES[-1]['content']} #{count[0]}"}]
+            return client.chat(model="config-priced", messages=messages)
+
+        return call
+
+    miss = _per_call_us(new_question(cached), n // 10) - _per_call_us(new_question(plain), n // 10)
+    hit = _per_call_us(lambda: cached.chat(model="config-priced", messages=MESSAGES), n)
+    if not cached.chat(model="config-priced", messages=MESSAGES).from_cache:
+        raise RuntimeError("the cached client's repeated call was not answered from the cache")
+    return {"cache_miss_us": miss, "cache_hit_us": hit}
+
+
 def _state_us(config: dict[str, Any], bare: float, provider_us: float, n: int) -> dict[str, float | None]:
     """µs per call that ``[state]`` on Redis adds (alone, and with a budget); None without a Redis to use.
 
@@ -195,6 +223,7 @@ def measure(n: int = 5000) -> dict[str, float | None]:
     return {
         **_telemetry_us(config, bare, provider_us, n),
         **_state_us(config, bare, provider_us, n),
+        **_cache_us(config, n),
         "layer_us": layer,
         "layer_catalogue_us": _per_call_us(lambda: client.chat(model="catalogue-priced", messages=MESSAGES), n // 10)
         - provider_us,

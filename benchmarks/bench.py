@@ -83,6 +83,8 @@ LAYER = [
     ("telemetry_sdk_us", "telemetry on, SDK recording spans (in-memory exporter) and metrics = layer with − without"),
     ("state_us", "[state] on localhost Redis (open circuits read before sending) = layer with − without (ledger off)"),
     ("state_budget_us", "[state] + [budget] on localhost Redis (hold before, commit after) = layer with − without"),
+    ("cache_miss_us", "[cache] in memory, every call a miss (key, lookup, store) = layer with − without (ledger off)"),
+    ("cache_hit_us", "[cache] in memory, every call a hit: the whole call, nothing sent (ledger off)"),
 ]
 
 

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar
+from dataclasses import MISSING, dataclass, field, fields, make_dataclass
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar, cast
 
 if TYPE_CHECKING:
     from .cost.budgets import Reservation
@@ -156,6 +156,33 @@ class CallFinished:
 
 Event: TypeAlias = CallStarted | AttemptStarted | AttemptFinished | RetryScheduled | StreamAbandoned | CallFinished
 E = TypeVar("E", CallStarted, AttemptStarted, AttemptFinished, RetryScheduled, StreamAbandoned, CallFinished)
+
+
+def fast(cls: type[E]) -> type[E]:
+    """A faster way to make the frozen event ``cls`` (for the engine): the same frozen event, in a quarter of the time.
+
+    A frozen dataclass's ``__init__`` sets each field with ``object.__setattr__`` (1.2 µs for the
+    twelve of `CallFinished`). This builds a mutable twin with the same fields and slots, which
+    sets them directly, then makes it a ``cls`` by assigning its ``__class__`` (CPython allows it
+    between classes with the same slots). An interpreter that refuses gets ``cls`` itself. Typed
+    as ``cls`` for its signature; call it, nothing else.
+    """
+    twin = make_dataclass(
+        f"_Building{cls.__name__}",
+        [(f.name, f.type, field(default=f.default, default_factory=f.default_factory)) for f in fields(cls)],
+        slots=True,
+    )
+
+    def build(*args: Any, **kwargs: Any) -> E:
+        event = twin(*args, **kwargs)
+        event.__class__ = cls
+        return cast("E", event)
+
+    try:
+        build(*(None for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING))
+    except TypeError:  # not CPython's layout check
+        return cls
+    return cast("type[E]", build)
 
 
 class Events:

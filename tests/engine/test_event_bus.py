@@ -79,3 +79,22 @@ def test_event_defaults() -> None:
     assert started().call_id == 0
     error = turnout.ServerError("x", provider="p", model="m")
     assert RetryScheduled("r", "p", "m", 1.5, 1, error).call_id == 0
+
+
+def test_a_fast_built_event_is_the_frozen_event_itself() -> None:
+    # The engine builds CallFinished with `fast` (a mutable twin turned into the frozen class):
+    # what subscribers get must be indistinguishable from one built by the class.
+    import dataclasses
+
+    from turnout.events import CallFinished, fast
+
+    build = fast(CallFinished)
+    made = CallFinished("r", [], None, None, 0.5, None, None, call_id=7, tags={"t": "1"})
+    built = build("r", [], None, None, 0.5, None, None, call_id=7, tags={"t": "1"})
+    assert type(built) is CallFinished and built == made and repr(built) == repr(made)
+    assert built.cost_unknown is False and built.hold is None and built.saved is None  # the class's defaults
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        built.route = "other"  # type: ignore[misc]
+    assert dataclasses.replace(built, route="x") == dataclasses.replace(made, route="x")
+    with pytest.raises(TypeError, match="latency"):
+        build("r", [], None, None)  # type: ignore[call-arg]  # the class's own signature: a missing field is an error
