@@ -585,3 +585,24 @@ def test_a_large_batch_is_written_whole_and_in_order(tmp_path: Path) -> None:
             str(i) if i % 7 == 0 else None,
         )
     ledger.close()
+
+
+def test_batches_of_any_size_use_a_handful_of_statements(tmp_path: Path) -> None:
+    # Each statement size is prepared once and kept (sqlite3's statement cache holds 128): batches
+    # of 1 to 200 rows, plain and labelled, must need only power-of-two sizes up to MOST_ROWS.
+    ledger = Ledger(tmp_path / "l.sqlite3")
+    writer = ledger._writer
+    _ledger_writer._insert.cache_clear()
+    written = labelled = 0
+    for size in (1, 3, 63, 64, 65, 100, 127, 200):
+        rows: list[tuple[object, ...]] = [
+            (i, "fast", "p", "m", 1, 2, 0, 0, "0.1", "config", 0.5, "ok", 1) for i in range(size)
+        ]
+        rows += [(*row, 1, 0, None, "run", None, None) for row in rows[: size // 2]]
+        assert writer._write(rows) is None
+        written, labelled = written + len(rows), labelled + size // 2
+    sizes = 1 + _ledger_writer.MOST_ROWS.bit_length() - 1  # 1, 2, 4, ..., MOST_ROWS
+    assert _ledger_writer._insert.cache_info().currsize <= 2 * sizes
+    with closing(sqlite3.connect(ledger.path)) as db:
+        assert db.execute("SELECT count(*), count(run_id) FROM calls").fetchone() == (written, labelled)
+    ledger.close()

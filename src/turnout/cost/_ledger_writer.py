@@ -23,7 +23,7 @@ import weakref
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from functools import cache
-from itertools import chain, groupby, islice
+from itertools import chain, groupby
 from pathlib import Path
 
 __all__ = ["MIGRATIONS", "PLAIN", "SCHEMA_VERSION", "UNLABELLED", "WIDTH", "Writer", "iso_ms", "migrate", "stored"]
@@ -75,6 +75,7 @@ UNLABELLED = (0, 0, None, None, None, None)
 #: (https://www.sqlite.org/lang_datefunc.html: "unixepoch", "%f" is seconds with milliseconds).
 _TS = "strftime('%Y-%m-%dT%H:%M:%f+00:00', ? / 1000.0, 'unixepoch')"
 _BUSY = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
+MOST_ROWS = 64  # one statement inserts at most this many rows (and a power of two of them)
 
 
 def _busy(exc: BaseException) -> bool:
@@ -139,11 +140,15 @@ def _insert(width: int, rows: int) -> str:
     return f"INSERT INTO calls ({columns}) VALUES {', '.join([values] * rows)}"  # noqa: S608 - no user text
 
 
-def batched(rows: list[tuple[object, ...]], size: int) -> Iterator[list[tuple[object, ...]]]:
-    """``rows`` in lists of at most ``size`` (itertools.batched is Python 3.12+)."""
-    it = iter(rows)
-    while chunk := list(islice(it, size)):
-        yield chunk
+def _pieces(rows: list[tuple[object, ...]], most: int) -> Iterator[list[tuple[object, ...]]]:
+    """``rows`` in pieces whose sizes are powers of two up to ``most``: a handful of statements, each prepared once."""
+    size = 1 << (max(1, most).bit_length() - 1)
+    start = 0
+    while start < len(rows):
+        while size > len(rows) - start:
+            size //= 2
+        yield rows[start : start + size]
+        start += size
 
 
 class Writer:
@@ -263,13 +268,13 @@ class Writer:
             if self.db is None:
                 self.db = _open(self.path)
             db = self.db
-            # As few statements as the rows allow, not one per row (executemany): each statement gives
-            # up the GIL and takes it back, a thread switch when the caller's thread is busy.
+            # Many rows per statement, not one (executemany): each statement gives up the GIL and
+            # takes it back, a thread switch when the caller's thread is busy.
             limit = db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)  # 999 before SQLite 3.32
             statements = [
-                (_insert(width, len(chunk)), list(chain.from_iterable(chunk)))
+                (_insert(width, len(piece)), list(chain.from_iterable(piece)))
                 for width, same in groupby(rows, len)  # labelled rows bind more columns
-                for chunk in batched(list(same), limit // width)
+                for piece in _pieces(list(same), min(MOST_ROWS, limit // width))
             ]
             if len(statements) == 1:
                 db.execute(*statements[0])  # one statement is its own transaction
