@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import random
 from decimal import Decimal
 
 from turnout.embeddings import EmbeddingResponse, combine
-from turnout.money import USD, Cost, Usage, to_usd
+from turnout.money import USD, Cost, Usage, fixed_point, to_usd
 
 
 def _cost(total: str, source: str, estimated: bool = False) -> Cost:
@@ -99,3 +100,25 @@ def test_display_gives_every_place_asked_for_at_any_size() -> None:
     assert USD("0.5").display(28) == "0.5"
     assert USD("1E+18").display() == "1000000000000000000"
     assert USD("2.00000000005").display() == "2" and USD("2.00000000015").display() == "2.0000000002"  # half-even
+
+
+def test_fixed_point_gives_every_digit_without_exponent_or_trailing_zeros() -> None:
+    # The fast path takes Decimal's own text when it is already plain; compare with the slow,
+    # obviously right form over many shapes: exponents, trailing zeros, signs, integers, zero.
+
+    def slow(value: Decimal) -> str:
+        text = format(value, "f")
+        return "0" if not value else text.rstrip("0").rstrip(".") if "." in text else text
+
+    rng = random.Random(7)
+    values = [
+        Decimal(f"{rng.choice('-+')}{rng.randrange(10 ** rng.randrange(1, 12))}E{rng.randrange(-30, 12)}")
+        for _ in range(500)
+    ]
+    values += [Decimal(text) for text in ("0", "-0", "0.000", "0E-8", "10", "1E+1", "100.0", "-0.50", "12.5", "7")]
+    values += [
+        Decimal(f"{rng.randrange(10**6)}.{rng.randrange(10**6):06d}").scaleb(rng.randrange(-12, 6)) for _ in range(500)
+    ]
+    for value in values:
+        assert fixed_point(value) == slow(value), value
+    assert fixed_point(Decimal("4.8E-7")) == "0.00000048" and fixed_point(Decimal("-1.20")) == "-1.2"
