@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, field, fields, make_dataclass
-from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar
 
 if TYPE_CHECKING:
     from .cost.budgets import Reservation
@@ -176,13 +176,13 @@ def fast(cls: type[E]) -> type[E]:
     def build(*args: Any, **kwargs: Any) -> E:
         event = twin(*args, **kwargs)
         event.__class__ = cls
-        return cast("E", event)
+        return event  # type: ignore[no-any-return]  # a cls now
 
     try:
         build(*(None for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING))
     except TypeError:  # not CPython's layout check
         return cls
-    return cast("type[E]", build)
+    return build  # type: ignore[return-value]  # called like cls
 
 
 class Events:
