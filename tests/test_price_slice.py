@@ -43,7 +43,8 @@ def _file() -> dict[str, Any]:
 def fresh_slice(monkeypatch: pytest.MonkeyPatch) -> None:
     """The slice as a new process first reads it."""
     monkeypatch.setattr(_price_slice, "_header", None)
-    monkeypatch.setattr(_price_slice, "_providers", {})
+    monkeypatch.setattr(_price_slice, "_rows", {})
+    monkeypatch.setattr(_price_slice, "_entries", {})
     monkeypatch.setattr(_price_slice, "_parsed", {})
 
 
@@ -84,6 +85,7 @@ def test_every_entry_answers_what_the_catalogue_answers() -> None:
         assert ("w" in entry) == (own is not None), (catalogue, ref)
         if own is not None:
             assert entry["w"] == own.context_window, (catalogue, ref)
+        assert slice_window(catalogue, [ref]) == entry.get("w"), (catalogue, ref)
         found = provider.find_model(ref, all_providers=list(providers.values()))
         assert ("p" in entry) == (found is not None), (catalogue, ref)
         if found is None:
@@ -105,6 +107,29 @@ def test_every_entry_answers_what_the_catalogue_answers() -> None:
                 expected.total_price,
             ), (catalogue, ref, prompt, completion, cached)
     assert priced > 3000  # the catalogue had 3,839 priced ids when this was written
+
+
+def test_a_lookup_parses_only_the_entries_it_asks_for(fresh_slice: None) -> None:
+    """The provider's line is kept as read; of its 251 entries, only the id looked up is parsed."""
+    assert isinstance(slice_price("openai", ["gpt-4o-mini"]), SliceModel)
+    assert slice_window("openai", ["GPT-4o-mini", "gpt-4o"]) == 128000
+    assert list(_price_slice._entries) == [("openai", "gpt-4o-mini")]
+    assert list(_price_slice._rows) == ["openai"] and isinstance(_price_slice._rows["openai"], str)
+
+
+def test_an_id_that_is_also_a_key_inside_entries_finds_its_own_entry(
+    monkeypatch: pytest.MonkeyPatch, fresh_slice: None
+) -> None:
+    """Ids spelled like an entry's own keys (``p``, ``w``, ``m``, ``in``) are found at the top level only."""
+    models = {
+        ref: {"m": ref, "p": {"in": "1", "out": "2"}, "w": window}
+        for ref, window in (("in", 5), ("m", 6), ("p", 7), ("w", 8), ("from", 9))
+    }
+    monkeypatch.setattr(_price_slice, "_header", {"usable": True, "genai_prices_version": __version__})
+    monkeypatch.setattr(_price_slice, "_rows", {"x": json.dumps(["x", models], sort_keys=True)})
+    assert [slice_window("x", [ref]) for ref in ("in", "m", "p", "w", "from", "out")] == [5, 6, 7, 8, 9, FULL]
+    found = slice_price("x", ["p"])
+    assert isinstance(found, SliceModel) and (found.model_id, found.input) == ("p", Decimal(1))
 
 
 def test_a_chat_price_needs_no_catalogue_import() -> None:
@@ -210,9 +235,8 @@ def test_a_dated_price_is_used_only_from_its_start(monkeypatch: pytest.MonkeyPat
     """A price the catalogue lists from a date on: before that date (a clock set back) the catalogue answers."""
     from datetime import UTC, datetime
 
-    models = _price_slice._models("anthropic")
-    assert models is not None
-    start = datetime.fromisoformat(models["claude-opus-4-6"]["from"]).replace(tzinfo=UTC)
+    entry = _file()["providers"]["anthropic"]["claude-opus-4-6"]
+    start = datetime.fromisoformat(entry["from"]).replace(tzinfo=UTC)
     assert isinstance(slice_price("anthropic", ["claude-opus-4-6"]), SliceModel)
 
     class Before(datetime):

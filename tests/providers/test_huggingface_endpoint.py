@@ -4,15 +4,18 @@ context-window pre-check hooks, and connection handling, over HTTP to `FakeTGISe
 from __future__ import annotations
 
 import asyncio
+import ssl
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import httpcore2
 import pytest
 
 import turnout
 from turnout import Client
+from turnout.providers import _http
 from turnout.providers.huggingface import EndpointInfo, HuggingFaceProvider
 from turnout.testing import FakeServer, FakeTGIServer, Reply
 
@@ -41,6 +44,22 @@ def test_info_is_typed(fake_tgi: FakeTGIServer) -> None:
         assert info.version == "3.3.6" and info.model_extra == {"validation_workers": 2}
         assert asyncio.run(hf.ainfo()) == info
     assert fake_tgi.requests[0].headers["x-scale-up-timeout"] == "60"
+
+
+def test_the_helpers_share_the_process_tls_context(fake_tgi: FakeTGIServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the async helper makes a short-lived pool per request: each used to read the CA bundle again
+    made: list[ssl.SSLContext] = []
+    real = httpcore2.default_ssl_context
+
+    def counted(**kwargs: Any) -> ssl.SSLContext:
+        made.append(real(**kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(httpcore2, "default_ssl_context", counted)
+    monkeypatch.setattr(_http, "_TLS_CONTEXTS", {})
+    with provider(hf_config(fake_tgi)) as hf:
+        assert asyncio.run(hf.ainfo()) == asyncio.run(hf.ainfo()) == hf.info()
+    assert len(made) == 1 and len(fake_tgi.requests) == 3
 
 
 def test_info_reads_the_old_max_input_length() -> None:

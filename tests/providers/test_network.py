@@ -16,10 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpcore2
 import pytest
 
 import turnout
 from turnout import AsyncClient, Client, ConfigError
+from turnout.providers import _http
 from turnout.testing import FakeServer, Reply
 
 from ..conftest import Runner
@@ -115,6 +117,48 @@ def test_an_untrusted_server_fails_naming_the_certificate_problem(
         runner.chat(_config(tls_server, **settings), "p:gpt-4o-mini", "hello")
     assert not isinstance(info.value, turnout.APITimeoutError) and info.value.provider == "p"
     assert tls_server.chat_requests == []
+
+
+def test_ssl_cert_file_is_trusted_as_it_is_when_a_pool_is_made(
+    runner: Runner, tls_server: FakeServer, pki: PKI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # without ca_bundle, httpx2's default trust applies, which $SSL_CERT_FILE replaces; the shared
+    # default context is kept per value, so a later pool trusts what the variable names then
+    monkeypatch.setenv("SSL_CERT_FILE", str(pki.ca))
+    assert runner.chat(_config(tls_server), "p:gpt-4o-mini", "hello").text == "hello"
+    monkeypatch.setenv("SSL_CERT_FILE", str(pki.other_ca))
+    with pytest.raises(turnout.APIConnectionError, match="CERTIFICATE_VERIFY_FAILED"):
+        runner.chat(_config(tls_server), "p:gpt-4o-mini", "hello")
+    assert len(tls_server.chat_requests) == 1
+
+
+def test_every_pool_shares_one_default_tls_context(
+    tls_server: FakeServer, pki: PKI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # httpx2 builds a TLS context, reading the CA bundle (about 0.8 MiB), for each client it makes;
+    # turnout makes a pool per client, provider and event loop, and they share one context
+    made: list[ssl.SSLContext] = []
+    real = httpcore2.default_ssl_context
+
+    def counted(**kwargs: Any) -> ssl.SSLContext:
+        made.append(real(**kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(httpcore2, "default_ssl_context", counted)
+    monkeypatch.setattr(_http, "_TLS_CONTEXTS", {})
+    monkeypatch.setenv("SSL_CERT_FILE", str(pki.ca))
+    config = _config(tls_server)
+
+    async def call_async() -> str:
+        async with AsyncClient(config=config) as client:
+            return (await client.chat("p:gpt-4o-mini", "hi")).text
+
+    with Client(config=config) as first, Client(config=config) as second:
+        assert first.chat("p:gpt-4o-mini", "hi").text == second.chat("p:gpt-4o-mini", "hi").text == "hi"
+        with first.stream("p:gpt-4o-mini", "hi") as chunks:
+            assert "".join(c.text or "" for c in chunks) == "hi"
+    assert asyncio.run(call_async()) == asyncio.run(call_async()) == "hi"  # a pool per event loop
+    assert len(made) == 1 and len(tls_server.chat_requests) == 5
 
 
 def test_verification_cannot_be_turned_off(tls_server: FakeServer) -> None:

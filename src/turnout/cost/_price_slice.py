@@ -77,12 +77,14 @@ def _rate(rate: Rate, prompt_tokens: int) -> Decimal:
 
 
 _header: dict[str, Any] | None = None
-_providers: dict[str, dict[str, Any]] = {}
+_rows: dict[str, str] = {}  # catalogue -> its line of the file, as read (entries are parsed one by one)
+_entries: dict[tuple[str, str], dict[str, Any] | None] = {}  # (catalogue, id) -> its entry, parsed
 _parsed: dict[tuple[str, str], SliceModel] = {}
+_DECODER = json.JSONDecoder()
 
 
-def _models(catalogue: str) -> dict[str, Any] | None:
-    """The slice's entries for one provider, or None where the slice cannot answer for it."""
+def _row(catalogue: str) -> str | None:
+    """The slice's line for one provider, or None where the slice cannot answer for it."""
     global _header
     if _header is None:
         _header = _read_header()
@@ -91,16 +93,39 @@ def _models(catalogue: str) -> dict[str, Any] | None:
     snapshot = sys.modules.get("genai_prices.data_snapshot")
     if snapshot is not None and getattr(snapshot, "_custom_snapshot", None) is not None:
         return None  # updated prices (genai-prices' UpdatePrices) replace the bundled ones
-    models = _providers.get(catalogue)
-    if models is None:
+    row = _rows.get(catalogue)
+    if row is None:
         where = _header["rows"].get(catalogue)
         if where is None:
             return None
         with open(_PATH, "rb") as file:  # only this provider's line
             file.seek(_header["size"] + where[0])
-            row = file.read(where[1])
-        models = _providers[catalogue] = json.loads(row)[1]
-    return models
+            row = _rows[catalogue] = file.read(where[1]).decode("ascii")
+    return row
+
+
+def _entry(catalogue: str, row: str, ref: str) -> dict[str, Any] | None:
+    """The row's entry for the (lowercase) id ``ref``, or None when the row has no such id.
+
+    Only that entry is parsed: a call needs one or two of a provider's hundreds (the ``openai``
+    line's 251 entries are about 210 KiB once parsed). The generator writes each line with
+    ``json.dumps(..., sort_keys=True)``, so an id's key is ``"<id>": {`` right after the models'
+    opening brace or after the previous entry's ``}, ``; inside an entry, the one key whose value
+    is an object (``"p"``) follows a string (``"m"``'s).
+    """
+    key = (catalogue, ref)
+    if key in _entries:
+        return _entries[key]
+    needle = json.dumps(ref) + ": {"
+    found = None
+    at = row.find(needle)
+    while at != -1:
+        if row.endswith(("}, ", '", {'), 0, at):  # a key of the models' object, not one of an entry's
+            found = _DECODER.raw_decode(row, at + len(needle) - 1)[0]
+            break
+        at = row.find(needle, at + 1)
+    _entries[key] = found
+    return found
 
 
 def _read_header() -> dict[str, Any]:
@@ -121,11 +146,11 @@ def _read_header() -> dict[str, Any]:
 
 def slice_window(catalogue: str, refs: list[str]) -> int | None | _Ask:
     """The context window the catalogue lists under the first of ``refs`` it knows, or `FULL`."""
-    models = _models(catalogue)
-    if models is None:
+    row = _row(catalogue)
+    if row is None:
         return FULL
     for ref in refs:
-        entry = models.get(ref.lower())
+        entry = _entry(catalogue, row, ref.lower())
         if entry is None:
             return FULL
         if "w" in entry:
@@ -136,12 +161,12 @@ def slice_window(catalogue: str, refs: list[str]) -> int | None | _Ask:
 
 def slice_price(catalogue: str, refs: list[str]) -> SliceModel | _Ask | None:
     """The standard prices the catalogue uses for the first of ``refs`` it prices, None if it prices none, or `FULL`."""
-    models = _models(catalogue)
-    if models is None:
+    row = _row(catalogue)
+    if row is None:
         return FULL
     for ref in refs:
         key = ref.lower()
-        entry = models.get(key)
+        entry = _entry(catalogue, row, key)
         if entry is None:
             return FULL
         if "p" not in entry:

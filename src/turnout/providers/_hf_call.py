@@ -42,7 +42,7 @@ from ..errors import (
 )
 from ..types import ChatChunk, ChatRequest, ChatResponse
 from ._hf_errors import map_error
-from ._http import forget_pools_after_fork
+from ._http import default_tls_context, forget_pools_after_fork
 from ._loops import on_loop_shutdown
 from ._openai_errors import error_from_response
 from ._tgi_wire import TextStream, decode_chat, decode_chat_chunk
@@ -409,7 +409,8 @@ class HubCalls:
             with self._lock:
                 if self._http is None:
                     self._http = httpx2.Client(
-                        timeout=httpx2.Timeout(self.config.timeout, connect=self.config.connect_timeout)
+                        timeout=httpx2.Timeout(self.config.timeout, connect=self.config.connect_timeout),
+                        verify=default_tls_context(),
                     )
         try:
             response = self._http.request(method, url, json=json, headers=self._helper_headers())
@@ -421,7 +422,7 @@ class HubCalls:
         """Async twin of `request` (a short-lived pool: the call may come from any event loop)."""
         url = self._helper_url(path)
         timeout = httpx2.Timeout(self.config.timeout, connect=self.config.connect_timeout)
-        async with httpx2.AsyncClient(timeout=timeout) as http:
+        async with httpx2.AsyncClient(timeout=timeout, verify=default_tls_context()) as http:  # CAs read once
             try:
                 response = await http.request(method, url, json=json, headers=self._helper_headers())
             except httpx2.HTTPError as exc:

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from ..embeddings import EmbeddingRequest
     from ..types import ChatRequest
 
-__all__ = ["HTTPProvider", "forget_pools_after_fork", "network_settings"]
+__all__ = ["HTTPProvider", "default_tls_context", "forget_pools_after_fork", "network_settings"]
 
 _USER_AGENT = f"turnout/{__version__}"
 #: What a send can raise for a transport failure. httpcore2 maps `ssl.SSLError` to ConnectError
@@ -118,6 +118,10 @@ class HTTPProvider(Provider):
             max_connections=size, max_keepalive_connections=min(size, _defaults.MAX_KEEPALIVE_CONNECTIONS)
         )
 
+    def _pool_network(self) -> dict[str, Any]:
+        """A new pool's network arguments: the provider's, with the process's shared TLS context by default."""
+        return self._network if "verify" in self._network else {**self._network, "verify": default_tls_context()}
+
     @property
     def http(self) -> httpx2.Client:
         """The sync connection pool (created on first use)."""
@@ -129,7 +133,7 @@ class HTTPProvider(Provider):
                         timeout=self._timeout,
                         limits=self._limits(),
                         auth=self._auth,
-                        **self._network,
+                        **self._pool_network(),
                     )
         return self._sync
 
@@ -150,7 +154,7 @@ class HTTPProvider(Provider):
                         timeout=self._timeout,
                         limits=self._limits(),
                         auth=self._auth,
-                        **self._network,
+                        **self._pool_network(),
                     )
                     self._async, self._async_loop = client, loop
                     if loop is not None:
@@ -360,6 +364,26 @@ def _is_stream(response: httpx2.Response) -> bool:
     """False for a body that is surely not server-sent events: JSON or an HTML page (a missing type passes)."""
     content_type = response.headers.get("content-type", "").lower()
     return "json" not in content_type and "html" not in content_type
+
+
+_TLS_CONTEXTS: dict[tuple[str | None, str | None], ssl.SSLContext] = {}
+
+
+def default_tls_context() -> ssl.SSLContext:
+    """httpx2's default TLS context, made once per process and shared by every pool without ``ca_bundle``.
+
+    httpx2 makes one for each client it builds, reading the CA bundle again (about 0.8 MiB and a
+    few milliseconds each), and turnout builds a pool per provider, client and event loop. One
+    context serves any number of connections and threads (as requests does since 2.32:
+    https://github.com/psf/requests/pull/6667); turnout never changes it after it is made. Kept
+    per value of ``$SSL_CERT_FILE`` and ``$SSL_CERT_DIR``, which httpx2 reads when it makes one, so
+    a pool made after either changes trusts what they then name.
+    """
+    key = (os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+    context = _TLS_CONTEXTS.get(key)
+    if context is None:  # two threads may both make one: the first stored is kept
+        context = _TLS_CONTEXTS.setdefault(key, httpx2.create_ssl_context())
+    return context
 
 
 def network_settings(name: str, config: ProviderConfig) -> dict[str, Any]:
