@@ -178,7 +178,10 @@ async def adrive(flow: Flow[Any], clock: Clock) -> Any:
         step = next(flow)
         while True:
             try:
-                outcome = await _aperform(step, clock)
+                if type(step) is Send and not step.embed:  # the request awaited here: one coroutine
+                    outcome = await step.provider.achat(step.model, step.request)  # less to resume per read
+                else:
+                    outcome = await _aperform(step, clock)
             except BaseException as exc:
                 step = flow.throw(exc)
             else:
