@@ -25,7 +25,15 @@ M = TypeVar("M", bound=BaseModel)
 _set = object.__setattr__
 
 
-_NAMES = frozenset({"new", "cls", "set_", "instance"})  # the generated function's own names
+#: The instance slots every model has (`BaseModel`'s), as their descriptors' setters: calling one
+#: skips the attribute lookup that ``object.__setattr__`` does first.
+_SETTERS = {
+    "set_dict": BaseModel.__dict__["__dict__"].__set__,
+    "set_fields": BaseModel.__dict__["__pydantic_fields_set__"].__set__,
+    "set_extra": BaseModel.__dict__["__pydantic_extra__"].__set__,
+    "set_private": BaseModel.__dict__["__pydantic_private__"].__set__,
+}
+_NAMES = frozenset({"new", "cls", "instance", *_SETTERS})  # the generated function's own names
 
 
 @cache
@@ -49,13 +57,13 @@ def _maker(cls: type[M]) -> Callable[..., M] | None:
     source = (
         f"def make(*, {', '.join(fields)}):\n"
         "    instance = new(cls)\n"
-        f"    set_(instance, '__dict__', {{{', '.join(f'{n!r}: {n}' for n in fields)}}})\n"
-        f"    set_(instance, '__pydantic_fields_set__', {{{', '.join(map(repr, fields))}}})\n"
-        "    set_(instance, '__pydantic_extra__', None)\n"
-        "    set_(instance, '__pydantic_private__', None)\n"
+        f"    set_dict(instance, {{{', '.join(f'{n!r}: {n}' for n in fields)}}})\n"
+        f"    set_fields(instance, {{{', '.join(map(repr, fields))}}})\n"
+        "    set_extra(instance, None)\n"
+        "    set_private(instance, None)\n"
         "    return instance\n"
     )
-    namespace: dict[str, Any] = {"new": cls.__new__, "cls": cls, "set_": _set}
+    namespace: dict[str, Any] = {"new": cls.__new__, "cls": cls, **_SETTERS}
     exec(source, namespace)  # noqa: S102 - the source is built above from the model's own field names
     make: Callable[..., M] = namespace["make"]
     return make

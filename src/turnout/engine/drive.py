@@ -52,9 +52,7 @@ def drive_stream(flow: Flow[Any], clock: Clock) -> Generator[ChatChunk, None, No
                     chunks = step.provider.stream(step.model, step.request)
                     try:
                         if step.first is None and step.stall is None:
-                            add = step.acc.add
-                            for chunk in chunks:
-                                yield add(chunk)
+                            yield from map(step.acc.add, chunks)  # C resumes the loop: no bytecode per chunk
                         else:
                             yield from _watched(step, chunks)
                     finally:

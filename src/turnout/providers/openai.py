@@ -14,12 +14,14 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import httpx2
 from pydantic import Field, SecretStr
+from pydantic_core import from_json
 
 from .. import _defaults
 from ..config import ProviderConfig
 from ..errors import ResponseValidationError, StreamInterruptedError
 from ..types import ChatChunk, ChatRequest, ChatResponse, ProviderRateLimit
 from ._http import HTTPProvider
+from ._openai_fast import plain_chunks
 from ._openai_wire import DONE_DATA, build_body, parse_chunk, parse_completion
 from ._ratelimit_headers import rate_limit_from_headers
 from ._sse import abody_chunks, afinish_sse, aiter_sse_data, body_chunks, finish_sse, iter_sse_data
@@ -110,9 +112,15 @@ class OpenAIProvider(HTTPProvider):
                         finish_sse(events)
                         return
                     empty = False
-                    for chunk in parse_chunk(data, provider=self.name, model=model):
-                        yield chunk if limit is None else _with_limit(chunk, limit)
-                        limit = None
+                    try:  # parse_chunk's fast path, inline: this runs for every event
+                        chunks = plain_chunks(from_json(data))
+                    except ValueError:
+                        chunks = None
+                    if chunks is None:
+                        chunks = parse_chunk(data, provider=self.name, model=model)
+                    if limit is not None and chunks:
+                        chunks[0], limit = _with_limit(chunks[0], limit), None
+                    yield from chunks
             except httpx2.TransportError as exc:
                 raise self._interrupted(model, exc) from exc
             raise self._interrupted(model, None)
@@ -131,9 +139,16 @@ class OpenAIProvider(HTTPProvider):
                         await afinish_sse(events)
                         return
                     empty = False
-                    for chunk in parse_chunk(data, provider=self.name, model=model):
-                        yield chunk if limit is None else _with_limit(chunk, limit)
-                        limit = None
+                    try:  # parse_chunk's fast path, inline: this runs for every event
+                        chunks = plain_chunks(from_json(data))
+                    except ValueError:
+                        chunks = None
+                    if chunks is None:
+                        chunks = parse_chunk(data, provider=self.name, model=model)
+                    if limit is not None and chunks:
+                        chunks[0], limit = _with_limit(chunks[0], limit), None
+                    for chunk in chunks:
+                        yield chunk
             except httpx2.TransportError as exc:
                 raise self._interrupted(model, exc) from exc
             raise self._interrupted(model, None)
