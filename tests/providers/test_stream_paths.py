@@ -3,6 +3,7 @@
 - A stream event decoded from plain JSON (text, finish and usage events) gives the chunks that
   validating it into the wire models gives; anything else defers to the validated path.
 - A body without ``content-encoding`` is read raw (no decoder per read); an encoded one is decoded.
+- The stream ends at ``[DONE]`` however the body ends (the async stream decodes its body itself).
 """
 
 from __future__ import annotations
@@ -143,3 +144,25 @@ def test_a_stream_without_content_encoding_is_read_raw(runner: Runner, monkeypat
         server.enqueue(Fault.response(200, _BODY, content_type="text/event-stream"))
         chunks, reply = runner.stream(_config(server), "p:gpt-4o-mini", "Hi")
     assert "".join(c.text or "" for c in chunks) == reply.text == "hi there"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        _BODY.removesuffix(b"\n\n"),  # the body ends right after the [DONE] line
+        _BODY.removesuffix(b"\n"),  # ... after its line end, without the blank line
+        _BODY.replace(b"\n\n", b"\r\n\r\n"),
+        _BODY + b"data: " + json.dumps(_event()).encode() + b"\n\n",  # an event after [DONE] is not read as one
+    ],
+    ids=["no line end after [DONE]", "no blank line after [DONE]", "crlf", "event after [DONE]"],
+)
+def test_the_stream_ends_at_its_done_event_however_the_body_ends(runner: Runner, body: bytes) -> None:
+    """An event the body ends in (no blank line after it) is still read: here the ``[DONE]`` that ends the stream.
+
+    The async stream decodes its body itself (`OpenAIProvider.astream`); the sync one through `iter_sse_data`.
+    """
+    with FakeServer(flavor="openai", models=["gpt-4o-mini"], api_key=CANARY_KEY) as server:
+        server.enqueue(Fault.response(200, body, content_type="text/event-stream"))
+        chunks, reply = runner.stream(_config(server), "p:gpt-4o-mini", "Hi")
+    assert [c.text for c in chunks] == ["hi", " there", None]
+    assert reply.text == "hi there" and reply.finish_reason == "stop" and reply.usage.total_tokens == 4

@@ -11,11 +11,20 @@ turnout speaks put everything in ``data``.
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 
 import httpx2
 
-__all__ = ["SSEDecoder", "abody_chunks", "afinish_sse", "aiter_sse_data", "body_chunks", "finish_sse", "iter_sse_data"]
+__all__ = [
+    "SSEDecoder",
+    "abody_chunks",
+    "afinish_sse",
+    "aiter_sse_data",
+    "aiter_sse_rest",
+    "body_chunks",
+    "finish_sse",
+    "iter_sse_data",
+]
 
 _BOM = b"\xef\xbb\xbf"
 _AFTER_DONE = 4  # events read past a stream's last one before giving its connection up
@@ -101,9 +110,21 @@ def _closed(decoder: SSEDecoder) -> Iterator[bytes]:
     yield from decoder.close()
 
 
-async def aiter_sse_data(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+def aiter_sse_data(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
     """Async twin of `iter_sse_data`."""
-    decoder = SSEDecoder()
+    return aiter_sse_rest((), chunks, SSEDecoder())
+
+
+async def aiter_sse_rest(
+    pending: Iterable[bytes], chunks: AsyncIterator[bytes], decoder: SSEDecoder
+) -> AsyncIterator[bytes]:
+    """The events of a body begun with ``decoder``: ``pending`` (decoded, not handled yet), then the rest.
+
+    For a caller that decodes the body itself (no async generator to resume per event) and
+    hands what is left to `afinish_sse`.
+    """
+    for data in pending:
+        yield data
     async for chunk in chunks:
         for data in decoder.feed(chunk):
             yield data

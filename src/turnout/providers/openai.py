@@ -24,7 +24,7 @@ from ._http import HTTPProvider
 from ._openai_fast import plain_chunks
 from ._openai_wire import DONE_DATA, build_body, parse_chunk, parse_completion
 from ._ratelimit_headers import rate_limit_from_headers
-from ._sse import abody_chunks, afinish_sse, aiter_sse_data, body_chunks, finish_sse, iter_sse_data
+from ._sse import SSEDecoder, abody_chunks, afinish_sse, aiter_sse_rest, body_chunks, finish_sse, iter_sse_data
 
 if TYPE_CHECKING:
     from ..embeddings import EmbeddingRequest, EmbeddingResponse
@@ -45,6 +45,15 @@ class OpenAIConfig(ProviderConfig):
     api_key: SecretStr = Field(description='your OpenAI key; write "${OPENAI_API_KEY}" to read it from the environment')
     organization: str | None = None
     project: str | None = None
+
+
+def _event_chunks(data: bytes, provider: str, model: str) -> list[ChatChunk]:
+    """`parse_chunk`, its text-only fast path first (`OpenAIProvider.stream` has it inline)."""
+    try:
+        chunks = plain_chunks(from_json(data))
+    except ValueError:
+        chunks = None
+    return parse_chunk(data, provider=provider, model=model) if chunks is None else chunks
 
 
 def _with_limit(chunk: ChatChunk, limit: ProviderRateLimit) -> ChatChunk:
@@ -126,29 +135,33 @@ class OpenAIProvider(HTTPProvider):
             raise self._interrupted(model, None)
 
     async def astream(self, model: str, request: ChatRequest) -> AsyncIterator[ChatChunk]:
-        """Async twin of `stream`."""
+        """Async twin of `stream`.
+
+        The body is decoded here, not through `aiter_sse_data`: an async generator resumed per
+        event costs more than the decoding it wraps.
+        """
         body = self._body(model, request, stream=True)
         async with self.apost_stream(_CHAT_PATH, body, request, model) as response:
             limit = rate_limit_from_headers(response.headers)  # headers come before the body
             try:
-                events, empty = aiter_sse_data(abody_chunks(response)), True
-                async for data in events:
-                    if data == DONE_DATA:
-                        if empty:
-                            raise self._empty_stream(model)
-                        await afinish_sse(events)
-                        return
-                    empty = False
-                    try:  # parse_chunk's fast path, inline: this runs for every event
-                        chunks = plain_chunks(from_json(data))
-                    except ValueError:
-                        chunks = None
-                    if chunks is None:
-                        chunks = parse_chunk(data, provider=self.name, model=model)
-                    if limit is not None and chunks:
-                        chunks[0], limit = _with_limit(chunks[0], limit), None
-                    for chunk in chunks:
-                        yield chunk
+                pieces, decoder, empty, ended = abody_chunks(response), SSEDecoder(), True, False
+                while not ended:
+                    try:
+                        events = iter(decoder.feed(await anext(pieces)))
+                    except StopAsyncIteration:
+                        events, ended = iter(decoder.close()), True
+                    for data in events:
+                        if data == DONE_DATA:
+                            if empty:
+                                raise self._empty_stream(model)
+                            await afinish_sse(aiter_sse_rest(events, pieces, decoder))
+                            return
+                        empty = False
+                        chunks = _event_chunks(data, self.name, model)
+                        if limit is not None and chunks:
+                            chunks[0], limit = _with_limit(chunks[0], limit), None
+                        for chunk in chunks:
+                            yield chunk
             except httpx2.TransportError as exc:
                 raise self._interrupted(model, exc) from exc
             raise self._interrupted(model, None)
