@@ -31,10 +31,6 @@ _FINISH_REASONS: dict[str, FinishReason] = {
 }
 
 
-#: The keys of a text delta (OpenAI's first chunk has both): no tool call to look for.
-_TEXT_DELTA = frozenset({"content", "role"})
-
-
 def finish_reason_from_wire(value: str | None) -> FinishReason | None:
     """Normalise a server's finish reason (unknown words become ``"other"``)."""
     if value is None:
@@ -172,9 +168,13 @@ def plain_chunks(event: object) -> list[ChatChunk] | None:
         if type(choice) is not dict:
             return None
         delta, index, finish = choice.get("delta") or {}, choice.get("index", 0), choice.get("finish_reason")
-        if type(delta) is not dict or type(index) is not int or choice.get("logprobs"):
-            return None
-        if not delta.keys() <= _TEXT_DELTA and (delta.get("tool_calls") or delta.get("function_call")):
+        if (
+            type(delta) is not dict
+            or delta.get("tool_calls")
+            or delta.get("function_call")
+            or type(index) is not int
+            or choice.get("logprobs")
+        ):
             return None
         text = delta.get("content")
         if not (text is None or type(text) is str) or not (finish is None or type(finish) is str):
@@ -183,7 +183,7 @@ def plain_chunks(event: object) -> list[ChatChunk] | None:
             make(
                 text=text,
                 index=index,
-                finish_reason=None if finish is None else _FINISH_REASONS.get(finish, "other"),
+                finish_reason=None if finish is None else finish_reason_from_wire(finish),
                 tool_calls=[],
                 usage=usage if n == last else None,  # running counts (vLLM continuous_usage_stats) ride along
                 model=model,
