@@ -47,15 +47,6 @@ class OpenAIConfig(ProviderConfig):
     project: str | None = None
 
 
-def _event_chunks(data: bytes, provider: str, model: str) -> list[ChatChunk]:
-    """`parse_chunk`, its text-only fast path first (`OpenAIProvider.stream` has it inline)."""
-    try:
-        chunks = plain_chunks(from_json(data))
-    except ValueError:
-        chunks = None
-    return parse_chunk(data, provider=provider, model=model) if chunks is None else chunks
-
-
 def _with_limit(chunk: ChatChunk, limit: ProviderRateLimit) -> ChatChunk:
     """The first chunk of a stream, carrying what its response headers said of the rate limit."""
     return chunk.model_copy(update={"rate_limit": limit})
@@ -152,12 +143,15 @@ class OpenAIProvider(HTTPProvider):
                         events, ended = iter(decoder.close()), True
                     for data in events:
                         if data == DONE_DATA:
-                            if empty:
-                                raise self._empty_stream(model)
-                            await afinish_sse(aiter_sse_rest(events, pieces, decoder))
+                            await self._afinish(model, empty, aiter_sse_rest(events, pieces, decoder))
                             return
                         empty = False
-                        chunks = _event_chunks(data, self.name, model)
+                        try:  # parse_chunk's fast path, inline: this runs for every event
+                            chunks = plain_chunks(from_json(data))
+                        except ValueError:
+                            chunks = None
+                        if chunks is None:
+                            chunks = parse_chunk(data, provider=self.name, model=model)
                         if limit is not None and chunks:
                             chunks[0], limit = _with_limit(chunks[0], limit), None
                         for chunk in chunks:
@@ -227,6 +221,12 @@ class OpenAIProvider(HTTPProvider):
             fields=self.option_fields(model, request),
             completion_cap=self.price_catalogue() == "openai" and _REASONING_MODEL.match(model) is not None,
         )
+
+    async def _afinish(self, model: str, empty: bool, rest: AsyncIterator[bytes]) -> None:
+        """`astream` is at ``[DONE]``: read the body's ``rest`` (`afinish_sse`); raise if no event came before it."""
+        if empty:
+            raise self._empty_stream(model)
+        await afinish_sse(rest)
 
     def _empty_stream(self, model: str) -> ResponseValidationError:
         return ResponseValidationError(
