@@ -606,3 +606,23 @@ def test_batches_of_any_size_use_a_handful_of_statements(tmp_path: Path) -> None
     with closing(sqlite3.connect(ledger.path)) as db:
         assert db.execute("SELECT count(*), count(run_id) FROM calls").fetchone() == (written, labelled)
     ledger.close()
+
+
+def test_a_rows_own_labels_win_each_on_its_own(tmp_path: Path) -> None:
+    # ledger_labels gives the run id and tags; a row's own run_id or tags replace only that one.
+    from turnout.cost.spend_ledger import ledger_labels
+
+    ledger = Ledger(tmp_path / "l.sqlite3")
+    with ledger_labels("run-2", {"suite": "s"}):
+        ledger.record("fast", [], None, KeyboardInterrupt(), 1.0)
+        ledger.record("fast", [], None, KeyboardInterrupt(), 1.0, tags={"a": "1"})
+        ledger.record("fast", [], None, KeyboardInterrupt(), 1.0, run_id="own")
+    ledger.record("fast", [], None, KeyboardInterrupt(), 1.0)
+    ledger.close()
+    with closing(sqlite3.connect(ledger.path)) as db:
+        assert db.execute("SELECT run_id, tags FROM calls ORDER BY rowid").fetchall() == [
+            ("run-2", '{"suite": "s"}'),
+            ("run-2", '{"a": "1"}'),
+            ("own", '{"suite": "s"}'),
+            (None, None),
+        ]

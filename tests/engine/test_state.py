@@ -306,11 +306,13 @@ def test_the_ledger_records_a_cache_hit_with_what_it_saved(tmp_path: Path) -> No
     hit = _response(from_cache=True, cost=_cost("0"))
     state.events.publish(_finished(None, response=hit, saved=_cost("0.3"), tags={"t": "2"}))
     state.events.publish(_finished(None, response=hit))  # a hit whose stored cost is unknown
-    with ledger_labels("run-1"):
+    with ledger_labels("run-1", {"suite": "s"}):
         state.events.publish(_finished(None, response=hit))
+        state.events.publish(_finished(None, response=hit, tags={"t": "3"}))  # its tags, the block's run
     tokens = (hit.usage.prompt_tokens, hit.usage.completion_tokens)
     assert _rows(ledger) == [
         ("r", None, None, *tokens, "0", 0.0, "ok", 0, 1, '{"t": "2"}', None, "0.3"),
         ("r", None, None, *tokens, "0", 0.0, "ok", 0, 1, None, None, None),
-        ("r", None, None, *tokens, "0", 0.0, "ok", 0, 1, None, "run-1", None),
+        ("r", None, None, *tokens, "0", 0.0, "ok", 0, 1, '{"suite": "s"}', "run-1", None),
+        ("r", None, None, *tokens, "0", 0.0, "ok", 0, 1, '{"t": "3"}', "run-1", None),
     ]

@@ -116,7 +116,8 @@ def ledger_labels(run_id: str | None, tags: Mapping[str, Any] | None = None) -> 
     """Label the ledger rows of the calls made inside the block (in this thread or task) with ``run_id`` and ``tags``.
 
     The calls' events are published where they are made, so a row written by a call in the
-    block gets the labels; `Ledger.record`'s own ``run_id``/``tags`` arguments win when given.
+    block gets the labels. A call's own ``tags=`` (or `Ledger.record`'s ``run_id``/``tags``) win
+    where given, each on its own: a tagged call in the block keeps the block's run id.
 
     Example:
         ```python
@@ -148,6 +149,12 @@ def ledger_path(config: LedgerConfig | None) -> Path | str | None:
     if config is not None and config.url:
         return config.url
     return Path(config.path).expanduser() if config is not None and config.path else default_ledger_path()
+
+
+def _labels(run_id: str | None, tags: Mapping[str, Any] | None) -> tuple[str | None, Mapping[str, Any] | None]:
+    """The run id and tags of a row: each one given, else `ledger_labels`' (the call's tags replace its tags)."""
+    outer_run, outer_tags = _LABELS.get()
+    return (outer_run if run_id is None else run_id), (outer_tags if tags is None else tags)
 
 
 def _row(
@@ -289,15 +296,15 @@ class Ledger:
             call_id: the call's own id.
             saved: for a cache hit, what the reply cost when it was stored.
         """
-        if run_id is None and tags is None:
-            run_id, tags = _LABELS.get()
+        if run_id is None or tags is None:  # each one given wins over `ledger_labels`'
+            run_id, tags = _labels(run_id, tags)
         labels = (estimated, cache_hit, tags, run_id, call_id, saved)
         self._writer.add(_row(time.time_ns() // 1_000_000, route, attempts, response, error, latency, paid, labels))
 
     def call_finished(self, event: CallFinished) -> None:
         """The `CallFinished` subscriber: one row per call (a failed call keeps what it paid for)."""
-        response, saved, tags = event.response, event.saved, event.tags
-        run_id, tags = _LABELS.get() if tags is None else (None, tags)
+        response, saved = event.response, event.saved
+        run_id, tags = _labels(None, event.tags)
         paid = None if response is not None or event.usage is None else (event.usage, event.cost)
         labels: tuple[bool, bool, Mapping[str, Any] | None, str | None, str | None, Decimal | None] | None
         if saved is None and not getattr(response, "from_cache", False):
