@@ -9,13 +9,16 @@ the real huggingface_hub client.
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+import httpcore2
 import pytest
 
+from turnout.providers import _http
 from turnout.testing import FakeAzureServer, FakeServer, FakeTGIServer
 
 from ..conftest import CANARY_KEY, LLAMA
@@ -148,3 +151,18 @@ def hf_config(server: FakeTGIServer, mode: str = "chat", **provider: Any) -> dic
         "prices": {f"hf:{LLAMA}": CONFIG_PRICE},
         "defaults": ONE_ATTEMPT,
     }
+
+
+@pytest.fixture
+def tls_contexts_made(monkeypatch: pytest.MonkeyPatch) -> list[ssl.SSLContext]:
+    """Every TLS context httpcore2 builds during the test (the process's shared one forgotten first)."""
+    made: list[ssl.SSLContext] = []
+    real = httpcore2.default_ssl_context
+
+    def counted(**kwargs: Any) -> ssl.SSLContext:
+        made.append(real(**kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(httpcore2, "default_ssl_context", counted)
+    monkeypatch.setattr(_http, "_TLS_CONTEXTS", {})
+    return made

@@ -10,12 +10,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import httpcore2
 import pytest
 
 import turnout
 from turnout import Client
-from turnout.providers import _http
 from turnout.providers.huggingface import EndpointInfo, HuggingFaceProvider
 from turnout.testing import FakeServer, FakeTGIServer, Reply
 
@@ -46,20 +44,13 @@ def test_info_is_typed(fake_tgi: FakeTGIServer) -> None:
     assert fake_tgi.requests[0].headers["x-scale-up-timeout"] == "60"
 
 
-def test_the_helpers_share_the_process_tls_context(fake_tgi: FakeTGIServer, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_helpers_share_the_process_tls_context(
+    fake_tgi: FakeTGIServer, tls_contexts_made: list[ssl.SSLContext]
+) -> None:
     # the async helper makes a short-lived pool per request: each used to read the CA bundle again
-    made: list[ssl.SSLContext] = []
-    real = httpcore2.default_ssl_context
-
-    def counted(**kwargs: Any) -> ssl.SSLContext:
-        made.append(real(**kwargs))
-        return made[-1]
-
-    monkeypatch.setattr(httpcore2, "default_ssl_context", counted)
-    monkeypatch.setattr(_http, "_TLS_CONTEXTS", {})
     with provider(hf_config(fake_tgi)) as hf:
         assert asyncio.run(hf.ainfo()) == asyncio.run(hf.ainfo()) == hf.info()
-    assert len(made) == 1 and len(fake_tgi.requests) == 3
+    assert len(tls_contexts_made) == 1 and len(fake_tgi.requests) == 3
 
 
 def test_info_reads_the_old_max_input_length() -> None:

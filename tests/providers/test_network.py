@@ -16,12 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpcore2
 import pytest
 
 import turnout
 from turnout import AsyncClient, Client, ConfigError
-from turnout.providers import _http
 from turnout.testing import FakeServer, Reply
 
 from ..conftest import Runner
@@ -133,19 +131,11 @@ def test_ssl_cert_file_is_trusted_as_it_is_when_a_pool_is_made(
 
 
 def test_every_pool_shares_one_default_tls_context(
-    tls_server: FakeServer, pki: PKI, monkeypatch: pytest.MonkeyPatch
+    tls_server: FakeServer, pki: PKI, monkeypatch: pytest.MonkeyPatch, tls_contexts_made: list[ssl.SSLContext]
 ) -> None:
     # httpx2 builds a TLS context, reading the CA bundle (about 0.8 MiB), for each client it makes;
     # turnout makes a pool per client, provider and event loop, and they share one context
-    made: list[ssl.SSLContext] = []
-    real = httpcore2.default_ssl_context
-
-    def counted(**kwargs: Any) -> ssl.SSLContext:
-        made.append(real(**kwargs))
-        return made[-1]
-
-    monkeypatch.setattr(httpcore2, "default_ssl_context", counted)
-    monkeypatch.setattr(_http, "_TLS_CONTEXTS", {})
+    made = tls_contexts_made
     monkeypatch.setenv("SSL_CERT_FILE", str(pki.ca))
     config = _config(tls_server)
 

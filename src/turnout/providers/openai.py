@@ -52,6 +52,19 @@ def _with_limit(chunk: ChatChunk, limit: ProviderRateLimit) -> ChatChunk:
     return chunk.model_copy(update={"rate_limit": limit})
 
 
+def _event_chunks(data: str | bytes, provider: str, model: str, limit: ProviderRateLimit | None) -> list[ChatChunk]:
+    """One SSE event's chunks (`parse_chunk`'s text-only path tried first), the first carrying ``limit``."""
+    try:
+        chunks = plain_chunks(from_json(data))
+    except ValueError:
+        chunks = None
+    if chunks is None:
+        chunks = parse_chunk(data, provider=provider, model=model)
+    if limit is not None and chunks:
+        chunks[0] = _with_limit(chunks[0], limit)
+    return chunks
+
+
 class OpenAIProvider(HTTPProvider):
     """Chat completions on OpenAI's API, and the base of every OpenAI-wire provider."""
 
@@ -112,14 +125,9 @@ class OpenAIProvider(HTTPProvider):
                         finish_sse(events)
                         return
                     empty = False
-                    try:  # parse_chunk's fast path, inline: this runs for every event
-                        chunks = plain_chunks(from_json(data))
-                    except ValueError:
-                        chunks = None
-                    if chunks is None:
-                        chunks = parse_chunk(data, provider=self.name, model=model)
-                    if limit is not None and chunks:
-                        chunks[0], limit = _with_limit(chunks[0], limit), None
+                    chunks = _event_chunks(data, self.name, model, limit)
+                    if chunks:
+                        limit = None
                     yield from chunks
             except httpx2.TransportError as exc:
                 raise self._interrupted(model, exc) from exc
@@ -146,14 +154,9 @@ class OpenAIProvider(HTTPProvider):
                             await self._afinish(model, empty, aiter_sse_rest(events, pieces, decoder))
                             return
                         empty = False
-                        try:  # parse_chunk's fast path, inline: this runs for every event
-                            chunks = plain_chunks(from_json(data))
-                        except ValueError:
-                            chunks = None
-                        if chunks is None:
-                            chunks = parse_chunk(data, provider=self.name, model=model)
-                        if limit is not None and chunks:
-                            chunks[0], limit = _with_limit(chunks[0], limit), None
+                        chunks = _event_chunks(data, self.name, model, limit)
+                        if chunks:
+                            limit = None
                         for chunk in chunks:
                             yield chunk
             except httpx2.TransportError as exc:
