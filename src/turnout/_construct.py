@@ -22,9 +22,6 @@ __all__ = ["builder", "construct", "construct_set", "replace"]
 
 M = TypeVar("M", bound=BaseModel)
 
-_set = object.__setattr__
-
-
 #: The instance slots every model has (`BaseModel`'s), as their descriptors' setters: calling one
 #: skips the attribute lookup that ``object.__setattr__`` does first.
 _SETTERS = {
@@ -132,10 +129,10 @@ def construct_set(cls: type[M], /, **values: Any) -> M:
 def _instance(cls: type[M], state: dict[str, Any], fields_set: set[str]) -> M:
     """An instance of ``cls`` with ``state`` as its fields, the way `construct`'s makers build one."""
     instance = cls.__new__(cls)
-    _set(instance, "__dict__", state)
-    _set(instance, "__pydantic_fields_set__", fields_set)
-    _set(instance, "__pydantic_extra__", None)
-    _set(instance, "__pydantic_private__", None)
+    _SETTERS["set_dict"](instance, state)
+    _SETTERS["set_fields"](instance, fields_set)
+    _SETTERS["set_extra"](instance, None)
+    _SETTERS["set_private"](instance, None)
     return instance
 
 

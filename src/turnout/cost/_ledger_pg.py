@@ -101,7 +101,7 @@ class PostgresWriter(Writer):
             self.idle_wait = self.replay_interval
 
     def add(self, row: tuple[object, ...]) -> None:
-        """Queue one row, with a ``call_id`` (the idempotency key) if it has none."""
+        """Queue one row with all its columns (the labels' defaults where it has none) and a ``call_id``."""
         if len(row) < WIDTH:
             row = (*row, *UNLABELLED)
         if row[_CALL_ID] is None:

@@ -128,8 +128,8 @@ def iso_ms(ms: int) -> str:
 
 
 def stored(row: tuple[object, ...]) -> tuple[object, ...]:
-    """A queued row with all `WIDTH` columns and its time as ISO text (as the PostgreSQL ledger takes it)."""
-    return (iso_ms(row[0]), *row[1:PLAIN], *(row[PLAIN:] or UNLABELLED))  # type: ignore[arg-type]
+    """A queued row of all `WIDTH` columns with its time as ISO text (as the PostgreSQL ledger takes it)."""
+    return (iso_ms(row[0]), *row[1:])  # type: ignore[arg-type]
 
 
 @cache

@@ -296,8 +296,7 @@ class Ledger:
             call_id: the call's own id.
             saved: for a cache hit, what the reply cost when it was stored.
         """
-        if run_id is None or tags is None:  # each one given wins over `ledger_labels`'
-            run_id, tags = _labels(run_id, tags)
+        run_id, tags = _labels(run_id, tags)  # each one given wins over `ledger_labels`'
         labels = (estimated, cache_hit, tags, run_id, call_id, saved)
         self._writer.add(_row(time.time_ns() // 1_000_000, route, attempts, response, error, latency, paid, labels))
 

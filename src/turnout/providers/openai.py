@@ -14,14 +14,12 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import httpx2
 from pydantic import Field, SecretStr
-from pydantic_core import from_json
 
 from .. import _defaults
 from ..config import ProviderConfig
 from ..errors import ResponseValidationError, StreamInterruptedError
 from ..types import ChatChunk, ChatRequest, ChatResponse, ProviderRateLimit
 from ._http import HTTPProvider
-from ._openai_fast import plain_chunks
 from ._openai_wire import DONE_DATA, build_body, parse_chunk, parse_completion
 from ._ratelimit_headers import rate_limit_from_headers
 from ._sse import SSEDecoder, abody_chunks, afinish_sse, aiter_sse_rest, body_chunks, finish_sse, iter_sse_data
@@ -50,19 +48,6 @@ class OpenAIConfig(ProviderConfig):
 def _with_limit(chunk: ChatChunk, limit: ProviderRateLimit) -> ChatChunk:
     """The first chunk of a stream, carrying what its response headers said of the rate limit."""
     return chunk.model_copy(update={"rate_limit": limit})
-
-
-def _event_chunks(data: str | bytes, provider: str, model: str, limit: ProviderRateLimit | None) -> list[ChatChunk]:
-    """One SSE event's chunks (`parse_chunk`'s text-only path tried first), the first carrying ``limit``."""
-    try:
-        chunks = plain_chunks(from_json(data))
-    except ValueError:
-        chunks = None
-    if chunks is None:
-        chunks = parse_chunk(data, provider=provider, model=model)
-    if limit is not None and chunks:
-        chunks[0] = _with_limit(chunks[0], limit)
-    return chunks
 
 
 class OpenAIProvider(HTTPProvider):
@@ -125,9 +110,9 @@ class OpenAIProvider(HTTPProvider):
                         finish_sse(events)
                         return
                     empty = False
-                    chunks = _event_chunks(data, self.name, model, limit)
-                    if chunks:
-                        limit = None
+                    chunks = parse_chunk(data, provider=self.name, model=model)  # text-only events: fast
+                    if limit is not None and chunks:  # the headers' rate limit rides on the first chunk
+                        chunks[0], limit = _with_limit(chunks[0], limit), None
                     yield from chunks
             except httpx2.TransportError as exc:
                 raise self._interrupted(model, exc) from exc
@@ -154,9 +139,9 @@ class OpenAIProvider(HTTPProvider):
                             await self._afinish(model, empty, aiter_sse_rest(events, pieces, decoder))
                             return
                         empty = False
-                        chunks = _event_chunks(data, self.name, model, limit)
-                        if chunks:
-                            limit = None
+                        chunks = parse_chunk(data, provider=self.name, model=model)
+                        if limit is not None and chunks:
+                            chunks[0], limit = _with_limit(chunks[0], limit), None
                         for chunk in chunks:
                             yield chunk
             except httpx2.TransportError as exc:
