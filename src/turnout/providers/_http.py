@@ -27,6 +27,7 @@ from ..provider import Provider
 from ._http_errors import describe_body, redirect_error
 from ._loops import on_loop_shutdown
 from ._openai_errors import error_from_response, error_in_body
+from ._send import asend, pool_transport, send
 
 if TYPE_CHECKING:
     import asyncio
@@ -101,6 +102,9 @@ class HTTPProvider(Provider):
         self._network = network_settings(name, config)
         self._sync: httpx2.Client | None = None
         self._async: httpx2.AsyncClient | None = None
+        # each pool and the transport it was given, sent to directly (`._send`); None where a proxy may apply
+        self._sync_transport: tuple[httpx2.Client, httpx2.HTTPTransport | None] | None = None
+        self._async_transport: tuple[httpx2.AsyncClient, httpx2.AsyncHTTPTransport | None] | None = None
         self._async_loop: asyncio.AbstractEventLoop | None = None  # the event loop `_async` belongs to
         self._async_guard: AsyncGenerator[None, None] | None = None  # closes `_async` when its loop shuts down
         self._lock = threading.Lock()  # threads sharing a Client must not each build a pool
@@ -108,7 +112,7 @@ class HTTPProvider(Provider):
 
     def _forget_pools(self) -> None:
         """In a forked child: drop the parent's pools (see `forget_pools_after_fork`)."""
-        self._sync = self._async = None
+        self._sync = self._async = self._sync_transport = self._async_transport = None
         self._async_loop = self._async_guard = None
         self._lock = threading.Lock()
 
@@ -128,13 +132,17 @@ class HTTPProvider(Provider):
         if self._sync is None:
             with self._lock:
                 if self._sync is None:
+                    network, limits = self._pool_network(), self._limits()
+                    transport = pool_transport(httpx2.HTTPTransport, network, limits)
                     self._sync = httpx2.Client(
                         headers=self._headers,
                         timeout=self._timeout,
-                        limits=self._limits(),
+                        limits=limits,
                         auth=self._auth,
-                        **self._pool_network(),
+                        transport=transport,
+                        **network,
                     )
+                    self._sync_transport = (self._sync, transport)
         return self._sync
 
     @property
@@ -149,28 +157,31 @@ class HTTPProvider(Provider):
         if self._async is None or self._async_loop is not loop:
             with self._lock:
                 if self._async is None or self._async_loop is not loop:
+                    network, limits = self._pool_network(), self._limits()
+                    transport = pool_transport(httpx2.AsyncHTTPTransport, network, limits)
                     client = httpx2.AsyncClient(
                         headers=self._headers,
                         timeout=self._timeout,
-                        limits=self._limits(),
+                        limits=limits,
                         auth=self._auth,
-                        **self._pool_network(),
+                        transport=transport,
+                        **network,
                     )
-                    self._async, self._async_loop = client, loop
+                    self._async, self._async_loop, self._async_transport = client, loop, (client, transport)
                     if loop is not None:
                         self._async_guard = on_loop_shutdown(partial(self._close_pool, client))
         return self._async
 
     async def _close_pool(self, client: httpx2.AsyncClient) -> None:
         if self._async is client:
-            self._async = self._async_loop = None
+            self._async = self._async_loop = self._async_transport = None
         await client.aclose()
 
     def close(self) -> None:
         """Close the sync connection pool."""
         if self._sync is not None:
             self._sync.close()
-            self._sync = None
+            self._sync = self._sync_transport = None
 
     async def aclose(self) -> None:
         """Close the async connection pool."""
@@ -179,7 +190,7 @@ class HTTPProvider(Provider):
             await guard.aclose()  # closes the pool
         elif self._async is not None and self._async_loop is None:  # not asyncio (trio): one pool, no guard
             await self._async.aclose()
-        self._async = self._async_loop = None
+        self._async = self._async_loop = self._async_transport = None
 
     def _build(
         self,
@@ -201,7 +212,7 @@ class HTTPProvider(Provider):
         """POST and read the whole reply; raise a typed error for failures and error statuses."""
         client = self.http
         try:
-            response = client.send(self._build(client, path, body, request))
+            response = send(client, self._sync_transport, self._build(client, path, body, request))
         except _TRANSPORT_ERRORS as exc:
             raise self._transport_error(exc, model) from exc
         self._check(response, model)
@@ -213,7 +224,7 @@ class HTTPProvider(Provider):
         """Async twin of `post`."""
         client = self.ahttp
         try:
-            response = await client.send(self._build(client, path, body, request))
+            response = await asend(client, self._async_transport, self._build(client, path, body, request))
         except _TRANSPORT_ERRORS as exc:
             raise self._transport_error(exc, model) from exc
         self._check(response, model)
@@ -230,7 +241,7 @@ class HTTPProvider(Provider):
         if watch is not None and timeouts is not None and (left := watch.left()) is not None:
             timeouts["read"] = left if read is None else min(read, left)  # the wait for the headers
         try:
-            response = client.send(built, stream=True)
+            response = send(client, self._sync_transport, built, stream=True)
         except _TRANSPORT_ERRORS as exc:
             raise self._transport_error(exc, model) from exc
         if watch is not None:
@@ -253,7 +264,8 @@ class HTTPProvider(Provider):
         """Async twin of `post_stream`."""
         client = self.ahttp
         try:
-            response = await client.send(self._build(client, path, body, request), stream=True)
+            built = self._build(client, path, body, request)
+            response = await asend(client, self._async_transport, built, stream=True)
         except _TRANSPORT_ERRORS as exc:
             raise self._transport_error(exc, model) from exc
         try:
