@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import dataclasses
 import io
 import json
 import multiprocessing
@@ -626,3 +627,37 @@ def test_a_rows_own_labels_win_each_on_its_own(tmp_path: Path) -> None:
             ("own", '{"suite": "s"}'),
             (None, None),
         ]
+
+
+_GIVEN = Entry("given", "p", "m", 11, 7, 5, 3, Decimal("0.0042"), "config", 0.5, "ok", 1)
+_MISSING = Entry("missing", "p", "m", 11, 7, None, None, None, None, 0.5, "ok", 1)
+_COUNTS = "SELECT alias, cached_tokens, reasoning_tokens, cost, cost_source FROM calls ORDER BY alias"
+
+
+def test_missing_counts_and_costs_are_null_and_given_ones_kept(tmp_path: Path) -> None:
+    # Rows are queued with stand-ins for the values calls often lack (cached and reasoning
+    # tokens, the cost and its source): the ledger must still hold NULL for them, never the
+    # stand-in, and every value given as it was, in a plain row and in a labelled one.
+    ledger = Ledger(tmp_path / "l.sqlite3")
+    for entry in (_GIVEN, _MISSING):
+        ledger.append(entry)
+        ledger.append(dataclasses.replace(entry, alias=entry.alias + "+run", run_id="r1"))
+    ledger.close()
+    with closing(sqlite3.connect(ledger.path)) as db:
+        rows = db.execute(_COUNTS).fetchall()
+    assert rows == [
+        ("given", 5, 3, "0.0042", "config"),
+        ("given+run", 5, 3, "0.0042", "config"),
+        ("missing", None, None, None, None),
+        ("missing+run", None, None, None, None),
+    ]
+
+
+def test_iso_time_is_the_utc_millisecond_of_any_time() -> None:
+    # The second's text is kept between calls: the milliseconds around second (and day and
+    # year) boundaries, in any order, must each read as Python's own formatting says.
+    start = int(datetime(2026, 12, 31, 23, 59, 58, tzinfo=UTC).timestamp() * 1000)
+    times = [start + step for step in range(0, 4000, 37)] + [start + 3999, start, 0, start + 1000, 1_700_000_000_999]
+    for ms in times:
+        expected = datetime.fromtimestamp(ms / 1000, UTC).replace(microsecond=ms % 1000 * 1000)
+        assert _ledger_writer.iso_time(ms) == expected.isoformat(timespec="milliseconds"), ms

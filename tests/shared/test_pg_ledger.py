@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,7 @@ from tests.shared.conftest import OwnPostgres
 from turnout import AsyncClient, Client
 from turnout.cli import main
 from turnout.cost._ledger_writer import SCHEMA_VERSION
-from turnout.cost.spend_ledger import Ledger, totals
+from turnout.cost.spend_ledger import Entry, Ledger, totals
 from turnout.testing import FakeServer, Reply
 
 PRICE = {"input_per_million": "1", "output_per_million": "1"}
@@ -82,6 +84,22 @@ def test_the_schema_is_versioned(pg_database: str, tmp_path: Path) -> None:
         assert db.execute("SELECT version FROM turnout_schema").fetchall() == [(SCHEMA_VERSION,)]
         (outcome,) = db.execute("SELECT outcome FROM calls").fetchone() or ("",)
     assert outcome == "RuntimeError"
+
+
+def test_missing_counts_and_costs_are_null_in_postgres_and_given_ones_kept(pg_database: str, tmp_path: Path) -> None:
+    # Rows are queued with stand-ins for missing cached/reasoning tokens, costs and cost sources
+    # (what SQLite's statement turns into NULL): PostgreSQL must get NULL too, never the stand-in.
+    given = Entry("given", "p", "m", 11, 7, 5, 3, Decimal("0.0042"), "config", 0.5, "ok", 1)
+    missing = Entry("missing", "p", "m", 11, 7, None, None, None, None, 0.5, "ok", 1)
+    ledger = Ledger(pg_database, tmp_path / "spool.sqlite3")
+    for entry in (given, missing):
+        ledger.append(dataclasses.replace(entry, call_id=entry.alias))
+    ledger.close()
+    with psycopg.connect(pg_database) as db:
+        rows = db.execute(
+            "SELECT alias, cached_tokens, reasoning_tokens, cost, cost_source FROM calls ORDER BY alias"
+        ).fetchall()
+    assert rows == [("given", 5, 3, "0.0042", "config"), ("missing", None, None, None, None)]
 
 
 def test_rows_wait_in_the_spool_while_postgres_is_down(

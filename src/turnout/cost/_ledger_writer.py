@@ -21,12 +21,23 @@ import threading
 import time
 import weakref
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from functools import cache
 from itertools import chain, groupby
 from pathlib import Path
 
-__all__ = ["MIGRATIONS", "PLAIN", "SCHEMA_VERSION", "UNLABELLED", "WIDTH", "Writer", "iso_ms", "migrate", "stored"]
+__all__ = [
+    "MIGRATIONS",
+    "NO_COUNT",
+    "NO_TEXT",
+    "PLAIN",
+    "SCHEMA_VERSION",
+    "UNLABELLED",
+    "WIDTH",
+    "Writer",
+    "iso_time",
+    "migrate",
+    "stored",
+]
 
 logger = logging.getLogger("turnout")
 
@@ -65,15 +76,18 @@ _COLUMNS = (
 )
 WIDTH = len(_COLUMNS.split(", "))
 PLAIN = _COLUMNS.split(", ").index("estimated")
-"""A queued row is its first ``PLAIN`` values (the time in ms since the epoch, the cost as text)
-and, only when one of them is set, the ``WIDTH - PLAIN`` labels after them (flags 0/1, tags as
-JSON text): the values exactly as SQLite binds them, so the writer converts nothing. ``None`` and
-``bool`` take the sqlite3 module's slow adaptation path (about 0.3 µs each), so a row without
-labels leaves those columns to their defaults."""
+"""A queued row is its first ``PLAIN`` values (the time as ISO text, the cost as text) and, only
+when one of them is set, the ``WIDTH - PLAIN`` labels after them (flags 0/1, tags as JSON text):
+values SQLite binds as they are, so the writer converts nothing. The sqlite3 module binds
+``None`` and ``bool`` through its adapter lookup (about 0.3 µs each, with the GIL held), so a row
+without labels leaves those columns to their defaults, and a missing cached or reasoning token
+count is queued as `NO_COUNT`, a missing cost or cost source as `NO_TEXT`: the statement stores
+NULL for them (``NULLIF``)."""
 UNLABELLED = (0, 0, None, None, None, None)
-#: The ISO time, to the millisecond, made by SQLite from the queued milliseconds
-#: (https://www.sqlite.org/lang_datefunc.html: "unixepoch", "%f" is seconds with milliseconds).
-_TS = "strftime('%Y-%m-%dT%H:%M:%f+00:00', ? / 1000.0, 'unixepoch')"
+NO_COUNT = -1
+NO_TEXT = ""
+#: A queued row's values, the four often missing through NULLIF (https://www.sqlite.org/lang_corefunc.html#nullif).
+_VALUES = "?, ?, ?, ?, ?, ?, NULLIF(?, -1), NULLIF(?, -1), NULLIF(?, ''), NULLIF(?, ''), ?, ?, ?"
 _BUSY = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
 MOST_ROWS = 64  # one statement inserts at most this many rows (and a power of two of them)
 
@@ -121,22 +135,40 @@ def _open(path: Path) -> sqlite3.Connection:
     return db
 
 
-def iso_ms(ms: int) -> str:
-    """A queued row's time as the ledger stores it: ISO 8601 in UTC, to the millisecond."""
-    when = datetime.fromtimestamp(ms // 1000, UTC).replace(microsecond=ms % 1000 * 1000)
-    return when.isoformat(timespec="milliseconds")
+_second: tuple[int, str] = (-1, "")  # the last second formatted, and its text
+
+
+def iso_time(ms: int) -> str:
+    """``ms`` (since the epoch) as the ledger stores it: ISO 8601 in UTC, to the millisecond.
+
+    The text of the whole second is kept between calls (calls come many a second), so a call
+    pays for one division and one format.
+    """
+    global _second
+    second, milli = divmod(ms, 1000)
+    known = _second
+    if known[0] != second:
+        known = _second = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+    return f"{known[1]}.{milli:03d}+00:00"
 
 
 def stored(row: tuple[object, ...]) -> tuple[object, ...]:
-    """A queued row of all `WIDTH` columns with its time as ISO text (as the PostgreSQL ledger takes it)."""
-    return (iso_ms(row[0]), *row[1:])  # type: ignore[arg-type]
+    """A queued row of all `WIDTH` columns as plain values (`NO_COUNT`, `NO_TEXT` back to None) for PostgreSQL."""
+    cached, reasoning, cost, source = row[6:10]
+    missing = (
+        None if cached == NO_COUNT else cached,
+        None if reasoning == NO_COUNT else reasoning,
+        cost or None,
+        source or None,
+    )
+    return (*row[:6], *missing, *row[10:])
 
 
 @cache
 def _insert(width: int, rows: int) -> str:
     """The statement that inserts ``rows`` queued rows of ``width`` values (SQLite's statement cache keeps them)."""
     columns = ", ".join(_COLUMNS.split(", ")[:width])
-    values = f"({_TS}{', ?' * (width - 1)})"
+    values = f"({_VALUES}{', ?' * (width - PLAIN)})"
     return f"INSERT INTO calls ({columns}) VALUES {', '.join([values] * rows)}"  # noqa: S608 - no user text
 
 

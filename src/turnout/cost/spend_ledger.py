@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from .._lazy import lazy
 from ..errors import InvalidArgumentError
 from ..types import answering_attempt
-from ._ledger_writer import CLOSE_WAIT, Writer
+from ._ledger_writer import CLOSE_WAIT, NO_COUNT, NO_TEXT, Writer, iso_time
 
 if TYPE_CHECKING:
     from ..embeddings import EmbeddingResponse
@@ -158,7 +158,7 @@ def _labels(run_id: str | None, tags: Mapping[str, Any] | None) -> tuple[str | N
 
 
 def _row(
-    ms: int,
+    ts: str,
     route: str,
     attempts: list[Attempt],
     response: ChatResponse | EmbeddingResponse | None,
@@ -169,7 +169,7 @@ def _row(
 ) -> tuple[object, ...]:
     """A call's row as it is queued (`turnout.cost._ledger_writer.PLAIN`): values SQLite binds as they are.
 
-    ``ms``: when the call ended, in milliseconds since the epoch. ``labels`` are the row's last
+    ``ts``: when the call ended (`iso_time`). ``labels`` are the row's last
     columns, when any is set: estimated, cache_hit, tags, run_id, call_id and saved; estimated is
     also set when the cost or usage says ``estimated``.
     """
@@ -180,22 +180,24 @@ def _row(
     else:
         outcome = type(error).__name__ if error is not None else "closed"
         if paid is None:
-            unpaid = (ms, route, provider, model, None, None, None, None, None, None, latency, outcome, len(attempts))
+            unpaid: tuple[object, ...] = (ts, route, provider, model, None, None, NO_COUNT, NO_COUNT, NO_TEXT)
+            unpaid += (NO_TEXT, latency, outcome, len(attempts))
             return _labelled(unpaid, labels)
         usage, cost = paid  # failed, but replies were received (and paid for) before it did
     if getattr(cost, "estimated", False) or getattr(usage, "estimated", False):
         labels = (True, *labels[1:]) if labels else (True, False, None, None, None, None)
+    cached, reasoning = usage.cached_tokens, usage.reasoning_tokens
     row = (
-        ms,
+        ts,
         route,
         provider,
         model,
         usage.prompt_tokens,
         usage.completion_tokens,
-        usage.cached_tokens,
-        usage.reasoning_tokens,
-        None if cost is None else str(cost.total),
-        None if cost is None else cost.source,
+        NO_COUNT if cached is None else cached,
+        NO_COUNT if reasoning is None else reasoning,
+        NO_TEXT if cost is None else str(cost.total),
+        NO_TEXT if cost is None else cost.source,
         latency,
         outcome,
         len(attempts),
@@ -255,10 +257,12 @@ class Ledger:
     def append(self, entry: Entry) -> None:
         """Record one call (written within half a second); a failure to write is logged, never raised."""
         ms = round((entry.ts or datetime.now(UTC)).timestamp() * 1e6) // 1000  # the microsecond, then its ms
+        cached, reasoning, cost = entry.cached_tokens, entry.reasoning_tokens, entry.cost
         row = (
-            *(ms, entry.alias, entry.provider, entry.model, entry.prompt_tokens, entry.completion_tokens),
-            *(entry.cached_tokens, entry.reasoning_tokens, None if entry.cost is None else str(entry.cost)),
-            *(entry.cost_source, entry.latency, entry.outcome, entry.attempts),
+            *(iso_time(ms), entry.alias, entry.provider, entry.model, entry.prompt_tokens, entry.completion_tokens),
+            *(NO_COUNT if cached is None else cached, NO_COUNT if reasoning is None else reasoning),
+            *(NO_TEXT if cost is None else str(cost), entry.cost_source or NO_TEXT),
+            *(entry.latency, entry.outcome, entry.attempts),
         )
         labels = (entry.estimated, entry.cache_hit, entry.tags, entry.run_id, entry.call_id, entry.saved)
         self._writer.add(_labelled(row, labels))
@@ -298,7 +302,8 @@ class Ledger:
         """
         run_id, tags = _labels(run_id, tags)  # each one given wins over `ledger_labels`'
         labels = (estimated, cache_hit, tags, run_id, call_id, saved)
-        self._writer.add(_row(time.time_ns() // 1_000_000, route, attempts, response, error, latency, paid, labels))
+        ts = iso_time(time.time_ns() // 1_000_000)
+        self._writer.add(_row(ts, route, attempts, response, error, latency, paid, labels))
 
     def call_finished(self, event: CallFinished) -> None:
         """The `CallFinished` subscriber: one row per call (a failed call keeps what it paid for)."""
@@ -310,8 +315,8 @@ class Ledger:
             labels = None if run_id is None and tags is None else (False, False, tags, run_id, None, None)
         else:
             labels = (False, True, tags, run_id, None, None if saved is None else saved.total)
-        ms = time.time_ns() // 1_000_000
-        self._writer.add(_row(ms, event.route, event.attempts, response, event.error, event.latency, paid, labels))
+        ts = iso_time(time.time_ns() // 1_000_000)
+        self._writer.add(_row(ts, event.route, event.attempts, response, event.error, event.latency, paid, labels))
 
     def flush(self, timeout: float = CLOSE_WAIT) -> bool:
         """Write the rows not yet written, waiting up to ``timeout`` seconds; return whether all were."""
