@@ -142,7 +142,8 @@ class Accumulator:
         """The whole reply, once the stream has ended."""
         indexes = sorted({0, *self.texts, *self.finish, *self.tools, *self.legacy})
         choices = [
-            Choice.model_construct(
+            construct(  # every field given: the fast builder
+                Choice,
                 index=i,
                 text=self.text(i),
                 finish_reason=tool_calls_finish(self.finish.get(i), i in self.tools),
@@ -155,6 +156,7 @@ class Accumulator:
                     if i in self.legacy
                     else None
                 ),
+                logprobs=None,
             )
             for i in indexes
         ]
