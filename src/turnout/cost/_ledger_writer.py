@@ -36,6 +36,7 @@ __all__ = [
     "Writer",
     "iso_time",
     "migrate",
+    "queued",
     "stored",
 ]
 
@@ -152,8 +153,31 @@ def iso_time(ms: int) -> str:
     return f"{known[1]}.{milli:03d}+00:00"
 
 
+def queued(
+    ts: str,
+    alias: str,
+    provider: str | None,
+    model: str | None,
+    prompt: int | None,
+    completion: int | None,
+    cached: int | None,
+    reasoning: int | None,
+    cost: str | None,
+    source: str | None,
+    latency: float,
+    outcome: str,
+    attempts: int,
+) -> tuple[object, ...]:
+    """A row's first `PLAIN` values as they are queued: a missing count as `NO_COUNT`, cost or source as `NO_TEXT`."""
+    return (
+        *(ts, alias, provider, model, prompt, completion),
+        *(NO_COUNT if cached is None else cached, NO_COUNT if reasoning is None else reasoning),
+        *(NO_TEXT if cost is None else cost, source or NO_TEXT, latency, outcome, attempts),
+    )
+
+
 def stored(row: tuple[object, ...]) -> tuple[object, ...]:
-    """A queued row of all `WIDTH` columns as plain values (`NO_COUNT`, `NO_TEXT` back to None) for PostgreSQL."""
+    """A queued row of all `WIDTH` columns as plain values (`queued`'s stand-ins back to None) for PostgreSQL."""
     cached, reasoning, cost, source = row[6:10]
     missing = (
         None if cached == NO_COUNT else cached,

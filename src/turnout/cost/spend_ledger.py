@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from .._lazy import lazy
 from ..errors import InvalidArgumentError
 from ..types import answering_attempt
-from ._ledger_writer import CLOSE_WAIT, NO_COUNT, NO_TEXT, Writer, iso_time
+from ._ledger_writer import CLOSE_WAIT, Writer, iso_time, queued
 
 if TYPE_CHECKING:
     from ..embeddings import EmbeddingResponse
@@ -180,24 +180,24 @@ def _row(
     else:
         outcome = type(error).__name__ if error is not None else "closed"
         if paid is None:
-            unpaid: tuple[object, ...] = (ts, route, provider, model, None, None, NO_COUNT, NO_COUNT, NO_TEXT)
-            unpaid += (NO_TEXT, latency, outcome, len(attempts))
+            unpaid = queued(
+                ts, route, provider, model, None, None, None, None, None, None, latency, outcome, len(attempts)
+            )
             return _labelled(unpaid, labels)
         usage, cost = paid  # failed, but replies were received (and paid for) before it did
     if getattr(cost, "estimated", False) or getattr(usage, "estimated", False):
         labels = (True, *labels[1:]) if labels else (True, False, None, None, None, None)
-    cached, reasoning = usage.cached_tokens, usage.reasoning_tokens
-    row = (
+    row = queued(
         ts,
         route,
         provider,
         model,
         usage.prompt_tokens,
         usage.completion_tokens,
-        NO_COUNT if cached is None else cached,
-        NO_COUNT if reasoning is None else reasoning,
-        NO_TEXT if cost is None else str(cost.total),
-        NO_TEXT if cost is None else cost.source,
+        usage.cached_tokens,
+        usage.reasoning_tokens,
+        None if cost is None else str(cost.total),
+        None if cost is None else cost.source,
         latency,
         outcome,
         len(attempts),
@@ -257,12 +257,20 @@ class Ledger:
     def append(self, entry: Entry) -> None:
         """Record one call (written within half a second); a failure to write is logged, never raised."""
         ms = round((entry.ts or datetime.now(UTC)).timestamp() * 1e6) // 1000  # the microsecond, then its ms
-        cached, reasoning, cost = entry.cached_tokens, entry.reasoning_tokens, entry.cost
-        row = (
-            *(iso_time(ms), entry.alias, entry.provider, entry.model, entry.prompt_tokens, entry.completion_tokens),
-            *(NO_COUNT if cached is None else cached, NO_COUNT if reasoning is None else reasoning),
-            *(NO_TEXT if cost is None else str(cost), entry.cost_source or NO_TEXT),
-            *(entry.latency, entry.outcome, entry.attempts),
+        row = queued(
+            iso_time(ms),
+            entry.alias,
+            entry.provider,
+            entry.model,
+            entry.prompt_tokens,
+            entry.completion_tokens,
+            entry.cached_tokens,
+            entry.reasoning_tokens,
+            None if entry.cost is None else str(entry.cost),
+            entry.cost_source,
+            entry.latency,
+            entry.outcome,
+            entry.attempts,
         )
         labels = (entry.estimated, entry.cache_hit, entry.tags, entry.run_id, entry.call_id, entry.saved)
         self._writer.add(_labelled(row, labels))

@@ -27,7 +27,7 @@ from ..provider import Provider
 from ._http_errors import describe_body, redirect_error
 from ._loops import on_loop_shutdown
 from ._openai_errors import error_from_response, error_in_body
-from ._send import asend, pool_transport, send
+from ._send import C, asend, pool, send
 
 if TYPE_CHECKING:
     import asyncio
@@ -102,9 +102,6 @@ class HTTPProvider(Provider):
         self._network = network_settings(name, config)
         self._sync: httpx2.Client | None = None
         self._async: httpx2.AsyncClient | None = None
-        # each pool and the transport it was given, sent to directly (`._send`); None where a proxy may apply
-        self._sync_transport: tuple[httpx2.Client, httpx2.HTTPTransport | None] | None = None
-        self._async_transport: tuple[httpx2.AsyncClient, httpx2.AsyncHTTPTransport | None] | None = None
         self._async_loop: asyncio.AbstractEventLoop | None = None  # the event loop `_async` belongs to
         self._async_guard: AsyncGenerator[None, None] | None = None  # closes `_async` when its loop shuts down
         self._lock = threading.Lock()  # threads sharing a Client must not each build a pool
@@ -112,7 +109,7 @@ class HTTPProvider(Provider):
 
     def _forget_pools(self) -> None:
         """In a forked child: drop the parent's pools (see `forget_pools_after_fork`)."""
-        self._sync = self._async = self._sync_transport = self._async_transport = None
+        self._sync = self._async = None
         self._async_loop = self._async_guard = None
         self._lock = threading.Lock()
 
@@ -122,9 +119,13 @@ class HTTPProvider(Provider):
             max_connections=size, max_keepalive_connections=min(size, _defaults.MAX_KEEPALIVE_CONNECTIONS)
         )
 
-    def _pool_network(self) -> dict[str, Any]:
-        """A new pool's network arguments: the provider's, with the process's shared TLS context by default."""
-        return self._network if "verify" in self._network else {**self._network, "verify": default_tls_context()}
+    def _pool(self, cls: type[C]) -> C:
+        """A new connection pool (`httpx2.Client` or `httpx2.AsyncClient`) with the provider's settings.
+
+        Without ``ca_bundle`` or ``client_cert`` it shares the process's TLS context.
+        """
+        network = self._network if "verify" in self._network else {**self._network, "verify": default_tls_context()}
+        return pool(cls, network, self._limits(), headers=self._headers, timeout=self._timeout, auth=self._auth)
 
     @property
     def http(self) -> httpx2.Client:
@@ -132,17 +133,7 @@ class HTTPProvider(Provider):
         if self._sync is None:
             with self._lock:
                 if self._sync is None:
-                    network, limits = self._pool_network(), self._limits()
-                    transport = pool_transport(httpx2.HTTPTransport, network, limits)
-                    self._sync = httpx2.Client(
-                        headers=self._headers,
-                        timeout=self._timeout,
-                        limits=limits,
-                        auth=self._auth,
-                        transport=transport,
-                        **network,
-                    )
-                    self._sync_transport = (self._sync, transport)
+                    self._sync = self._pool(httpx2.Client)
         return self._sync
 
     @property
@@ -157,31 +148,22 @@ class HTTPProvider(Provider):
         if self._async is None or self._async_loop is not loop:
             with self._lock:
                 if self._async is None or self._async_loop is not loop:
-                    network, limits = self._pool_network(), self._limits()
-                    transport = pool_transport(httpx2.AsyncHTTPTransport, network, limits)
-                    client = httpx2.AsyncClient(
-                        headers=self._headers,
-                        timeout=self._timeout,
-                        limits=limits,
-                        auth=self._auth,
-                        transport=transport,
-                        **network,
-                    )
-                    self._async, self._async_loop, self._async_transport = client, loop, (client, transport)
+                    client = self._pool(httpx2.AsyncClient)
+                    self._async, self._async_loop = client, loop
                     if loop is not None:
                         self._async_guard = on_loop_shutdown(partial(self._close_pool, client))
         return self._async
 
     async def _close_pool(self, client: httpx2.AsyncClient) -> None:
         if self._async is client:
-            self._async = self._async_loop = self._async_transport = None
+            self._async = self._async_loop = None
         await client.aclose()
 
     def close(self) -> None:
         """Close the sync connection pool."""
         if self._sync is not None:
             self._sync.close()
-            self._sync = self._sync_transport = None
+            self._sync = None
 
     async def aclose(self) -> None:
         """Close the async connection pool."""
@@ -190,7 +172,7 @@ class HTTPProvider(Provider):
             await guard.aclose()  # closes the pool
         elif self._async is not None and self._async_loop is None:  # not asyncio (trio): one pool, no guard
             await self._async.aclose()
-        self._async = self._async_loop = self._async_transport = None
+        self._async = self._async_loop = None
 
     def _build(
         self,
@@ -212,7 +194,7 @@ class HTTPProvider(Provider):
         """POST and read the whole reply; raise a typed error for failures and error statuses."""
         client = self.http
         try:
-            response = send(client, self._sync_transport, self._build(client, path, body, request))
+            response = send(client, self._build(client, path, body, request))
         except _TRANSPORT_ERRORS as exc:
             raise self._transport_error(exc, model) from exc
         self._check(response, model)
@@ -224,7 +206,7 @@ class HTTPProvider(Provider):
         """Async twin of `post`."""
         client = self.ahttp
         try:
-            response = await asend(client, self._async_transport, self._build(client, path, body, request))
+            response = await asend(client, self._build(client, path, body, request))
         except _TRANSPORT_ERRORS as exc:
             raise self._transport_error(exc, model) from exc
         self._check(response, model)
@@ -241,7 +223,7 @@ class HTTPProvider(Provider):
         if watch is not None and timeouts is not None and (left := watch.left()) is not None:
             timeouts["read"] = left if read is None else min(read, left)  # the wait for the headers
         try:
-            response = send(client, self._sync_transport, built, stream=True)
+            response = send(client, built, stream=True)
         except _TRANSPORT_ERRORS as exc:
             raise self._transport_error(exc, model) from exc
         if watch is not None:
@@ -264,8 +246,7 @@ class HTTPProvider(Provider):
         """Async twin of `post_stream`."""
         client = self.ahttp
         try:
-            built = self._build(client, path, body, request)
-            response = await asend(client, self._async_transport, built, stream=True)
+            response = await asend(client, self._build(client, path, body, request), stream=True)
         except _TRANSPORT_ERRORS as exc:
             raise self._transport_error(exc, model) from exc
         try:

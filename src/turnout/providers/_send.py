@@ -4,8 +4,8 @@
 a proxy lookup, cookie extraction and an access log line before and after its transport's
 ``handle_request``. For turnout's requests most of that is idle: it never follows redirects
 (a 3xx is an error), sets no event hooks, and authenticates with a header. So where no proxy
-applies and the pool has no `httpx2.Auth`, a provider sends through the transport it gave the
-pool (the public transport API: https://www.python-httpx.org/advanced/transports/) and keeps
+applies and the pool has no `httpx2.Auth`, a pool made by `pool` sends through the transport it
+was given (the public transport API: https://www.python-httpx.org/advanced/transports/), keeping
 what the client layers would have done that can matter: cookies a server sets are stored and
 sent back, ``response.request`` is set (and ``response.elapsed`` on a reply read whole), and the ``httpx2`` logger gets
 the same INFO line. This saves about 20 µs of CPU per call (docs/performance.md).
@@ -19,50 +19,56 @@ from __future__ import annotations
 import logging
 import time
 import urllib.request
+import weakref
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any, TypeVar
 
 import httpx2
 
-if TYPE_CHECKING:
-    from collections.abc import Mapping
-
-__all__ = ["asend", "pool_transport", "send"]
+__all__ = ["asend", "pool", "send"]
 
 _log = logging.getLogger("httpx2")  # where httpx2's client logs each request
+#: Each pool made by `pool` without a proxy in play, and the transport it was given.
+_DIRECT: weakref.WeakKeyDictionary[httpx2.Client | httpx2.AsyncClient, Any] = weakref.WeakKeyDictionary()
+
+C = TypeVar("C", httpx2.Client, httpx2.AsyncClient)
 
 
-def pool_transport(cls: type[Any], network: Mapping[str, Any], limits: httpx2.Limits) -> Any:
-    """The transport a new pool should be given so that requests may skip the client layers, or None.
+def pool(cls: type[C], network: dict[str, Any], limits: httpx2.Limits, **options: Any) -> C:
+    """A new ``cls`` (`httpx2.Client` or `httpx2.AsyncClient`) whose requests `send` may give its transport directly.
 
-    None when a proxy may apply (the provider's ``proxy``, or one in the environment, which
-    httpx2 reads from `urllib.request.getproxies`): the client then picks the transport per URL.
-    ``network`` is the pool's ``verify`` (and ``proxy``) arguments; ``cls`` is
-    `httpx2.HTTPTransport` or `httpx2.AsyncHTTPTransport`.
+    ``network`` holds its ``verify`` (and ``proxy``) arguments, ``options`` the rest. Where a
+    proxy may apply (a ``proxy``, or one in the environment, which httpx2 reads from
+    `urllib.request.getproxies`) the pool picks its transport per URL, and `send` leaves it to.
     """
     if "proxy" in network or any(scheme != "no" for scheme in urllib.request.getproxies()):
-        return None
-    return cls(verify=network["verify"], limits=limits)
+        return cls(limits=limits, **network, **options)
+    kind: Any = httpx2.HTTPTransport if cls is httpx2.Client else httpx2.AsyncHTTPTransport
+    transport = kind(verify=network["verify"], limits=limits)
+    made = cls(limits=limits, transport=transport, **network, **options)
+    _DIRECT[made] = transport
+    return made
 
 
-def send(
-    client: httpx2.Client,
-    pool: tuple[httpx2.Client, httpx2.HTTPTransport | None] | None,
-    request: httpx2.Request,
-    *,
-    stream: bool = False,
-) -> httpx2.Response:
-    """``client.send(request, stream=stream)``, through the transport directly where ``pool`` allows.
+def _direct(client: httpx2.Client | httpx2.AsyncClient) -> Any:
+    """The transport to send ``client``'s requests to, or None.
 
-    ``pool`` is the pool and the transport it was given when it was made (`pool_transport`):
-    the transport is used only for that very pool, and only while it has no `httpx2.Auth`
-    (an Azure token provider sets one later). Raises what ``client.send`` raises.
+    None when a proxy may apply, or when the pool has an `httpx2.Auth` (an Azure token provider
+    sets one after the pool is made).
     """
-    transport = None if pool is None or pool[0] is not client or client.auth is not None else pool[1]
+    return None if client.auth is not None else _DIRECT.get(client)
+
+
+def send(client: httpx2.Client, request: httpx2.Request, *, stream: bool = False) -> httpx2.Response:
+    """``client.send(request, stream=stream)``, through its transport directly where `pool` allows.
+
+    Raises what ``client.send`` raises.
+    """
+    transport = _direct(client)
     if transport is None:
         return client.send(request, stream=stream)
     start = time.perf_counter()
-    response = transport.handle_request(request)
+    response: httpx2.Response = transport.handle_request(request)
     response.request = request
     if not stream:
         try:
@@ -75,19 +81,13 @@ def send(
     return response
 
 
-async def asend(
-    client: httpx2.AsyncClient,
-    pool: tuple[httpx2.AsyncClient, httpx2.AsyncHTTPTransport | None] | None,
-    request: httpx2.Request,
-    *,
-    stream: bool = False,
-) -> httpx2.Response:
+async def asend(client: httpx2.AsyncClient, request: httpx2.Request, *, stream: bool = False) -> httpx2.Response:
     """Async twin of `send`."""
-    transport = None if pool is None or pool[0] is not client or client.auth is not None else pool[1]
+    transport = _direct(client)
     if transport is None:
         return await client.send(request, stream=stream)
     start = time.perf_counter()
-    response = await transport.handle_async_request(request)
+    response: httpx2.Response = await transport.handle_async_request(request)
     response.request = request
     if not stream:
         try:

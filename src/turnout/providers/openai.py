@@ -136,7 +136,9 @@ class OpenAIProvider(HTTPProvider):
                         events, ended = iter(decoder.close()), True
                     for data in events:
                         if data == DONE_DATA:
-                            await self._afinish(model, empty, aiter_sse_rest(events, pieces, decoder))
+                            if empty:
+                                raise self._empty_stream(model)
+                            await afinish_sse(aiter_sse_rest(events, pieces, decoder))
                             return
                         empty = False
                         chunks = parse_chunk(data, provider=self.name, model=model)
@@ -209,12 +211,6 @@ class OpenAIProvider(HTTPProvider):
             fields=self.option_fields(model, request),
             completion_cap=self.price_catalogue() == "openai" and _REASONING_MODEL.match(model) is not None,
         )
-
-    async def _afinish(self, model: str, empty: bool, rest: AsyncIterator[bytes]) -> None:
-        """`astream` is at ``[DONE]``: read the body's ``rest`` (`afinish_sse`); raise if no event came before it."""
-        if empty:
-            raise self._empty_stream(model)
-        await afinish_sse(rest)
 
     def _empty_stream(self, model: str) -> ResponseValidationError:
         return ResponseValidationError(
