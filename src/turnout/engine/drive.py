@@ -237,10 +237,8 @@ async def _anext(step: Stream, chunks: AsyncIterator[ChatChunk], watch: Watch) -
 
 async def _aperform(step: Any, clock: Clock) -> Any:
     kind = type(step)
-    if kind is Send:  # awaited here, not in a helper: each await of the request resumes one coroutine less
-        if step.embed:
-            return await step.provider.aembed(step.model, step.request)
-        return await step.provider.achat(step.model, step.request)
+    if kind is Send:  # an embedding batch (`adrive` awaits a chat request itself)
+        return await step.provider.aembed(step.model, step.request)
     if kind is Sleep:
         await clock.asleep(step.seconds)
         return None
