@@ -8,8 +8,11 @@ import dataclasses
 import io
 import json
 import multiprocessing
+import os
 import re
 import sqlite3
+import sys
+import threading
 import time
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
@@ -661,3 +664,74 @@ def test_iso_time_is_the_utc_millisecond_of_any_time() -> None:
     for ms in times:
         expected = datetime.fromtimestamp(ms / 1000, UTC).replace(microsecond=ms % 1000 * 1000)
         assert _ledger_writer.iso_time(ms) == expected.isoformat(timespec="milliseconds"), ms
+
+
+_linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the nice value is per thread on Linux")
+
+
+def _writer_thread(ledger: Ledger) -> int:
+    """The native id of ``ledger``'s writer thread, started by a first row."""
+    ledger.append(_entry())
+    assert ledger.flush(5.0)
+    thread = ledger._writer.thread
+    assert thread is not None and thread.native_id is not None
+    return thread.native_id
+
+
+@_linux_only
+def test_the_writer_thread_runs_nicer_than_the_caller_and_the_caller_keeps_its_priority(tmp_path: Path) -> None:
+    # The calls' thread (here the test's) must keep its nice value: renicing the process (pid
+    # instead of the thread's id) would slow the application itself.
+    caller = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    ledger = Ledger(tmp_path / "l.sqlite3")
+    writer = _writer_thread(ledger)
+    assert os.getpriority(os.PRIO_PROCESS, writer) == min(19, caller + 15)  # the documented value
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == caller
+    assert os.getpriority(os.PRIO_PROCESS, os.getpid()) == caller
+    ledger.close()
+
+
+@_linux_only
+def test_a_writer_told_nice_0_keeps_the_callers_priority(tmp_path: Path) -> None:
+    caller = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    ledger = Ledger(tmp_path / "l.sqlite3")
+    ledger._writer.nice = 0
+    assert os.getpriority(os.PRIO_PROCESS, _writer_thread(ledger)) == caller
+    ledger.close()
+
+
+def _nice_after_lowering(nice: int) -> tuple[int, int]:
+    """A fresh thread's nice value before and after `_lower_priority(nice)` (never the test's own thread)."""
+    seen: list[int] = []
+
+    def run() -> None:
+        me = threading.get_native_id()
+        seen.append(os.getpriority(os.PRIO_PROCESS, me))
+        _ledger_writer._lower_priority(nice)
+        seen.append(os.getpriority(os.PRIO_PROCESS, me))
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    return seen[0], seen[1]
+
+
+@_linux_only
+def test_elsewhere_than_linux_the_priority_is_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    before, after = _nice_after_lowering(5)
+    assert after == min(19, before + 5)
+    monkeypatch.setattr(sys, "platform", "darwin")  # setpriority there takes a process, not a thread
+    before, after = _nice_after_lowering(5)
+    assert after == before
+
+
+@_linux_only
+def test_a_refused_priority_change_leaves_the_writer_writing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: object) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "setpriority", refuse)  # as a seccomp sandbox answers
+    ledger = Ledger(tmp_path / "l.sqlite3")
+    _writer_thread(ledger)
+    ledger.close()
+    assert [t.calls for t in totals(tmp_path / "l.sqlite3")] == [1]
