@@ -247,9 +247,10 @@ def test_resume_across_targets_only_when_asked(mode: str) -> None:
     with FakeServer(flavor="vllm", models=["llama"]) as a, FakeServer(flavor="vllm", models=["llama"]) as b:
         route = {"resume": "continue", "retry": {"max_attempts": 1}}
         a.enqueue(Fault.truncate_stream(2, reply=Reply(WORDS)))
-        with pytest.raises(turnout.StreamInterruptedError):
+        with pytest.raises(turnout.StreamInterruptedError) as info:
             stream(config(("a", "vllm", a), ("b", "vllm", b), **route), mode)
         assert b.chat_requests == []
+        assert isinstance(info.value.__cause__, httpx2.RemoteProtocolError)  # what cut it, not itself
         a.enqueue(Fault.truncate_stream(2, reply=Reply(WORDS)))
         b.enqueue(Reply(WORDS))
         text, reply = stream(config(("a", "vllm", a), ("b", "vllm", b), resume_across_targets=True, **route), mode)

@@ -2,19 +2,25 @@
 
 - A stream event decoded from plain JSON (text, finish and usage events) gives the chunks that
   validating it into the wire models gives; anything else defers to the validated path.
-- A body without ``content-encoding`` is read raw (no decoder per read); an encoded one is decoded.
+- A body without ``content-encoding`` is read from the response's byte stream itself (no decoder
+  and no ``iter_raw`` generator per read); an encoded one is decoded. A read error keeps its
+  request, and an async stream left early closes its byte iterator itself.
 - The stream ends at ``[DONE]`` however the body ends (the async stream decodes its body itself).
 """
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
+import sys
 from typing import Any
 
 import httpx2
 import pytest
 
+import turnout
+from turnout import AsyncClient
 from turnout.providers import _openai_models, _openai_wire
 from turnout.providers._openai_wire import parse_chunk
 from turnout.testing import FakeServer, Fault
@@ -133,13 +139,13 @@ def test_a_gzip_encoded_stream_is_decoded(runner: Runner) -> None:
 
 
 def test_a_stream_without_content_encoding_is_read_raw(runner: Runner, monkeypatch: pytest.MonkeyPatch) -> None:
-    """No decoder per read: httpx2's ``iter_bytes`` (identity decoder and chunker) is not used."""
+    """No decoder per read: neither httpx2's ``iter_bytes`` (identity decoder and chunker) nor ``iter_raw``."""
 
     def refuse(*_: Any, **__: Any) -> Any:
-        raise AssertionError("a plain stream went through the content decoder")
+        raise AssertionError("a plain stream went through httpx2's readers")
 
-    monkeypatch.setattr(httpx2.Response, "iter_bytes", refuse)
-    monkeypatch.setattr(httpx2.Response, "aiter_bytes", refuse)
+    for reader in ("iter_bytes", "aiter_bytes", "iter_raw", "aiter_raw"):
+        monkeypatch.setattr(httpx2.Response, reader, refuse)
     with FakeServer(flavor="openai", models=["gpt-4o-mini"], api_key=CANARY_KEY) as server:
         server.enqueue(Fault.response(200, _BODY, content_type="text/event-stream"))
         chunks, reply = runner.stream(_config(server), "p:gpt-4o-mini", "Hi")
@@ -166,3 +172,54 @@ def test_the_stream_ends_at_its_done_event_however_the_body_ends(runner: Runner,
         chunks, reply = runner.stream(_config(server), "p:gpt-4o-mini", "Hi")
     assert [c.text for c in chunks] == ["hi", " there", None]
     assert reply.text == "hi there" and reply.finish_reason == "stop" and reply.usage.total_tokens == 4
+
+
+def _transport_cause(error: BaseException) -> httpx2.TransportError:
+    """The httpx2 error in ``error``'s chain of causes (which must end: an error is never its own cause)."""
+    seen, cause = [error], error.__cause__
+    while cause is not None and not isinstance(cause, httpx2.TransportError):
+        assert all(cause is not s for s in seen), f"{error!r}: a cycle in its causes"
+        seen.append(cause)
+        cause = cause.__cause__
+    assert cause is not None, f"no httpx2 transport error behind {error!r}"
+    return cause
+
+
+def test_a_body_cut_mid_stream_keeps_its_request_on_the_read_error(runner: Runner) -> None:
+    """The read error behind `StreamInterruptedError` names its request, as httpx2's ``iter_raw`` would have it."""
+    with FakeServer(flavor="openai", models=["gpt-4o-mini"], api_key=CANARY_KEY) as server:
+        server.enqueue(Fault.truncate_stream(after_chunks=2))
+        with pytest.raises(turnout.StreamInterruptedError) as info:
+            runner.stream(_config(server), "p:gpt-4o-mini", "Hi")
+    request = _transport_cause(info.value).request  # httpx2 raises RuntimeError when none is attached
+    assert (request.method, request.url.path) == ("POST", "/v1/chat/completions")
+
+
+def test_an_async_stream_left_early_closes_its_byte_iterator_itself() -> None:
+    """No async generator of turnout's or httpx2's reading is left for the event loop to close later.
+
+    (httpcore's own innermost one, ``HTTP11ConnectionByteStream.__aiter__``, is: httpcore does not
+    close it when the generator around it closes. Its connection is released before, by
+    ``response.aclose()``.)
+    """
+    finalized: list[str] = []
+
+    async def go(server: FakeServer) -> str | None:
+        firstiter, finalizer = sys.get_asyncgen_hooks()
+        assert finalizer is not None
+
+        def finalize(agen: Any) -> None:  # the loop's hook: an async generator dropped while still open
+            if "httpcore" not in agen.ag_code.co_filename:
+                finalized.append(agen.__qualname__)
+            finalizer(agen)
+
+        sys.set_asyncgen_hooks(firstiter=firstiter, finalizer=finalize)
+        async with AsyncClient(config=_config(server)) as client, client.stream("p:gpt-4o-mini", "Hi") as stream:
+            async for chunk in stream:
+                return chunk.text  # leaves with the body half read
+        return None
+
+    with FakeServer(flavor="openai", models=["gpt-4o-mini"], api_key=CANARY_KEY) as server:
+        server.enqueue(Fault.response(200, _BODY, content_type="text/event-stream"))
+        assert asyncio.run(go(server)) == "hi"
+    assert finalized == []

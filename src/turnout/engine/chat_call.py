@@ -92,7 +92,11 @@ class ChatCall(Call[ChatRequest, ChatResponse]):
         return finished
 
     def interrupted(self, exc: ProviderError, partial_text: str) -> StreamInterruptedError:
-        """The error for a stream that failed after content was delivered (never retried or re-routed)."""
+        """The error for a stream that failed after content was delivered (never retried or re-routed).
+
+        ``exc`` itself when it is a `StreamInterruptedError` (its cause, what cut the stream, kept;
+        raise it without ``from``, which would make it its own cause), else a new one caused by ``exc``.
+        """
         if isinstance(exc, StreamInterruptedError):
             wrapped = exc
             wrapped.partial_text = partial_text

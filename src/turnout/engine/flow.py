@@ -176,7 +176,7 @@ def stream_attempts(call: ChatCall, provider: Provider, model: str) -> Flow[Chat
             if acc.has_content:
                 if call.policy.resume == "off":
                     call.stream_cut(provider, model, acc)
-                    raise call.interrupted(exc, acc.text()) from exc  # content was delivered: never retried
+                    raise call.interrupted(exc, acc.text())  # noqa: B904 - has its cause; never retried
                 return (yield from _resume(call, provider, model, acc, exc, sent, retries))
             retries = retries or call.retries(provider, model)
             yield Sleep(retries.after(exc))
@@ -265,7 +265,7 @@ def _resume(
                 exc = failed
                 continue
             return _streamed(call, target, name, acc, started)
-    raise call.interrupted(exc, acc.text()) from exc
+    raise call.interrupted(exc, acc.text())
 
 
 def admit(call: Call[Any, Any], provider: Provider, model: str, request: Any) -> Flow[Permit | None]:

@@ -22,7 +22,16 @@ from ..types import ChatChunk, ChatRequest, ChatResponse, ProviderRateLimit
 from ._http import HTTPProvider
 from ._openai_wire import DONE_DATA, build_body, parse_chunk, parse_completion
 from ._ratelimit_headers import rate_limit_from_headers
-from ._sse import SSEDecoder, abody_chunks, afinish_sse, aiter_sse_rest, body_chunks, finish_sse, iter_sse_data
+from ._sse import (
+    SSEDecoder,
+    abody_chunks,
+    aclose_chunks,
+    afinish_sse,
+    aiter_sse_rest,
+    body_chunks,
+    finish_sse,
+    iter_sse_data,
+)
 
 if TYPE_CHECKING:
     from ..embeddings import EmbeddingRequest, EmbeddingResponse
@@ -115,6 +124,7 @@ class OpenAIProvider(HTTPProvider):
                         chunks[0], limit = _with_limit(chunks[0], limit), None
                     yield from chunks
             except httpx2.TransportError as exc:
+                exc.request = response.request  # as httpx2's iter_raw attaches it
                 raise self._interrupted(model, exc) from exc
             raise self._interrupted(model, None)
 
@@ -127,8 +137,9 @@ class OpenAIProvider(HTTPProvider):
         body = self._body(model, request, stream=True)
         async with self.apost_stream(_CHAT_PATH, body, request, model) as response:
             limit = rate_limit_from_headers(response.headers)  # headers come before the body
+            pieces = abody_chunks(response)
             try:
-                pieces, decoder, empty, ended = abody_chunks(response), SSEDecoder(), True, False
+                decoder, empty, ended = SSEDecoder(), True, False
                 while not ended:
                     try:
                         events = iter(decoder.feed(await anext(pieces)))
@@ -147,7 +158,10 @@ class OpenAIProvider(HTTPProvider):
                         for chunk in chunks:
                             yield chunk
             except httpx2.TransportError as exc:
+                exc.request = response.request
                 raise self._interrupted(model, exc) from exc
+            finally:
+                await aclose_chunks(pieces)
             raise self._interrupted(model, None)
 
     def embed(self, model: str, request: EmbeddingRequest) -> EmbeddingResponse:
