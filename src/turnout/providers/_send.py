@@ -12,11 +12,11 @@ the same INFO line. This saves about 20 µs of CPU per call (docs/performance.md
 
 A reply read whole is read from the transport's byte stream in one ``b"".join`` where it has no
 ``content-encoding``: ``response.read()`` would pass the same bytes through its identity decoder,
-a chunker, two generators and two exception contexts, about 15 µs of a call on this path. What
-``read()`` leaves is left too: the body where ``response.content`` finds it (``_content``, the one
-private name turnout sets: checked once at import, `_content_slot`, with ``read()`` used instead
-where an httpx2 keeps it elsewhere), the response marked consumed and closed, a read error naming
-its request. An encoded body goes through ``read()``.
+a chunker, two generators and two exception contexts, 10–13 µs of a call (docs/performance.md).
+What ``read()`` leaves is left too: the body where ``response.content`` finds it (``_content``,
+the one private name turnout sets: checked once at import, `_content_slot`, with ``read()`` used
+instead where an httpx2 keeps it elsewhere), the response marked consumed and closed, a read
+error naming its request. An encoded body goes through ``read()``.
 
 Elsewhere (a ``proxy`` key, proxy environment variables, credentials in ``base_url``, an Azure
 token provider) requests go through ``Client.send`` as before.
