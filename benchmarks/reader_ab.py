@@ -7,7 +7,7 @@
 
 The fake server of `make bench` runs in another process, pinned to one core; this process is
 pinned to another. Each round runs raw httpx2, then one turnout client twice: reading as it does
-(``_send`` joins a reply's byte stream itself, ``_sse.body_chunks`` iterates a stream's), then
+(``_send.body_chunks`` reads a reply's body and a stream's from the transport's byte stream itself), then
 with httpx2's readers swapped in for its block (``response.read()``; ``iter_raw``), in alternating
 order. Prints the CPU per call (or per stream) and its ratio to raw httpx2's, medians over the rounds.
 """

@@ -10,13 +10,13 @@ what the client layers would have done that can matter: cookies a server sets ar
 sent back, ``response.request`` is set (and ``response.elapsed`` on a reply read whole), and the ``httpx2`` logger gets
 the same INFO line. This saves about 20 µs of CPU per call (docs/performance.md).
 
-A reply read whole is read from the transport's byte stream in one ``b"".join`` where it has no
-``content-encoding``: ``response.read()`` would pass the same bytes through its identity decoder,
-a chunker, two generators and two exception contexts, 10–13 µs of a call (docs/performance.md).
-What ``read()`` leaves is left too: the body where ``response.content`` finds it (``_content``,
-the one private name turnout sets: checked once at import, `_content_slot`, with ``read()`` used
-instead where an httpx2 keeps it elsewhere), the response marked consumed and closed, a read
-error naming its request. An encoded body goes through ``read()``.
+A body, a reply's read whole or a stream's, is read by `body_chunks`: where it has no
+``content-encoding``, from the transport's byte stream itself. ``response.read()`` would pass
+the same bytes through its identity decoder, a chunker, two generators and two exception
+contexts, 10–13 µs of a call (docs/performance.md). What ``read()`` leaves is left too: the body
+where ``response.content`` finds it (``_content``, the one private name turnout sets: checked
+once at import, `_content_slot`, with ``read()`` used instead where an httpx2 keeps it
+elsewhere), the response marked consumed and closed, a read error naming its request.
 
 Elsewhere (a ``proxy`` key, proxy environment variables, credentials in ``base_url``, an Azure
 token provider) requests go through ``Client.send`` as before.
@@ -28,12 +28,13 @@ import logging
 import time
 import urllib.request
 import weakref
+from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from typing import Any, TypeVar
 
 import httpx2
 
-__all__ = ["asend", "pool", "send"]
+__all__ = ["abody_chunks", "aclose_chunks", "asend", "body_chunks", "pool", "send"]
 
 _log = logging.getLogger("httpx2")  # where httpx2's client logs each request
 #: Each pool made by `pool` without a proxy in play, and the transport it was given.
@@ -80,8 +81,8 @@ def send(client: httpx2.Client, request: httpx2.Request, *, stream: bool = False
     response.request = request
     if not stream:
         try:
-            if _READ_INTO and "content-encoding" not in response.headers:
-                _keep(response, b"".join(response.stream))  # type: ignore[arg-type]  # a sync stream here
+            if _READ_INTO:
+                _keep(response, b"".join(body_chunks(response)))
                 response.close()
             else:
                 response.read()
@@ -104,8 +105,8 @@ async def asend(client: httpx2.AsyncClient, request: httpx2.Request, *, stream: 
     response.request = request
     if not stream:
         try:
-            if _READ_INTO and "content-encoding" not in response.headers:
-                _keep(response, b"".join([part async for part in response.stream]))  # type: ignore[union-attr]
+            if _READ_INTO:
+                _keep(response, b"".join([part async for part in abody_chunks(response)]))
                 await response.aclose()
             else:
                 await response.aread()
@@ -116,6 +117,45 @@ async def asend(client: httpx2.AsyncClient, request: httpx2.Request, *, stream: 
         response.elapsed = timedelta(seconds=time.perf_counter() - start)
     _after(client, request, response)
     return response
+
+
+def body_chunks(response: httpx2.Response) -> Iterator[bytes]:
+    """A body's byte chunks, as they arrive (the caller closes ``response``): a stream's, or a reply's read whole.
+
+    A body without ``content-encoding`` (the usual one) is read from the response's byte
+    stream itself (``response.stream``, what its transport returned: the public transport API,
+    https://www.python-httpx.org/advanced/transports/), as httpx2's ``iter_raw`` reads it: not
+    through ``iter_bytes``' identity decoder and chunker, and not through ``iter_raw``'s own
+    generator either (a byte count and a chunker per read, for the same bytes). The response
+    is marked consumed, as ``iter_raw`` marks it; its ``num_bytes_downloaded`` stays 0. A read
+    error is httpx2's, mapped by the transport, without the request ``iter_raw`` would attach:
+    the caller attaches it (``exc.request = response.request``).
+    """
+    if "content-encoding" in response.headers:
+        return response.iter_bytes()
+    stream = response.stream
+    if response.is_stream_consumed or response.is_closed or not isinstance(stream, httpx2.SyncByteStream):
+        return response.iter_raw()  # which raises what fits (StreamConsumed, StreamClosed, an async stream)
+    response.is_stream_consumed = True
+    return iter(stream)
+
+
+def abody_chunks(response: httpx2.Response) -> AsyncIterator[bytes]:
+    """Async twin of `body_chunks`; the caller closes the iterator (`aclose_chunks`) and ``response``."""
+    if "content-encoding" in response.headers:
+        return response.aiter_bytes()
+    stream = response.stream
+    if response.is_stream_consumed or response.is_closed or not isinstance(stream, httpx2.AsyncByteStream):
+        return response.aiter_raw()
+    response.is_stream_consumed = True
+    return aiter(stream)
+
+
+async def aclose_chunks(chunks: AsyncIterator[bytes]) -> None:
+    """Close what `abody_chunks` returned, now (an async generator left open is closed later, by the loop)."""
+    aclose = getattr(chunks, "aclose", None)
+    if aclose is not None:
+        await aclose()
 
 
 def _content_slot() -> bool:
@@ -129,9 +169,8 @@ _READ_INTO = _content_slot()
 
 
 def _keep(response: httpx2.Response, body: bytes) -> None:
-    """Give ``response`` its whole ``body``, read from its stream: what ``response.read()`` leaves."""
+    """Give ``response`` its whole ``body``, read by `body_chunks` (which marked it consumed), as ``read()`` does."""
     response._content = body  # noqa: SLF001 - where read() keeps it; _READ_INTO checked that it does
-    response.is_stream_consumed = True
 
 
 def _attach(exc: BaseException, request: httpx2.Request) -> None:

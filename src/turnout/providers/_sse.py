@@ -17,12 +17,9 @@ import httpx2
 
 __all__ = [
     "SSEDecoder",
-    "abody_chunks",
-    "aclose_chunks",
     "afinish_sse",
     "aiter_sse_data",
     "aiter_sse_rest",
-    "body_chunks",
     "finish_sse",
     "iter_sse_data",
 ]
@@ -81,45 +78,6 @@ class SSEDecoder:
             events.append(b"\n".join(self._data))
             self._data = []
         return events
-
-
-def body_chunks(response: httpx2.Response) -> Iterator[bytes]:
-    """A streamed body's byte chunks, as they arrive (the caller closes ``response``).
-
-    A body without ``content-encoding`` (the usual stream) is read from the response's byte
-    stream itself (``response.stream``, what its transport returned: the public transport API,
-    https://www.python-httpx.org/advanced/transports/), as httpx2's ``iter_raw`` reads it: not
-    through ``iter_bytes``' identity decoder and chunker, and not through ``iter_raw``'s own
-    generator either (a byte count and a chunker per read, for the same bytes). The response
-    is marked consumed, as ``iter_raw`` marks it; its ``num_bytes_downloaded`` stays 0. A read
-    error is httpx2's, mapped by the transport, without the request ``iter_raw`` would attach:
-    the caller attaches it (``exc.request = response.request``).
-    """
-    if "content-encoding" in response.headers:
-        return response.iter_bytes()
-    stream = response.stream
-    if response.is_stream_consumed or response.is_closed or not isinstance(stream, httpx2.SyncByteStream):
-        return response.iter_raw()  # which raises what fits (StreamConsumed, StreamClosed, an async stream)
-    response.is_stream_consumed = True
-    return iter(stream)
-
-
-def abody_chunks(response: httpx2.Response) -> AsyncIterator[bytes]:
-    """Async twin of `body_chunks`; the caller closes the iterator (`aclose_chunks`) and ``response``."""
-    if "content-encoding" in response.headers:
-        return response.aiter_bytes()
-    stream = response.stream
-    if response.is_stream_consumed or response.is_closed or not isinstance(stream, httpx2.AsyncByteStream):
-        return response.aiter_raw()
-    response.is_stream_consumed = True
-    return aiter(stream)
-
-
-async def aclose_chunks(chunks: AsyncIterator[bytes]) -> None:
-    """Close what `abody_chunks` returned, now (an async generator left open is closed later, by the loop)."""
-    aclose = getattr(chunks, "aclose", None)
-    if aclose is not None:
-        await aclose()
 
 
 def iter_sse_data(chunks: Iterator[bytes]) -> Iterator[bytes]:

@@ -22,16 +22,8 @@ from ..types import ChatChunk, ChatRequest, ChatResponse, ProviderRateLimit
 from ._http import HTTPProvider
 from ._openai_wire import DONE_DATA, build_body, parse_chunk, parse_completion
 from ._ratelimit_headers import rate_limit_from_headers
-from ._sse import (
-    SSEDecoder,
-    abody_chunks,
-    aclose_chunks,
-    afinish_sse,
-    aiter_sse_rest,
-    body_chunks,
-    finish_sse,
-    iter_sse_data,
-)
+from ._send import abody_chunks, aclose_chunks, body_chunks
+from ._sse import SSEDecoder, afinish_sse, aiter_sse_rest, finish_sse, iter_sse_data
 
 if TYPE_CHECKING:
     from ..embeddings import EmbeddingRequest, EmbeddingResponse
